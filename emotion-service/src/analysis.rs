@@ -1,0 +1,99 @@
+//! What the analysis of one frame yields, and the analyzer interface the vision pipeline implements.
+
+use image::RgbImage;
+use iv_contracts::policy::AnalysisPolicy;
+use serde::{Deserialize, Serialize};
+
+/// A face's box in frame pixels, with the detector's confidence.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaceBox {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub x: f32,
+    pub y: f32,
+}
+
+/// The seven expression classes, in the order the expression model emits them.
+pub const EXPRESSIONS: [&str; 7] = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expression {
+    pub label: String,
+    pub confidence: f32,
+    /// Probability per class of [`EXPRESSIONS`].
+    pub probabilities: Vec<(String, f32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct HeadPose {
+    pub yaw: f32,
+    pub pitch: f32,
+    pub roll: f32,
+}
+
+/// Everything one frame says about the candidate.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FrameAnalysis {
+    pub face_count: u32,
+    /// The main (largest) face.
+    pub face: Option<FaceBox>,
+    /// iBUG 68-point landmarks of the main face, in frame pixels.
+    pub landmarks: Vec<Point>,
+    /// `None` without a face or when the policy forbids emotion inference.
+    pub expression: Option<Expression>,
+    /// Eye aspect ratio of the left and right eye.
+    pub eye_openness: Option<(f32, f32)>,
+    pub pose: Option<HeadPose>,
+    pub eye_contact: bool,
+    /// 0..1, combining presence, pose, gaze and eye closure.
+    pub attention: f32,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AnalyzerError {
+    /// The analyzer cannot run on this instance (models not installed).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("analysis failed: {0}")]
+    Failed(String),
+}
+
+/// A face-analysis pipeline. Runs on a blocking worker thread, never on the async runtime.
+pub trait FrameAnalyzer: Send + Sync + 'static {
+    /// Analyses one decoded frame. `hint` is the face's box in the previous frame of the same
+    /// session, which lets a pipeline skip detection while it tracks.
+    fn analyze(
+        &self,
+        frame: &RgbImage,
+        policy: AnalysisPolicy,
+        hint: Option<FaceBox>,
+    ) -> Result<FrameAnalysis, AnalyzerError>;
+
+    /// `Err` with the reason when this analyzer cannot serve at all.
+    fn availability(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The analyzer of an instance without model files: every analysis is refused with the reason,
+/// which callers see as gRPC UNAVAILABLE and which the interview service turns into degraded mode.
+pub struct ModelsMissing {
+    pub reason: String,
+}
+
+impl FrameAnalyzer for ModelsMissing {
+    fn analyze(&self, _: &RgbImage, _: AnalysisPolicy, _: Option<FaceBox>) -> Result<FrameAnalysis, AnalyzerError> {
+        Err(AnalyzerError::Unavailable(self.reason.clone()))
+    }
+
+    fn availability(&self) -> Result<(), String> {
+        Err(self.reason.clone())
+    }
+}

@@ -1,0 +1,150 @@
+//! The emotion service: face analysis of webcam frames over gRPC (`emotion.EmotionService`) and
+//! REST (`/api/v1/emotions/*`) on one port, with per-session aggregates for recruiters.
+//!
+//! # Layout
+//! - `iv_frames`: frame intake (format, size, dimensions, decoding with limits), shared.
+//! - [`analysis`]: what a frame yields and the [`analysis::FrameAnalyzer`] the vision pipeline
+//!   implements.
+//! - [`pool`]: the bounded inference pool that sheds load instead of queueing without bound.
+//! - [`service`]: the use cases (analyse, summarise), policy enforcement and session memory.
+//! - [`store`]: per-frame aggregates and session policies (never pixels).
+//! - [`grpc`], [`routes`]: thin front ends; [`error`]: the crate's errors and their mapping.
+
+pub mod analysis;
+pub mod error;
+
+pub mod grpc;
+pub mod pool;
+pub mod routes;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use iv_contracts::emotion::emotion_service_server::EmotionServiceServer;
+use iv_platform::config::{ConfigError, Env, EnvSource};
+use iv_platform::health::Health;
+use iv_platform::{CancellationToken, db, http};
+use tokio::net::TcpListener;
+
+use crate::analysis::{FrameAnalyzer, ModelsMissing};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    /// 8082 by default; 0 picks a free port (tests).
+    pub port: u16,
+    pub database_url: String,
+    /// Where the converted model files live (see scripts/fetch-models.sh).
+    pub models_dir: String,
+    /// Frames analysed at once; defaults to the number of cores.
+    pub workers: usize,
+    /// Frames that may wait for a worker before new ones are refused.
+    pub queue: usize,
+    pub grace: Duration,
+}
+
+impl Config {
+    pub fn from_env(source: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let env = Env::new(source);
+        let data_dir = env.string("DATA_DIR", "data");
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let workers = env.parse("INFERENCE_WORKERS", cores)?;
+        Ok(Self {
+            host: env.string("BIND_HOST", "127.0.0.1"),
+            port: env.parse("EMOTION_PORT", 8082)?,
+            database_url: env.string("DATABASE_URL", &db::sqlite_url(&data_dir, "interview")),
+            models_dir: env.string("MODELS_DIR", &default_models_dir()),
+            workers,
+            queue: env.parse("INFERENCE_QUEUE", workers * 4)?,
+            grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+        })
+    }
+}
+
+/// `$XDG_CACHE_HOME/ai-interview/models`, where the fetch script puts the converted weights.
+pub fn default_models_dir() -> String {
+    let cache = std::env::var("XDG_CACHE_HOME")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| format!("{}/.cache", std::env::var("HOME").unwrap_or_else(|_| ".".into())));
+    format!("{cache}/ai-interview/models")
+}
+
+/// The analyzer this instance can run.
+pub fn load_analyzer(config: &Config) -> Arc<dyn FrameAnalyzer> {
+    Arc::new(ModelsMissing {
+        reason: format!(
+            "face analysis models are not installed in {} (run scripts/fetch-models.sh, then restart)",
+            config.models_dir
+        ),
+    })
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    grace: Duration,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let analyzer = load_analyzer(&config);
+        Self::build_with(config, analyzer).await
+    }
+
+    /// Builds around a given analyzer (the real pipeline, or whatever a test needs).
+    pub async fn build_with(config: Config, analyzer: Arc<dyn FrameAnalyzer>) -> anyhow::Result<Self> {
+        let health = Health::new("emotion-service");
+        let pool = db::connect(&config.database_url).await.context("connecting to the database")?;
+        db::apply_schema(&pool, store::SCHEMA).await.context("creating the emotion tables")?;
+        health.set("database", true, "connected");
+        let app = service::EmotionApp::new(
+            analyzer,
+            pool::InferencePool::new(config.workers, config.queue),
+            store::EmotionStore::new(pool),
+        );
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        match app.availability() {
+            Ok(()) => {
+                health.set("models", true, "loaded");
+                health_reporter.set_serving::<EmotionServiceServer<grpc::GrpcEmotion>>().await;
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "frames cannot be analysed on this instance");
+                health.set("models", false, reason);
+                health_reporter.set_not_serving::<EmotionServiceServer<grpc::GrpcEmotion>>().await;
+            }
+        }
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(iv_contracts::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building gRPC reflection")?;
+        let emotion = EmotionServiceServer::new(grpc::GrpcEmotion { app: app.clone() })
+            .max_decoding_message_size(64 * 1024 * 1024);
+        let grpc = tonic::service::Routes::new(emotion)
+            .add_service(health_service)
+            .add_service(reflection)
+            .prepare()
+            .into_axum_router();
+        let rest = routes::router(routes::RestState { app, health: health.clone() }).merge(health.router());
+        let router = http::observe(rest.merge(grpc).fallback(http::not_found), "emotion-service");
+        let listener = http::bind(&config.host, config.port).await.context("binding the emotion port")?;
+        Ok(Self { listener, router, grace: config.grace })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "emotion-service listening (REST and gRPC)");
+        http::run_server(self.listener, self.router, shutdown, CancellationToken::new(), self.grace).await
+    }
+}

@@ -1,0 +1,107 @@
+//! The REST front end: `/api/v1/emotions/*`. Frames arrive as base64 in JSON.
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use iv_contracts::policy::AnalysisPolicy;
+use iv_platform::errors::AppJson;
+use iv_platform::health::Health;
+use serde::Deserialize;
+
+use crate::error::EmotionError;
+use iv_frames::MAX_FRAME_BYTES;
+use crate::grpc::MAX_BATCH;
+use crate::service::{EmotionApp, FrameInput, FrameResult};
+
+#[derive(Clone)]
+pub struct RestState {
+    pub app: EmotionApp,
+    pub health: Health,
+}
+
+pub fn router(state: RestState) -> Router {
+    Router::new()
+        .route("/api/v1/emotions/analyze", post(analyze))
+        .route("/api/v1/emotions/batch", post(batch))
+        .route("/api/v1/emotions/session/{id}", get(session))
+        .route("/api/v1/emotions/health", get(health))
+        // base64 inflates by 4/3; a batch carries up to MAX_BATCH frames.
+        .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES * 4 / 3 * 8 + 64 * 1024))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FrameBody {
+    pub session_id: String,
+    /// Base64 of the JPEG or PNG bytes (a `data:` URL prefix is accepted).
+    pub image: String,
+    #[serde(default)]
+    pub timestamp: i64,
+    #[serde(default)]
+    pub format: String,
+    #[serde(default)]
+    pub policy: String,
+    #[serde(default)]
+    pub frame_number: i64,
+}
+
+impl FrameBody {
+    fn into_input(self) -> Result<FrameInput, EmotionError> {
+        let policy = AnalysisPolicy::parse(&self.policy)
+            .ok_or_else(|| EmotionError::InvalidInput(format!("unknown policy {:?}; use full, engagement or off", self.policy)))?;
+        let image = decode_base64(&self.image)?;
+        Ok(FrameInput {
+            session_id: self.session_id,
+            image,
+            timestamp: if self.timestamp > 0 { self.timestamp } else { iv_contracts::now_millis() },
+            format: self.format,
+            policy,
+            frame_number: self.frame_number,
+        })
+    }
+}
+
+/// Decodes base64 (standard alphabet, optional `data:image/...;base64,` prefix).
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, EmotionError> {
+    let data = text.split_once(";base64,").map_or(text, |(_, d)| d).trim();
+    if data.len() > MAX_FRAME_BYTES * 4 / 3 + 4 {
+        return Err(iv_frames::FrameError::TooLarge { size: data.len() * 3 / 4, limit: MAX_FRAME_BYTES }.into());
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| EmotionError::InvalidInput(format!("image is not valid base64: {e}")))
+}
+
+async fn analyze(State(s): State<RestState>, AppJson(body): AppJson<FrameBody>) -> Result<Json<FrameResult>, EmotionError> {
+    Ok(Json(s.app.analyze(body.into_input()?).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchBody {
+    session_id: String,
+    frames: Vec<FrameBody>,
+}
+
+async fn batch(State(s): State<RestState>, AppJson(body): AppJson<BatchBody>) -> Result<Json<Vec<FrameResult>>, EmotionError> {
+    if body.frames.len() > MAX_BATCH {
+        return Err(EmotionError::InvalidInput(format!("at most {MAX_BATCH} frames per batch")));
+    }
+    let mut results = Vec::with_capacity(body.frames.len());
+    for mut frame in body.frames {
+        if frame.session_id.is_empty() {
+            frame.session_id.clone_from(&body.session_id);
+        }
+        results.push(s.app.analyze(frame.into_input()?).await?);
+    }
+    Ok(Json(results))
+}
+
+async fn session(State(s): State<RestState>, Path(id): Path<String>) -> Result<impl IntoResponse, EmotionError> {
+    Ok(Json(s.app.summary(&id).await?))
+}
+
+async fn health(State(s): State<RestState>) -> impl IntoResponse {
+    Json(s.health.report())
+}

@@ -1,0 +1,241 @@
+//! The emotion use cases, shared by the gRPC and REST front ends: validate a frame, enforce the
+//! session's policy, analyse on the bounded pool, keep the session's memory, store aggregates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use iv_contracts::policy::AnalysisPolicy;
+use serde::Serialize;
+
+use crate::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer};
+use crate::error::EmotionError;
+use iv_frames as frame;
+use crate::pool::InferencePool;
+use crate::store::{EmotionStore, StoredFrame};
+
+/// Sessions idle this long lose their in-memory tracking state (aggregates stay stored).
+const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
+/// Points in a summary's timeline; longer sessions are sampled evenly.
+const TIMELINE_POINTS: usize = 600;
+
+/// One frame to analyse.
+#[derive(Debug, Clone, Default)]
+pub struct FrameInput {
+    pub session_id: String,
+    pub image: Vec<u8>,
+    /// Milliseconds since the Unix epoch (capture time).
+    pub timestamp: i64,
+    pub format: String,
+    pub policy: AnalysisPolicy,
+    /// Sequence number within the session; 0 means "use the timestamp".
+    pub frame_number: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BlinkStats {
+    pub count: i64,
+    /// Blinks per minute over the session so far.
+    pub rate_per_minute: f32,
+    pub avg_duration_ms: f32,
+    /// Share of time with eyes closed, 0..1.
+    pub perclos: f32,
+    pub timestamps: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrameResult {
+    pub session_id: String,
+    pub timestamp: i64,
+    pub frame_number: i64,
+    pub policy: AnalysisPolicy,
+    pub analysis: FrameAnalysis,
+    pub blinks: BlinkStats,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    pub timestamp: i64,
+    pub emotion: String,
+    pub confidence: f32,
+    pub face_present: bool,
+    pub attention: f32,
+    pub blink_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub policy: AnalysisPolicy,
+    pub frames_analyzed: i64,
+    pub frames_with_face: i64,
+    pub multi_face_frames: i64,
+    pub emotion_counts: BTreeMap<String, i64>,
+    pub dominant_emotion: String,
+    pub mean_attention: f32,
+    pub eye_contact_ratio: f32,
+    pub blinks: BlinkStats,
+    pub first_timestamp: i64,
+    pub last_timestamp: i64,
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// What the service remembers of a live session between frames.
+struct SessionState {
+    last_face: Option<FaceBox>,
+    last_used: Instant,
+}
+
+#[derive(Clone)]
+pub struct EmotionApp {
+    analyzer: Arc<dyn FrameAnalyzer>,
+    pool: InferencePool,
+    store: EmotionStore,
+    sessions: Arc<Mutex<HashMap<String, SessionState>>>,
+}
+
+impl EmotionApp {
+    pub fn new(analyzer: Arc<dyn FrameAnalyzer>, pool: InferencePool, store: EmotionStore) -> Self {
+        Self { analyzer, pool, store, sessions: Arc::default() }
+    }
+
+    /// `Err(reason)` when this instance cannot analyse frames (models missing).
+    pub fn availability(&self) -> Result<(), String> {
+        self.analyzer.availability()
+    }
+
+    pub async fn analyze(&self, input: FrameInput) -> Result<FrameResult, EmotionError> {
+        validate_session_id(&input.session_id)?;
+        let info = frame::inspect(&input.image, &input.format)?;
+        let policy = self.store.effective_policy(&input.session_id, input.policy).await?;
+        if policy == AnalysisPolicy::Off {
+            return Err(EmotionError::AnalysisOff(input.session_id));
+        }
+        self.analyzer.availability().map_err(EmotionError::ModelsUnavailable)?;
+
+        let hint = self.session_hint(&input.session_id);
+        let analyzer = self.analyzer.clone();
+        let image = input.image;
+        let started = Instant::now();
+        let analysis = self
+            .pool
+            .run(move || {
+                let decoded = frame::decode(&image, info)?;
+                analyzer.analyze(&decoded, policy, hint).map_err(|e| match e {
+                    crate::analysis::AnalyzerError::Unavailable(r) => EmotionError::ModelsUnavailable(r),
+                    crate::analysis::AnalyzerError::Failed(r) => EmotionError::AnalysisFailed(r),
+                })
+            })
+            .await??;
+        metrics::histogram!("frame_analysis_seconds").record(started.elapsed().as_secs_f64());
+        self.remember(&input.session_id, analysis.face);
+
+        let frame_number = if input.frame_number > 0 { input.frame_number } else { input.timestamp };
+        let emotion = analysis.expression.as_ref().filter(|_| policy.allows_emotion());
+        let stored = StoredFrame {
+            frame_number,
+            timestamp: input.timestamp,
+            face_present: analysis.face.is_some(),
+            face_count: i64::from(analysis.face_count),
+            emotion: emotion.map(|e| e.label.clone()).unwrap_or_default(),
+            confidence: emotion.map(|e| e.confidence).unwrap_or_default(),
+            attention: analysis.attention,
+            eye_contact: analysis.eye_contact,
+            blink_count: 0,
+        };
+        self.store.record(&input.session_id, &stored).await?;
+        let blinks = summarize_blinks(&self.store.frames(&input.session_id).await?);
+        Ok(FrameResult {
+            session_id: input.session_id,
+            timestamp: input.timestamp,
+            frame_number,
+            policy,
+            analysis,
+            blinks,
+        })
+    }
+
+    pub async fn summary(&self, session_id: &str) -> Result<SessionSummary, EmotionError> {
+        validate_session_id(session_id)?;
+        let policy = self.store.policy(session_id).await?.unwrap_or_default();
+        let frames = self.store.frames(session_id).await?;
+        Ok(summarize(session_id, policy, &frames))
+    }
+
+    fn session_hint(&self, session_id: &str) -> Option<FaceBox> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
+        sessions.get(session_id).and_then(|s| s.last_face)
+    }
+
+    fn remember(&self, session_id: &str, face: Option<FaceBox>) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.insert(session_id.to_string(), SessionState { last_face: face, last_used: Instant::now() });
+    }
+}
+
+pub fn validate_session_id(id: &str) -> Result<(), EmotionError> {
+    if id.trim().is_empty() {
+        return Err(EmotionError::InvalidInput("session_id is required".into()));
+    }
+    if id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(EmotionError::InvalidInput("session_id must be up to 128 letters, digits, '-' or '_'".into()));
+    }
+    Ok(())
+}
+
+fn summarize_blinks(frames: &[StoredFrame]) -> BlinkStats {
+    let count = frames.iter().map(|f| f.blink_count).max().unwrap_or(0);
+    let span_ms = match (frames.first(), frames.last()) {
+        (Some(a), Some(b)) => (b.timestamp - a.timestamp).max(0),
+        _ => 0,
+    };
+    let minutes = span_ms as f32 / 60_000.0;
+    BlinkStats {
+        count,
+        rate_per_minute: if minutes > 0.0 { count as f32 / minutes } else { 0.0 },
+        ..Default::default()
+    }
+}
+
+/// Aggregates stored frames into the session's summary.
+pub fn summarize(session_id: &str, policy: AnalysisPolicy, frames: &[StoredFrame]) -> SessionSummary {
+    let with_face: Vec<&StoredFrame> = frames.iter().filter(|f| f.face_present).collect();
+    let mut emotion_counts = BTreeMap::new();
+    for f in with_face.iter().filter(|f| !f.emotion.is_empty()) {
+        *emotion_counts.entry(f.emotion.clone()).or_insert(0i64) += 1;
+    }
+    let dominant_emotion =
+        emotion_counts.iter().max_by_key(|(_, n)| **n).map(|(e, _)| e.clone()).unwrap_or_default();
+    let mean = |values: &mut dyn Iterator<Item = f32>, n: usize| if n == 0 { 0.0 } else { values.sum::<f32>() / n as f32 };
+    let mean_attention = mean(&mut frames.iter().map(|f| f.attention), frames.len());
+    let eye_contact_ratio = mean(&mut frames.iter().map(|f| f32::from(u8::from(f.eye_contact))), frames.len());
+    let step = frames.len().div_ceil(TIMELINE_POINTS).max(1);
+    let timeline = frames
+        .iter()
+        .step_by(step)
+        .map(|f| TimelinePoint {
+            timestamp: f.timestamp,
+            emotion: f.emotion.clone(),
+            confidence: f.confidence,
+            face_present: f.face_present,
+            attention: f.attention,
+            blink_count: f.blink_count,
+        })
+        .collect();
+    SessionSummary {
+        session_id: session_id.to_string(),
+        policy,
+        frames_analyzed: frames.len() as i64,
+        frames_with_face: with_face.len() as i64,
+        multi_face_frames: frames.iter().filter(|f| f.face_count > 1).count() as i64,
+        emotion_counts,
+        dominant_emotion,
+        mean_attention,
+        eye_contact_ratio,
+        blinks: summarize_blinks(frames),
+        first_timestamp: frames.first().map(|f| f.timestamp).unwrap_or_default(),
+        last_timestamp: frames.last().map(|f| f.timestamp).unwrap_or_default(),
+        timeline,
+    }
+}

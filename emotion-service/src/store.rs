@@ -1,0 +1,141 @@
+//! Durable per-frame aggregates (never pixels) and each session's analysis policy.
+
+use iv_contracts::policy::AnalysisPolicy;
+use iv_platform::db::Pool;
+use sqlx::Row;
+
+use crate::error::EmotionError;
+
+pub const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS frame_analyses (
+        session_id TEXT NOT NULL,
+        frame_number BIGINT NOT NULL,
+        timestamp BIGINT NOT NULL,
+        face_present BIGINT NOT NULL,
+        face_count BIGINT NOT NULL,
+        emotion TEXT NOT NULL,
+        confidence DOUBLE PRECISION NOT NULL,
+        attention DOUBLE PRECISION NOT NULL,
+        eye_contact BIGINT NOT NULL,
+        blink_count BIGINT NOT NULL,
+        PRIMARY KEY (session_id, frame_number)
+    )",
+    "CREATE TABLE IF NOT EXISTS emotion_sessions (
+        session_id TEXT PRIMARY KEY,
+        policy TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    )",
+];
+
+/// One analysed frame as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFrame {
+    pub frame_number: i64,
+    pub timestamp: i64,
+    pub face_present: bool,
+    pub face_count: i64,
+    pub emotion: String,
+    pub confidence: f32,
+    pub attention: f32,
+    pub eye_contact: bool,
+    pub blink_count: i64,
+}
+
+#[derive(Clone)]
+pub struct EmotionStore {
+    pool: Pool,
+}
+
+/// Frames kept per session for summaries (30 minutes at 15 fps, with room).
+pub const MAX_FRAMES_PER_SUMMARY: i64 = 50_000;
+
+impl EmotionStore {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// The policy in force for a session: the first one seen, never loosened by a later request
+    /// (a client cannot turn emotion inference back on for an engagement-only interview).
+    pub async fn effective_policy(&self, session_id: &str, requested: AnalysisPolicy) -> Result<AnalysisPolicy, EmotionError> {
+        sqlx::query("INSERT INTO emotion_sessions (session_id, policy, created_at) VALUES ($1, $2, $3) ON CONFLICT (session_id) DO NOTHING")
+            .bind(session_id)
+            .bind(requested.as_str())
+            .bind(iv_contracts::now_millis())
+            .execute(&self.pool)
+            .await?;
+        let stored: String = sqlx::query_scalar("SELECT policy FROM emotion_sessions WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let stored = AnalysisPolicy::parse(&stored).unwrap_or(AnalysisPolicy::Off);
+        Ok(stricter(stored, requested))
+    }
+
+    pub async fn policy(&self, session_id: &str) -> Result<Option<AnalysisPolicy>, EmotionError> {
+        let stored: Option<String> = sqlx::query_scalar("SELECT policy FROM emotion_sessions WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(stored.map(|p| AnalysisPolicy::parse(&p).unwrap_or(AnalysisPolicy::Off)))
+    }
+
+    /// Records a frame; a frame recorded before (a redelivered event) is left as it was.
+    pub async fn record(&self, session_id: &str, f: &StoredFrame) -> Result<(), EmotionError> {
+        sqlx::query(
+            "INSERT INTO frame_analyses (session_id, frame_number, timestamp, face_present, face_count, emotion,
+                confidence, attention, eye_contact, blink_count)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (session_id, frame_number) DO NOTHING",
+        )
+        .bind(session_id)
+        .bind(f.frame_number)
+        .bind(f.timestamp)
+        .bind(i64::from(f.face_present))
+        .bind(f.face_count)
+        .bind(&f.emotion)
+        .bind(f64::from(f.confidence))
+        .bind(f64::from(f.attention))
+        .bind(i64::from(f.eye_contact))
+        .bind(f.blink_count)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn frames(&self, session_id: &str) -> Result<Vec<StoredFrame>, EmotionError> {
+        let rows = sqlx::query(
+            "SELECT frame_number, timestamp, face_present, face_count, emotion, confidence, attention, eye_contact, blink_count
+             FROM frame_analyses WHERE session_id = $1 ORDER BY timestamp, frame_number LIMIT $2",
+        )
+        .bind(session_id)
+        .bind(MAX_FRAMES_PER_SUMMARY)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredFrame {
+                    frame_number: r.try_get("frame_number")?,
+                    timestamp: r.try_get("timestamp")?,
+                    face_present: r.try_get::<i64, _>("face_present")? != 0,
+                    face_count: r.try_get("face_count")?,
+                    emotion: r.try_get("emotion")?,
+                    confidence: r.try_get::<f64, _>("confidence")? as f32,
+                    attention: r.try_get::<f64, _>("attention")? as f32,
+                    eye_contact: r.try_get::<i64, _>("eye_contact")? != 0,
+                    blink_count: r.try_get("blink_count")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(EmotionError::from)
+    }
+}
+
+/// The stricter of two policies: off over engagement over full.
+pub fn stricter(a: AnalysisPolicy, b: AnalysisPolicy) -> AnalysisPolicy {
+    let rank = |p: AnalysisPolicy| match p {
+        AnalysisPolicy::Full => 0,
+        AnalysisPolicy::Engagement => 1,
+        AnalysisPolicy::Off => 2,
+    };
+    if rank(a) >= rank(b) { a } else { b }
+}

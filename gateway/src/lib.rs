@@ -1,0 +1,142 @@
+//! The API gateway: one entry point that routes groups of paths to the services (gin-style route
+//! groups), passes WebSockets through, and applies what every request needs at the edge: request
+//! ids, access logs, API-key auth and per-client rate limits. Unknown paths get
+//! `{"error":"not found"}`.
+//!
+//! # Layout
+//! - [`proxy`]: HTTP forwarding and the WebSocket bridge.
+//! - [`edge`]: authentication and rate limiting.
+
+pub mod edge;
+pub mod proxy;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::any;
+use iv_platform::config::{ConfigError, Env, EnvSource};
+use iv_platform::health::Health;
+use iv_platform::{CancellationToken, http};
+use tokio::net::TcpListener;
+
+use crate::proxy::Upstream;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    /// 8080 by default; 0 picks a free port (tests).
+    pub port: u16,
+    pub interview_url: String,
+    pub emotion_url: String,
+    pub scoring_url: String,
+    /// Accepted API keys; empty means auth is off (the embedded default).
+    pub api_keys: Vec<String>,
+    /// Requests per minute per client (API key, or IP address without one); 0 turns limits off.
+    pub rate_per_minute: u32,
+    pub rate_burst: u32,
+    pub upstream_timeout: Duration,
+    pub grace: Duration,
+}
+
+impl Config {
+    pub fn from_env(source: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let env = Env::new(source);
+        Ok(Self {
+            host: env.string("BIND_HOST", "127.0.0.1"),
+            port: env.parse("GATEWAY_PORT", 8080)?,
+            interview_url: env.string("INTERVIEW_URL", "http://127.0.0.1:8081"),
+            emotion_url: env.string("EMOTION_URL", "http://127.0.0.1:8082"),
+            scoring_url: env.string("SCORING_URL", "http://127.0.0.1:8083"),
+            api_keys: env
+                .string("GATEWAY_API_KEYS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect(),
+            rate_per_minute: env.parse("GATEWAY_RATE_PER_MINUTE", 3000)?,
+            rate_burst: env.parse("GATEWAY_RATE_BURST", 200)?,
+            upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 30_000)?,
+            grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Group {
+    upstream: Arc<Upstream>,
+}
+
+/// A route group: every path under `prefix` goes to `upstream`.
+fn group(prefix: &str, upstream: Upstream) -> Router {
+    let state = Group { upstream: Arc::new(upstream) };
+    Router::new()
+        .route(prefix, any(forward))
+        .route(&format!("{prefix}/{{*rest}}"), any(forward))
+        .with_state(state)
+}
+
+async fn forward(State(g): State<Group>, ConnectInfo(client): ConnectInfo<SocketAddr>, req: Request<Body>) -> Response {
+    g.upstream.forward(req, client).await
+}
+
+async fn websocket(State(g): State<Group>, ws: WebSocketUpgrade, req: Request<Body>) -> Response {
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let upstream = g.upstream.clone();
+    ws.max_message_size(32 * 1024 * 1024).on_upgrade(move |socket| async move { upstream.bridge(socket, path).await })
+}
+
+/// The gateway's router.
+pub fn app(config: &Config) -> Router {
+    let timeout = config.upstream_timeout;
+    let interview = Upstream::new("interview-service", &config.interview_url, timeout);
+    let ws = Router::new()
+        .route("/ws/interviews/{*rest}", any(websocket))
+        .with_state(Group { upstream: Arc::new(interview.clone()) });
+    let api = Router::new()
+        .merge(group("/api/v1/interviews", interview))
+        .merge(group("/api/v1/emotions", Upstream::new("emotion-service", &config.emotion_url, timeout)))
+        .merge(group("/api/v1/scores", Upstream::new("scoring-service", &config.scoring_url, timeout)))
+        .merge(ws);
+    let edge = edge::Edge::new(config.api_keys.clone(), config.rate_per_minute, config.rate_burst);
+    // Auth and rate limits guard the proxied routes only: health and metrics stay reachable for
+    // load balancers and Prometheus.
+    let guarded = api.layer(middleware::from_fn_with_state(edge, edge::guard));
+    let health = Health::new("gateway");
+    http::observe(guarded.merge(health.router()).fallback(http::not_found), "gateway")
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    grace: Duration,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let router = app(&config);
+        let listener = http::bind(&config.host, config.port).await.context("binding the gateway port")?;
+        if config.api_keys.is_empty() {
+            tracing::warn!("GATEWAY_API_KEYS is empty: the gateway accepts unauthenticated requests");
+        }
+        Ok(Self { listener, router, grace: config.grace })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "gateway listening");
+        http::run_server(self.listener, self.router, shutdown, CancellationToken::new(), self.grace).await
+    }
+}

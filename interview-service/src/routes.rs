@@ -1,0 +1,210 @@
+//! REST (`/api/v1/interviews/*`) and the WebSocket endpoint (`/ws/interviews/{id}`).
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use iv_platform::CancellationToken;
+use iv_platform::errors::AppJson;
+use serde::Serialize;
+
+use crate::error::InterviewError;
+use crate::messages::{AnswerData, FrameData, QuestionMessage, StatusMessage};
+use crate::service::{FrameOutcome, FrameUpload, InterviewApp, StartRequest};
+use crate::store::{AnswerFeedback, Session, StoredAnswer};
+use crate::ws::{self, Incoming};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: InterviewApp,
+    /// Cancelled on shutdown, so open sockets say goodbye and close.
+    pub shutdown: CancellationToken,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/interviews/start", post(start))
+        .route("/api/v1/interviews/{id}", get(session))
+        .route("/api/v1/interviews/{id}/frames", post(frame))
+        .route("/api/v1/interviews/{id}/answers", post(answer))
+        .route("/api/v1/interviews/{id}/complete", post(complete))
+        .route("/api/v1/interviews/{id}/status", get(status))
+        .route("/ws/interviews/{id}", any(socket))
+        // Frames are checked against the service's own limit with a JSON error; this only stops
+        // absurd bodies before they are buffered.
+        .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        .with_state(state)
+}
+
+/// A session as clients see it (expected answer points stay server-side).
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub user_id: String,
+    pub state: crate::store::SessionState,
+    pub policy: &'static str,
+    pub consent: bool,
+    pub progress: u32,
+    pub total_questions: usize,
+    pub current_question: Option<QuestionMessage>,
+    pub frames_received: i64,
+    pub frames_analyzed: i64,
+    pub frames_deferred: i64,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub report_ready: bool,
+    pub overall_score: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Vec<AnswerView>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AnswerView {
+    pub question_id: String,
+    pub transcript: String,
+    pub duration: f32,
+    pub analysis: Option<AnswerFeedback>,
+    pub created_at: i64,
+}
+
+impl SessionView {
+    fn of(s: &Session, answers: Option<Vec<StoredAnswer>>) -> Self {
+        Self {
+            id: s.id.clone(),
+            user_id: s.user_id.clone(),
+            state: s.state,
+            policy: s.policy.as_str(),
+            consent: s.consent,
+            progress: s.progress(),
+            total_questions: s.questions.len(),
+            current_question: s.current_question().map(|q| QuestionMessage::new(q, s.current_index, s.questions.len())),
+            frames_received: s.frames_received,
+            frames_analyzed: s.frames_analyzed,
+            frames_deferred: s.frames_deferred,
+            created_at: s.created_at,
+            started_at: s.started_at,
+            completed_at: s.completed_at,
+            report_ready: s.report_ready,
+            overall_score: s.overall_score,
+            answers: answers.map(|list| {
+                list.into_iter()
+                    .map(|a| AnswerView {
+                        question_id: a.question_id,
+                        transcript: a.transcript,
+                        duration: a.duration,
+                        analysis: a.analysis,
+                        created_at: a.created_at,
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+async fn start(State(s): State<AppState>, AppJson(req): AppJson<StartRequest>) -> Result<Response, InterviewError> {
+    let session = s.app.start(req).await?;
+    Ok((StatusCode::CREATED, Json(SessionView::of(&session, None))).into_response())
+}
+
+async fn session(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<SessionView>, InterviewError> {
+    let (session, answers) = s.app.session(&id).await?;
+    Ok(Json(SessionView::of(&session, Some(answers))))
+}
+
+async fn status(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<StatusMessage>, InterviewError> {
+    let session = s.app.get(&id).await?;
+    Ok(Json(StatusMessage::of(&session, "active", None)))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+enum FrameReply {
+    Analyzed { emotion_update: crate::messages::EmotionUpdate },
+    Queued { frame_number: i64, live_feedback: &'static str, message: String },
+}
+
+/// A frame as JSON (`{image: base64, timestamp, format}`) or as a raw `image/jpeg`/`image/png` body.
+async fn frame(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, InterviewError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let upload = if content_type.starts_with("image/") {
+        FrameUpload { bytes: body.to_vec(), timestamp: None, format: content_type.to_string() }
+    } else if content_type.starts_with("application/json") {
+        let data: FrameData = serde_json::from_slice(&body)
+            .map_err(|e| InterviewError::InvalidInput(format!("invalid frame JSON: {e}")))?;
+        ws::decode_frame(data)?
+    } else {
+        return Err(InterviewError::InvalidInput(
+            "send a frame as application/json {image, timestamp} or as an image/jpeg or image/png body".into(),
+        ));
+    };
+    let reply = match s.app.submit_frame(&id, upload).await? {
+        FrameOutcome::Analyzed(update) => FrameReply::Analyzed { emotion_update: update },
+        FrameOutcome::Deferred { frame_number, .. } => FrameReply::Queued {
+            frame_number,
+            live_feedback: "paused",
+            message: "emotion service unavailable; the frame is queued for later analysis".into(),
+        },
+    };
+    let code = if matches!(reply, FrameReply::Queued { .. }) { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((code, Json(reply)).into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct AnswerReply {
+    question_id: String,
+    analysis: Option<AnswerFeedback>,
+    next_question: Option<QuestionMessage>,
+    status: StatusMessage,
+}
+
+async fn answer(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(data): AppJson<AnswerData>,
+) -> Result<Json<AnswerReply>, InterviewError> {
+    let outcome = s.app.submit_answer(&id, data).await?;
+    let session = &outcome.session;
+    Ok(Json(AnswerReply {
+        question_id: outcome.question_id,
+        analysis: outcome.feedback,
+        next_question: session.current_question().map(|q| QuestionMessage::new(q, session.current_index, session.questions.len())),
+        status: StatusMessage::of(session, "active", None),
+    }))
+}
+
+async fn complete(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<SessionView>, InterviewError> {
+    let session = s.app.complete(&id).await?;
+    Ok(Json(SessionView::of(&session, None)))
+}
+
+/// Largest WebSocket message: a base64 frame over the frame limit still arrives and gets a
+/// FRAME_TOO_LARGE error instead of a dropped connection.
+const MAX_WS_MESSAGE: usize = 32 * 1024 * 1024;
+
+async fn socket(ws: WebSocketUpgrade, State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    ws.max_message_size(MAX_WS_MESSAGE).on_upgrade(move |socket| serve_socket(socket, s, id))
+}
+
+async fn serve_socket(socket: WebSocket, s: AppState, id: String) {
+    let (sink, stream) = socket.split();
+    let sink = Box::pin(sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) }));
+    let stream = stream.filter_map(|m| async move {
+        match m {
+            Ok(Message::Text(t)) => Some(Incoming::Text(t.to_string())),
+            Ok(Message::Binary(b)) => Some(Incoming::Binary(b.to_vec())),
+            Ok(Message::Close(_)) | Err(_) => Some(Incoming::Close),
+            Ok(Message::Ping(_) | Message::Pong(_)) => None,
+        }
+    });
+    ws::run(s.app, id, sink, Box::pin(stream), s.shutdown).await;
+}

@@ -1,0 +1,357 @@
+//! The interview use cases, shared by REST and the WebSocket: start, frames, answers, completion.
+
+use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, EmotionResponse, FrameRequest};
+use iv_contracts::events::{CompletedAnswer, FrameCaptured, InterviewCompleted, ScoreCalculated};
+use iv_contracts::now_millis;
+use iv_contracts::policy::AnalysisPolicy;
+use iv_contracts::scoring::AnswerRequest;
+use iv_platform::bus::EventBus;
+use iv_platform::downstream::{EmotionClient, ScoringClient};
+use iv_platform::outbox::Relay;
+use serde::Deserialize;
+
+use crate::error::InterviewError;
+use crate::hub::Hub;
+use crate::messages::{AnswerData, EmotionUpdate, ServerMessage, StatusMessage};
+use crate::questions::{self, Question, QuestionSpec};
+use crate::store::{AnswerFeedback, InterviewStore, Session, SessionState, StoredAnswer};
+
+pub const MAX_TRANSCRIPT_CHARS: usize = 20_000;
+/// An answer longer than an hour is a client bug, not an answer.
+pub const MAX_ANSWER_SECONDS: f32 = 3600.0;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StartRequest {
+    pub user_id: String,
+    /// full (default), engagement or off.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// The candidate agreed to frame analysis; frames are refused without it.
+    #[serde(default)]
+    pub consent: bool,
+    /// A custom question set; the shipped default set otherwise.
+    #[serde(default)]
+    pub questions: Option<Vec<QuestionSpec>>,
+}
+
+/// A frame as uploaded.
+#[derive(Debug, Clone)]
+pub struct FrameUpload {
+    pub bytes: Vec<u8>,
+    pub timestamp: Option<i64>,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameOutcome {
+    /// Analysed live.
+    Analyzed(EmotionUpdate),
+    /// The emotion service is unavailable: queued for the worker to analyse later.
+    Deferred { frame_number: i64, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct AnswerOutcome {
+    pub question_id: String,
+    /// `None` when scoring was unavailable; the final score still covers the answer.
+    pub feedback: Option<AnswerFeedback>,
+    pub session: Session,
+}
+
+#[derive(Clone)]
+pub struct InterviewApp {
+    pub(crate) store: InterviewStore,
+    emotion: EmotionClient,
+    scoring: ScoringClient,
+    bus: EventBus,
+    relay: Relay,
+    hub: Hub,
+    max_frame_bytes: usize,
+}
+
+impl InterviewApp {
+    pub fn new(
+        store: InterviewStore,
+        emotion: EmotionClient,
+        scoring: ScoringClient,
+        bus: EventBus,
+        relay: Relay,
+        max_frame_bytes: usize,
+    ) -> Self {
+        Self { store, emotion, scoring, bus, relay, hub: Hub::default(), max_frame_bytes }
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max_frame_bytes
+    }
+
+    pub async fn start(&self, req: StartRequest) -> Result<Session, InterviewError> {
+        let user_id = req.user_id.trim();
+        if user_id.is_empty() || user_id.len() > 128 {
+            return Err(InterviewError::InvalidInput("user_id is required (at most 128 characters)".into()));
+        }
+        let policy = match req.policy.as_deref() {
+            None => AnalysisPolicy::Full,
+            Some(p) => AnalysisPolicy::parse(p).ok_or_else(|| {
+                InterviewError::InvalidInput(format!("unknown policy {p:?}; use full, engagement or off"))
+            })?,
+        };
+        let questions = match req.questions {
+            None => questions::default_set(),
+            Some(specs) => questions::from_specs(specs).map_err(InterviewError::InvalidInput)?,
+        };
+        let session = Session {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.to_string(),
+            state: SessionState::Created,
+            policy,
+            consent: req.consent,
+            questions,
+            current_index: 0,
+            frames_received: 0,
+            frames_analyzed: 0,
+            frames_deferred: 0,
+            created_at: now_millis(),
+            started_at: None,
+            completed_at: None,
+            report_ready: false,
+            overall_score: None,
+        };
+        self.store.insert(&session).await?;
+        metrics::counter!("interviews_started_total", "policy" => policy.as_str()).increment(1);
+        tracing::info!(session_id = %session.id, policy = policy.as_str(), "interview started");
+        Ok(session)
+    }
+
+    pub async fn session(&self, id: &str) -> Result<(Session, Vec<StoredAnswer>), InterviewError> {
+        let session = self.store.get(id).await?;
+        let answers = self.store.answers(id).await?;
+        Ok((session, answers))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Session, InterviewError> {
+        self.store.get(id).await
+    }
+
+    /// The candidate joined (socket opened): the session must exist and still be open.
+    pub async fn join(&self, id: &str) -> Result<Session, InterviewError> {
+        let session = self.store.get(id).await?;
+        if session.state == SessionState::Completed {
+            return Err(InterviewError::SessionCompleted(id.to_string()));
+        }
+        self.store.mark_started(id, now_millis()).await?;
+        self.store.get(id).await
+    }
+
+    pub async fn submit_frame(&self, id: &str, upload: FrameUpload) -> Result<FrameOutcome, InterviewError> {
+        let session = self.store.get(id).await?;
+        match session.state {
+            SessionState::Completed => return Err(InterviewError::SessionCompleted(id.to_string())),
+            SessionState::Created => self.store.mark_started(id, now_millis()).await?,
+            SessionState::InProgress => {}
+        }
+        if session.policy == AnalysisPolicy::Off {
+            return Err(InterviewError::AnalysisOff);
+        }
+        if !session.consent {
+            return Err(InterviewError::ConsentRequired);
+        }
+        let info = iv_frames::inspect_with_limit(&upload.bytes, &upload.format, self.max_frame_bytes)?;
+        let frame_number = self.store.next_frame_number(id).await?;
+        let timestamp = upload.timestamp.filter(|t| *t > 0).unwrap_or_else(now_millis);
+        let size = upload.bytes.len() as u64;
+        let request = FrameRequest {
+            session_id: id.to_string(),
+            image_data: upload.bytes,
+            timestamp,
+            format: info.format.as_str().into(),
+            policy: WirePolicy::from(session.policy) as i32,
+            frame_number,
+        };
+        let mut event = FrameCaptured {
+            session_id: id.to_string(),
+            timestamp,
+            image_data: Vec::new(),
+            format: info.format.as_str().into(),
+            frame_number,
+            width: info.width,
+            height: info.height,
+            size_bytes: size,
+            deferred: false,
+            analysis_policy: session.policy.as_str().into(),
+        };
+        match self.emotion.analyze_frame(request.clone()).await {
+            Ok(response) => {
+                self.store.count_frame(id, true).await?;
+                // Metadata only; the candidate's feedback must not wait for the broker's fsync.
+                let bus = self.bus.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = bus.publish(&event).await {
+                        tracing::warn!(error = %e, "FrameCaptured not published");
+                    }
+                });
+                metrics::counter!("frames_total", "outcome" => "analyzed").increment(1);
+                Ok(FrameOutcome::Analyzed(update_from(&response, frame_number)))
+            }
+            Err(err) if err.is_unavailable() => {
+                // Not lost: the frame travels with its event, and the worker analyses it later.
+                event.image_data = request.image_data;
+                event.deferred = true;
+                self.bus.publish(&event).await.map_err(|e| InterviewError::FrameNotQueued(e.to_string()))?;
+                self.store.count_frame(id, false).await?;
+                metrics::counter!("frames_total", "outcome" => "deferred").increment(1);
+                Ok(FrameOutcome::Deferred { frame_number, reason: err.to_string() })
+            }
+            Err(err) => match err.status().code() {
+                tonic::Code::InvalidArgument => Err(InterviewError::FrameRejected(err.status().message().to_string())),
+                tonic::Code::FailedPrecondition => Err(InterviewError::AnalysisOff),
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    pub async fn submit_answer(&self, id: &str, answer: AnswerData) -> Result<AnswerOutcome, InterviewError> {
+        if answer.transcript.chars().count() > MAX_TRANSCRIPT_CHARS {
+            return Err(InterviewError::InvalidInput(format!("transcript longer than {MAX_TRANSCRIPT_CHARS} characters")));
+        }
+        let duration = answer.duration.unwrap_or(0.0);
+        if !duration.is_finite() || !(0.0..=MAX_ANSWER_SECONDS).contains(&duration) {
+            return Err(InterviewError::InvalidInput(format!("duration must be 0 to {MAX_ANSWER_SECONDS} seconds")));
+        }
+        let session = self.store.get(id).await?;
+        if session.state == SessionState::Completed {
+            return Err(InterviewError::SessionCompleted(id.to_string()));
+        }
+        let Some(current) = session.current_question().cloned() else {
+            return Err(InterviewError::NoOpenQuestion);
+        };
+        if answer.question_id != current.id {
+            return Err(match session.questions.iter().position(|q| q.id == answer.question_id) {
+                Some(p) if p < session.current_index => InterviewError::AlreadyAnswered(answer.question_id),
+                Some(_) => InterviewError::NotCurrentQuestion { current: current.id, given: answer.question_id },
+                None => InterviewError::UnknownQuestion(answer.question_id),
+            });
+        }
+        if session.state == SessionState::Created {
+            self.store.mark_started(id, now_millis()).await?;
+        }
+        self.store
+            .record_answer(id, session.current_index, &current.id, &answer.transcript, duration, now_millis())
+            .await?;
+        let feedback = self.analyze(&current, &answer.transcript, duration).await;
+        if let Some(f) = &feedback {
+            self.store.set_analysis(id, &current.id, f).await?;
+        }
+        metrics::counter!("answers_total", "analysed" => feedback.is_some().to_string()).increment(1);
+        Ok(AnswerOutcome { question_id: current.id, feedback, session: self.store.get(id).await? })
+    }
+
+    async fn analyze(&self, question: &Question, transcript: &str, duration: f32) -> Option<AnswerFeedback> {
+        let request = AnswerRequest {
+            question: question.text.clone(),
+            answer: transcript.to_string(),
+            category: question.category.clone(),
+            expected_points: question.expected_points.clone(),
+            duration,
+        };
+        match self.scoring.analyze_answer(request).await {
+            Ok(a) => Some(AnswerFeedback {
+                relevance: a.relevance_score,
+                clarity: a.clarity_score,
+                depth: a.depth_score,
+                keywords: a.keywords,
+                feedback: a.feedback,
+                covered_points: a.covered_points,
+                missed_points: a.missed_points,
+                sufficient_data: a.sufficient_data,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "answer stored without live analysis; it is scored at completion");
+                None
+            }
+        }
+    }
+
+    pub async fn complete(&self, id: &str) -> Result<Session, InterviewError> {
+        let session = self.store.get(id).await?;
+        if session.state == SessionState::Completed {
+            return Err(InterviewError::SessionCompleted(id.to_string()));
+        }
+        let answers = self.store.answers(id).await?;
+        let now = now_millis();
+        let started = session.started_at.unwrap_or(session.created_at);
+        let event = InterviewCompleted {
+            session_id: id.to_string(),
+            user_id: session.user_id.clone(),
+            completed_at: now,
+            total_duration: (now - started).max(0) / 1000,
+            answer_count: answers.len() as i32,
+            started_at: started,
+            total_questions: session.questions.len() as i32,
+            answers: answers
+                .iter()
+                .filter_map(|a| {
+                    let q = session.questions.iter().find(|q| q.id == a.question_id)?;
+                    Some(CompletedAnswer {
+                        question_id: q.id.clone(),
+                        question: q.text.clone(),
+                        category: q.category.clone(),
+                        expected_points: q.expected_points.clone(),
+                        transcript: a.transcript.clone(),
+                        duration: a.duration,
+                    })
+                })
+                .collect(),
+            analysis_policy: session.policy.as_str().into(),
+        };
+        self.store.complete(id, now, &event).await?;
+        self.relay.notify();
+        let session = self.store.get(id).await?;
+        metrics::counter!("interviews_completed_total").increment(1);
+        tracing::info!(session_id = id, answers = answers.len(), "interview completed; scoring queued");
+        self.hub.send(
+            id,
+            ServerMessage::Status(StatusMessage::of(&session, "active", Some("Interview completed; your report is being prepared.".into()))),
+        );
+        Ok(session)
+    }
+
+    /// The worker scored the interview: remember it and tell the candidate's socket.
+    pub async fn on_score(&self, event: &ScoreCalculated) -> Result<(), InterviewError> {
+        let overall = event.sufficient_data.then_some(event.overall_score as f32);
+        self.store.mark_scored(&event.session_id, overall).await?;
+        let session = match self.store.get(&event.session_id).await {
+            Ok(s) => s,
+            Err(InterviewError::SessionNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.hub.send(
+            &event.session_id,
+            ServerMessage::Status(StatusMessage::of(&session, "active", Some("Your interview report is ready.".into()))),
+        );
+        Ok(())
+    }
+}
+
+fn update_from(r: &EmotionResponse, frame_number: i64) -> EmotionUpdate {
+    let face = r.face_metrics.clone().unwrap_or_default();
+    let blinks = r.blink_metrics.unwrap_or_default();
+    let attention = r.attention.unwrap_or_default();
+    EmotionUpdate {
+        emotion: r.emotion.clone(),
+        confidence: r.confidence,
+        timestamp: r.timestamp,
+        frame_number,
+        face_detected: face.detected,
+        face_count: face.face_count,
+        attention: attention.score,
+        eye_contact: attention.eye_contact,
+        blink_count: blinks.count,
+        blink_rate: blinks.rate,
+        probabilities: r.probabilities.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+    }
+}

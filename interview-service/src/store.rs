@@ -1,0 +1,335 @@
+//! Durable interview sessions and answers (SQLite or PostgreSQL). Raw frames are never stored:
+//! only counters of how many arrived, were analysed live, or were queued for the worker.
+
+use iv_contracts::policy::AnalysisPolicy;
+use iv_platform::db::Pool;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::error::InterviewError;
+use crate::questions::Question;
+
+pub const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS interviews (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        consent BIGINT NOT NULL,
+        questions TEXT NOT NULL,
+        current_index BIGINT NOT NULL,
+        frames_received BIGINT NOT NULL,
+        frames_analyzed BIGINT NOT NULL,
+        frames_deferred BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        completed_at BIGINT,
+        report_ready BIGINT NOT NULL,
+        overall_score DOUBLE PRECISION
+    )",
+    "CREATE TABLE IF NOT EXISTS answers (
+        session_id TEXT NOT NULL,
+        question_id TEXT NOT NULL,
+        position BIGINT NOT NULL,
+        transcript TEXT NOT NULL,
+        duration DOUBLE PRECISION NOT NULL,
+        analysis TEXT,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (session_id, question_id)
+    )",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Created,
+    InProgress,
+    Completed,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, InterviewError> {
+        match s {
+            "created" => Ok(Self::Created),
+            "in_progress" => Ok(Self::InProgress),
+            "completed" => Ok(Self::Completed),
+            other => Err(InterviewError::Corrupt(format!("unknown state {other:?}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub state: SessionState,
+    pub policy: AnalysisPolicy,
+    pub consent: bool,
+    pub questions: Vec<Question>,
+    /// Index of the question being asked; equal to the number of questions once all are answered.
+    pub current_index: usize,
+    pub frames_received: i64,
+    pub frames_analyzed: i64,
+    pub frames_deferred: i64,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub report_ready: bool,
+    pub overall_score: Option<f32>,
+}
+
+impl Session {
+    pub fn current_question(&self) -> Option<&Question> {
+        if self.state == SessionState::Completed {
+            return None;
+        }
+        self.questions.get(self.current_index)
+    }
+
+    /// Share of questions answered, 0..100.
+    pub fn progress(&self) -> u32 {
+        if self.state == SessionState::Completed {
+            return 100;
+        }
+        (self.current_index * 100 / self.questions.len().max(1)) as u32
+    }
+}
+
+/// What scoring said of an answer, kept with it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnswerFeedback {
+    pub relevance: f32,
+    pub clarity: f32,
+    pub depth: f32,
+    pub keywords: Vec<String>,
+    pub feedback: String,
+    pub covered_points: Vec<String>,
+    pub missed_points: Vec<String>,
+    pub sufficient_data: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredAnswer {
+    pub question_id: String,
+    pub position: i64,
+    pub transcript: String,
+    pub duration: f32,
+    /// `None` while scoring was unavailable; the worker scores every answer at completion anyway.
+    pub analysis: Option<AnswerFeedback>,
+    pub created_at: i64,
+}
+
+#[derive(Clone)]
+pub struct InterviewStore {
+    pool: Pool,
+}
+
+impl InterviewStore {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub async fn insert(&self, s: &Session) -> Result<(), InterviewError> {
+        let questions = serde_json::to_string(&s.questions).map_err(|e| InterviewError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO interviews (id, user_id, state, policy, consent, questions, current_index, frames_received,
+                frames_analyzed, frames_deferred, created_at, report_ready)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, $7, 0)",
+        )
+        .bind(&s.id)
+        .bind(&s.user_id)
+        .bind(s.state.as_str())
+        .bind(s.policy.as_str())
+        .bind(i64::from(s.consent))
+        .bind(questions)
+        .bind(s.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Session, InterviewError> {
+        let row = sqlx::query(
+            "SELECT id, user_id, state, policy, consent, questions, current_index, frames_received, frames_analyzed,
+                frames_deferred, created_at, started_at, completed_at, report_ready, overall_score
+             FROM interviews WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| InterviewError::SessionNotFound(id.to_string()))?;
+        let questions: String = row.try_get("questions")?;
+        let policy: String = row.try_get("policy")?;
+        Ok(Session {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
+            policy: AnalysisPolicy::parse(&policy).ok_or_else(|| InterviewError::Corrupt(format!("policy {policy:?}")))?,
+            consent: row.try_get::<i64, _>("consent")? != 0,
+            questions: serde_json::from_str(&questions).map_err(|e| InterviewError::Corrupt(e.to_string()))?,
+            current_index: row.try_get::<i64, _>("current_index")? as usize,
+            frames_received: row.try_get("frames_received")?,
+            frames_analyzed: row.try_get("frames_analyzed")?,
+            frames_deferred: row.try_get("frames_deferred")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            completed_at: row.try_get("completed_at")?,
+            report_ready: row.try_get::<i64, _>("report_ready")? != 0,
+            overall_score: row.try_get::<Option<f64>, _>("overall_score")?.map(|v| v as f32),
+        })
+    }
+
+    /// created -> in_progress, once; later calls change nothing.
+    pub async fn mark_started(&self, id: &str, now: i64) -> Result<(), InterviewError> {
+        sqlx::query("UPDATE interviews SET state = 'in_progress', started_at = $2 WHERE id = $1 AND state = 'created'")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Counts a received frame and returns its number within the session.
+    pub async fn next_frame_number(&self, id: &str) -> Result<i64, InterviewError> {
+        let n: i64 = sqlx::query_scalar(
+            "UPDATE interviews SET frames_received = frames_received + 1 WHERE id = $1 RETURNING frames_received",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    pub async fn count_frame(&self, id: &str, analyzed_live: bool) -> Result<(), InterviewError> {
+        let sql = if analyzed_live {
+            "UPDATE interviews SET frames_analyzed = frames_analyzed + 1 WHERE id = $1"
+        } else {
+            "UPDATE interviews SET frames_deferred = frames_deferred + 1 WHERE id = $1"
+        };
+        sqlx::query(sql).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Stores an answer to the question at `position` and moves to the next question, atomically:
+    /// of two racing answers to one question, exactly one is kept.
+    pub async fn record_answer(
+        &self,
+        session_id: &str,
+        position: usize,
+        question_id: &str,
+        transcript: &str,
+        duration: f32,
+        now: i64,
+    ) -> Result<(), InterviewError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE interviews SET current_index = $2 WHERE id = $1 AND current_index = $3 AND state != 'completed'",
+        )
+        .bind(session_id)
+        .bind(position as i64 + 1)
+        .bind(position as i64)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(InterviewError::AlreadyAnswered(question_id.to_string()));
+        }
+        sqlx::query(
+            "INSERT INTO answers (session_id, question_id, position, transcript, duration, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(session_id)
+        .bind(question_id)
+        .bind(position as i64)
+        .bind(transcript)
+        .bind(f64::from(duration))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_analysis(&self, session_id: &str, question_id: &str, a: &AnswerFeedback) -> Result<(), InterviewError> {
+        let json = serde_json::to_string(a).map_err(|e| InterviewError::Corrupt(e.to_string()))?;
+        sqlx::query("UPDATE answers SET analysis = $3 WHERE session_id = $1 AND question_id = $2")
+            .bind(session_id)
+            .bind(question_id)
+            .bind(json)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn answers(&self, session_id: &str) -> Result<Vec<StoredAnswer>, InterviewError> {
+        let rows = sqlx::query(
+            "SELECT question_id, position, transcript, duration, analysis, created_at FROM answers
+             WHERE session_id = $1 ORDER BY position",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let analysis: Option<String> = r.try_get("analysis")?;
+                Ok(StoredAnswer {
+                    question_id: r.try_get("question_id")?,
+                    position: r.try_get("position")?,
+                    transcript: r.try_get("transcript")?,
+                    duration: r.try_get::<f64, _>("duration")? as f32,
+                    analysis: analysis
+                        .map(|a| serde_json::from_str(&a))
+                        .transpose()
+                        .map_err(|e| InterviewError::Corrupt(e.to_string()))?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks the session completed and stores its InterviewCompleted event in the same
+    /// transaction (the outbox relay publishes it). A second completion is refused.
+    pub async fn complete(
+        &self,
+        session_id: &str,
+        now: i64,
+        event: &iv_contracts::events::InterviewCompleted,
+    ) -> Result<(), InterviewError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE interviews SET state = 'completed', completed_at = $2 WHERE id = $1 AND state != 'completed'",
+        )
+        .bind(session_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(InterviewError::SessionCompleted(session_id.to_string()));
+        }
+        iv_platform::outbox::enqueue(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn mark_scored(&self, session_id: &str, overall: Option<f32>) -> Result<(), InterviewError> {
+        sqlx::query("UPDATE interviews SET report_ready = 1, overall_score = $2 WHERE id = $1")
+            .bind(session_id)
+            .bind(overall.map(f64::from))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! The `scoring.ScoringService` gRPC front end: wire types in, domain types through, wire types out.
+
+use iv_contracts::scoring::scoring_service_server::ScoringService;
+use iv_contracts::scoring::{
+    self as pb, AnswerRequest, ReportRequest, ReportResponse, ScoreRequest, ScoreResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::answer::{AnswerAnalysis, AnswerInput};
+use crate::interview::{FrameSample, Score, ScoreInput};
+use crate::service::{ReportFormat, Scoring};
+
+pub struct GrpcScoring {
+    pub scoring: Scoring,
+}
+
+#[tonic::async_trait]
+impl ScoringService for GrpcScoring {
+    async fn calculate_score(&self, request: Request<ScoreRequest>) -> Result<Response<ScoreResponse>, Status> {
+        let input = score_input(request.into_inner());
+        let score = self.scoring.calculate(&input).await?;
+        Ok(Response::new(score_response(&score)))
+    }
+
+    async fn analyze_answer(&self, request: Request<AnswerRequest>) -> Result<Response<pb::AnswerAnalysis>, Status> {
+        let r = request.into_inner();
+        let input = AnswerInput {
+            question_id: String::new(),
+            question: r.question,
+            category: r.category,
+            expected_points: r.expected_points,
+            transcript: r.answer,
+            duration_secs: (r.duration > 0.0).then_some(r.duration),
+        };
+        let analysis = self.scoring.analyze_answer(&input)?;
+        Ok(Response::new(analysis_to_wire(&analysis)))
+    }
+
+    async fn generate_report(&self, request: Request<ReportRequest>) -> Result<Response<ReportResponse>, Status> {
+        let r = request.into_inner();
+        if r.session_id.trim().is_empty() {
+            return Err(Status::invalid_argument("session_id is required"));
+        }
+        let format = ReportFormat::parse(&r.format)?;
+        let rendered = self.scoring.report(&r.session_id, r.include_emotions, r.include_video, format).await?;
+        Ok(Response::new(ReportResponse {
+            report_url: format!("/api/v1/scores/report?session_id={}&format={}", r.session_id, format.as_str()),
+            report_data: rendered.bytes,
+            format: format.as_str().into(),
+            session_id: r.session_id,
+            generated_at: rendered.report.generated_at,
+        }))
+    }
+}
+
+pub fn score_input(r: ScoreRequest) -> ScoreInput {
+    let meta = r.metadata.unwrap_or_default();
+    ScoreInput {
+        session_id: r.session_id,
+        user_id: meta.user_id,
+        answers: r
+            .answers
+            .into_iter()
+            .map(|a| AnswerInput {
+                question_id: a.question_id,
+                question: a.question,
+                category: a.category,
+                expected_points: a.expected_points,
+                transcript: a.transcript,
+                duration_secs: (a.duration > 0.0).then_some(a.duration),
+            })
+            .collect(),
+        frames: r
+            .emotions
+            .into_iter()
+            .map(|e| FrameSample {
+                timestamp: e.timestamp,
+                emotion: e.emotion,
+                confidence: e.confidence,
+                face_present: e.face_present,
+                attention: e.attention,
+                blink_count: e.blink_count,
+            })
+            .collect(),
+        total_questions: meta.total_questions.max(0) as u32,
+        analysis_policy: meta.analysis_policy,
+        started_at: meta.started_at,
+        completed_at: meta.completed_at,
+    }
+}
+
+pub fn analysis_to_wire(a: &AnswerAnalysis) -> pb::AnswerAnalysis {
+    pb::AnswerAnalysis {
+        relevance_score: a.relevance,
+        clarity_score: a.clarity,
+        depth_score: a.depth,
+        keywords: a.keywords.clone(),
+        feedback: a.feedback.clone(),
+        covered_points: a.covered_points.clone(),
+        missed_points: a.missed_points.clone(),
+        word_count: a.word_count as i32,
+        filler_count: a.filler_count as i32,
+        words_per_minute: a.words_per_minute.unwrap_or_default(),
+        sufficient_data: a.sufficient_data,
+    }
+}
+
+pub fn score_response(s: &Score) -> ScoreResponse {
+    ScoreResponse {
+        session_id: s.session_id.clone(),
+        technical_score: s.technical_score.unwrap_or_default(),
+        communication_score: s.communication_score.unwrap_or_default(),
+        emotion_score: s.engagement_score.unwrap_or_default(),
+        overall_score: s.overall_score.unwrap_or_default(),
+        feedback: s.feedback.clone(),
+        insights: s
+            .insights
+            .iter()
+            .map(|i| pb::Insight { category: i.category.clone(), description: i.description.clone(), impact: i.impact })
+            .collect(),
+        components: s
+            .components
+            .iter()
+            .map(|c| pb::ScoreComponent {
+                name: c.name.clone(),
+                score: c.score.unwrap_or_default(),
+                weight: c.weight,
+                sufficient_data: c.sufficient_data,
+                reason: c.reason.clone(),
+            })
+            .collect(),
+        answers: s
+            .answers
+            .iter()
+            .map(|a| pb::AnswerScore {
+                question_id: a.question_id.clone(),
+                question: a.question.clone(),
+                category: a.category.clone(),
+                analysis: Some(analysis_to_wire(&a.analysis)),
+            })
+            .collect(),
+        sufficient_data: s.sufficient_data,
+        calculated_at: s.calculated_at,
+    }
+}

@@ -1,0 +1,495 @@
+//! Scoring a whole interview from its answers and its analysed frames.
+//!
+//! The overall score is a documented weighting of three components (see [`WEIGHTS`]); a component
+//! without enough input is reported as insufficient data, never as an invented number.
+
+use serde::{Deserialize, Serialize};
+
+use crate::answer::{self, AnswerAnalysis, AnswerInput, round1};
+
+/// Weights of the overall score: technical 50%, communication 30%, engagement 20%.
+/// Technical substance matters most for hiring; communication is how it came across; engagement
+/// (from the camera) is a supporting signal only, and is left out entirely when unavailable.
+pub const WEIGHTS: [(&str, f32); 3] = [("technical", 0.5), ("communication", 0.3), ("engagement", 0.2)];
+
+/// Fewer analysed frames than this (≈ 3 s at 5 fps) say nothing about engagement.
+pub const MIN_FRAMES: usize = 15;
+
+/// One analysed frame, as far as scoring cares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FrameSample {
+    pub timestamp: i64,
+    /// Empty when the policy withheld emotion inference.
+    #[serde(default)]
+    pub emotion: String,
+    #[serde(default)]
+    pub confidence: f32,
+    #[serde(default)]
+    pub face_present: bool,
+    /// 0..1; 0 when unknown.
+    #[serde(default)]
+    pub attention: f32,
+    #[serde(default)]
+    pub blink_count: i32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreInput {
+    pub session_id: String,
+    #[serde(default)]
+    pub user_id: String,
+    pub answers: Vec<AnswerInput>,
+    #[serde(default)]
+    pub frames: Vec<FrameSample>,
+    /// Questions asked; unanswered ones count as zero technical coverage.
+    #[serde(default)]
+    pub total_questions: u32,
+    /// full, engagement or off.
+    #[serde(default)]
+    pub analysis_policy: String,
+    #[serde(default)]
+    pub started_at: i64,
+    #[serde(default)]
+    pub completed_at: i64,
+}
+
+/// One component of the score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    pub name: String,
+    /// `None` when there was not enough input to score it.
+    pub score: Option<f32>,
+    /// Weight in the overall score as applied (after leaving out insufficient components).
+    pub weight: f32,
+    pub sufficient_data: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Insight {
+    pub category: String,
+    pub description: String,
+    /// -1..1: how much this pulled the overall score down or up.
+    pub impact: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredAnswer {
+    pub question_id: String,
+    pub question: String,
+    pub category: String,
+    pub transcript: String,
+    pub analysis: AnswerAnalysis,
+}
+
+/// Engagement figures behind the engagement component, kept for the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngagementSummary {
+    pub frames_analyzed: u32,
+    pub face_presence: f32,
+    pub mean_attention: Option<f32>,
+    /// Share of frames with a neutral or positive expression; `None` when emotion was not inferred.
+    pub composure: Option<f32>,
+    pub emotion_distribution: std::collections::BTreeMap<String, u32>,
+    pub blink_count: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub session_id: String,
+    pub user_id: String,
+    pub calculated_at: i64,
+    pub sufficient_data: bool,
+    pub overall_score: Option<f32>,
+    pub technical_score: Option<f32>,
+    pub communication_score: Option<f32>,
+    pub engagement_score: Option<f32>,
+    pub components: Vec<Component>,
+    pub feedback: String,
+    pub insights: Vec<Insight>,
+    pub answers: Vec<ScoredAnswer>,
+    pub engagement: EngagementSummary,
+    pub analysis_policy: String,
+    pub total_questions: u32,
+}
+
+pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
+    let answers: Vec<ScoredAnswer> = input
+        .answers
+        .iter()
+        .map(|a| ScoredAnswer {
+            question_id: a.question_id.clone(),
+            question: a.question.clone(),
+            category: a.category.clone(),
+            transcript: a.transcript.clone(),
+            analysis: answer::analyze(a),
+        })
+        .collect();
+    let total_questions = input.total_questions.max(answers.len() as u32);
+    let mut insights = Vec::new();
+
+    let technical = technical(&answers, total_questions, &mut insights);
+    let communication = communication(&answers, &mut insights);
+    let (engagement, summary) = engagement(&input.frames, &input.analysis_policy, &mut insights);
+
+    // Overall: weights renormalised over the components that have data; without answers there is
+    // nothing to hire on, so no overall score.
+    let mut components = vec![technical, communication, engagement];
+    let available: f32 = components
+        .iter()
+        .zip(WEIGHTS)
+        .filter(|(c, _)| c.sufficient_data)
+        .map(|(_, (_, w))| w)
+        .sum();
+    for (c, (_, w)) in components.iter_mut().zip(WEIGHTS) {
+        c.weight = if c.sufficient_data && available > 0.0 { round3(w / available) } else { 0.0 };
+    }
+    let overall_ok = components[0].sufficient_data;
+    let overall = overall_ok.then(|| {
+        round1(components.iter().filter_map(|c| c.score.map(|s| s * c.weight)).sum::<f32>())
+    });
+    let left_out: Vec<&str> =
+        components.iter().filter(|c| !c.sufficient_data).map(|c| c.name.as_str()).collect();
+    let overall_reason = match (overall_ok, left_out.is_empty()) {
+        (false, _) => "Insufficient data: no answer had enough words to assess.".to_string(),
+        (true, true) => "Technical 50%, communication 30%, engagement 20%.".to_string(),
+        (true, false) => format!(
+            "Weighted over the components with data ({}); left out: {}.",
+            components
+                .iter()
+                .filter(|c| c.sufficient_data)
+                .map(|c| format!("{} {:.0}%", c.name, c.weight * 100.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            left_out.join(", ")
+        ),
+    };
+    for c in &components {
+        if let Some(s) = c.score {
+            insights.push(Insight {
+                category: c.name.clone(),
+                description: format!("{} score {s:.0}/100: {}", capitalise(&c.name), c.reason),
+                impact: round3((s - 50.0) / 50.0 * c.weight),
+            });
+        }
+    }
+    let feedback = summary_feedback(overall, &components);
+    components.push(Component {
+        name: "overall".into(),
+        score: overall,
+        weight: 1.0,
+        sufficient_data: overall_ok,
+        reason: overall_reason,
+    });
+
+    Score {
+        session_id: input.session_id.clone(),
+        user_id: input.user_id.clone(),
+        calculated_at: now_ms,
+        sufficient_data: overall_ok,
+        overall_score: overall,
+        technical_score: components[0].score,
+        communication_score: components[1].score,
+        engagement_score: components[2].score,
+        feedback,
+        insights,
+        answers,
+        engagement: summary,
+        analysis_policy: if input.analysis_policy.is_empty() { "full".into() } else { input.analysis_policy.clone() },
+        total_questions,
+        components,
+    }
+}
+
+fn technical(answers: &[ScoredAnswer], total_questions: u32, insights: &mut Vec<Insight>) -> Component {
+    let assessed: Vec<&ScoredAnswer> = answers.iter().filter(|a| a.analysis.sufficient_data).collect();
+    if assessed.is_empty() {
+        return insufficient("technical", "Insufficient data: no answer had enough words to assess.");
+    }
+    // Each question: relevance (coverage of its expected points) 70%, depth 30%. Questions not
+    // answered, or answered too briefly to assess, count as 0.
+    let sum: f32 = assessed.iter().map(|a| 0.7 * a.analysis.relevance + 0.3 * a.analysis.depth).sum();
+    let score = round1(sum / total_questions.max(1) as f32);
+    let unanswered = total_questions as usize - assessed.len();
+    for a in &assessed {
+        if !a.analysis.missed_points.is_empty() && a.analysis.coverage().is_some_and(|c| c < 0.5) {
+            insights.push(Insight {
+                category: "technical".into(),
+                description: format!(
+                    "\"{}\": missed {}.",
+                    a.question,
+                    a.analysis.missed_points.join("; ")
+                ),
+                impact: -0.1,
+            });
+        }
+    }
+    let covered: usize = assessed.iter().map(|a| a.analysis.covered_points.len()).sum();
+    let expected: usize =
+        assessed.iter().map(|a| a.analysis.covered_points.len() + a.analysis.missed_points.len()).sum();
+    let mut reason = format!(
+        "relevance 70% and depth 30% averaged over {total_questions} question(s); {covered} of {expected} expected points covered"
+    );
+    if unanswered > 0 {
+        reason.push_str(&format!("; {unanswered} unanswered or too short, counted as 0"));
+    }
+    Component { name: "technical".into(), score: Some(score), weight: 0.0, sufficient_data: true, reason }
+}
+
+fn communication(answers: &[ScoredAnswer], insights: &mut Vec<Insight>) -> Component {
+    let assessed: Vec<&AnswerAnalysis> =
+        answers.iter().map(|a| &a.analysis).filter(|a| a.sufficient_data).collect();
+    if assessed.is_empty() {
+        return insufficient("communication", "Insufficient data: no transcript to assess.");
+    }
+    let score = round1(assessed.iter().map(|a| a.clarity).sum::<f32>() / assessed.len() as f32);
+    let words: u32 = assessed.iter().map(|a| a.word_count).sum();
+    let fillers: u32 = assessed.iter().map(|a| a.filler_count).sum();
+    let filler_pct = fillers as f32 / words.max(1) as f32 * 100.0;
+    let paces: Vec<f32> = assessed.iter().filter_map(|a| a.words_per_minute).collect();
+    let mut reason = format!("clarity averaged over {} answer(s); fillers {filler_pct:.1}% of words", assessed.len());
+    if !paces.is_empty() {
+        let pace = paces.iter().sum::<f32>() / paces.len() as f32;
+        reason.push_str(&format!("; pace {pace:.0} words/min"));
+        if !(answer::PACE_RANGE.0..=answer::PACE_RANGE.1).contains(&pace) {
+            insights.push(Insight {
+                category: "communication".into(),
+                description: format!(
+                    "Average pace {pace:.0} words/min is outside the comfortable {}-{}.",
+                    answer::PACE_RANGE.0,
+                    answer::PACE_RANGE.1
+                ),
+                impact: -0.05,
+            });
+        }
+    }
+    if filler_pct > 3.0 {
+        insights.push(Insight {
+            category: "communication".into(),
+            description: format!("Filler words made up {filler_pct:.1}% of what was said ({fillers} in {words} words)."),
+            impact: -0.05,
+        });
+    }
+    Component { name: "communication".into(), score: Some(score), weight: 0.0, sufficient_data: true, reason }
+}
+
+/// Expressions read as composed (neutral or positive) rather than distressed.
+const COMPOSED: &[&str] = &["neutral", "happy", "surprised"];
+
+fn engagement(frames: &[FrameSample], policy: &str, insights: &mut Vec<Insight>) -> (Component, EngagementSummary) {
+    let mut summary = EngagementSummary { frames_analyzed: frames.len() as u32, ..Default::default() };
+    if policy == "off" {
+        return (insufficient("engagement", "Not assessed: frame analysis was switched off for this interview."), summary);
+    }
+    if frames.len() < MIN_FRAMES {
+        let reason = format!(
+            "Insufficient data: {} analysed frame(s); at least {MIN_FRAMES} are needed.",
+            frames.len()
+        );
+        return (insufficient("engagement", &reason), summary);
+    }
+    let with_face: Vec<&FrameSample> = frames.iter().filter(|f| f.face_present).collect();
+    let presence = with_face.len() as f32 / frames.len() as f32;
+    let attention = with_face
+        .iter()
+        .any(|f| f.attention > 0.0)
+        .then(|| with_face.iter().map(|f| f.attention.clamp(0.0, 1.0)).sum::<f32>() / with_face.len() as f32);
+    let labelled: Vec<&&FrameSample> = with_face.iter().filter(|f| !f.emotion.is_empty()).collect();
+    for f in &labelled {
+        *summary.emotion_distribution.entry(f.emotion.clone()).or_default() += 1;
+    }
+    let composure = (policy != "engagement" && !labelled.is_empty()).then(|| {
+        labelled.iter().filter(|f| COMPOSED.contains(&f.emotion.as_str())).count() as f32 / labelled.len() as f32
+    });
+    summary.face_presence = round3(presence);
+    summary.mean_attention = attention.map(round3);
+    summary.composure = composure.map(round3);
+    summary.blink_count = frames.iter().map(|f| f.blink_count).max().unwrap_or(0);
+
+    // Presence 40%, attention 40%, composure 20%, renormalised over the parts that are known.
+    let parts = [(Some(presence), 0.4), (attention, 0.4), (composure, 0.2)];
+    let weight: f32 = parts.iter().filter(|(v, _)| v.is_some()).map(|(_, w)| w).sum();
+    let score = round1(parts.iter().filter_map(|(v, w)| v.map(|v| v * w)).sum::<f32>() / weight * 100.0);
+    let mut reason = format!("face visible in {:.0}% of {} frames", presence * 100.0, frames.len());
+    if let Some(a) = attention {
+        reason.push_str(&format!("; mean attention {:.0}%", a * 100.0));
+    }
+    if let Some(c) = composure {
+        reason.push_str(&format!("; composed expression in {:.0}% of frames", c * 100.0));
+    } else if policy == "engagement" {
+        reason.push_str("; expression not inferred (engagement-only policy)");
+    }
+    if presence < 0.8 {
+        insights.push(Insight {
+            category: "engagement".into(),
+            description: format!("The face was out of view in {:.0}% of frames.", (1.0 - presence) * 100.0),
+            impact: -0.05,
+        });
+    }
+    (Component { name: "engagement".into(), score: Some(score), weight: 0.0, sufficient_data: true, reason }, summary)
+}
+
+fn insufficient(name: &str, reason: &str) -> Component {
+    Component { name: name.into(), score: None, weight: 0.0, sufficient_data: false, reason: reason.into() }
+}
+
+fn summary_feedback(overall: Option<f32>, components: &[Component]) -> String {
+    let Some(overall) = overall else {
+        return "Insufficient data to score this interview: no answer had enough words to assess.".into();
+    };
+    let band = match overall {
+        s if s >= 80.0 => "strong",
+        s if s >= 60.0 => "solid",
+        s if s >= 40.0 => "mixed",
+        _ => "weak",
+    };
+    let parts: Vec<String> = components
+        .iter()
+        .map(|c| match c.score {
+            Some(s) => format!("{} {s:.0}", c.name),
+            None => format!("{} not scored", c.name),
+        })
+        .collect();
+    format!("Overall {overall:.0}/100, a {band} interview ({}).", parts.join(", "))
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+fn round3(v: f32) -> f32 {
+    (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(q: &str, points: &[&str], transcript: &str) -> AnswerInput {
+        AnswerInput {
+            question_id: q.into(),
+            question: q.into(),
+            category: "technical".into(),
+            expected_points: points.iter().map(|p| p.to_string()).collect(),
+            transcript: transcript.into(),
+            duration_secs: Some(30.0),
+        }
+    }
+
+    fn frames(n: usize, face: bool, emotion: &str, attention: f32) -> Vec<FrameSample> {
+        (0..n)
+            .map(|i| FrameSample {
+                timestamp: i as i64 * 100,
+                emotion: emotion.into(),
+                confidence: 0.9,
+                face_present: face,
+                attention,
+                blink_count: 0,
+            })
+            .collect()
+    }
+
+    fn good_answers() -> Vec<AnswerInput> {
+        vec![
+            answer(
+                "What is a database index?",
+                &["speeds up lookups", "costs extra writes and storage"],
+                "An index speeds up lookups because the database can search a sorted structure instead of \
+                 scanning every row. It costs extra writes and storage, so for example a write-heavy table \
+                 with many indexes gets slower inserts.",
+            ),
+            answer(
+                "How do you handle a production incident?",
+                &["mitigate first", "communicate status", "blameless postmortem"],
+                "First I mitigate the impact, for example by rolling back. I communicate status to the team \
+                 every thirty minutes, and afterwards we write a blameless postmortem with concrete actions.",
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_full_interview_gets_every_component_and_the_documented_weighting() {
+        let input = ScoreInput {
+            session_id: "s".into(),
+            answers: good_answers(),
+            frames: frames(30, true, "neutral", 0.9),
+            total_questions: 2,
+            ..Default::default()
+        };
+        let s = calculate(&input, 1);
+        assert!(s.sufficient_data);
+        let (t, c, e) = (s.technical_score.unwrap(), s.communication_score.unwrap(), s.engagement_score.unwrap());
+        let expected = round1(0.5 * t + 0.3 * c + 0.2 * e);
+        assert!((s.overall_score.unwrap() - expected).abs() < 0.15, "{s:?}");
+        assert!(s.insights.iter().any(|i| i.category == "technical"));
+        assert_eq!(s.components.len(), 4);
+    }
+
+    #[test]
+    fn too_few_frames_leave_engagement_out_and_reweight_the_rest() {
+        let input = ScoreInput {
+            session_id: "s".into(),
+            answers: good_answers(),
+            frames: frames(3, true, "happy", 0.8),
+            total_questions: 2,
+            ..Default::default()
+        };
+        let s = calculate(&input, 1);
+        assert_eq!(s.engagement_score, None);
+        let e = &s.components[2];
+        assert!(!e.sufficient_data && e.reason.starts_with("Insufficient data"), "{e:?}");
+        assert!((s.components[0].weight - 0.625).abs() < 1e-3);
+        assert!(s.overall_score.is_some());
+        assert!(s.components[3].reason.contains("left out: engagement"));
+    }
+
+    #[test]
+    fn empty_transcripts_give_insufficient_data_instead_of_a_number() {
+        let input = ScoreInput {
+            session_id: "s".into(),
+            answers: vec![answer("Q", &["x"], ""), answer("R", &["y"], "ok")],
+            frames: frames(40, true, "neutral", 0.9),
+            total_questions: 2,
+            ..Default::default()
+        };
+        let s = calculate(&input, 1);
+        assert!(!s.sufficient_data);
+        assert_eq!(s.overall_score, None);
+        assert_eq!(s.technical_score, None);
+        assert!(s.feedback.starts_with("Insufficient data"));
+    }
+
+    #[test]
+    fn unanswered_questions_pull_the_technical_score_down() {
+        let base = ScoreInput { session_id: "s".into(), answers: good_answers(), total_questions: 2, ..Default::default() };
+        let more_asked = ScoreInput { total_questions: 4, ..base.clone() };
+        let a = calculate(&base, 1).technical_score.unwrap();
+        let b = calculate(&more_asked, 1).technical_score.unwrap();
+        assert!((b - a / 2.0).abs() < 0.2, "{a} {b}");
+    }
+
+    #[test]
+    fn the_engagement_policy_never_uses_expressions() {
+        let input = ScoreInput {
+            session_id: "s".into(),
+            answers: good_answers(),
+            frames: frames(30, true, "angry", 0.9),
+            analysis_policy: "engagement".into(),
+            ..Default::default()
+        };
+        let s = calculate(&input, 1);
+        assert_eq!(s.engagement.composure, None);
+        assert!((s.engagement_score.unwrap() - 95.0).abs() < 0.01, "{:?}", s.engagement_score);
+    }
+
+    #[test]
+    fn an_absent_face_lowers_engagement_and_says_so() {
+        let mut f = frames(10, true, "neutral", 0.9);
+        f.extend(frames(20, false, "", 0.0));
+        let input = ScoreInput { session_id: "s".into(), answers: good_answers(), frames: f, ..Default::default() };
+        let s = calculate(&input, 1);
+        assert!(s.engagement_score.unwrap() < 70.0);
+        assert!(s.insights.iter().any(|i| i.description.contains("out of view")));
+    }
+}

@@ -1,0 +1,270 @@
+//! The recruiter's report: built from a stored score, served as JSON or rendered to PDF.
+//!
+//! Reports hold aggregates and transcripts only: raw frames and video are never stored, so they
+//! can never be part of a report.
+
+use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+use serde::{Deserialize, Serialize};
+
+use crate::interview::{Component, EngagementSummary, Insight, Score};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportAnswer {
+    pub question_id: String,
+    pub question: String,
+    pub category: String,
+    pub transcript: String,
+    pub relevance: f32,
+    pub clarity: f32,
+    pub depth: f32,
+    pub covered_points: Vec<String>,
+    pub missed_points: Vec<String>,
+    pub feedback: String,
+    pub sufficient_data: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub session_id: String,
+    pub user_id: String,
+    pub generated_at: i64,
+    pub score_calculated_at: i64,
+    pub analysis_policy: String,
+    pub sufficient_data: bool,
+    pub overall_score: Option<f32>,
+    pub feedback: String,
+    pub components: Vec<Component>,
+    pub insights: Vec<Insight>,
+    pub answers: Vec<ReportAnswer>,
+    /// Present when asked for and when the policy allowed frame analysis.
+    pub engagement: Option<EngagementSummary>,
+}
+
+pub fn build(score: &Score, include_emotions: bool, now_ms: i64) -> Report {
+    let mut engagement = (include_emotions && score.analysis_policy != "off").then(|| score.engagement.clone());
+    if let Some(e) = engagement.as_mut().filter(|_| score.analysis_policy == "engagement") {
+        e.emotion_distribution.clear();
+        e.composure = None;
+    }
+    Report {
+        session_id: score.session_id.clone(),
+        user_id: score.user_id.clone(),
+        generated_at: now_ms,
+        score_calculated_at: score.calculated_at,
+        analysis_policy: score.analysis_policy.clone(),
+        sufficient_data: score.sufficient_data,
+        overall_score: score.overall_score,
+        feedback: score.feedback.clone(),
+        components: score.components.clone(),
+        insights: score.insights.clone(),
+        answers: score
+            .answers
+            .iter()
+            .map(|a| ReportAnswer {
+                question_id: a.question_id.clone(),
+                question: a.question.clone(),
+                category: a.category.clone(),
+                transcript: a.transcript.clone(),
+                relevance: a.analysis.relevance,
+                clarity: a.analysis.clarity,
+                depth: a.analysis.depth,
+                covered_points: a.analysis.covered_points.clone(),
+                missed_points: a.analysis.missed_points.clone(),
+                feedback: a.analysis.feedback.clone(),
+                sufficient_data: a.analysis.sufficient_data,
+            })
+            .collect(),
+        engagement,
+    }
+}
+
+/// The report as text lines (heading flag, text), shared by the PDF and tests.
+fn lines(report: &Report) -> Vec<(bool, String)> {
+    let mut out = vec![(true, "Interview report".to_string())];
+    out.push((false, format!("Session {}", report.session_id)));
+    if !report.user_id.is_empty() {
+        out.push((false, format!("Candidate {}", report.user_id)));
+    }
+    out.push((false, format!("Analysis policy: {}", report.analysis_policy)));
+    out.push((false, String::new()));
+    out.push((true, "Scores".into()));
+    for c in &report.components {
+        let score = c.score.map_or("insufficient data".to_string(), |s| format!("{s:.0}/100"));
+        out.push((false, format!("{}: {score} (weight {:.0}%)", c.name, c.weight * 100.0)));
+        out.push((false, format!("    {}", c.reason)));
+    }
+    out.push((false, report.feedback.clone()));
+    out.push((false, String::new()));
+    if !report.insights.is_empty() {
+        out.push((true, "Insights".into()));
+        for i in &report.insights {
+            out.push((false, format!("[{}] {}", i.category, i.description)));
+        }
+        out.push((false, String::new()));
+    }
+    out.push((true, "Answers".into()));
+    for (n, a) in report.answers.iter().enumerate() {
+        out.push((false, format!("{}. {} ({})", n + 1, a.question, a.category)));
+        if a.sufficient_data {
+            out.push((
+                false,
+                format!("    relevance {:.0}, clarity {:.0}, depth {:.0}", a.relevance, a.clarity, a.depth),
+            ));
+        }
+        out.push((false, format!("    {}", a.feedback)));
+        out.push((false, format!("    Transcript: {}", a.transcript)));
+    }
+    if let Some(e) = &report.engagement {
+        out.push((false, String::new()));
+        out.push((true, "Engagement".into()));
+        out.push((false, format!("Frames analysed: {}; face visible {:.0}%", e.frames_analyzed, e.face_presence * 100.0)));
+        if let Some(a) = e.mean_attention {
+            out.push((false, format!("Mean attention {:.0}%", a * 100.0)));
+        }
+        if !e.emotion_distribution.is_empty() {
+            let dist: Vec<String> = e.emotion_distribution.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            out.push((false, format!("Expressions: {}", dist.join(", "))));
+        }
+    }
+    out
+}
+
+/// Wraps a line at `width` characters on word boundaries.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let indent: String = text.chars().take_while(|c| *c == ' ').collect();
+    let mut lines = Vec::new();
+    let mut current = indent.clone();
+    for word in text.split_whitespace() {
+        if current.trim().is_empty() {
+            current = format!("{indent}{word}");
+        } else if current.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::replace(&mut current, format!("{indent}{word}")));
+        } else {
+            current.push(' ');
+            current.push_str(word);
+        }
+    }
+    lines.push(current);
+    lines
+}
+
+/// WinAnsi text for the standard Helvetica font; characters it cannot show become '?'.
+fn win_ansi(text: &str) -> Vec<u8> {
+    text.chars().map(|c| if (c as u32) < 256 && c != '\u{7f}' { c as u8 } else { b'?' }).collect()
+}
+
+/// Renders the report as an A4 PDF using the standard Helvetica fonts (nothing embedded).
+pub fn to_pdf(report: &Report) -> Vec<u8> {
+    const TOP: f32 = 800.0;
+    const BOTTOM: f32 = 50.0;
+    const LEADING: f32 = 14.0;
+    let mut pages: Vec<Vec<(bool, String)>> = vec![Vec::new()];
+    let mut y = TOP;
+    for (heading, line) in lines(report) {
+        for part in wrap(&line, 95) {
+            if y < BOTTOM {
+                pages.push(Vec::new());
+                y = TOP;
+            }
+            pages.last_mut().expect("at least one page").push((heading, part));
+            y -= if heading { LEADING * 1.5 } else { LEADING };
+        }
+    }
+
+    let catalog = Ref::new(1);
+    let tree = Ref::new(2);
+    let regular = Ref::new(3);
+    let bold = Ref::new(4);
+    let mut pdf = Pdf::new();
+    pdf.catalog(catalog).pages(tree);
+    pdf.type1_font(regular).base_font(Name(b"Helvetica")).encoding_predefined(Name(b"WinAnsiEncoding"));
+    pdf.type1_font(bold).base_font(Name(b"Helvetica-Bold")).encoding_predefined(Name(b"WinAnsiEncoding"));
+    let mut kids = Vec::new();
+    for (i, page_lines) in pages.iter().enumerate() {
+        let page_id = Ref::new(5 + 2 * i as i32);
+        let content_id = Ref::new(6 + 2 * i as i32);
+        kids.push(page_id);
+        let mut page = pdf.page(page_id);
+        page.media_box(Rect::new(0.0, 0.0, 595.0, 842.0)).parent(tree).contents(content_id);
+        page.resources().fonts().pair(Name(b"F1"), regular).pair(Name(b"F2"), bold);
+        page.finish();
+
+        let mut content = Content::new();
+        let mut y = TOP;
+        for (heading, text) in page_lines {
+            content.begin_text();
+            if *heading {
+                content.set_font(Name(b"F2"), 14.0);
+            } else {
+                content.set_font(Name(b"F1"), 10.0);
+            }
+            content.next_line(50.0, y);
+            content.show(Str(&win_ansi(text)));
+            content.end_text();
+            y -= if *heading { LEADING * 1.5 } else { LEADING };
+        }
+        pdf.stream(content_id, &content.finish());
+    }
+    let count = kids.len() as i32;
+    pdf.pages(tree).kids(kids).count(count);
+    pdf.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::AnswerInput;
+    use crate::interview::{ScoreInput, calculate};
+
+    fn score() -> Score {
+        let input = ScoreInput {
+            session_id: "sess-1".into(),
+            user_id: "cand-7".into(),
+            answers: vec![AnswerInput {
+                question_id: "q1".into(),
+                question: "What is an index?".into(),
+                category: "technical".into(),
+                expected_points: vec!["speeds up lookups".into()],
+                transcript: "An index speeds up lookups because it avoids scanning every row of the table. Café ünïcode 漢字."
+                    .into(),
+                duration_secs: Some(10.0),
+            }],
+            total_questions: 1,
+            ..Default::default()
+        };
+        calculate(&input, 5)
+    }
+
+    #[test]
+    fn the_pdf_is_a_complete_document_with_the_scores_in_it() {
+        let pdf = to_pdf(&build(&score(), true, 6));
+        assert!(pdf.starts_with(b"%PDF-"));
+        assert!(pdf.ends_with(b"%%EOF") || pdf.ends_with(b"%%EOF\n"));
+        let text = String::from_utf8_lossy(&pdf);
+        assert!(text.contains("Interview report"));
+        assert!(text.contains("sess-1"));
+        assert!(text.contains("technical"));
+    }
+
+    #[test]
+    fn a_long_report_flows_onto_more_pages() {
+        let mut s = score();
+        let a = s.answers[0].clone();
+        s.answers = vec![a; 40];
+        let pdf = to_pdf(&build(&s, false, 6));
+        let text = String::from_utf8_lossy(&pdf);
+        assert!(text.matches("/Type /Page\n").count() + text.matches("/Type /Page ").count() > 1 || text.contains("/Count 2") || text.contains("/Count 3"));
+    }
+
+    #[test]
+    fn lines_wrap_on_word_boundaries_and_keep_their_indent() {
+        let w = wrap("    aaa bbb ccc ddd", 12);
+        assert_eq!(w, vec!["    aaa bbb", "    ccc ddd"]);
+    }
+
+    #[test]
+    fn emotions_stay_out_of_the_report_unless_asked_for() {
+        assert!(build(&score(), false, 6).engagement.is_none());
+        assert!(build(&score(), true, 6).engagement.is_some());
+    }
+}

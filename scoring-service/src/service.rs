@@ -1,0 +1,126 @@
+//! The scoring use cases, shared by the gRPC and REST front ends.
+
+use iv_contracts::now_millis;
+
+use crate::answer::{self, AnswerAnalysis, AnswerInput};
+use crate::error::ScoringError;
+use crate::interview::{self, Score, ScoreInput};
+use crate::report::{self, Report};
+use crate::store::ScoreStore;
+
+/// Limits that keep one request from tying up the service.
+pub const MAX_TRANSCRIPT_CHARS: usize = 20_000;
+pub const MAX_ANSWERS: usize = 100;
+pub const MAX_FRAMES: usize = 200_000;
+
+/// A rendered report.
+#[derive(Debug, Clone)]
+pub struct RenderedReport {
+    pub report: Report,
+    pub format: ReportFormat,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Json,
+    Pdf,
+}
+
+impl ReportFormat {
+    pub fn parse(text: &str) -> Result<Self, ScoringError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "json" => Ok(Self::Json),
+            "pdf" => Ok(Self::Pdf),
+            other => Err(ScoringError::UnsupportedFormat(other.to_string())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Pdf => "pdf",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Pdf => "application/pdf",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Scoring {
+    store: ScoreStore,
+}
+
+impl Scoring {
+    pub fn new(store: ScoreStore) -> Self {
+        Self { store }
+    }
+
+    pub fn analyze_answer(&self, input: &AnswerInput) -> Result<AnswerAnalysis, ScoringError> {
+        validate_answer(input)?;
+        Ok(answer::analyze(input))
+    }
+
+    /// Scores an interview and stores the result (replacing an earlier score of the same session).
+    pub async fn calculate(&self, input: &ScoreInput) -> Result<Score, ScoringError> {
+        if input.session_id.trim().is_empty() {
+            return Err(ScoringError::InvalidInput("session_id is required".into()));
+        }
+        if input.answers.len() > MAX_ANSWERS {
+            return Err(ScoringError::InvalidInput(format!("at most {MAX_ANSWERS} answers per interview")));
+        }
+        if input.frames.len() > MAX_FRAMES {
+            return Err(ScoringError::InvalidInput(format!("at most {MAX_FRAMES} frame samples per interview")));
+        }
+        for a in &input.answers {
+            validate_answer(a)?;
+        }
+        let score = interview::calculate(input, now_millis());
+        self.store.save_score(&score).await?;
+        metrics::counter!("scores_calculated_total", "sufficient" => score.sufficient_data.to_string()).increment(1);
+        Ok(score)
+    }
+
+    pub async fn score(&self, session_id: &str) -> Result<Score, ScoringError> {
+        self.store.score(session_id).await?.ok_or_else(|| ScoringError::ScoreNotFound(session_id.to_string()))
+    }
+
+    /// Builds the report from the stored score, stores it, and renders it in the asked format.
+    pub async fn report(
+        &self,
+        session_id: &str,
+        include_emotions: bool,
+        include_video: bool,
+        format: ReportFormat,
+    ) -> Result<RenderedReport, ScoringError> {
+        if include_video {
+            return Err(ScoringError::VideoNotStored);
+        }
+        let score = self.score(session_id).await?;
+        let report = report::build(&score, include_emotions, now_millis());
+        self.store.save_report(&report).await?;
+        let bytes = match format {
+            ReportFormat::Json => serde_json::to_vec(&report).map_err(|e| ScoringError::InvalidInput(e.to_string()))?,
+            ReportFormat::Pdf => report::to_pdf(&report),
+        };
+        Ok(RenderedReport { report, format, bytes })
+    }
+}
+
+fn validate_answer(a: &AnswerInput) -> Result<(), ScoringError> {
+    if a.transcript.chars().count() > MAX_TRANSCRIPT_CHARS {
+        return Err(ScoringError::InvalidInput(format!("transcript longer than {MAX_TRANSCRIPT_CHARS} characters")));
+    }
+    if a.expected_points.len() > 50 {
+        return Err(ScoringError::InvalidInput("at most 50 expected points per question".into()));
+    }
+    if a.duration_secs.is_some_and(|d| !d.is_finite() || d < 0.0) {
+        return Err(ScoringError::InvalidInput("duration must be a non-negative number of seconds".into()));
+    }
+    Ok(())
+}

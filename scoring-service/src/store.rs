@@ -1,0 +1,91 @@
+//! Durable scores and reports (SQLite or PostgreSQL).
+
+use iv_platform::db::Pool;
+use sqlx::Row;
+
+use crate::error::ScoringError;
+use crate::interview::Score;
+use crate::report::Report;
+
+pub const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS scores (
+        session_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        overall_score DOUBLE PRECISION,
+        sufficient_data BIGINT NOT NULL,
+        payload TEXT NOT NULL,
+        calculated_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS reports (
+        session_id TEXT PRIMARY KEY,
+        payload TEXT NOT NULL,
+        generated_at BIGINT NOT NULL
+    )",
+];
+
+#[derive(Clone)]
+pub struct ScoreStore {
+    pool: Pool,
+}
+
+impl ScoreStore {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// Saves a score; scoring the same interview again replaces it (events may be redelivered).
+    pub async fn save_score(&self, score: &Score) -> Result<(), ScoringError> {
+        let payload = serde_json::to_string(score).map_err(|e| ScoringError::InvalidInput(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO scores (session_id, user_id, overall_score, sufficient_data, payload, calculated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id,
+                overall_score = excluded.overall_score, sufficient_data = excluded.sufficient_data,
+                payload = excluded.payload, calculated_at = excluded.calculated_at",
+        )
+        .bind(&score.session_id)
+        .bind(&score.user_id)
+        .bind(score.overall_score.map(f64::from))
+        .bind(i64::from(score.sufficient_data))
+        .bind(payload)
+        .bind(score.calculated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn score(&self, session_id: &str) -> Result<Option<Score>, ScoringError> {
+        let row = sqlx::query("SELECT payload FROM scores WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(session_id, &r.try_get::<String, _>("payload")?)).transpose()
+    }
+
+    pub async fn save_report(&self, report: &Report) -> Result<(), ScoringError> {
+        let payload = serde_json::to_string(report).map_err(|e| ScoringError::InvalidInput(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO reports (session_id, payload, generated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (session_id) DO UPDATE SET payload = excluded.payload, generated_at = excluded.generated_at",
+        )
+        .bind(&report.session_id)
+        .bind(payload)
+        .bind(report.generated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn report(&self, session_id: &str) -> Result<Option<Report>, ScoringError> {
+        let row = sqlx::query("SELECT payload FROM reports WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(session_id, &r.try_get::<String, _>("payload")?)).transpose()
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(session: &str, payload: &str) -> Result<T, ScoringError> {
+    serde_json::from_str(payload)
+        .map_err(|e| ScoringError::Corrupt { session: session.to_string(), reason: e.to_string() })
+}

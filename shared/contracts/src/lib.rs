@@ -1,0 +1,30 @@
+//! The contracts between services: generated gRPC code for `emotion` and `scoring`, the versioned
+//! event payloads carried by RabbitMQ, and the small conversions both sides need.
+//!
+//! # Layout
+//! - [`emotion`], [`scoring`]: generated from `shared/proto/*.proto` (clients and servers).
+//! - [`events`]: the `events.v1` payloads and the [`events::Event`] trait that names their routing keys.
+//! - [`policy`]: the analysis policy as a domain type, parsed from text and the wire enum.
+//! - [`FILE_DESCRIPTOR_SET`]: for gRPC reflection.
+
+pub mod emotion {
+    tonic::include_proto!("emotion");
+}
+
+pub mod scoring {
+    tonic::include_proto!("scoring");
+}
+
+pub mod events;
+pub mod policy;
+
+/// Encoded descriptors of every proto, served by gRPC reflection so `grpcurl` works without files.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptor");
+
+/// Milliseconds since the Unix epoch, the time unit of every contract.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

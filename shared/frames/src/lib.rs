@@ -1,0 +1,171 @@
+//! Frame intake: checks a frame is a JPEG or PNG of sane size before any pixel is decoded, then
+//! decodes it with memory limits, so a hostile or broken upload costs little and crashes nothing.
+
+use image::{ImageFormat, ImageReader, RgbImage};
+use std::io::Cursor;
+
+/// Largest encoded frame accepted (a 1920x1080 JPEG is ~0.3-1 MB; PNG up to ~6 MB).
+pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// Largest side accepted; frames are webcam stills, not photographs for print.
+pub const MAX_SIDE: u32 = 4096;
+/// Smallest side that can hold a detectable face.
+pub const MIN_SIDE: u32 = 32;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FrameError {
+    #[error("the frame is empty")]
+    Empty,
+    #[error("the frame is {size} bytes; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("unsupported image format: only JPEG and PNG frames are accepted")]
+    UnsupportedFormat,
+    #[error("the declared format {declared:?} does not match the image data ({actual})")]
+    FormatMismatch { declared: String, actual: &'static str },
+    #[error("the image is {width}x{height}; sides must be between {MIN_SIDE} and {MAX_SIDE} pixels")]
+    BadDimensions { width: u32, height: u32 },
+    #[error("the image data is corrupt or truncated: {0}")]
+    Corrupt(String),
+}
+
+/// The encoding of a frame, sniffed from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameFormat {
+    Jpeg,
+    Png,
+}
+
+impl FrameFormat {
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Self::Png)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpeg",
+            Self::Png => "png",
+        }
+    }
+
+    fn image_format(self) -> ImageFormat {
+        match self {
+            Self::Jpeg => ImageFormat::Jpeg,
+            Self::Png => ImageFormat::Png,
+        }
+    }
+}
+
+/// What a frame's header says, read without decoding pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    pub format: FrameFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Checks size, format (and that it matches `declared`, when given) and dimensions.
+pub fn inspect(bytes: &[u8], declared: &str) -> Result<FrameInfo, FrameError> {
+    inspect_with_limit(bytes, declared, MAX_FRAME_BYTES)
+}
+
+/// [`inspect`] with a smaller size limit (a service may accept less than the format allows).
+pub fn inspect_with_limit(bytes: &[u8], declared: &str, max_bytes: usize) -> Result<FrameInfo, FrameError> {
+    if bytes.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    if bytes.len() > max_bytes {
+        return Err(FrameError::TooLarge { size: bytes.len(), limit: max_bytes });
+    }
+    let format = FrameFormat::sniff(bytes).ok_or(FrameError::UnsupportedFormat)?;
+    let declared = declared.trim().to_ascii_lowercase();
+    let declared_ok = match declared.as_str() {
+        "" => true,
+        "jpeg" | "jpg" | "image/jpeg" => format == FrameFormat::Jpeg,
+        "png" | "image/png" => format == FrameFormat::Png,
+        _ => return Err(FrameError::UnsupportedFormat),
+    };
+    if !declared_ok {
+        return Err(FrameError::FormatMismatch { declared, actual: format.as_str() });
+    }
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format.image_format())
+        .into_dimensions()
+        .map_err(|e| FrameError::Corrupt(e.to_string()))?;
+    if !(MIN_SIDE..=MAX_SIDE).contains(&width) || !(MIN_SIDE..=MAX_SIDE).contains(&height) {
+        return Err(FrameError::BadDimensions { width, height });
+    }
+    Ok(FrameInfo { format, width, height })
+}
+
+/// Decodes a frame that passed [`inspect`] to RGB, with an allocation limit as a second guard.
+pub fn decode(bytes: &[u8], info: FrameInfo) -> Result<RgbImage, FrameError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), info.format.image_format());
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(u64::from(MAX_SIDE) * u64::from(MAX_SIDE) * 4);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| FrameError::Corrupt(e.to_string()))?;
+    Ok(image.into_rgb8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let img = RgbImage::from_pixel(width, height, image::Rgb([120, 90, 60]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let img = RgbImage::from_pixel(width, height, image::Rgb([120, 90, 60]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Jpeg).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_valid_jpeg_and_png_are_accepted_and_decoded() {
+        for (bytes, format) in [(jpeg(64, 48), FrameFormat::Jpeg), (png(64, 48), FrameFormat::Png)] {
+            let info = inspect(&bytes, "").unwrap();
+            assert_eq!((info.format, info.width, info.height), (format, 64, 48));
+            assert_eq!(decode(&bytes, info).unwrap().dimensions(), (64, 48));
+        }
+    }
+
+    #[test]
+    fn empty_truncated_tiny_and_foreign_frames_are_refused_clearly() {
+        assert_eq!(inspect(&[], ""), Err(FrameError::Empty));
+        assert_eq!(inspect(b"GIF89a....", ""), Err(FrameError::UnsupportedFormat));
+        assert!(matches!(inspect(&png(1, 1), ""), Err(FrameError::BadDimensions { width: 1, height: 1 })));
+        let full = jpeg(64, 64);
+        let truncated = &full[..full.len() / 2];
+        let result = inspect(truncated, "jpeg").and_then(|info| decode(truncated, info));
+        assert!(matches!(result, Err(FrameError::Corrupt(_))), "{result:?}");
+        assert!(matches!(inspect(&jpeg(64, 64), "png"), Err(FrameError::FormatMismatch { .. })));
+    }
+
+    #[test]
+    fn a_decompression_bomb_header_is_refused_before_decoding() {
+        // A PNG whose header claims 20000x20000 pixels: refused from the header alone.
+        let mut bytes = png(64, 64);
+        bytes[16..20].copy_from_slice(&20000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&20000u32.to_be_bytes());
+        let err = inspect(&bytes, "png").unwrap_err();
+        assert!(matches!(err, FrameError::BadDimensions { .. } | FrameError::Corrupt(_)), "{err:?}");
+    }
+
+    #[test]
+    fn an_oversized_upload_is_refused_by_size() {
+        let mut big = jpeg(64, 64);
+        big.resize(MAX_FRAME_BYTES + 1, 0);
+        assert_eq!(inspect(&big, ""), Err(FrameError::TooLarge { size: MAX_FRAME_BYTES + 1, limit: MAX_FRAME_BYTES }));
+    }
+}

@@ -1,0 +1,103 @@
+//! The database pool: an embedded SQLite file by default, PostgreSQL when `DATABASE_URL` says so.
+//!
+//! Services write portable SQL (TEXT, BIGINT, DOUBLE PRECISION; `$n` placeholders in ascending
+//! order; `ON CONFLICT` upserts) so one code path serves both engines.
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+
+pub type Pool = sqlx::AnyPool;
+
+/// Which engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL must start with sqlite: or postgres:, got {0:?}")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+/// The default embedded database: a SQLite file under `dir`.
+pub fn sqlite_url(dir: &str, name: &str) -> String {
+    format!("sqlite://{}/{name}.db?mode=rwc", dir.trim_end_matches('/'))
+}
+
+/// Opens a pool. For SQLite the directory is created and the file switched to WAL, so readers
+/// do not block the writer; several services may share one file.
+pub async fn connect(url: &str) -> Result<Pool, DbError> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of(url).ok_or_else(|| DbError::UnsupportedUrl(url.to_string()))?;
+    if backend == Backend::Sqlite {
+        let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or_default();
+        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| DbError::Directory { path: parent.display().to_string(), source })?;
+        }
+    }
+    let pool = AnyPoolOptions::new()
+        .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await?;
+    if backend == Backend::Sqlite {
+        sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+    }
+    Ok(pool)
+}
+
+/// Runs idempotent DDL statements (`CREATE TABLE IF NOT EXISTS ...`) in order.
+pub async fn apply_schema(pool: &Pool, statements: &[&'static str]) -> Result<(), DbError> {
+    for statement in statements {
+        sqlx::query(*statement).execute(pool).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_backend() {
+        assert_eq!(Backend::of("sqlite://data/x.db?mode=rwc"), Some(Backend::Sqlite));
+        assert_eq!(Backend::of("postgres://u@h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::of("mysql://h/db"), None);
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_is_created_with_its_directory() {
+        let dir = std::env::temp_dir().join(format!("iv-db-{}", uuid::Uuid::new_v4()));
+        let url = sqlite_url(dir.to_str().unwrap(), "t");
+        let pool = connect(&url).await.unwrap();
+        apply_schema(&pool, &["CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY, n BIGINT NOT NULL)"])
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t (id, n) VALUES ($1, $2)").bind("a").bind(3i64).execute(&pool).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT n FROM t WHERE id = $1").bind("a").fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 3);
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

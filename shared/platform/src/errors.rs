@@ -1,0 +1,172 @@
+//! One table from failure class to HTTP status and gRPC code, so a failure means the same thing to
+//! a browser, a gateway and a gRPC client.
+//!
+//! Each crate keeps its own error enum and maps every variant (no wildcard arm) to an [`ApiError`]
+//! with a stable `code`; this module turns that into an HTTP response or a `tonic::Status`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// What kind of failure it is, whatever the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The caller sent something malformed or out of range.
+    InvalidInput,
+    /// The payload is larger than the limit.
+    TooLarge,
+    NotFound,
+    /// The request is valid but not in the current state (a completed session, say).
+    Conflict,
+    Unauthenticated,
+    /// Too many requests: rate limit or load shedding.
+    Overloaded,
+    /// A dependency is down or the breaker is open.
+    Unavailable,
+    /// A proxied upstream could not be reached (the gateway's 502).
+    BadGateway,
+    Timeout,
+    Internal,
+}
+
+impl ErrorClass {
+    pub fn http_status(self) -> StatusCode {
+        match self {
+            Self::InvalidInput => StatusCode::BAD_REQUEST,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway => StatusCode::BAD_GATEWAY,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            Self::InvalidInput | Self::TooLarge => tonic::Code::InvalidArgument,
+            Self::NotFound => tonic::Code::NotFound,
+            Self::Conflict => tonic::Code::FailedPrecondition,
+            Self::Unauthenticated => tonic::Code::Unauthenticated,
+            Self::Overloaded => tonic::Code::ResourceExhausted,
+            Self::Unavailable | Self::BadGateway => tonic::Code::Unavailable,
+            Self::Timeout => tonic::Code::DeadlineExceeded,
+            Self::Internal => tonic::Code::Internal,
+        }
+    }
+
+    /// The class of a gRPC status received from a downstream.
+    pub fn from_grpc(code: tonic::Code) -> Self {
+        match code {
+            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => Self::InvalidInput,
+            tonic::Code::NotFound => Self::NotFound,
+            tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists | tonic::Code::Aborted => {
+                Self::Conflict
+            }
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Self::Unauthenticated,
+            tonic::Code::ResourceExhausted => Self::Overloaded,
+            tonic::Code::Unavailable => Self::Unavailable,
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => Self::Timeout,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// The error every client sees: a class, a stable machine-readable code and a human message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub class: ErrorClass,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(class: ErrorClass, code: &'static str, message: impl Into<String>) -> Self {
+        Self { class, code, message: message.into() }
+    }
+
+    /// For failures whose details must not reach clients: logged here, generic outside.
+    pub fn internal(context: &str, err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "{context}");
+        Self::new(ErrorClass::Internal, "INTERNAL", "internal error; see the service logs")
+    }
+}
+
+/// The JSON body of every HTTP error: `{"error": "...", "code": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: self.message, code: Some(self.code.to_string()) };
+        (self.class.http_status(), Json(body)).into_response()
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(err: ApiError) -> Self {
+        let mut status = tonic::Status::new(err.class.grpc_code(), err.message);
+        if let Ok(v) = err.code.parse() {
+            status.metadata_mut().insert("x-error-code", v);
+        }
+        status
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let (class, code) = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => (ErrorClass::InvalidInput, "UNSUPPORTED_MEDIA_TYPE"),
+            JsonRejection::BytesRejection(_) => (ErrorClass::TooLarge, "PAYLOAD_TOO_LARGE"),
+            _ => (ErrorClass::InvalidInput, "INVALID_JSON"),
+        };
+        Self::new(class, code, rejection.body_text())
+    }
+}
+
+/// A JSON extractor whose rejection is the service's own error format, not axum's plain text.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct AppJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_maps_consistently_to_grpc_and_back() {
+        for class in [
+            ErrorClass::InvalidInput,
+            ErrorClass::NotFound,
+            ErrorClass::Conflict,
+            ErrorClass::Unauthenticated,
+            ErrorClass::Overloaded,
+            ErrorClass::Unavailable,
+            ErrorClass::Timeout,
+            ErrorClass::Internal,
+        ] {
+            assert_eq!(ErrorClass::from_grpc(class.grpc_code()), class);
+        }
+    }
+
+    #[test]
+    fn overload_is_429_and_resource_exhausted() {
+        assert_eq!(ErrorClass::Overloaded.http_status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(ErrorClass::Overloaded.grpc_code(), tonic::Code::ResourceExhausted);
+    }
+}

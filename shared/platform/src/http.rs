@@ -1,0 +1,128 @@
+//! The HTTP layers every service's router wears, and serving with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::errors::{ApiError, ErrorClass};
+
+/// Adds request ids, access logs and request metrics to a router.
+///
+/// Order matters: the request id is set first so the access-log span and the response carry it;
+/// metrics sit innermost so they time only the handler and see the matched route.
+pub fn observe(router: Router, service: &'static str) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(move |req: &Request| {
+                        let path = req
+                            .extensions()
+                            .get::<MatchedPath>()
+                            .map(|m| m.as_str().to_owned())
+                            .unwrap_or_else(|| req.uri().path().to_owned());
+                        let request_id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-")
+                            .to_owned();
+                        tracing::info_span!("http", service, method = %req.method(), path, request_id)
+                    })
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(middleware::from_fn(move |req, next| record_metrics(service, req, next))),
+    )
+}
+
+async fn record_metrics(service: &'static str, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    metrics::histogram!(
+        "http_request_duration_seconds",
+        "service" => service,
+        "method" => method,
+        "path" => path,
+        "status" => response.status().as_u16().to_string()
+    )
+    .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// The JSON 404 of every service; a gRPC request for an unknown method gets UNIMPLEMENTED instead,
+/// so services that serve REST and gRPC on one port answer each protocol in its own terms.
+pub async fn not_found(headers: HeaderMap) -> Response {
+    let grpc = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    if grpc {
+        return tonic::Status::unimplemented("unknown gRPC method").into_http::<axum::body::Body>();
+    }
+    ApiError::new(ErrorClass::NotFound, "NOT_FOUND", "not found").into_response()
+}
+
+/// Serves until `shutdown` resolves, then cancels `cancel` (so WebSockets and background tasks
+/// wind down) and gives open requests `grace` to finish.
+pub async fn run_server(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send,
+    cancel: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let token = cancel.clone();
+    let server = serve(listener, router, async move { token.cancelled().await });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        _ = shutdown => {}
+    }
+    cancel.cancel();
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(?grace, "grace period elapsed with requests still open; closing");
+            Ok(())
+        }
+    }
+}
+
+/// Serves a router until `shutdown` resolves, then stops accepting and drains open requests.
+///
+/// Long-lived connections (WebSockets) must watch the same shutdown themselves; callers bound the
+/// drain with a grace timeout.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds a listener; port 0 picks a free port (tests), and the real address is in the result.
+pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    TcpListener::bind((host, port)).await
+}

@@ -1,0 +1,35 @@
+//! What every service of the interview backend shares, so that each service crate holds only its
+//! own behaviour.
+//!
+//! # Layout
+//! - [`config`]: typed configuration read from an environment source (tests pass a map, never `set_var`).
+//! - [`telemetry`]: structured logs (`LOG_FORMAT=json|pretty`, `RUST_LOG`).
+//! - [`health`]: `/health`, `/health/ready`, `/health/live` and Prometheus `/metrics`.
+//! - [`http`]: the HTTP layers every router wears (request ids, access logs, metrics), the JSON error
+//!   body, and serving with graceful shutdown.
+//! - [`errors`]: one table from failure class to HTTP status and gRPC code.
+//! - [`resilience`]: one named policy per downstream: circuit breaker (failsafe) inside retries with
+//!   exponential backoff and jitter (backon).
+//! - [`downstream`]: the gRPC clients of the emotion and scoring services, each behind its policy.
+//! - [`bus`]: events over RabbitMQ (lapin) or, on embedded defaults, an in-process bus with the same
+//!   retry and dead-letter behaviour.
+//! - [`db`]: the SQLite (default) or PostgreSQL pool.
+//! - [`outbox`]: events written in the same transaction as the state they announce, relayed to
+//!   the bus once confirmed, so a broker outage loses nothing.
+//! - [`client`]: a small HTTP client for tools and tests.
+//! - [`shutdown`]: the SIGINT/SIGTERM future.
+
+pub mod bus;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod downstream;
+pub mod errors;
+pub mod outbox;
+pub mod health;
+pub mod http;
+pub mod resilience;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,135 @@
+//! The transactional outbox: an event is stored in the same transaction as the state change it
+//! announces, and a relay publishes it (with publisher confirms) and deletes it only once the
+//! broker has confirmed. A broker outage delays events; it never loses them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::EventBus;
+use crate::db::Pool;
+use iv_contracts::events::Event;
+
+pub const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    routing_key TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0
+)"];
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A sequence that orders events written by this process (microseconds, then a counter).
+fn next_seq() -> i64 {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default();
+    micros * 1000 + (COUNTER.fetch_add(1, Ordering::Relaxed) % 1000) as i64
+}
+
+/// Stores `event` inside the caller's transaction. Returns its message id.
+pub async fn enqueue<E: Event>(conn: &mut AnyConnection, event: &E) -> Result<String, sqlx::Error> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let payload = base64::engine::general_purpose::STANDARD.encode(event.encode_to_bytes());
+    sqlx::query(
+        "INSERT INTO outbox (id, seq, routing_key, session_id, payload, created_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, 0)",
+    )
+    .bind(&id)
+    .bind(next_seq())
+    .bind(E::ROUTING_KEY)
+    .bind(event.session_id())
+    .bind(payload)
+    .bind(iv_contracts::now_millis())
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Publishes stored events in order and removes them once confirmed.
+#[derive(Clone)]
+pub struct Relay {
+    pool: Pool,
+    bus: EventBus,
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    pub fn new(pool: Pool, bus: EventBus) -> Self {
+        Self { pool, bus, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Asks the relay to look now (after a commit) instead of at its next poll.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Events still waiting for the broker.
+    pub async fn pending(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await
+    }
+
+    /// Runs until cancelled: wakes on [`Relay::notify`] or every `poll`, and backs off while the
+    /// broker is unreachable.
+    pub fn spawn(self, poll: Duration, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut backoff = poll;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                match self.drain().await {
+                    Ok(_) => backoff = poll,
+                    Err(e) => {
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        tracing::warn!(error = %e, ?backoff, "outbox relay could not publish; will retry");
+                    }
+                }
+            }
+        })
+    }
+
+    /// Publishes everything pending, oldest first; stops at the first failure so order holds.
+    pub async fn drain(&self) -> Result<usize, String> {
+        let mut sent = 0;
+        loop {
+            let rows = sqlx::query("SELECT id, routing_key, payload FROM outbox ORDER BY seq LIMIT 100")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| e.to_string())?;
+            if rows.is_empty() {
+                return Ok(sent);
+            }
+            for row in rows {
+                let id: String = row.try_get("id").map_err(|e| e.to_string())?;
+                let key: String = row.try_get("routing_key").map_err(|e| e.to_string())?;
+                let payload: String = row.try_get("payload").map_err(|e| e.to_string())?;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(payload).map_err(|e| e.to_string())?;
+                if let Err(e) = self.bus.publish_raw(&key, &id, &bytes).await {
+                    let _ = sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
+                        .bind(&id)
+                        .execute(&self.pool)
+                        .await;
+                    return Err(e.to_string());
+                }
+                sqlx::query("DELETE FROM outbox WHERE id = $1")
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sent += 1;
+                metrics::counter!("outbox_relayed_total", "routing_key" => key).increment(1);
+            }
+        }
+    }
+}

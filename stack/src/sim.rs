@@ -1,0 +1,303 @@
+//! The candidate simulator: plays a whole interview through the gateway the way a browser would
+//! (REST to start and complete, a WebSocket for frames, answers and live updates), then fetches
+//! what a recruiter would: the score, the JSON and PDF reports and the emotion timeline.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use iv_platform::client::HttpClient;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// `http://host:port` of the gateway.
+    pub gateway: String,
+    /// JPEG frames, sent in a loop.
+    pub frames: Vec<PathBuf>,
+    pub fps: f32,
+    /// Frames sent while "answering" each question before the answer goes in.
+    pub frames_per_answer: usize,
+    pub policy: String,
+    /// Where to write the PDF report, if anywhere.
+    pub pdf_path: Option<PathBuf>,
+    pub api_key: Option<String>,
+    /// How long to wait for the report after completing.
+    pub report_timeout: Duration,
+    /// Print every message as it arrives.
+    pub verbose: bool,
+}
+
+impl SimOptions {
+    pub fn new(gateway: String, frames: Vec<PathBuf>) -> Self {
+        Self {
+            gateway,
+            frames,
+            fps: 10.0,
+            frames_per_answer: 10,
+            policy: "full".into(),
+            pdf_path: None,
+            api_key: None,
+            report_timeout: Duration::from_secs(60),
+            verbose: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimResult {
+    pub session_id: String,
+    /// Every message the server sent on the socket, in order.
+    pub messages: Vec<Value>,
+    pub frames_sent: usize,
+    pub answers_sent: usize,
+    pub score: Value,
+    pub report: Value,
+    pub pdf_bytes: usize,
+    pub emotions: Value,
+    /// From start to the report being fetched.
+    pub elapsed: Duration,
+}
+
+impl SimResult {
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.messages.iter().filter(|m| m["type"] == kind).collect()
+    }
+}
+
+/// A plausible spoken answer for each question of the default set (and a generic one).
+pub fn answer_for(question_id: &str) -> &'static str {
+    match question_id {
+        "intro-1" => {
+            "I'm a backend engineer, and in my current role I am responsible for the payments API and its on-call rotation. \
+             My most recent project was moving our reconciliation jobs to an event-driven design, which cut the nightly \
+             run from four hours to twenty minutes. Day to day I use Rust, PostgreSQL and Kafka. This position interests \
+             me because you build real-time systems at a scale I have not worked at yet."
+        }
+        "tech-1" => {
+            "I would generate a unique short key for every URL, for example a base62 encoding of a counter, so there are \
+             no collisions to handle. The database stores the mapping from key to URL, and because reads dominate, I \
+             would cache popular redirects in Redis and scale reads with replicas behind a load balancer. I'd also \
+             handle expiry of old links and rate limit creation to prevent abuse."
+        }
+        "tech-2" => {
+            "An index is a sorted structure, usually a B-tree, that speeds up lookups and range queries because the \
+             database does not have to scan every row. Um, the cost is extra storage and slower writes, since every \
+             insert has to update the index too. So I would not add one on a write-heavy table or on low selectivity \
+             columns, like a boolean flag, where it gains little."
+        }
+        "tech-3" => {
+            "First, every call gets a timeout so a slow dependency cannot hold threads forever. Then retries with \
+             exponential backoff and jitter for transient errors, and a circuit breaker so we fail fast when the \
+             dependency is clearly down. Where possible we degrade gracefully, for example serving cached data, and \
+             we need monitoring and alerting on error rates to know it is happening."
+        }
+        "behav-1" => {
+            "A teammate wanted to rewrite our service in a new framework, and I disagreed because of the migration risk. \
+             I listened to understand why, and it turned out the real problem was slow builds. We agreed to measure it, \
+             and the data showed caching fixed most of it. The outcome was a two day fix instead of a rewrite, and I \
+             learned to look for the problem behind the proposal."
+        }
+        "behav-2" => {
+            "Our search migration slipped by a month because I underestimated the data cleanup. I owned the mistake in \
+             the team meeting and communicated early with stakeholders about the new date. We split the work, added a \
+             daily check on progress, and shipped the critical part first. Since then I spike the riskiest part of a \
+             project before committing to a date."
+        }
+        _ => {
+            "I would start by clarifying the goal and the constraints, then break the problem into parts, because that \
+             makes the trade-offs visible. For example, I would measure before optimising, and I would explain my \
+             reasoning to the team so we can decide together."
+        }
+    }
+}
+
+fn words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+/// Plays one interview. Fails if the server misbehaves (no question, no report in time).
+pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
+    anyhow::ensure!(!opts.frames.is_empty(), "no frames to send");
+    let started = Instant::now();
+    let http = HttpClient::new();
+    let auth: Vec<(&str, &str)> = opts.api_key.as_deref().map(|k| vec![("x-api-key", k)]).unwrap_or_default();
+    let frames: Vec<String> = opts
+        .frames
+        .iter()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .map(|b| b.map(|b| base64::engine::general_purpose::STANDARD.encode(b)))
+        .collect::<anyhow::Result<_>>()?;
+
+    let start_body = json!({"user_id": format!("sim-{}", std::process::id()), "policy": opts.policy, "consent": true});
+    let resp = http
+        .send(
+            http::Method::POST,
+            &format!("{}/api/v1/interviews/start", opts.gateway),
+            Some("application/json"),
+            serde_json::to_vec(&start_body)?,
+            &auth,
+        )
+        .await?;
+    if resp.status != http::StatusCode::CREATED {
+        bail!("start failed: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
+    }
+    let session = resp.json();
+    let session_id = session["id"].as_str().context("start returned no id")?.to_string();
+    if opts.verbose {
+        println!("started interview {session_id} ({} questions)", session["total_questions"]);
+    }
+
+    let mut ws_url = format!("{}/ws/interviews/{session_id}", opts.gateway.replacen("http", "ws", 1));
+    if let Some(key) = &opts.api_key {
+        ws_url.push_str(&format!("?api_key={key}"));
+    }
+    let (socket, _) = tokio_tungstenite::connect_async(&ws_url).await.context("opening the WebSocket")?;
+    let (mut tx, mut rx) = socket.split();
+
+    let mut messages = Vec::new();
+    let mut current: Option<String> = None;
+    let mut frames_since_question = 0usize;
+    let (mut frames_sent, mut answers_sent) = (0usize, 0usize);
+    let mut completed = false;
+    let mut report_ready = false;
+    let mut completed_at: Option<Instant> = None;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f32(1.0 / opts.fps.max(0.1)));
+
+    while !report_ready {
+        if let Some(t) = completed_at
+            && t.elapsed() > opts.report_timeout
+        {
+            bail!("no report within {:?} of completing", opts.report_timeout);
+        }
+        tokio::select! {
+            incoming = rx.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(t))) => t.to_string(),
+                    Some(Ok(Message::Close(_))) | None => bail!("the server closed the socket"),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => bail!("socket error: {e}"),
+                };
+                let message: Value = serde_json::from_str(&text)?;
+                if opts.verbose {
+                    print_message(&message);
+                }
+                match message["type"].as_str() {
+                    Some("question") => {
+                        current = message["data"]["id"].as_str().map(String::from);
+                        frames_since_question = 0;
+                    }
+                    Some("status") => {
+                        let data = &message["data"];
+                        if data["report_ready"] == true {
+                            report_ready = true;
+                        }
+                        let all_answered = data["answered"] == data["total_questions"];
+                        if all_answered && !completed {
+                            completed = true;
+                            completed_at = Some(Instant::now());
+                            let resp = http
+                                .send(http::Method::POST, &format!("{}/api/v1/interviews/{session_id}/complete", opts.gateway), None, Vec::new(), &auth)
+                                .await?;
+                            if !resp.status.is_success() {
+                                bail!("complete failed: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                messages.push(message);
+            }
+            _ = ticker.tick(), if !completed => {
+                let image = &frames[frames_sent % frames.len()];
+                let frame = json!({"type": "frame", "data": {"session_id": session_id, "timestamp": iv_contracts::now_millis(), "image": image, "format": "jpeg"}});
+                tx.send(Message::Text(frame.to_string().into())).await?;
+                frames_sent += 1;
+                frames_since_question += 1;
+                if frames_since_question >= opts.frames_per_answer && let Some(q) = current.take() {
+                    let transcript = answer_for(&q);
+                    let duration = words(transcript) as f32 / 2.4;
+                    let answer = json!({"type": "answer", "data": {"question_id": q, "transcript": transcript, "duration": duration}});
+                    tx.send(Message::Text(answer.to_string().into())).await?;
+                    answers_sent += 1;
+                }
+            }
+        }
+    }
+    let _ = tx.send(Message::Close(None)).await;
+
+    let score = fetch_json(&http, &format!("{}/api/v1/scores/session/{session_id}", opts.gateway), &auth).await?;
+    let report_url = format!("{}/api/v1/scores/report", opts.gateway);
+    let report = post_json(&http, &report_url, &json!({"session_id": session_id, "format": "json"}), &auth).await?;
+    let pdf = http
+        .send(
+            http::Method::POST,
+            &report_url,
+            Some("application/json"),
+            serde_json::to_vec(&json!({"session_id": session_id, "format": "pdf"}))?,
+            &auth,
+        )
+        .await?;
+    if !pdf.status.is_success() || !pdf.body.starts_with(b"%PDF-") {
+        bail!("PDF report failed: {}", pdf.status);
+    }
+    if let Some(path) = &opts.pdf_path {
+        std::fs::write(path, &pdf.body).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let emotions = fetch_json(&http, &format!("{}/api/v1/emotions/session/{session_id}", opts.gateway), &auth).await?;
+    Ok(SimResult {
+        session_id,
+        messages,
+        frames_sent,
+        answers_sent,
+        score,
+        report,
+        pdf_bytes: pdf.body.len(),
+        emotions,
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn fetch_json(http: &HttpClient, url: &str, auth: &[(&str, &str)]) -> anyhow::Result<Value> {
+    let resp = http.send(http::Method::GET, url, None, Vec::new(), auth).await?;
+    if !resp.status.is_success() {
+        bail!("GET {url}: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
+    }
+    Ok(resp.json())
+}
+
+async fn post_json(http: &HttpClient, url: &str, body: &Value, auth: &[(&str, &str)]) -> anyhow::Result<Value> {
+    let resp = http.send(http::Method::POST, url, Some("application/json"), serde_json::to_vec(body)?, auth).await?;
+    if !resp.status.is_success() {
+        bail!("POST {url}: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
+    }
+    Ok(resp.json())
+}
+
+fn print_message(m: &Value) {
+    let data = &m["data"];
+    match m["type"].as_str().unwrap_or_default() {
+        "question" => println!("  question {}/{} [{}]: {}", data["index"], data["total"], data["category"].as_str().unwrap_or_default(), data["text"].as_str().unwrap_or_default()),
+        "status" => println!(
+            "  status: {} {}% live_feedback={} {}",
+            data["state"].as_str().unwrap_or_default(),
+            data["progress"],
+            data["live_feedback"].as_str().unwrap_or_default(),
+            data["message"].as_str().unwrap_or_default()
+        ),
+        "emotion_update" => println!(
+            "  emotion_update #{}: face={} emotion={} ({:.2}) attention={:.2} blinks={}",
+            data["frame_number"],
+            data["face_detected"],
+            data["emotion"].as_str().unwrap_or("-"),
+            data["confidence"].as_f64().unwrap_or_default(),
+            data["attention"].as_f64().unwrap_or_default(),
+            data["blink_count"]
+        ),
+        "error" => println!("  error {}: {}", data["code"].as_str().unwrap_or_default(), data["message"].as_str().unwrap_or_default()),
+        other => println!("  {other}: {data}"),
+    }
+}

@@ -1,0 +1,150 @@
+//! The worker's jobs. A failure that may pass (a service down) is transient and retried later;
+//! one that never will (a malformed event, a rejected frame) is permanent and dead-lettered.
+
+use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, FrameRequest};
+use iv_contracts::events::{EmotionAnalyzed, FrameCaptured, InterviewCompleted, ScoreCalculated};
+use iv_contracts::policy::AnalysisPolicy;
+use iv_contracts::scoring::{Answer, EmotionData, InterviewMetadata, ReportRequest, ScoreRequest};
+use iv_platform::bus::{EventBus, HandlerError};
+use iv_platform::downstream::{EmotionClient, ScoringClient};
+use iv_platform::resilience::CallError;
+
+#[derive(Clone)]
+pub struct Jobs {
+    pub emotion: EmotionClient,
+    pub scoring: ScoringClient,
+    pub bus: EventBus,
+}
+
+fn classify(what: &str, err: CallError) -> HandlerError {
+    if err.is_unavailable() {
+        HandlerError::Transient(format!("{what}: {err}"))
+    } else {
+        HandlerError::Permanent(format!("{what}: {err}"))
+    }
+}
+
+impl Jobs {
+    /// InterviewCompleted -> engagement from the emotion service -> CalculateScore ->
+    /// GenerateReport (stored by the scoring service) -> ScoreCalculated.
+    ///
+    /// On the `last_attempt`, an emotion service that is still unavailable no longer holds the
+    /// report back: the interview is scored without engagement, which the score then says.
+    pub async fn score_interview(&self, event: InterviewCompleted, last_attempt: bool) -> Result<(), HandlerError> {
+        let session_id = event.session_id.clone();
+        let policy = AnalysisPolicy::parse(&event.analysis_policy).unwrap_or(AnalysisPolicy::Full);
+        let summary = match policy {
+            AnalysisPolicy::Off => None,
+            _ => match self.emotion.session_summary(&session_id).await {
+                Ok(s) => Some(s),
+                Err(e) if last_attempt && e.is_unavailable() => {
+                    tracing::warn!(%session_id, error = %e, "scoring without engagement: the emotion service stayed unavailable");
+                    None
+                }
+                Err(e) => return Err(classify("session summary", e)),
+            },
+        };
+        let emotions = match summary {
+            None => Vec::new(),
+            Some(summary) => summary
+                .timeline
+                .into_iter()
+                .map(|t| EmotionData {
+                    timestamp: t.timestamp,
+                    emotion: t.emotion,
+                    confidence: t.confidence,
+                    blink_count: t.blink_count,
+                    face_present: t.face_present,
+                    attention: t.attention,
+                })
+                .collect(),
+        };
+        let request = ScoreRequest {
+            session_id: session_id.clone(),
+            answers: event
+                .answers
+                .into_iter()
+                .map(|a| Answer {
+                    question_id: a.question_id,
+                    transcript: a.transcript,
+                    duration: a.duration,
+                    confidence: 0.0,
+                    question: a.question,
+                    category: a.category,
+                    expected_points: a.expected_points,
+                })
+                .collect(),
+            emotions,
+            metadata: Some(InterviewMetadata {
+                user_id: event.user_id,
+                started_at: event.started_at,
+                completed_at: event.completed_at,
+                total_questions: event.total_questions,
+                analysis_policy: policy.as_str().into(),
+            }),
+        };
+        let score = self.scoring.calculate_score(request).await.map_err(|e| classify("calculate score", e))?;
+        self.scoring
+            .generate_report(ReportRequest {
+                session_id: session_id.clone(),
+                include_emotions: policy != AnalysisPolicy::Off,
+                include_video: false,
+                format: "json".into(),
+            })
+            .await
+            .map_err(|e| classify("generate report", e))?;
+        let calculated = ScoreCalculated {
+            session_id: session_id.clone(),
+            technical_score: f64::from(score.technical_score),
+            communication_score: f64::from(score.communication_score),
+            emotion_score: f64::from(score.emotion_score),
+            overall_score: f64::from(score.overall_score),
+            calculated_at: score.calculated_at,
+            sufficient_data: score.sufficient_data,
+        };
+        self.bus.publish(&calculated).await.map_err(|e| HandlerError::Transient(e.to_string()))?;
+        metrics::counter!("interviews_scored_total").increment(1);
+        tracing::info!(%session_id, overall = score.overall_score, sufficient = score.sufficient_data, "interview scored; report stored");
+        Ok(())
+    }
+
+    /// FrameCaptured: only frames queued while live analysis was unavailable carry pixels; those
+    /// are analysed now. The others are metadata and need nothing.
+    pub async fn analyze_deferred_frame(&self, event: FrameCaptured) -> Result<(), HandlerError> {
+        if !event.deferred || event.image_data.is_empty() {
+            return Ok(());
+        }
+        let policy = AnalysisPolicy::parse(&event.analysis_policy).unwrap_or(AnalysisPolicy::Full);
+        let request = FrameRequest {
+            session_id: event.session_id.clone(),
+            image_data: event.image_data,
+            timestamp: event.timestamp,
+            format: event.format,
+            policy: WirePolicy::from(policy) as i32,
+            frame_number: event.frame_number,
+        };
+        match self.emotion.analyze_frame(request).await {
+            Ok(r) => {
+                let analysed = EmotionAnalyzed {
+                    session_id: event.session_id,
+                    timestamp: event.timestamp,
+                    emotion: r.emotion,
+                    confidence: f64::from(r.confidence),
+                    blink_count: r.blink_metrics.map(|b| b.count).unwrap_or_default(),
+                    metadata: [("source".to_string(), "deferred".to_string())].into(),
+                    frame_number: event.frame_number,
+                };
+                if let Err(e) = self.bus.publish(&analysed).await {
+                    tracing::warn!(error = %e, "EmotionAnalyzed not published; the analysis is stored regardless");
+                }
+                metrics::counter!("deferred_frames_analyzed_total").increment(1);
+                Ok(())
+            }
+            Err(e) if e.status().code() == tonic::Code::FailedPrecondition => {
+                tracing::info!(session_id = %event.session_id, "frame analysis switched off for the session; dropping frame");
+                Ok(())
+            }
+            Err(e) => Err(classify("analyze deferred frame", e)),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The worker turns events into results: it analyses frames that were queued while the emotion
+//! service was unavailable, and scores completed interviews (CalculateScore, GenerateReport),
+//! announcing each score as ScoreCalculated. It serves only health and metrics over HTTP.
+//!
+//! Every handler is idempotent, because RabbitMQ delivers at least once: a frame analysed twice is
+//! stored once (the emotion service keys frames by number), and an interview scored twice
+//! overwrites its score with the same result.
+//!
+//! # Layout
+//! - [`jobs`]: the two handlers and how their failures are classified (retry or dead-letter).
+
+pub mod jobs;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use iv_contracts::events::{Event, FrameCaptured, InterviewCompleted};
+use iv_platform::bus::{EventBus, Subscription, handler};
+use iv_platform::config::{ConfigError, Env, EnvSource};
+use iv_platform::downstream::{EmotionClient, ScoringClient};
+use iv_platform::health::Health;
+use iv_platform::resilience::PolicyConfig;
+use iv_platform::{CancellationToken, http};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    /// 8084 by default (health and metrics); 0 picks a free port (tests).
+    pub port: u16,
+    pub emotion_url: String,
+    pub scoring_url: String,
+    pub emotion_policy: PolicyConfig,
+    pub emotion_queries_policy: PolicyConfig,
+    pub scoring_policy: PolicyConfig,
+    /// Delay before a failed job is tried again (later attempts wait proportionally longer).
+    pub retry_delay: Duration,
+    pub max_attempts: u32,
+    pub grace: Duration,
+}
+
+impl Config {
+    pub fn from_env(source: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let env = Env::new(source);
+        Ok(Self {
+            host: env.string("BIND_HOST", "127.0.0.1"),
+            port: env.parse("WORKER_PORT", 8084)?,
+            emotion_url: env.string("EMOTION_GRPC_URL", "http://127.0.0.1:8082"),
+            scoring_url: env.string("SCORING_GRPC_URL", "http://127.0.0.1:8083"),
+            emotion_policy: PolicyConfig::emotion().from_env(&env)?,
+            emotion_queries_policy: PolicyConfig::emotion_queries().from_env(&env)?,
+            scoring_policy: PolicyConfig::scoring().from_env(&env)?,
+            retry_delay: env.millis("WORKER_RETRY_DELAY_MS", 2_000)?,
+            max_attempts: env.parse("WORKER_MAX_ATTEMPTS", 6)?,
+            grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+        })
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    grace: Duration,
+    cancel: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Self> {
+        let health = Health::new("worker-service");
+        health.set("broker", true, bus.kind());
+        let emotion = EmotionClient::new(
+            &config.emotion_url,
+            config.emotion_policy.clone(),
+            config.emotion_queries_policy.clone(),
+        )
+            .context("EMOTION_GRPC_URL is not a valid URL")?;
+        let scoring = ScoringClient::new(&config.scoring_url, config.scoring_policy.clone())
+            .context("SCORING_GRPC_URL is not a valid URL")?;
+        let jobs = jobs::Jobs { emotion, scoring, bus: bus.clone() };
+        let cancel = CancellationToken::new();
+
+        let mut completed = Subscription::new("worker.interview-completed", &[InterviewCompleted::ROUTING_KEY]);
+        completed.retry_delay = config.retry_delay;
+        completed.max_attempts = config.max_attempts;
+        completed.prefetch = 4;
+        let j = jobs.clone();
+        let last_attempt = config.max_attempts;
+        bus.subscribe(
+            completed,
+            handler(move |d| {
+                let j = j.clone();
+                async move { j.score_interview(d.decode()?, d.attempt >= last_attempt).await }
+            }),
+            cancel.clone(),
+        );
+
+        let mut frames = Subscription::new("worker.frames", &[FrameCaptured::ROUTING_KEY]);
+        frames.retry_delay = config.retry_delay;
+        frames.max_attempts = config.max_attempts;
+        let j = jobs;
+        bus.subscribe(
+            frames,
+            handler(move |d| {
+                let j = j.clone();
+                async move { j.analyze_deferred_frame(d.decode()?).await }
+            }),
+            cancel.clone(),
+        );
+
+        let router = http::observe(health.router().fallback(http::not_found), "worker-service");
+        let listener = http::bind(&config.host, config.port).await.context("binding the worker port")?;
+        Ok(Self { listener, router, grace: config.grace, cancel })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "worker-service listening (health and metrics)");
+        http::run_server(self.listener, self.router, shutdown, self.cancel, self.grace).await
+    }
+}
