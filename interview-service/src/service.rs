@@ -199,7 +199,12 @@ impl InterviewApp {
             }
             Err(err) if err.is_unavailable() => {
                 // Not lost: the frame travels with its event, and the worker analyses it later.
-                event.image_data = request.image_data;
+                // Decoded first (only on this path) so that no broken frame enters the queue.
+                let bytes = request.image_data;
+                let bytes = tokio::task::spawn_blocking(move || iv_frames::decode(&bytes, info).map(|_| bytes))
+                    .await
+                    .map_err(|e| InterviewError::FrameNotQueued(e.to_string()))??;
+                event.image_data = bytes;
                 event.deferred = true;
                 self.bus.publish(&event).await.map_err(|e| InterviewError::FrameNotQueued(e.to_string()))?;
                 self.store.count_frame(id, false).await?;

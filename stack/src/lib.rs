@@ -41,8 +41,9 @@ impl Stack {
     /// Starts every service from `env` (the same variables the services read alone).
     /// `analyzer` replaces the emotion service's own model loading when given.
     pub async fn start(mut env: HashMap<String, String>, analyzer: Option<Arc<dyn FrameAnalyzer>>) -> anyhow::Result<Self> {
-        let amqp = env.get("AMQP_URL").filter(|u| !u.is_empty()).cloned();
-        let bus = EventBus::connect(amqp.as_deref()).await.context("connecting to the message broker")?;
+        let bus = EventBus::from_env(&iv_platform::config::Env::new(&env))
+            .await
+            .context("connecting to the message broker")?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
 

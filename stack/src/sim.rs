@@ -197,14 +197,10 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
                         }
                         let all_answered = data["answered"] == data["total_questions"];
                         if all_answered && !completed {
+                            // On the socket, so it is handled after every frame already sent.
                             completed = true;
                             completed_at = Some(Instant::now());
-                            let resp = http
-                                .send(http::Method::POST, &format!("{}/api/v1/interviews/{session_id}/complete", opts.gateway), None, Vec::new(), &auth)
-                                .await?;
-                            if !resp.status.is_success() {
-                                bail!("complete failed: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
-                            }
+                            tx.send(Message::Text(json!({"type": "complete", "data": {}}).to_string().into())).await?;
                         }
                     }
                     _ => {}

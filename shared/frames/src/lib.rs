@@ -92,6 +92,9 @@ pub fn inspect_with_limit(bytes: &[u8], declared: &str, max_bytes: usize) -> Res
     if !declared_ok {
         return Err(FrameError::FormatMismatch { declared, actual: format.as_str() });
     }
+    if !is_complete(bytes, format) {
+        return Err(FrameError::Corrupt("the image is truncated (no end marker)".into()));
+    }
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format.image_format())
         .into_dimensions()
         .map_err(|e| FrameError::Corrupt(e.to_string()))?;
@@ -99,6 +102,18 @@ pub fn inspect_with_limit(bytes: &[u8], declared: &str, max_bytes: usize) -> Res
         return Err(FrameError::BadDimensions { width, height });
     }
     Ok(FrameInfo { format, width, height })
+}
+
+/// Whether the encoding ends as a whole file does: JPEG decoders fill a truncated scan with grey
+/// rather than fail, so the end marker is the reliable sign of a complete upload.
+fn is_complete(bytes: &[u8], format: FrameFormat) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(64)..];
+    match format {
+        // EOI, allowing a little padding after it as some encoders write.
+        FrameFormat::Jpeg => tail.windows(2).any(|w| w == [0xFF, 0xD9]),
+        // The IEND chunk: length 0, type, CRC.
+        FrameFormat::Png => bytes.ends_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]),
+    }
 }
 
 /// Decodes a frame that passed [`inspect`] to RGB, with an allocation limit as a second guard.

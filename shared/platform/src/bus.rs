@@ -139,15 +139,23 @@ pub enum EventBus {
 impl EventBus {
     /// RabbitMQ when a URL is given (connected eagerly, so a wrong URL fails at start-up),
     /// otherwise the in-process bus.
-    pub async fn connect(amqp_url: Option<&str>) -> Result<Self, BusError> {
+    ///
+    /// `namespace` prefixes the exchange and queue names, so several stacks (parallel test runs)
+    /// can share one broker; namespaced queues expire after five idle minutes.
+    pub async fn connect(amqp_url: Option<&str>, namespace: &str) -> Result<Self, BusError> {
         match amqp_url {
             Some(url) => {
-                let bus = RabbitBus::new(url);
+                let bus = RabbitBus::new(url, namespace);
                 bus.channel().await?;
                 Ok(Self::Rabbit(bus))
             }
             None => Ok(Self::Memory(MemoryBus::default())),
         }
+    }
+
+    /// From `AMQP_URL` (RabbitMQ; the in-process bus when unset) and `AMQP_NAMESPACE`.
+    pub async fn from_env(env: &crate::config::Env<'_>) -> Result<Self, BusError> {
+        Self::connect(env.optional("AMQP_URL").as_deref(), &env.string("AMQP_NAMESPACE", "")).await
     }
 
     pub fn kind(&self) -> &'static str {
@@ -230,23 +238,42 @@ pub fn topic_matches(pattern: &str, key: &str) -> bool {
 #[derive(Clone)]
 pub struct RabbitBus {
     url: Arc<str>,
+    namespace: Arc<str>,
     publisher: Arc<tokio::sync::Mutex<Option<(Connection, Channel)>>>,
 }
 
 impl RabbitBus {
-    pub fn new(url: &str) -> Self {
-        Self { url: url.into(), publisher: Arc::default() }
+    pub fn new(url: &str, namespace: &str) -> Self {
+        Self { url: url.into(), namespace: namespace.into(), publisher: Arc::default() }
     }
 
-    async fn open(url: &str) -> Result<(Connection, Channel), BusError> {
-        let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+    fn exchange(&self) -> String {
+        format!("{}{EXCHANGE}", self.namespace)
+    }
+
+    /// The broker-side name of a queue.
+    pub fn queue_name(&self, queue: &str) -> String {
+        format!("{}{queue}", self.namespace)
+    }
+
+    /// Arguments every queue of this bus gets: namespaced (test) queues expire when idle.
+    fn queue_args(&self) -> FieldTable {
+        if self.namespace.is_empty() {
+            FieldTable::default()
+        } else {
+            headers(&[("x-expires", AMQPValue::LongUInt(300_000))])
+        }
+    }
+
+    async fn open(&self) -> Result<(Connection, Channel), BusError> {
+        let conn = Connection::connect(&self.url, ConnectionProperties::default()).await?;
         let channel = conn.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         channel
             .exchange_declare(
-                EXCHANGE.into(),
+                self.exchange().into(),
                 ExchangeKind::Topic,
-                ExchangeDeclareOptions { durable: true, ..Default::default() },
+                ExchangeDeclareOptions { durable: true, auto_delete: !self.namespace.is_empty(), ..Default::default() },
                 FieldTable::default(),
             )
             .await?;
@@ -261,7 +288,7 @@ impl RabbitBus {
         {
             return Ok(ch.clone());
         }
-        let (conn, ch) = Self::open(&self.url).await?;
+        let (conn, ch) = self.open().await?;
         *slot = Some((conn, ch.clone()));
         Ok(ch)
     }
@@ -285,7 +312,7 @@ impl RabbitBus {
                 }
             };
             let props = persistent(routing_key, message_id);
-            match publish_confirmed(&channel, EXCHANGE, routing_key, payload, props).await {
+            match publish_confirmed(&channel, &self.exchange(), routing_key, payload, props).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(error = %e, routing_key, "publish failed; reconnecting");
@@ -320,13 +347,14 @@ impl RabbitBus {
         handler: &Handler,
         cancel: &CancellationToken,
     ) -> Result<(), BusError> {
-        let (conn, ch) = Self::open(&self.url).await?;
-        declare_queues(&ch, sub).await?;
+        let (conn, ch) = self.open().await?;
+        let queue = self.queue_name(&sub.queue);
+        self.declare_queues(&ch, &queue, &sub.bindings).await?;
         ch.basic_qos(sub.prefetch, BasicQosOptions::default()).await?;
         let mut consumer = ch
             .basic_consume(
-                sub.queue.as_str().into(),
-                ShortString::from(format!("{}-{}", sub.queue, uuid::Uuid::new_v4())),
+                queue.as_str().into(),
+                ShortString::from(format!("{queue}-{}", uuid::Uuid::new_v4())),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
@@ -366,7 +394,7 @@ impl RabbitBus {
                         .with_headers(headers(&[("x-attempt", AMQPValue::LongUInt(attempt + 1)),
                             ("x-routing-key", long_string(&routing_key)),
                             ("x-last-error", long_string(&reason))]));
-                    publish_confirmed(&ch, "", &format!("{}.retry", sub.queue), &delivery.data, props).await?;
+                    publish_confirmed(&ch, "", &format!("{queue}.retry"), &delivery.data, props).await?;
                     record_outcome(&sub.queue, "retried");
                 }
                 Err(err) => {
@@ -377,7 +405,7 @@ impl RabbitBus {
                         ("x-routing-key", long_string(&routing_key)),
                         ("x-death-reason", long_string(&reason)),
                     ]));
-                    publish_confirmed(&ch, "", &format!("{}.dlq", sub.queue), &delivery.data, props).await?;
+                    publish_confirmed(&ch, "", &format!("{queue}.dlq"), &delivery.data, props).await?;
                     record_outcome(&sub.queue, "dead_lettered");
                 }
             }
@@ -390,36 +418,35 @@ impl RabbitBus {
         let ch = self.channel().await?;
         let q = ch
             .queue_declare(
-                format!("{queue}.dlq").into(),
+                format!("{}.dlq", self.queue_name(queue)).into(),
                 QueueDeclareOptions { durable: true, ..Default::default() },
-                FieldTable::default(),
+                self.queue_args(),
             )
             .await?;
         Ok(q.message_count())
     }
-}
 
-/// The main queue, its retry queue (TTL, dead-letters back into the main queue) and its DLQ.
-async fn declare_queues(ch: &Channel, sub: &Subscription) -> Result<(), BusError> {
-    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-    ch.queue_declare(sub.queue.as_str().into(), durable, FieldTable::default()).await?;
-    let retry_args = headers(&[
-        ("x-dead-letter-exchange", long_string("")),
-        ("x-dead-letter-routing-key", long_string(&sub.queue)),
-    ]);
-    ch.queue_declare(format!("{}.retry", sub.queue).into(), durable, retry_args).await?;
-    ch.queue_declare(format!("{}.dlq", sub.queue).into(), durable, FieldTable::default()).await?;
-    for binding in &sub.bindings {
-        ch.queue_bind(
-            sub.queue.as_str().into(),
-            EXCHANGE.into(),
-            binding.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    /// The main queue, its retry queue (TTL, dead-letters back into the main queue) and its DLQ.
+    async fn declare_queues(&self, ch: &Channel, queue: &str, bindings: &[String]) -> Result<(), BusError> {
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(queue.into(), durable, self.queue_args()).await?;
+        let mut retry_args = self.queue_args();
+        retry_args.insert("x-dead-letter-exchange".into(), long_string(""));
+        retry_args.insert("x-dead-letter-routing-key".into(), long_string(queue));
+        ch.queue_declare(format!("{queue}.retry").into(), durable, retry_args).await?;
+        ch.queue_declare(format!("{queue}.dlq").into(), durable, self.queue_args()).await?;
+        for binding in bindings {
+            ch.queue_bind(
+                queue.into(),
+                self.exchange().into(),
+                binding.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn persistent(routing_key: &str, message_id: &str) -> BasicProperties {
