@@ -21,7 +21,15 @@ pub struct Point {
 }
 
 /// The seven expression classes, in the order the expression model emits them.
-pub const EXPRESSIONS: [&str; 7] = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"];
+pub const EXPRESSIONS: [&str; 7] = [
+    "neutral",
+    "happy",
+    "sad",
+    "angry",
+    "fearful",
+    "disgusted",
+    "surprised",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Expression {
@@ -89,7 +97,12 @@ pub struct ModelsMissing {
 }
 
 impl FrameAnalyzer for ModelsMissing {
-    fn analyze(&self, _: &RgbImage, _: AnalysisPolicy, _: Option<FaceBox>) -> Result<FrameAnalysis, AnalyzerError> {
+    fn analyze(
+        &self,
+        _: &RgbImage,
+        _: AnalysisPolicy,
+        _: Option<FaceBox>,
+    ) -> Result<FrameAnalysis, AnalyzerError> {
         Err(AnalyzerError::Unavailable(self.reason.clone()))
     }
 

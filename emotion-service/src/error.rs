@@ -3,8 +3,8 @@
 use axum::response::{IntoResponse, Response};
 use iv_platform::errors::{ApiError, ErrorClass};
 
-use iv_frames::FrameError;
 use crate::pool::PoolError;
+use iv_frames::FrameError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmotionError {
@@ -28,19 +28,33 @@ impl From<EmotionError> for ApiError {
     fn from(err: EmotionError) -> Self {
         let message = err.to_string();
         match &err {
-            EmotionError::InvalidInput(_) => ApiError::new(ErrorClass::InvalidInput, "INVALID_ARGUMENT", message),
+            EmotionError::InvalidInput(_) => {
+                ApiError::new(ErrorClass::InvalidInput, "INVALID_ARGUMENT", message)
+            }
             EmotionError::Frame(f) => match f {
-                FrameError::TooLarge { .. } => ApiError::new(ErrorClass::TooLarge, "FRAME_TOO_LARGE", message),
+                FrameError::TooLarge { .. } => {
+                    ApiError::new(ErrorClass::TooLarge, "FRAME_TOO_LARGE", message)
+                }
                 FrameError::Empty
                 | FrameError::UnsupportedFormat
                 | FrameError::FormatMismatch { .. }
                 | FrameError::BadDimensions { .. }
-                | FrameError::Corrupt(_) => ApiError::new(ErrorClass::InvalidInput, "INVALID_FRAME", message),
+                | FrameError::Corrupt(_) => {
+                    ApiError::new(ErrorClass::InvalidInput, "INVALID_FRAME", message)
+                }
             },
-            EmotionError::AnalysisOff(_) => ApiError::new(ErrorClass::Conflict, "ANALYSIS_OFF", message),
-            EmotionError::ModelsUnavailable(_) => ApiError::new(ErrorClass::Unavailable, "MODELS_UNAVAILABLE", message),
-            EmotionError::Pool(PoolError::Overloaded(_)) => ApiError::new(ErrorClass::Overloaded, "OVERLOADED", message),
-            EmotionError::Pool(PoolError::Crashed(e)) => ApiError::internal("inference task crashed", e),
+            EmotionError::AnalysisOff(_) => {
+                ApiError::new(ErrorClass::Conflict, "ANALYSIS_OFF", message)
+            }
+            EmotionError::ModelsUnavailable(_) => {
+                ApiError::new(ErrorClass::Unavailable, "MODELS_UNAVAILABLE", message)
+            }
+            EmotionError::Pool(PoolError::Overloaded(_)) => {
+                ApiError::new(ErrorClass::Overloaded, "OVERLOADED", message)
+            }
+            EmotionError::Pool(PoolError::Crashed(e)) => {
+                ApiError::internal("inference task crashed", e)
+            }
             EmotionError::AnalysisFailed(e) => ApiError::internal("analysis failed", e),
             EmotionError::Database(e) => ApiError::internal("emotion database error", e),
         }

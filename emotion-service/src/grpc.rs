@@ -4,8 +4,8 @@ use std::pin::Pin;
 
 use iv_contracts::emotion::emotion_service_server::EmotionService;
 use iv_contracts::emotion::{
-    self as pb, AnalysisPolicy as WirePolicy, BatchRequest, BlinkResponse, EmotionResponse, FaceResponse,
-    FrameRequest, SessionRequest,
+    self as pb, AnalysisPolicy as WirePolicy, BatchRequest, BlinkResponse, EmotionResponse,
+    FaceResponse, FrameRequest, SessionRequest,
 };
 use iv_contracts::policy::AnalysisPolicy;
 use tokio_stream::Stream;
@@ -24,7 +24,9 @@ pub struct GrpcEmotion {
 
 fn input(r: FrameRequest) -> FrameInput {
     FrameInput {
-        policy: AnalysisPolicy::from(WirePolicy::try_from(r.policy).unwrap_or(WirePolicy::Unspecified)),
+        policy: AnalysisPolicy::from(
+            WirePolicy::try_from(r.policy).unwrap_or(WirePolicy::Unspecified),
+        ),
         session_id: r.session_id,
         image: r.image_data,
         timestamp: r.timestamp,
@@ -35,17 +37,25 @@ fn input(r: FrameRequest) -> FrameInput {
 
 #[tonic::async_trait]
 impl EmotionService for GrpcEmotion {
-    async fn analyze_frame(&self, request: Request<FrameRequest>) -> Result<Response<EmotionResponse>, Status> {
+    async fn analyze_frame(
+        &self,
+        request: Request<FrameRequest>,
+    ) -> Result<Response<EmotionResponse>, Status> {
         let result = self.app.analyze(input(request.into_inner())).await?;
         Ok(Response::new(emotion_response(&result)))
     }
 
     type AnalyzeBatchStream = Pin<Box<dyn Stream<Item = Result<EmotionResponse, Status>> + Send>>;
 
-    async fn analyze_batch(&self, request: Request<BatchRequest>) -> Result<Response<Self::AnalyzeBatchStream>, Status> {
+    async fn analyze_batch(
+        &self,
+        request: Request<BatchRequest>,
+    ) -> Result<Response<Self::AnalyzeBatchStream>, Status> {
         let batch = request.into_inner();
         if batch.frames.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!("at most {MAX_BATCH} frames per batch")));
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_BATCH} frames per batch"
+            )));
         }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let app = self.app.clone();
@@ -55,7 +65,11 @@ impl EmotionService for GrpcEmotion {
                 if frame.session_id.is_empty() {
                     frame.session_id.clone_from(&batch.session_id);
                 }
-                let item = app.analyze(input(frame)).await.map(|r| emotion_response(&r)).map_err(Status::from);
+                let item = app
+                    .analyze(input(frame))
+                    .await
+                    .map(|r| emotion_response(&r))
+                    .map_err(Status::from);
                 if tx.send(item).await.is_err() {
                     break;
                 }
@@ -64,7 +78,10 @@ impl EmotionService for GrpcEmotion {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn detect_face(&self, request: Request<FrameRequest>) -> Result<Response<FaceResponse>, Status> {
+    async fn detect_face(
+        &self,
+        request: Request<FrameRequest>,
+    ) -> Result<Response<FaceResponse>, Status> {
         let r = self.app.analyze(input(request.into_inner())).await?;
         let a = &r.analysis;
         Ok(Response::new(FaceResponse {
@@ -76,19 +93,30 @@ impl EmotionService for GrpcEmotion {
         }))
     }
 
-    async fn detect_blink(&self, request: Request<FrameRequest>) -> Result<Response<BlinkResponse>, Status> {
+    async fn detect_blink(
+        &self,
+        request: Request<FrameRequest>,
+    ) -> Result<Response<BlinkResponse>, Status> {
         let r = self.app.analyze(input(request.into_inner())).await?;
         Ok(Response::new(blink_response(&r.blinks)))
     }
 
-    async fn get_session_summary(&self, request: Request<SessionRequest>) -> Result<Response<pb::SessionSummary>, Status> {
+    async fn get_session_summary(
+        &self,
+        request: Request<SessionRequest>,
+    ) -> Result<Response<pb::SessionSummary>, Status> {
         let s = self.app.summary(&request.into_inner().session_id).await?;
         Ok(Response::new(summary_to_wire(&s)))
     }
 }
 
 fn bounding_box(f: FaceBox) -> pb::BoundingBox {
-    pb::BoundingBox { x: f.x.round() as i32, y: f.y.round() as i32, width: f.width.round() as i32, height: f.height.round() as i32 }
+    pb::BoundingBox {
+        x: f.x.round() as i32,
+        y: f.y.round() as i32,
+        width: f.width.round() as i32,
+        height: f.height.round() as i32,
+    }
 }
 
 /// iBUG 68-point regions, so clients can tell an eye point from a mouth point.
@@ -118,7 +146,12 @@ fn landmarks(a: &FrameAnalysis) -> Vec<pb::Landmark> {
 }
 
 fn blink_metrics(b: &BlinkStats) -> pb::BlinkMetrics {
-    pb::BlinkMetrics { count: b.count as i32, rate: b.rate_per_minute, avg_duration: b.avg_duration_ms, perclos: b.perclos }
+    pb::BlinkMetrics {
+        count: b.count as i32,
+        rate: b.rate_per_minute,
+        avg_duration: b.avg_duration_ms,
+        perclos: b.perclos,
+    }
 }
 
 fn blink_response(b: &BlinkStats) -> BlinkResponse {
@@ -136,8 +169,16 @@ pub fn emotion_response(r: &FrameResult) -> EmotionResponse {
     EmotionResponse {
         session_id: r.session_id.clone(),
         timestamp: r.timestamp,
-        emotion: a.expression.as_ref().map(|e| e.label.clone()).unwrap_or_default(),
-        confidence: a.expression.as_ref().map(|e| e.confidence).unwrap_or_default(),
+        emotion: a
+            .expression
+            .as_ref()
+            .map(|e| e.label.clone())
+            .unwrap_or_default(),
+        confidence: a
+            .expression
+            .as_ref()
+            .map(|e| e.confidence)
+            .unwrap_or_default(),
         face_metrics: Some(pb::FaceMetrics {
             detected: a.face.is_some(),
             detection_confidence: a.face.map(|f| f.confidence).unwrap_or_default(),
@@ -170,7 +211,11 @@ pub fn summary_to_wire(s: &SessionSummary) -> pb::SessionSummary {
         session_id: s.session_id.clone(),
         frames_analyzed: s.frames_analyzed,
         frames_with_face: s.frames_with_face,
-        emotion_counts: s.emotion_counts.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        emotion_counts: s
+            .emotion_counts
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
         dominant_emotion: s.dominant_emotion.clone(),
         mean_attention: s.mean_attention,
         blink_metrics: Some(blink_metrics(&s.blinks)),

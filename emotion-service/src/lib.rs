@@ -53,7 +53,9 @@ impl Config {
     pub fn from_env(source: &dyn EnvSource) -> Result<Self, ConfigError> {
         let env = Env::new(source);
         let data_dir = env.string("DATA_DIR", "data");
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let workers = env.parse("INFERENCE_WORKERS", cores)?;
         Ok(Self {
             host: env.string("BIND_HOST", "127.0.0.1"),
@@ -72,7 +74,12 @@ pub fn default_models_dir() -> String {
     let cache = std::env::var("XDG_CACHE_HOME")
         .ok()
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| format!("{}/.cache", std::env::var("HOME").unwrap_or_else(|_| ".".into())));
+        .unwrap_or_else(|| {
+            format!(
+                "{}/.cache",
+                std::env::var("HOME").unwrap_or_else(|_| ".".into())
+            )
+        });
     format!("{cache}/ai-interview/models")
 }
 
@@ -99,10 +106,17 @@ impl Application {
     }
 
     /// Builds around a given analyzer (the real pipeline, or whatever a test needs).
-    pub async fn build_with(config: Config, analyzer: Arc<dyn FrameAnalyzer>) -> anyhow::Result<Self> {
+    pub async fn build_with(
+        config: Config,
+        analyzer: Arc<dyn FrameAnalyzer>,
+    ) -> anyhow::Result<Self> {
         let health = Health::new("emotion-service");
-        let pool = db::connect(&config.database_url).await.context("connecting to the database")?;
-        db::apply_schema(&pool, store::SCHEMA).await.context("creating the emotion tables")?;
+        let pool = db::connect(&config.database_url)
+            .await
+            .context("connecting to the database")?;
+        db::apply_schema(&pool, store::SCHEMA)
+            .await
+            .context("creating the emotion tables")?;
         health.set("database", true, "connected");
         let app = service::EmotionApp::new(
             analyzer,
@@ -114,12 +128,16 @@ impl Application {
         match app.availability() {
             Ok(()) => {
                 health.set("models", true, "loaded");
-                health_reporter.set_serving::<EmotionServiceServer<grpc::GrpcEmotion>>().await;
+                health_reporter
+                    .set_serving::<EmotionServiceServer<grpc::GrpcEmotion>>()
+                    .await;
             }
             Err(reason) => {
                 tracing::warn!(%reason, "frames cannot be analysed on this instance");
                 health.set("models", false, reason);
-                health_reporter.set_not_serving::<EmotionServiceServer<grpc::GrpcEmotion>>().await;
+                health_reporter
+                    .set_not_serving::<EmotionServiceServer<grpc::GrpcEmotion>>()
+                    .await;
             }
         }
         let reflection = tonic_reflection::server::Builder::configure()
@@ -133,18 +151,40 @@ impl Application {
             .add_service(reflection)
             .prepare()
             .into_axum_router();
-        let rest = routes::router(routes::RestState { app, health: health.clone() }).merge(health.router());
-        let router = http::observe(rest.merge(grpc).fallback(http::not_found), "emotion-service");
-        let listener = http::bind(&config.host, config.port).await.context("binding the emotion port")?;
-        Ok(Self { listener, router, grace: config.grace })
+        let rest = routes::router(routes::RestState {
+            app,
+            health: health.clone(),
+        })
+        .merge(health.router());
+        let router = http::observe(
+            rest.merge(grpc).fallback(http::not_found),
+            "emotion-service",
+        );
+        let listener = http::bind(&config.host, config.port)
+            .await
+            .context("binding the emotion port")?;
+        Ok(Self {
+            listener,
+            router,
+            grace: config.grace,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "emotion-service listening (REST and gRPC)");
-        http::run_server(self.listener, self.router, shutdown, CancellationToken::new(), self.grace).await
+        http::run_server(
+            self.listener,
+            self.router,
+            shutdown,
+            CancellationToken::new(),
+            self.grace,
+        )
+        .await
     }
 }

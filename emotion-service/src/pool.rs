@@ -41,8 +41,15 @@ impl InferencePool {
             metrics::counter!("inference_shed_total").increment(1);
             PoolError::Overloaded(self.capacity)
         })?;
-        let _worker = self.workers.clone().acquire_owned().await.map_err(|e| PoolError::Crashed(e.to_string()))?;
-        tokio::task::spawn_blocking(job).await.map_err(|e| PoolError::Crashed(e.to_string()))
+        let _worker = self
+            .workers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| PoolError::Crashed(e.to_string()))?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| PoolError::Crashed(e.to_string()))
     }
 }
 
@@ -67,7 +74,10 @@ mod tests {
             tokio::spawn(async move { pool.run(move || rx.lock().unwrap().recv().ok()).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(matches!(pool.run(|| ()).await, Err(PoolError::Overloaded(2))));
+        assert!(matches!(
+            pool.run(|| ()).await,
+            Err(PoolError::Overloaded(2))
+        ));
         tx.send(()).unwrap();
         tx.send(()).unwrap();
         assert!(busy.await.unwrap().is_ok());

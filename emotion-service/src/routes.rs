@@ -11,9 +11,9 @@ use iv_platform::health::Health;
 use serde::Deserialize;
 
 use crate::error::EmotionError;
-use iv_frames::MAX_FRAME_BYTES;
 use crate::grpc::MAX_BATCH;
 use crate::service::{EmotionApp, FrameInput, FrameResult};
+use iv_frames::MAX_FRAME_BYTES;
 
 #[derive(Clone)]
 pub struct RestState {
@@ -28,7 +28,9 @@ pub fn router(state: RestState) -> Router {
         .route("/api/v1/emotions/session/{id}", get(session))
         .route("/api/v1/emotions/health", get(health))
         // base64 inflates by 4/3; a batch carries up to MAX_BATCH frames.
-        .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES * 4 / 3 * 8 + 64 * 1024))
+        .layer(DefaultBodyLimit::max(
+            MAX_FRAME_BYTES * 4 / 3 * 8 + 64 * 1024,
+        ))
         .with_state(state)
 }
 
@@ -49,13 +51,21 @@ pub struct FrameBody {
 
 impl FrameBody {
     fn into_input(self) -> Result<FrameInput, EmotionError> {
-        let policy = AnalysisPolicy::parse(&self.policy)
-            .ok_or_else(|| EmotionError::InvalidInput(format!("unknown policy {:?}; use full, engagement or off", self.policy)))?;
+        let policy = AnalysisPolicy::parse(&self.policy).ok_or_else(|| {
+            EmotionError::InvalidInput(format!(
+                "unknown policy {:?}; use full, engagement or off",
+                self.policy
+            ))
+        })?;
         let image = decode_base64(&self.image)?;
         Ok(FrameInput {
             session_id: self.session_id,
             image,
-            timestamp: if self.timestamp > 0 { self.timestamp } else { iv_contracts::now_millis() },
+            timestamp: if self.timestamp > 0 {
+                self.timestamp
+            } else {
+                iv_contracts::now_millis()
+            },
             format: self.format,
             policy,
             frame_number: self.frame_number,
@@ -67,14 +77,21 @@ impl FrameBody {
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, EmotionError> {
     let data = text.split_once(";base64,").map_or(text, |(_, d)| d).trim();
     if data.len() > MAX_FRAME_BYTES * 4 / 3 + 4 {
-        return Err(iv_frames::FrameError::TooLarge { size: data.len() * 3 / 4, limit: MAX_FRAME_BYTES }.into());
+        return Err(iv_frames::FrameError::TooLarge {
+            size: data.len() * 3 / 4,
+            limit: MAX_FRAME_BYTES,
+        }
+        .into());
     }
     base64::engine::general_purpose::STANDARD
         .decode(data)
         .map_err(|e| EmotionError::InvalidInput(format!("image is not valid base64: {e}")))
 }
 
-async fn analyze(State(s): State<RestState>, AppJson(body): AppJson<FrameBody>) -> Result<Json<FrameResult>, EmotionError> {
+async fn analyze(
+    State(s): State<RestState>,
+    AppJson(body): AppJson<FrameBody>,
+) -> Result<Json<FrameResult>, EmotionError> {
     Ok(Json(s.app.analyze(body.into_input()?).await?))
 }
 
@@ -84,9 +101,14 @@ struct BatchBody {
     frames: Vec<FrameBody>,
 }
 
-async fn batch(State(s): State<RestState>, AppJson(body): AppJson<BatchBody>) -> Result<Json<Vec<FrameResult>>, EmotionError> {
+async fn batch(
+    State(s): State<RestState>,
+    AppJson(body): AppJson<BatchBody>,
+) -> Result<Json<Vec<FrameResult>>, EmotionError> {
     if body.frames.len() > MAX_BATCH {
-        return Err(EmotionError::InvalidInput(format!("at most {MAX_BATCH} frames per batch")));
+        return Err(EmotionError::InvalidInput(format!(
+            "at most {MAX_BATCH} frames per batch"
+        )));
     }
     let mut results = Vec::with_capacity(body.frames.len());
     for mut frame in body.frames {
@@ -98,7 +120,10 @@ async fn batch(State(s): State<RestState>, AppJson(body): AppJson<BatchBody>) ->
     Ok(Json(results))
 }
 
-async fn session(State(s): State<RestState>, Path(id): Path<String>) -> Result<impl IntoResponse, EmotionError> {
+async fn session(
+    State(s): State<RestState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, EmotionError> {
     Ok(Json(s.app.summary(&id).await?))
 }
 

@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer};
 use crate::error::EmotionError;
-use iv_frames as frame;
 use crate::pool::InferencePool;
 use crate::store::{EmotionStore, StoredFrame};
+use iv_frames as frame;
 
 /// Sessions idle this long lose their in-memory tracking state (aggregates stay stored).
 const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
@@ -96,7 +96,12 @@ pub struct EmotionApp {
 
 impl EmotionApp {
     pub fn new(analyzer: Arc<dyn FrameAnalyzer>, pool: InferencePool, store: EmotionStore) -> Self {
-        Self { analyzer, pool, store, sessions: Arc::default() }
+        Self {
+            analyzer,
+            pool,
+            store,
+            sessions: Arc::default(),
+        }
     }
 
     /// `Err(reason)` when this instance cannot analyse frames (models missing).
@@ -107,11 +112,16 @@ impl EmotionApp {
     pub async fn analyze(&self, input: FrameInput) -> Result<FrameResult, EmotionError> {
         validate_session_id(&input.session_id)?;
         let info = frame::inspect(&input.image, &input.format)?;
-        let policy = self.store.effective_policy(&input.session_id, input.policy).await?;
+        let policy = self
+            .store
+            .effective_policy(&input.session_id, input.policy)
+            .await?;
         if policy == AnalysisPolicy::Off {
             return Err(EmotionError::AnalysisOff(input.session_id));
         }
-        self.analyzer.availability().map_err(EmotionError::ModelsUnavailable)?;
+        self.analyzer
+            .availability()
+            .map_err(EmotionError::ModelsUnavailable)?;
 
         let hint = self.session_hint(&input.session_id);
         let analyzer = self.analyzer.clone();
@@ -121,17 +131,30 @@ impl EmotionApp {
             .pool
             .run(move || {
                 let decoded = frame::decode(&image, info)?;
-                analyzer.analyze(&decoded, policy, hint).map_err(|e| match e {
-                    crate::analysis::AnalyzerError::Unavailable(r) => EmotionError::ModelsUnavailable(r),
-                    crate::analysis::AnalyzerError::Failed(r) => EmotionError::AnalysisFailed(r),
-                })
+                analyzer
+                    .analyze(&decoded, policy, hint)
+                    .map_err(|e| match e {
+                        crate::analysis::AnalyzerError::Unavailable(r) => {
+                            EmotionError::ModelsUnavailable(r)
+                        }
+                        crate::analysis::AnalyzerError::Failed(r) => {
+                            EmotionError::AnalysisFailed(r)
+                        }
+                    })
             })
             .await??;
         metrics::histogram!("frame_analysis_seconds").record(started.elapsed().as_secs_f64());
         self.remember(&input.session_id, analysis.face);
 
-        let frame_number = if input.frame_number > 0 { input.frame_number } else { input.timestamp };
-        let emotion = analysis.expression.as_ref().filter(|_| policy.allows_emotion());
+        let frame_number = if input.frame_number > 0 {
+            input.frame_number
+        } else {
+            input.timestamp
+        };
+        let emotion = analysis
+            .expression
+            .as_ref()
+            .filter(|_| policy.allows_emotion());
         let stored = StoredFrame {
             frame_number,
             timestamp: input.timestamp,
@@ -170,7 +193,13 @@ impl EmotionApp {
 
     fn remember(&self, session_id: &str, face: Option<FaceBox>) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.insert(session_id.to_string(), SessionState { last_face: face, last_used: Instant::now() });
+        sessions.insert(
+            session_id.to_string(),
+            SessionState {
+                last_face: face,
+                last_used: Instant::now(),
+            },
+        );
     }
 }
 
@@ -178,8 +207,14 @@ pub fn validate_session_id(id: &str) -> Result<(), EmotionError> {
     if id.trim().is_empty() {
         return Err(EmotionError::InvalidInput("session_id is required".into()));
     }
-    if id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(EmotionError::InvalidInput("session_id must be up to 128 letters, digits, '-' or '_'".into()));
+    if id.len() > 128
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(EmotionError::InvalidInput(
+            "session_id must be up to 128 letters, digits, '-' or '_'".into(),
+        ));
     }
     Ok(())
 }
@@ -193,23 +228,43 @@ fn summarize_blinks(frames: &[StoredFrame]) -> BlinkStats {
     let minutes = span_ms as f32 / 60_000.0;
     BlinkStats {
         count,
-        rate_per_minute: if minutes > 0.0 { count as f32 / minutes } else { 0.0 },
+        rate_per_minute: if minutes > 0.0 {
+            count as f32 / minutes
+        } else {
+            0.0
+        },
         ..Default::default()
     }
 }
 
 /// Aggregates stored frames into the session's summary.
-pub fn summarize(session_id: &str, policy: AnalysisPolicy, frames: &[StoredFrame]) -> SessionSummary {
+pub fn summarize(
+    session_id: &str,
+    policy: AnalysisPolicy,
+    frames: &[StoredFrame],
+) -> SessionSummary {
     let with_face: Vec<&StoredFrame> = frames.iter().filter(|f| f.face_present).collect();
     let mut emotion_counts = BTreeMap::new();
     for f in with_face.iter().filter(|f| !f.emotion.is_empty()) {
         *emotion_counts.entry(f.emotion.clone()).or_insert(0i64) += 1;
     }
-    let dominant_emotion =
-        emotion_counts.iter().max_by_key(|(_, n)| **n).map(|(e, _)| e.clone()).unwrap_or_default();
-    let mean = |values: &mut dyn Iterator<Item = f32>, n: usize| if n == 0 { 0.0 } else { values.sum::<f32>() / n as f32 };
+    let dominant_emotion = emotion_counts
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(e, _)| e.clone())
+        .unwrap_or_default();
+    let mean = |values: &mut dyn Iterator<Item = f32>, n: usize| {
+        if n == 0 {
+            0.0
+        } else {
+            values.sum::<f32>() / n as f32
+        }
+    };
     let mean_attention = mean(&mut frames.iter().map(|f| f.attention), frames.len());
-    let eye_contact_ratio = mean(&mut frames.iter().map(|f| f32::from(u8::from(f.eye_contact))), frames.len());
+    let eye_contact_ratio = mean(
+        &mut frames.iter().map(|f| f32::from(u8::from(f.eye_contact))),
+        frames.len(),
+    );
     let step = frames.len().div_ceil(TIMELINE_POINTS).max(1);
     let timeline = frames
         .iter()

@@ -56,26 +56,32 @@ impl EmotionStore {
 
     /// The policy in force for a session: the first one seen, never loosened by a later request
     /// (a client cannot turn emotion inference back on for an engagement-only interview).
-    pub async fn effective_policy(&self, session_id: &str, requested: AnalysisPolicy) -> Result<AnalysisPolicy, EmotionError> {
+    pub async fn effective_policy(
+        &self,
+        session_id: &str,
+        requested: AnalysisPolicy,
+    ) -> Result<AnalysisPolicy, EmotionError> {
         sqlx::query("INSERT INTO emotion_sessions (session_id, policy, created_at) VALUES ($1, $2, $3) ON CONFLICT (session_id) DO NOTHING")
             .bind(session_id)
             .bind(requested.as_str())
             .bind(iv_contracts::now_millis())
             .execute(&self.pool)
             .await?;
-        let stored: String = sqlx::query_scalar("SELECT policy FROM emotion_sessions WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT policy FROM emotion_sessions WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_one(&self.pool)
+                .await?;
         let stored = AnalysisPolicy::parse(&stored).unwrap_or(AnalysisPolicy::Off);
         Ok(stricter(stored, requested))
     }
 
     pub async fn policy(&self, session_id: &str) -> Result<Option<AnalysisPolicy>, EmotionError> {
-        let stored: Option<String> = sqlx::query_scalar("SELECT policy FROM emotion_sessions WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT policy FROM emotion_sessions WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(stored.map(|p| AnalysisPolicy::parse(&p).unwrap_or(AnalysisPolicy::Off)))
     }
 

@@ -24,10 +24,16 @@ async fn spawn() -> Channel {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let app = emotion_service::Application::build(emotion_service::Config::from_env(&env).unwrap()).await.unwrap();
+    let app = emotion_service::Application::build(emotion_service::Config::from_env(&env).unwrap())
+        .await
+        .unwrap();
     let addr = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
-    Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 fn png(width: u32, height: u32) -> Vec<u8> {
@@ -38,7 +44,14 @@ fn png(width: u32, height: u32) -> Vec<u8> {
 }
 
 fn frame(session: &str, bytes: Vec<u8>) -> FrameRequest {
-    FrameRequest { session_id: session.into(), image_data: bytes, timestamp: 1, format: String::new(), policy: 0, frame_number: 1 }
+    FrameRequest {
+        session_id: session.into(),
+        image_data: bytes,
+        timestamp: 1,
+        format: String::new(),
+        policy: 0,
+        frame_number: 1,
+    }
 }
 
 #[tokio::test]
@@ -54,18 +67,31 @@ async fn bad_frames_are_invalid_argument_and_the_service_stays_up() {
         ("truncated", full[..full.len() - 20].to_vec(), "truncated"),
         ("one pixel", png(1, 1), "1x1"),
         ("bomb", bomb, ""),
-        ("gif", b"GIF89a\x01\x00\x01\x00".to_vec(), "only JPEG and PNG"),
+        (
+            "gif",
+            b"GIF89a\x01\x00\x01\x00".to_vec(),
+            "only JPEG and PNG",
+        ),
     ];
     for (name, bytes, needle) in cases {
         let err = client.analyze_frame(frame("s1", bytes)).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{name}: {err:?}");
         assert!(err.message().contains(needle), "{name}: {}", err.message());
     }
-    let err = client.analyze_frame(frame("bad id!", png(64, 64))).await.unwrap_err();
+    let err = client
+        .analyze_frame(frame("bad id!", png(64, 64)))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
     // Still serving after all of that.
-    let summary = client.get_session_summary(SessionRequest { session_id: "s1".into() }).await.unwrap().into_inner();
+    let summary = client
+        .get_session_summary(SessionRequest {
+            session_id: "s1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(summary.frames_analyzed, 0);
 }
 
@@ -73,13 +99,18 @@ async fn bad_frames_are_invalid_argument_and_the_service_stays_up() {
 async fn without_models_a_valid_frame_is_unavailable_with_the_fix_in_the_message() {
     let channel = spawn().await;
     let mut client = EmotionServiceClient::new(channel.clone());
-    let err = client.analyze_frame(frame("s2", png(64, 64))).await.unwrap_err();
+    let err = client
+        .analyze_frame(frame("s2", png(64, 64)))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("fetch-models"), "{}", err.message());
 
     let mut health = HealthClient::new(channel);
     let status = health
-        .check(HealthCheckRequest { service: "emotion.EmotionService".into() })
+        .check(HealthCheckRequest {
+            service: "emotion.EmotionService".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -92,6 +123,12 @@ async fn a_batch_over_the_limit_is_refused_whole() {
     let channel = spawn().await;
     let mut client = EmotionServiceClient::new(channel);
     let frames = (0..65).map(|_| frame("s3", png(32, 32))).collect();
-    let err = client.analyze_batch(BatchRequest { session_id: "s3".into(), frames }).await.unwrap_err();
+    let err = client
+        .analyze_batch(BatchRequest {
+            session_id: "s3".into(),
+            frames,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }

@@ -21,16 +21,23 @@ impl Edge {
     pub fn new(keys: Vec<String>, per_minute: u32, burst: u32) -> Self {
         let limiter = NonZeroU32::new(per_minute).map(|rate| {
             let burst = NonZeroU32::new(burst).unwrap_or(rate);
-            Arc::new(RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst)))
+            Arc::new(RateLimiter::keyed(
+                Quota::per_minute(rate).allow_burst(burst),
+            ))
         });
-        Self { keys: Arc::new(keys), limiter }
+        Self {
+            keys: Arc::new(keys),
+            limiter,
+        }
     }
 
     /// The key a request presents: `Authorization: Bearer`, `X-API-Key`, or `?api_key=` (browsers
     /// cannot set headers on WebSocket upgrades).
     fn presented_key(req: &Request) -> Option<String> {
         let headers = req.headers();
-        if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        if let Some(v) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
             && let Some(token) = v.strip_prefix("Bearer ")
         {
             return Some(token.trim().to_string());
@@ -46,19 +53,41 @@ impl Edge {
 }
 
 /// Rejects unauthenticated requests (when keys are configured) and clients over their rate.
-pub async fn guard(State(edge): State<Edge>, ConnectInfo(addr): ConnectInfo<SocketAddr>, req: Request, next: Next) -> Response {
+pub async fn guard(
+    State(edge): State<Edge>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
     let key = Edge::presented_key(&req);
-    if !edge.keys.is_empty() && !key.as_ref().is_some_and(|k| edge.keys.iter().any(|valid| valid == k)) {
+    if !edge.keys.is_empty()
+        && !key
+            .as_ref()
+            .is_some_and(|k| edge.keys.iter().any(|valid| valid == k))
+    {
         metrics::counter!("gateway_rejected_total", "reason" => "unauthenticated").increment(1);
-        return ApiError::new(ErrorClass::Unauthenticated, "UNAUTHENTICATED", "missing or invalid API key").into_response();
+        return ApiError::new(
+            ErrorClass::Unauthenticated,
+            "UNAUTHENTICATED",
+            "missing or invalid API key",
+        )
+        .into_response();
     }
     if let Some(limiter) = &edge.limiter {
-        let client = key.map(|k| format!("key:{k}")).unwrap_or_else(|| format!("ip:{}", addr.ip()));
+        let client = key
+            .map(|k| format!("key:{k}"))
+            .unwrap_or_else(|| format!("ip:{}", addr.ip()));
         if let Err(not_until) = limiter.check_key(&client) {
             metrics::counter!("gateway_rejected_total", "reason" => "rate_limited").increment(1);
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            let mut response =
-                ApiError::new(ErrorClass::Overloaded, "RATE_LIMITED", "too many requests; slow down").into_response();
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let mut response = ApiError::new(
+                ErrorClass::Overloaded,
+                "RATE_LIMITED",
+                "too many requests; slow down",
+            )
+            .into_response();
             if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -78,21 +78,32 @@ struct Group {
 
 /// A route group: every path under `prefix` goes to `upstream`.
 fn group(prefix: &str, upstream: Upstream) -> Router {
-    let state = Group { upstream: Arc::new(upstream) };
+    let state = Group {
+        upstream: Arc::new(upstream),
+    };
     Router::new()
         .route(prefix, any(forward))
         .route(&format!("{prefix}/{{*rest}}"), any(forward))
         .with_state(state)
 }
 
-async fn forward(State(g): State<Group>, ConnectInfo(client): ConnectInfo<SocketAddr>, req: Request<Body>) -> Response {
+async fn forward(
+    State(g): State<Group>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    req: Request<Body>,
+) -> Response {
     g.upstream.forward(req, client).await
 }
 
 async fn websocket(State(g): State<Group>, ws: WebSocketUpgrade, req: Request<Body>) -> Response {
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let upstream = g.upstream.clone();
-    ws.max_message_size(32 * 1024 * 1024).on_upgrade(move |socket| async move { upstream.bridge(socket, path).await })
+    ws.max_message_size(32 * 1024 * 1024)
+        .on_upgrade(move |socket| async move { upstream.bridge(socket, path).await })
 }
 
 /// The gateway's router.
@@ -101,18 +112,33 @@ pub fn app(config: &Config) -> Router {
     let interview = Upstream::new("interview-service", &config.interview_url, timeout);
     let ws = Router::new()
         .route("/ws/interviews/{*rest}", any(websocket))
-        .with_state(Group { upstream: Arc::new(interview.clone()) });
+        .with_state(Group {
+            upstream: Arc::new(interview.clone()),
+        });
     let api = Router::new()
         .merge(group("/api/v1/interviews", interview))
-        .merge(group("/api/v1/emotions", Upstream::new("emotion-service", &config.emotion_url, timeout)))
-        .merge(group("/api/v1/scores", Upstream::new("scoring-service", &config.scoring_url, timeout)))
+        .merge(group(
+            "/api/v1/emotions",
+            Upstream::new("emotion-service", &config.emotion_url, timeout),
+        ))
+        .merge(group(
+            "/api/v1/scores",
+            Upstream::new("scoring-service", &config.scoring_url, timeout),
+        ))
         .merge(ws);
-    let edge = edge::Edge::new(config.api_keys.clone(), config.rate_per_minute, config.rate_burst);
+    let edge = edge::Edge::new(
+        config.api_keys.clone(),
+        config.rate_per_minute,
+        config.rate_burst,
+    );
     // Auth and rate limits guard the proxied routes only: health and metrics stay reachable for
     // load balancers and Prometheus.
     let guarded = api.layer(middleware::from_fn_with_state(edge, edge::guard));
     let health = Health::new("gateway");
-    http::observe(guarded.merge(health.router()).fallback(http::not_found), "gateway")
+    http::observe(
+        guarded.merge(health.router()).fallback(http::not_found),
+        "gateway",
+    )
 }
 
 pub struct Application {
@@ -124,19 +150,36 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let router = app(&config);
-        let listener = http::bind(&config.host, config.port).await.context("binding the gateway port")?;
+        let listener = http::bind(&config.host, config.port)
+            .await
+            .context("binding the gateway port")?;
         if config.api_keys.is_empty() {
-            tracing::warn!("GATEWAY_API_KEYS is empty: the gateway accepts unauthenticated requests");
+            tracing::warn!(
+                "GATEWAY_API_KEYS is empty: the gateway accepts unauthenticated requests"
+            );
         }
-        Ok(Self { listener, router, grace: config.grace })
+        Ok(Self {
+            listener,
+            router,
+            grace: config.grace,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "gateway listening");
-        http::run_server(self.listener, self.router, shutdown, CancellationToken::new(), self.grace).await
+        http::run_server(
+            self.listener,
+            self.router,
+            shutdown,
+            CancellationToken::new(),
+            self.grace,
+        )
+        .await
     }
 }

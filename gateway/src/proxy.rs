@@ -50,10 +50,17 @@ impl Upstream {
 
     /// Forwards a request; connection failures and timeouts become JSON 502/504.
     pub async fn forward(&self, mut req: Request<Body>, client: SocketAddr) -> Response {
-        let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let uri: Uri = match format!("{}{}", self.base, path).parse() {
             Ok(u) => u,
-            Err(_) => return ApiError::new(ErrorClass::InvalidInput, "BAD_PATH", "invalid request path").into_response(),
+            Err(_) => {
+                return ApiError::new(ErrorClass::InvalidInput, "BAD_PATH", "invalid request path")
+                    .into_response();
+            }
         };
         *req.uri_mut() = uri;
         let headers = req.headers_mut();
@@ -79,13 +86,21 @@ impl Upstream {
             Ok(Err(e)) => {
                 tracing::warn!(upstream = self.name, error = %e, "upstream unreachable");
                 metrics::counter!("gateway_upstream_errors_total", "upstream" => self.name, "kind" => "unreachable").increment(1);
-                ApiError::new(ErrorClass::BadGateway, "UPSTREAM_UNAVAILABLE", format!("{} is unavailable", self.name))
-                    .into_response()
+                ApiError::new(
+                    ErrorClass::BadGateway,
+                    "UPSTREAM_UNAVAILABLE",
+                    format!("{} is unavailable", self.name),
+                )
+                .into_response()
             }
             Err(_) => {
                 metrics::counter!("gateway_upstream_errors_total", "upstream" => self.name, "kind" => "timeout").increment(1);
-                ApiError::new(ErrorClass::Timeout, "UPSTREAM_TIMEOUT", format!("{} did not answer in time", self.name))
-                    .into_response()
+                ApiError::new(
+                    ErrorClass::Timeout,
+                    "UPSTREAM_TIMEOUT",
+                    format!("{} did not answer in time", self.name),
+                )
+                .into_response()
             }
         }
     }

@@ -66,10 +66,16 @@ impl From<InterviewError> for ApiError {
             ) => (InvalidInput, "INVALID_FRAME"),
             InterviewError::FrameRejected(_) => (InvalidInput, "INVALID_FRAME"),
             InterviewError::FrameNotQueued(_) => (Unavailable, "FRAME_NOT_QUEUED"),
-            InterviewError::Downstream(e) if e.is_unavailable() => (Unavailable, "DOWNSTREAM_UNAVAILABLE"),
-            InterviewError::Downstream(e) => (ErrorClass::from_grpc(e.status().code()), "DOWNSTREAM_ERROR"),
+            InterviewError::Downstream(e) if e.is_unavailable() => {
+                (Unavailable, "DOWNSTREAM_UNAVAILABLE")
+            }
+            InterviewError::Downstream(e) => {
+                (ErrorClass::from_grpc(e.status().code()), "DOWNSTREAM_ERROR")
+            }
             InterviewError::Bus(_) => (Unavailable, "BROKER_UNAVAILABLE"),
-            InterviewError::Database(e) => return ApiError::internal("interview database error", e),
+            InterviewError::Database(e) => {
+                return ApiError::internal("interview database error", e);
+            }
             InterviewError::Corrupt(e) => return ApiError::internal("corrupt interview record", e),
         };
         ApiError::new(class, code, message)

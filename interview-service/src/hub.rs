@@ -17,7 +17,9 @@ impl Hub {
     pub fn subscribe(&self, session_id: &str) -> broadcast::Receiver<ServerMessage> {
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, tx| tx.receiver_count() > 0);
-        map.entry(session_id.to_string()).or_insert_with(|| broadcast::channel(32).0).subscribe()
+        map.entry(session_id.to_string())
+            .or_insert_with(|| broadcast::channel(32).0)
+            .subscribe()
     }
 
     /// Delivers to every open socket of the session; none open is fine.

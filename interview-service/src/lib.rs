@@ -83,22 +83,30 @@ impl Application {
     /// Connects storage and clients, starts the outbox relay and the score consumer, binds.
     pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Self> {
         let health = Health::new("interview-service");
-        let pool = db::connect(&config.database_url).await.context("connecting to the database")?;
-        db::apply_schema(&pool, store::SCHEMA).await.context("creating the interview tables")?;
-        db::apply_schema(&pool, outbox::SCHEMA).await.context("creating the outbox")?;
+        let pool = db::connect(&config.database_url)
+            .await
+            .context("connecting to the database")?;
+        db::apply_schema(&pool, store::SCHEMA)
+            .await
+            .context("creating the interview tables")?;
+        db::apply_schema(&pool, outbox::SCHEMA)
+            .await
+            .context("creating the outbox")?;
         health.set("database", true, "connected");
         health.set("broker", true, bus.kind());
 
         let cancel = CancellationToken::new();
         let relay = Relay::new(pool.clone(), bus.clone());
-        relay.clone().spawn(Duration::from_millis(500), cancel.clone());
+        relay
+            .clone()
+            .spawn(Duration::from_millis(500), cancel.clone());
 
         let emotion = EmotionClient::new(
             &config.emotion_url,
             config.emotion_policy.clone(),
             config.emotion_queries_policy.clone(),
         )
-            .context("EMOTION_GRPC_URL is not a valid URL")?;
+        .context("EMOTION_GRPC_URL is not a valid URL")?;
         let scoring = ScoringClient::new(&config.scoring_url, config.scoring_policy.clone())
             .context("SCORING_GRPC_URL is not a valid URL")?;
         let app = service::InterviewApp::new(
@@ -112,25 +120,46 @@ impl Application {
 
         let on_score = app.clone();
         bus.subscribe(
-            Subscription::new("interview-service.scores", &[<ScoreCalculated as iv_contracts::events::Event>::ROUTING_KEY]),
+            Subscription::new(
+                "interview-service.scores",
+                &[<ScoreCalculated as iv_contracts::events::Event>::ROUTING_KEY],
+            ),
             handler(move |delivery| {
                 let app = on_score.clone();
                 async move {
                     let event: ScoreCalculated = delivery.decode()?;
-                    app.on_score(&event).await.map_err(|e| HandlerError::Transient(e.to_string()))
+                    app.on_score(&event)
+                        .await
+                        .map_err(|e| HandlerError::Transient(e.to_string()))
                 }
             }),
             cancel.clone(),
         );
 
-        let routes = routes::router(routes::AppState { app: app.clone(), shutdown: cancel.clone() });
-        let router = http::observe(routes.merge(health.router()).fallback(http::not_found), "interview-service");
-        let listener = http::bind(&config.host, config.port).await.context("binding the interview port")?;
-        Ok(Self { listener, router, grace: config.grace, cancel, app })
+        let routes = routes::router(routes::AppState {
+            app: app.clone(),
+            shutdown: cancel.clone(),
+        });
+        let router = http::observe(
+            routes.merge(health.router()).fallback(http::not_found),
+            "interview-service",
+        );
+        let listener = http::bind(&config.host, config.port)
+            .await
+            .context("binding the interview port")?;
+        Ok(Self {
+            listener,
+            router,
+            grace: config.grace,
+            cancel,
+            app,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn app(&self) -> service::InterviewApp {
@@ -140,6 +169,13 @@ impl Application {
     /// Serves until `shutdown`, then closes sockets, stops the consumer and relay, and drains.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "interview-service listening");
-        http::run_server(self.listener, self.router, shutdown, self.cancel, self.grace).await
+        http::run_server(
+            self.listener,
+            self.router,
+            shutdown,
+            self.cancel,
+            self.grace,
+        )
+        .await
     }
 }

@@ -6,6 +6,9 @@ async fn main() -> anyhow::Result<()> {
     let env = iv_platform::config::ProcessEnv;
     let config = interview_service::Config::from_env(&env)?;
     let bus = iv_platform::bus::EventBus::from_env(&iv_platform::config::Env::new(&env)).await?;
-    interview_service::Application::build(config, bus).await?.run_until(iv_platform::shutdown::signal()).await?;
+    interview_service::Application::build(config, bus)
+        .await?
+        .run_until(iv_platform::shutdown::signal())
+        .await?;
     Ok(())
 }

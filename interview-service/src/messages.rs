@@ -54,15 +54,22 @@ impl ClientMessage {
             #[serde(default)]
             data: Value,
         }
-        let envelope: Envelope = serde_json::from_str(text)
-            .map_err(|e| InterviewError::InvalidInput(format!("not a {{type, data}} JSON message: {e}")))?;
+        let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
+            InterviewError::InvalidInput(format!("not a {{type, data}} JSON message: {e}"))
+        })?;
         let data = |what: &str| {
             let what = what.to_string();
-            move |e: serde_json::Error| InterviewError::InvalidInput(format!("invalid {what} data: {e}"))
+            move |e: serde_json::Error| {
+                InterviewError::InvalidInput(format!("invalid {what} data: {e}"))
+            }
         };
         match envelope.kind.as_str() {
-            "frame" => serde_json::from_value(envelope.data).map(Self::Frame).map_err(data("frame")),
-            "answer" => serde_json::from_value(envelope.data).map(Self::Answer).map_err(data("answer")),
+            "frame" => serde_json::from_value(envelope.data)
+                .map(Self::Frame)
+                .map_err(data("frame")),
+            "answer" => serde_json::from_value(envelope.data)
+                .map(Self::Answer)
+                .map_err(data("answer")),
             "ping" => Ok(Self::Ping),
             "complete" => Ok(Self::Complete),
             other => Err(InterviewError::InvalidInput(format!(
@@ -100,7 +107,13 @@ pub struct QuestionMessage {
 
 impl QuestionMessage {
     pub fn new(q: &Question, index: usize, total: usize) -> Self {
-        Self { id: q.id.clone(), text: q.text.clone(), category: q.category.clone(), index: index + 1, total }
+        Self {
+            id: q.id.clone(),
+            text: q.text.clone(),
+            category: q.category.clone(),
+            index: index + 1,
+            total,
+        }
     }
 }
 
@@ -155,7 +168,10 @@ pub enum ServerMessage {
 
 impl ServerMessage {
     pub fn error(code: &str, message: impl Into<String>) -> Self {
-        Self::Error(ErrorMessage { code: code.to_string(), message: message.into() })
+        Self::Error(ErrorMessage {
+            code: code.to_string(),
+            message: message.into(),
+        })
     }
 
     pub fn from_error(err: InterviewError) -> Self {
@@ -174,12 +190,34 @@ mod tests {
 
     #[test]
     fn client_messages_of_the_spec_parse() {
-        let f = ClientMessage::parse(r#"{"type":"frame","data":{"session_id":"s","timestamp":1,"image":"AAAA"}}"#);
-        assert!(matches!(f, Ok(ClientMessage::Frame(FrameData { timestamp: Some(1), .. }))));
-        let a = ClientMessage::parse(r#"{"type":"answer","data":{"question_id":"q","transcript":"t","duration":45.5}}"#);
-        assert!(matches!(a, Ok(ClientMessage::Answer(AnswerData { duration: Some(_), .. }))));
-        assert!(matches!(ClientMessage::parse(r#"{"type":"ping","data":{}}"#), Ok(ClientMessage::Ping)));
-        assert!(matches!(ClientMessage::parse(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping)));
+        let f = ClientMessage::parse(
+            r#"{"type":"frame","data":{"session_id":"s","timestamp":1,"image":"AAAA"}}"#,
+        );
+        assert!(matches!(
+            f,
+            Ok(ClientMessage::Frame(FrameData {
+                timestamp: Some(1),
+                ..
+            }))
+        ));
+        let a = ClientMessage::parse(
+            r#"{"type":"answer","data":{"question_id":"q","transcript":"t","duration":45.5}}"#,
+        );
+        assert!(matches!(
+            a,
+            Ok(ClientMessage::Answer(AnswerData {
+                duration: Some(_),
+                ..
+            }))
+        ));
+        assert!(matches!(
+            ClientMessage::parse(r#"{"type":"ping","data":{}}"#),
+            Ok(ClientMessage::Ping)
+        ));
+        assert!(matches!(
+            ClientMessage::parse(r#"{"type":"ping"}"#),
+            Ok(ClientMessage::Ping)
+        ));
     }
 
     #[test]
@@ -187,19 +225,31 @@ mod tests {
         for (text, needle) in [
             ("not json", "JSON"),
             (r#"{"type":"dance","data":{}}"#, "unknown message type"),
-            (r#"{"type":"frame","data":{"timestamp":1}}"#, "invalid frame data"),
+            (
+                r#"{"type":"frame","data":{"timestamp":1}}"#,
+                "invalid frame data",
+            ),
             (r#"{"type":"answer","data":{}}"#, "invalid answer data"),
         ] {
             let err = ClientMessage::parse(text).unwrap_err();
             assert!(err.to_string().contains(needle), "{text}: {err}");
-            assert_eq!(iv_platform::errors::ApiError::from(err).code, "INVALID_MESSAGE");
+            assert_eq!(
+                iv_platform::errors::ApiError::from(err).code,
+                "INVALID_MESSAGE"
+            );
         }
     }
 
     #[test]
     fn server_messages_are_type_and_data() {
         let m = ServerMessage::error("SESSION_NOT_FOUND", "gone");
-        assert_eq!(m.to_json(), r#"{"type":"error","data":{"code":"SESSION_NOT_FOUND","message":"gone"}}"#);
-        assert_eq!(ServerMessage::Pong { timestamp: 3 }.to_json(), r#"{"type":"pong","data":{"timestamp":3}}"#);
+        assert_eq!(
+            m.to_json(),
+            r#"{"type":"error","data":{"code":"SESSION_NOT_FOUND","message":"gone"}}"#
+        );
+        assert_eq!(
+            ServerMessage::Pong { timestamp: 3 }.to_json(),
+            r#"{"type":"pong","data":{"timestamp":3}}"#
+        );
     }
 }

@@ -82,7 +82,9 @@ impl SessionView {
             consent: s.consent,
             progress: s.progress(),
             total_questions: s.questions.len(),
-            current_question: s.current_question().map(|q| QuestionMessage::new(q, s.current_index, s.questions.len())),
+            current_question: s
+                .current_question()
+                .map(|q| QuestionMessage::new(q, s.current_index, s.questions.len())),
             frames_received: s.frames_received,
             frames_analyzed: s.frames_analyzed,
             frames_deferred: s.frames_deferred,
@@ -106,17 +108,26 @@ impl SessionView {
     }
 }
 
-async fn start(State(s): State<AppState>, AppJson(req): AppJson<StartRequest>) -> Result<Response, InterviewError> {
+async fn start(
+    State(s): State<AppState>,
+    AppJson(req): AppJson<StartRequest>,
+) -> Result<Response, InterviewError> {
     let session = s.app.start(req).await?;
     Ok((StatusCode::CREATED, Json(SessionView::of(&session, None))).into_response())
 }
 
-async fn session(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<SessionView>, InterviewError> {
+async fn session(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, InterviewError> {
     let (session, answers) = s.app.session(&id).await?;
     Ok(Json(SessionView::of(&session, Some(answers))))
 }
 
-async fn status(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<StatusMessage>, InterviewError> {
+async fn status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StatusMessage>, InterviewError> {
     let session = s.app.get(&id).await?;
     Ok(Json(StatusMessage::of(&session, "active", None)))
 }
@@ -124,8 +135,14 @@ async fn status(State(s): State<AppState>, Path(id): Path<String>) -> Result<Jso
 #[derive(Debug, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 enum FrameReply {
-    Analyzed { emotion_update: crate::messages::EmotionUpdate },
-    Queued { frame_number: i64, live_feedback: &'static str, message: String },
+    Analyzed {
+        emotion_update: crate::messages::EmotionUpdate,
+    },
+    Queued {
+        frame_number: i64,
+        live_feedback: &'static str,
+        message: String,
+    },
 }
 
 /// A frame as JSON (`{image: base64, timestamp, format}`) or as a raw `image/jpeg`/`image/png` body.
@@ -135,9 +152,16 @@ async fn frame(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, InterviewError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let upload = if content_type.starts_with("image/") {
-        FrameUpload { bytes: body.to_vec(), timestamp: None, format: content_type.to_string() }
+        FrameUpload {
+            bytes: body.to_vec(),
+            timestamp: None,
+            format: content_type.to_string(),
+        }
     } else if content_type.starts_with("application/json") {
         let data: FrameData = serde_json::from_slice(&body)
             .map_err(|e| InterviewError::InvalidInput(format!("invalid frame JSON: {e}")))?;
@@ -148,14 +172,20 @@ async fn frame(
         ));
     };
     let reply = match s.app.submit_frame(&id, upload).await? {
-        FrameOutcome::Analyzed(update) => FrameReply::Analyzed { emotion_update: update },
+        FrameOutcome::Analyzed(update) => FrameReply::Analyzed {
+            emotion_update: update,
+        },
         FrameOutcome::Deferred { frame_number, .. } => FrameReply::Queued {
             frame_number,
             live_feedback: "paused",
             message: "emotion service unavailable; the frame is queued for later analysis".into(),
         },
     };
-    let code = if matches!(reply, FrameReply::Queued { .. }) { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let code = if matches!(reply, FrameReply::Queued { .. }) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok((code, Json(reply)).into_response())
 }
 
@@ -177,12 +207,17 @@ async fn answer(
     Ok(Json(AnswerReply {
         question_id: outcome.question_id,
         analysis: outcome.feedback,
-        next_question: session.current_question().map(|q| QuestionMessage::new(q, session.current_index, session.questions.len())),
+        next_question: session
+            .current_question()
+            .map(|q| QuestionMessage::new(q, session.current_index, session.questions.len())),
         status: StatusMessage::of(session, "active", None),
     }))
 }
 
-async fn complete(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<SessionView>, InterviewError> {
+async fn complete(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, InterviewError> {
     let session = s.app.complete(&id).await?;
     Ok(Json(SessionView::of(&session, None)))
 }
@@ -191,13 +226,20 @@ async fn complete(State(s): State<AppState>, Path(id): Path<String>) -> Result<J
 /// FRAME_TOO_LARGE error instead of a dropped connection.
 const MAX_WS_MESSAGE: usize = 32 * 1024 * 1024;
 
-async fn socket(ws: WebSocketUpgrade, State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    ws.max_message_size(MAX_WS_MESSAGE).on_upgrade(move |socket| serve_socket(socket, s, id))
+async fn socket(
+    ws: WebSocketUpgrade,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| serve_socket(socket, s, id))
 }
 
 async fn serve_socket(socket: WebSocket, s: AppState, id: String) {
     let (sink, stream) = socket.split();
-    let sink = Box::pin(sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) }));
+    let sink = Box::pin(
+        sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) }),
+    );
     let stream = stream.filter_map(|m| async move {
         match m {
             Ok(Message::Text(t)) => Some(Incoming::Text(t.to_string())),

@@ -78,7 +78,15 @@ impl InterviewApp {
         relay: Relay,
         max_frame_bytes: usize,
     ) -> Self {
-        Self { store, emotion, scoring, bus, relay, hub: Hub::default(), max_frame_bytes }
+        Self {
+            store,
+            emotion,
+            scoring,
+            bus,
+            relay,
+            hub: Hub::default(),
+            max_frame_bytes,
+        }
     }
 
     pub fn hub(&self) -> &Hub {
@@ -92,12 +100,16 @@ impl InterviewApp {
     pub async fn start(&self, req: StartRequest) -> Result<Session, InterviewError> {
         let user_id = req.user_id.trim();
         if user_id.is_empty() || user_id.len() > 128 {
-            return Err(InterviewError::InvalidInput("user_id is required (at most 128 characters)".into()));
+            return Err(InterviewError::InvalidInput(
+                "user_id is required (at most 128 characters)".into(),
+            ));
         }
         let policy = match req.policy.as_deref() {
             None => AnalysisPolicy::Full,
             Some(p) => AnalysisPolicy::parse(p).ok_or_else(|| {
-                InterviewError::InvalidInput(format!("unknown policy {p:?}; use full, engagement or off"))
+                InterviewError::InvalidInput(format!(
+                    "unknown policy {p:?}; use full, engagement or off"
+                ))
             })?,
         };
         let questions = match req.questions {
@@ -147,10 +159,16 @@ impl InterviewApp {
         self.store.get(id).await
     }
 
-    pub async fn submit_frame(&self, id: &str, upload: FrameUpload) -> Result<FrameOutcome, InterviewError> {
+    pub async fn submit_frame(
+        &self,
+        id: &str,
+        upload: FrameUpload,
+    ) -> Result<FrameOutcome, InterviewError> {
         let session = self.store.get(id).await?;
         match session.state {
-            SessionState::Completed => return Err(InterviewError::SessionCompleted(id.to_string())),
+            SessionState::Completed => {
+                return Err(InterviewError::SessionCompleted(id.to_string()));
+            }
             SessionState::Created => self.store.mark_started(id, now_millis()).await?,
             SessionState::InProgress => {}
         }
@@ -160,9 +178,13 @@ impl InterviewApp {
         if !session.consent {
             return Err(InterviewError::ConsentRequired);
         }
-        let info = iv_frames::inspect_with_limit(&upload.bytes, &upload.format, self.max_frame_bytes)?;
+        let info =
+            iv_frames::inspect_with_limit(&upload.bytes, &upload.format, self.max_frame_bytes)?;
         let frame_number = self.store.next_frame_number(id).await?;
-        let timestamp = upload.timestamp.filter(|t| *t > 0).unwrap_or_else(now_millis);
+        let timestamp = upload
+            .timestamp
+            .filter(|t| *t > 0)
+            .unwrap_or_else(now_millis);
         let size = upload.bytes.len() as u64;
         let request = FrameRequest {
             session_id: id.to_string(),
@@ -201,31 +223,49 @@ impl InterviewApp {
                 // Not lost: the frame travels with its event, and the worker analyses it later.
                 // Decoded first (only on this path) so that no broken frame enters the queue.
                 let bytes = request.image_data;
-                let bytes = tokio::task::spawn_blocking(move || iv_frames::decode(&bytes, info).map(|_| bytes))
-                    .await
-                    .map_err(|e| InterviewError::FrameNotQueued(e.to_string()))??;
+                let bytes = tokio::task::spawn_blocking(move || {
+                    iv_frames::decode(&bytes, info).map(|_| bytes)
+                })
+                .await
+                .map_err(|e| InterviewError::FrameNotQueued(e.to_string()))??;
                 event.image_data = bytes;
                 event.deferred = true;
-                self.bus.publish(&event).await.map_err(|e| InterviewError::FrameNotQueued(e.to_string()))?;
+                self.bus
+                    .publish(&event)
+                    .await
+                    .map_err(|e| InterviewError::FrameNotQueued(e.to_string()))?;
                 self.store.count_frame(id, false).await?;
                 metrics::counter!("frames_total", "outcome" => "deferred").increment(1);
-                Ok(FrameOutcome::Deferred { frame_number, reason: err.to_string() })
+                Ok(FrameOutcome::Deferred {
+                    frame_number,
+                    reason: err.to_string(),
+                })
             }
             Err(err) => match err.status().code() {
-                tonic::Code::InvalidArgument => Err(InterviewError::FrameRejected(err.status().message().to_string())),
+                tonic::Code::InvalidArgument => Err(InterviewError::FrameRejected(
+                    err.status().message().to_string(),
+                )),
                 tonic::Code::FailedPrecondition => Err(InterviewError::AnalysisOff),
                 _ => Err(err.into()),
             },
         }
     }
 
-    pub async fn submit_answer(&self, id: &str, answer: AnswerData) -> Result<AnswerOutcome, InterviewError> {
+    pub async fn submit_answer(
+        &self,
+        id: &str,
+        answer: AnswerData,
+    ) -> Result<AnswerOutcome, InterviewError> {
         if answer.transcript.chars().count() > MAX_TRANSCRIPT_CHARS {
-            return Err(InterviewError::InvalidInput(format!("transcript longer than {MAX_TRANSCRIPT_CHARS} characters")));
+            return Err(InterviewError::InvalidInput(format!(
+                "transcript longer than {MAX_TRANSCRIPT_CHARS} characters"
+            )));
         }
         let duration = answer.duration.unwrap_or(0.0);
         if !duration.is_finite() || !(0.0..=MAX_ANSWER_SECONDS).contains(&duration) {
-            return Err(InterviewError::InvalidInput(format!("duration must be 0 to {MAX_ANSWER_SECONDS} seconds")));
+            return Err(InterviewError::InvalidInput(format!(
+                "duration must be 0 to {MAX_ANSWER_SECONDS} seconds"
+            )));
         }
         let session = self.store.get(id).await?;
         if session.state == SessionState::Completed {
@@ -235,27 +275,55 @@ impl InterviewApp {
             return Err(InterviewError::NoOpenQuestion);
         };
         if answer.question_id != current.id {
-            return Err(match session.questions.iter().position(|q| q.id == answer.question_id) {
-                Some(p) if p < session.current_index => InterviewError::AlreadyAnswered(answer.question_id),
-                Some(_) => InterviewError::NotCurrentQuestion { current: current.id, given: answer.question_id },
-                None => InterviewError::UnknownQuestion(answer.question_id),
-            });
+            return Err(
+                match session
+                    .questions
+                    .iter()
+                    .position(|q| q.id == answer.question_id)
+                {
+                    Some(p) if p < session.current_index => {
+                        InterviewError::AlreadyAnswered(answer.question_id)
+                    }
+                    Some(_) => InterviewError::NotCurrentQuestion {
+                        current: current.id,
+                        given: answer.question_id,
+                    },
+                    None => InterviewError::UnknownQuestion(answer.question_id),
+                },
+            );
         }
         if session.state == SessionState::Created {
             self.store.mark_started(id, now_millis()).await?;
         }
         self.store
-            .record_answer(id, session.current_index, &current.id, &answer.transcript, duration, now_millis())
+            .record_answer(
+                id,
+                session.current_index,
+                &current.id,
+                &answer.transcript,
+                duration,
+                now_millis(),
+            )
             .await?;
         let feedback = self.analyze(&current, &answer.transcript, duration).await;
         if let Some(f) = &feedback {
             self.store.set_analysis(id, &current.id, f).await?;
         }
-        metrics::counter!("answers_total", "analysed" => feedback.is_some().to_string()).increment(1);
-        Ok(AnswerOutcome { question_id: current.id, feedback, session: self.store.get(id).await? })
+        metrics::counter!("answers_total", "analysed" => feedback.is_some().to_string())
+            .increment(1);
+        Ok(AnswerOutcome {
+            question_id: current.id,
+            feedback,
+            session: self.store.get(id).await?,
+        })
     }
 
-    async fn analyze(&self, question: &Question, transcript: &str, duration: f32) -> Option<AnswerFeedback> {
+    async fn analyze(
+        &self,
+        question: &Question,
+        transcript: &str,
+        duration: f32,
+    ) -> Option<AnswerFeedback> {
         let request = AnswerRequest {
             question: question.text.clone(),
             answer: transcript.to_string(),
@@ -317,10 +385,18 @@ impl InterviewApp {
         self.relay.notify();
         let session = self.store.get(id).await?;
         metrics::counter!("interviews_completed_total").increment(1);
-        tracing::info!(session_id = id, answers = answers.len(), "interview completed; scoring queued");
+        tracing::info!(
+            session_id = id,
+            answers = answers.len(),
+            "interview completed; scoring queued"
+        );
         self.hub.send(
             id,
-            ServerMessage::Status(StatusMessage::of(&session, "active", Some("Interview completed; your report is being prepared.".into()))),
+            ServerMessage::Status(StatusMessage::of(
+                &session,
+                "active",
+                Some("Interview completed; your report is being prepared.".into()),
+            )),
         );
         Ok(session)
     }
@@ -336,7 +412,11 @@ impl InterviewApp {
         };
         self.hub.send(
             &event.session_id,
-            ServerMessage::Status(StatusMessage::of(&session, "active", Some("Your interview report is ready.".into()))),
+            ServerMessage::Status(StatusMessage::of(
+                &session,
+                "active",
+                Some("Your interview report is ready.".into()),
+            )),
         );
         Ok(())
     }
@@ -357,6 +437,10 @@ fn update_from(r: &EmotionResponse, frame_number: i64) -> EmotionUpdate {
         eye_contact: attention.eye_contact,
         blink_count: blinks.count,
         blink_rate: blinks.rate,
-        probabilities: r.probabilities.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        probabilities: r
+            .probabilities
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
     }
 }

@@ -142,7 +142,8 @@ impl InterviewStore {
     }
 
     pub async fn insert(&self, s: &Session) -> Result<(), InterviewError> {
-        let questions = serde_json::to_string(&s.questions).map_err(|e| InterviewError::Corrupt(e.to_string()))?;
+        let questions = serde_json::to_string(&s.questions)
+            .map_err(|e| InterviewError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO interviews (id, user_id, state, policy, consent, questions, current_index, frames_received,
                 frames_analyzed, frames_deferred, created_at, report_ready)
@@ -176,9 +177,11 @@ impl InterviewStore {
             id: row.try_get("id")?,
             user_id: row.try_get("user_id")?,
             state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
-            policy: AnalysisPolicy::parse(&policy).ok_or_else(|| InterviewError::Corrupt(format!("policy {policy:?}")))?,
+            policy: AnalysisPolicy::parse(&policy)
+                .ok_or_else(|| InterviewError::Corrupt(format!("policy {policy:?}")))?,
             consent: row.try_get::<i64, _>("consent")? != 0,
-            questions: serde_json::from_str(&questions).map_err(|e| InterviewError::Corrupt(e.to_string()))?,
+            questions: serde_json::from_str(&questions)
+                .map_err(|e| InterviewError::Corrupt(e.to_string()))?,
             current_index: row.try_get::<i64, _>("current_index")? as usize,
             frames_received: row.try_get("frames_received")?,
             frames_analyzed: row.try_get("frames_analyzed")?,
@@ -187,7 +190,9 @@ impl InterviewStore {
             started_at: row.try_get("started_at")?,
             completed_at: row.try_get("completed_at")?,
             report_ready: row.try_get::<i64, _>("report_ready")? != 0,
-            overall_score: row.try_get::<Option<f64>, _>("overall_score")?.map(|v| v as f32),
+            overall_score: row
+                .try_get::<Option<f64>, _>("overall_score")?
+                .map(|v| v as f32),
         })
     }
 
@@ -262,7 +267,12 @@ impl InterviewStore {
         Ok(())
     }
 
-    pub async fn set_analysis(&self, session_id: &str, question_id: &str, a: &AnswerFeedback) -> Result<(), InterviewError> {
+    pub async fn set_analysis(
+        &self,
+        session_id: &str,
+        question_id: &str,
+        a: &AnswerFeedback,
+    ) -> Result<(), InterviewError> {
         let json = serde_json::to_string(a).map_err(|e| InterviewError::Corrupt(e.to_string()))?;
         sqlx::query("UPDATE answers SET analysis = $3 WHERE session_id = $1 AND question_id = $2")
             .bind(session_id)
@@ -324,7 +334,11 @@ impl InterviewStore {
         Ok(())
     }
 
-    pub async fn mark_scored(&self, session_id: &str, overall: Option<f32>) -> Result<(), InterviewError> {
+    pub async fn mark_scored(
+        &self,
+        session_id: &str,
+        overall: Option<f32>,
+    ) -> Result<(), InterviewError> {
         sqlx::query("UPDATE interviews SET report_ready = 1, overall_score = $2 WHERE id = $1")
             .bind(session_id)
             .bind(overall.map(f64::from))

@@ -34,13 +34,25 @@ struct Connection<S> {
 }
 
 /// Runs one socket until the client closes it or `cancel` fires.
-pub async fn run<S, R>(app: InterviewApp, session_id: String, out: S, mut incoming: R, cancel: CancellationToken)
-where
+pub async fn run<S, R>(
+    app: InterviewApp,
+    session_id: String,
+    out: S,
+    mut incoming: R,
+    cancel: CancellationToken,
+) where
     S: Sink<String> + Unpin,
     R: Stream<Item = Incoming> + Unpin,
 {
     let mut events = app.hub().subscribe(&session_id);
-    let mut conn = Connection { app, session_id, out, paused: false, face_last_seen: None, face_warned: false };
+    let mut conn = Connection {
+        app,
+        session_id,
+        out,
+        paused: false,
+        face_last_seen: None,
+        face_warned: false,
+    };
     let session = match conn.app.join(&conn.session_id).await {
         Ok(s) => s,
         Err(e) => {
@@ -94,18 +106,36 @@ impl<S: Sink<String> + Unpin> Connection<S> {
     /// Status, then the question being asked (or a note that all are answered).
     async fn announce(&mut self, session: &Session, message: Option<String>) -> Result<(), Gone> {
         let all_answered = session.current_question().is_none();
-        let message = message.or_else(|| all_answered.then(|| "All questions answered; complete the interview.".into()));
-        self.send(ServerMessage::Status(StatusMessage::of(session, self.feedback(), message))).await?;
+        let message = message.or_else(|| {
+            all_answered.then(|| "All questions answered; complete the interview.".into())
+        });
+        self.send(ServerMessage::Status(StatusMessage::of(
+            session,
+            self.feedback(),
+            message,
+        )))
+        .await?;
         if let Some(q) = session.current_question() {
-            self.send(ServerMessage::Question(QuestionMessage::new(q, session.current_index, session.questions.len())))
-                .await?;
+            self.send(ServerMessage::Question(QuestionMessage::new(
+                q,
+                session.current_index,
+                session.questions.len(),
+            )))
+            .await?;
         }
         Ok(())
     }
 
     async fn status_now(&mut self, message: Option<String>) -> Result<(), Gone> {
         match self.app.get(&self.session_id).await {
-            Ok(s) => self.send(ServerMessage::Status(StatusMessage::of(&s, self.feedback(), message))).await,
+            Ok(s) => {
+                self.send(ServerMessage::Status(StatusMessage::of(
+                    &s,
+                    self.feedback(),
+                    message,
+                )))
+                .await
+            }
             Err(e) => self.send(ServerMessage::from_error(e)).await,
         }
     }
@@ -113,15 +143,22 @@ impl<S: Sink<String> + Unpin> Connection<S> {
     async fn handle_text(&mut self, text: &str) -> Result<(), Gone> {
         match ClientMessage::parse(text) {
             Err(e) => self.send(ServerMessage::from_error(e)).await,
-            Ok(ClientMessage::Ping) => self.send(ServerMessage::Pong { timestamp: iv_contracts::now_millis() }).await,
+            Ok(ClientMessage::Ping) => {
+                self.send(ServerMessage::Pong {
+                    timestamp: iv_contracts::now_millis(),
+                })
+                .await
+            }
             Ok(ClientMessage::Frame(data)) => match decode_frame(data) {
                 Ok(upload) => self.handle_frame(upload).await,
                 Err(e) => self.send(ServerMessage::from_error(e)).await,
             },
-            Ok(ClientMessage::Answer(answer)) => match self.app.submit_answer(&self.session_id, answer).await {
-                Ok(outcome) => self.announce(&outcome.session, None).await,
-                Err(e) => self.send(ServerMessage::from_error(e)).await,
-            },
+            Ok(ClientMessage::Answer(answer)) => {
+                match self.app.submit_answer(&self.session_id, answer).await {
+                    Ok(outcome) => self.announce(&outcome.session, None).await,
+                    Err(e) => self.send(ServerMessage::from_error(e)).await,
+                }
+            }
             Ok(ClientMessage::Complete) => match self.app.complete(&self.session_id).await {
                 Ok(_) => Ok(()), // the completion status arrives through the hub
                 Err(e) => self.send(ServerMessage::from_error(e)).await,
@@ -134,7 +171,8 @@ impl<S: Sink<String> + Unpin> Connection<S> {
             Ok(FrameOutcome::Analyzed(update)) => {
                 if self.paused {
                     self.paused = false;
-                    self.status_now(Some("Live feedback resumed.".into())).await?;
+                    self.status_now(Some("Live feedback resumed.".into()))
+                        .await?;
                 }
                 let now = update.timestamp;
                 let face = update.face_detected;
@@ -166,7 +204,12 @@ impl<S: Sink<String> + Unpin> Connection<S> {
         let since = *self.face_last_seen.get_or_insert(now);
         if !self.face_warned && now - since >= FACE_ABSENT_WARN_MS {
             self.face_warned = true;
-            return self.send(ServerMessage::error("FACE_NOT_DETECTED", "Please ensure your face is visible")).await;
+            return self
+                .send(ServerMessage::error(
+                    "FACE_NOT_DETECTED",
+                    "Please ensure your face is visible",
+                ))
+                .await;
         }
         Ok(())
     }
@@ -175,9 +218,19 @@ impl<S: Sink<String> + Unpin> Connection<S> {
 /// Decodes a JSON frame's base64 image (a `data:` URL prefix is accepted).
 pub(crate) fn decode_frame(data: FrameData) -> Result<FrameUpload, InterviewError> {
     use base64::Engine;
-    let text = data.image.split_once(";base64,").map_or(data.image.as_str(), |(_, d)| d).trim();
+    let text = data
+        .image
+        .split_once(";base64,")
+        .map_or(data.image.as_str(), |(_, d)| d)
+        .trim();
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| InterviewError::InvalidInput(format!("frame image is not valid base64: {e}")))?;
-    Ok(FrameUpload { bytes, timestamp: data.timestamp, format: data.format.unwrap_or_default() })
+        .map_err(|e| {
+            InterviewError::InvalidInput(format!("frame image is not valid base64: {e}"))
+        })?;
+    Ok(FrameUpload {
+        bytes,
+        timestamp: data.timestamp,
+        format: data.format.unwrap_or_default(),
+    })
 }

@@ -82,18 +82,26 @@ pub fn analyze(input: &AnswerInput) -> AnswerAnalysis {
     let (mut covered, mut missed) = (Vec::new(), Vec::new());
     for point in &input.expected_points {
         let stems: HashSet<String> = text::content_stems(point).into_iter().collect();
-        let hits = stems.iter().filter(|s| answer_set.contains(s.as_str())).count();
+        let hits = stems
+            .iter()
+            .filter(|s| answer_set.contains(s.as_str()))
+            .count();
         if !stems.is_empty() && hits as f32 / stems.len() as f32 >= POINT_COVERAGE {
             covered.push(point.clone());
         } else {
             missed.push(point.clone());
         }
     }
-    let question_stems: HashSet<String> = text::content_stems(&input.question).into_iter().collect();
+    let question_stems: HashSet<String> =
+        text::content_stems(&input.question).into_iter().collect();
     let question_overlap = if question_stems.is_empty() {
         0.0
     } else {
-        question_stems.iter().filter(|s| answer_set.contains(s.as_str())).count() as f32 / question_stems.len() as f32
+        question_stems
+            .iter()
+            .filter(|s| answer_set.contains(s.as_str()))
+            .count() as f32
+            / question_stems.len() as f32
     };
     let relevance = if input.expected_points.is_empty() {
         (question_overlap * 1.5).min(1.0)
@@ -113,7 +121,10 @@ pub fn analyze(input: &AnswerInput) -> AnswerAnalysis {
     } else {
         0.0
     };
-    let wpm = input.duration_secs.filter(|d| *d > 0.5).map(|d| word_count as f32 / d * 60.0);
+    let wpm = input
+        .duration_secs
+        .filter(|d| *d > 0.5)
+        .map(|d| word_count as f32 / d * 60.0);
     let pace_penalty = match wpm {
         Some(w) if w > PACE_RANGE.1 => ((w - PACE_RANGE.1) * 0.5).min(30.0),
         Some(w) if w < PACE_RANGE.0 => ((PACE_RANGE.0 - w) * 0.5).min(30.0),
@@ -126,20 +137,31 @@ pub fn analyze(input: &AnswerInput) -> AnswerAnalysis {
     let substance = (content / 40.0).min(1.0);
     let markers = text::reasoning_markers(&input.transcript);
     let evidence = (markers as f32 / 3.0).min(1.0);
-    let variety = if content > 0.0 { (answer_set.len() as f32 / content / 0.6).min(1.0) } else { 0.0 };
+    let variety = if content > 0.0 {
+        (answer_set.len() as f32 / content / 0.6).min(1.0)
+    } else {
+        0.0
+    };
     let depth = 0.5 * substance + 0.3 * evidence + 0.2 * variety;
 
     let keywords = keywords(&input.transcript, &question_stems, &input.expected_points);
 
     let mut notes = Vec::new();
     if !input.expected_points.is_empty() {
-        notes.push(format!("Covered {} of {} expected points.", covered.len(), input.expected_points.len()));
+        notes.push(format!(
+            "Covered {} of {} expected points.",
+            covered.len(),
+            input.expected_points.len()
+        ));
         if !missed.is_empty() {
             notes.push(format!("Not covered: {}.", missed.join("; ")));
         }
     }
     if fillers > 0 {
-        notes.push(format!("{fillers} filler word(s) ({:.0}% of words).", filler_rate * 100.0));
+        notes.push(format!(
+            "{fillers} filler word(s) ({:.0}% of words).",
+            filler_rate * 100.0
+        ));
     }
     if sentence_penalty > 0.0 {
         notes.push(format!(
@@ -148,13 +170,21 @@ pub fn analyze(input: &AnswerInput) -> AnswerAnalysis {
         ));
     }
     if let Some(w) = wpm.filter(|_| pace_penalty > 0.0) {
-        notes.push(format!("Pace {w:.0} words/min; {}-{} is easiest to follow.", PACE_RANGE.0, PACE_RANGE.1));
+        notes.push(format!(
+            "Pace {w:.0} words/min; {}-{} is easiest to follow.",
+            PACE_RANGE.0, PACE_RANGE.1
+        ));
     }
     if markers == 0 {
-        notes.push("No reasoning or concrete example (because, for example, numbers) to show depth.".into());
+        notes.push(
+            "No reasoning or concrete example (because, for example, numbers) to show depth."
+                .into(),
+        );
     }
     if substance < 0.5 {
-        notes.push(format!("Short answer ({word_count} words); more detail would show depth."));
+        notes.push(format!(
+            "Short answer ({word_count} words); more detail would show depth."
+        ));
     }
 
     AnswerAnalysis {
@@ -174,8 +204,15 @@ pub fn analyze(input: &AnswerInput) -> AnswerAnalysis {
 
 /// Up to eight content words, those that echo the question or its expected points first, then
 /// by frequency; each shown in the form the candidate used first.
-fn keywords(transcript: &str, question_stems: &HashSet<String>, expected: &[String]) -> Vec<String> {
-    let expected_stems: HashSet<String> = expected.iter().flat_map(|p| text::content_stems(p)).collect();
+fn keywords(
+    transcript: &str,
+    question_stems: &HashSet<String>,
+    expected: &[String],
+) -> Vec<String> {
+    let expected_stems: HashSet<String> = expected
+        .iter()
+        .flat_map(|p| text::content_stems(p))
+        .collect();
     let mut seen: BTreeMap<String, (usize, usize, String)> = BTreeMap::new(); // stem -> (count, first, surface)
     for (i, w) in text::words(transcript).into_iter().enumerate() {
         if w.chars().count() < 3 || text::is_stopword(&w) {
@@ -228,9 +265,10 @@ mod tests {
             ..question()
         };
         let vague = AnswerInput {
-            transcript: "Um, I think it is, you know, a safe language and, like, it is basically very good \
+            transcript:
+                "Um, I think it is, you know, a safe language and, like, it is basically very good \
                 and people like it a lot and it is popular."
-                .into(),
+                    .into(),
             duration_secs: Some(10.0),
             ..question()
         };
@@ -239,16 +277,28 @@ mod tests {
         assert!(g.sufficient_data && v.sufficient_data);
         assert_eq!(g.covered_points.len(), 3, "{g:?}");
         assert!(v.covered_points.is_empty(), "{v:?}");
-        assert!(g.relevance > v.relevance + 50.0, "{} vs {}", g.relevance, v.relevance);
+        assert!(
+            g.relevance > v.relevance + 50.0,
+            "{} vs {}",
+            g.relevance,
+            v.relevance
+        );
         assert!(g.clarity > v.clarity, "{} vs {}", g.clarity, v.clarity);
         assert!(g.depth > v.depth, "{} vs {}", g.depth, v.depth);
         assert!(v.feedback.contains("filler"), "{}", v.feedback);
-        assert!(g.keywords.iter().any(|k| k == "ownership"), "{:?}", g.keywords);
+        assert!(
+            g.keywords.iter().any(|k| k == "ownership"),
+            "{:?}",
+            g.keywords
+        );
     }
 
     #[test]
     fn an_empty_transcript_is_insufficient_data_not_a_zero_score() {
-        let a = analyze(&AnswerInput { transcript: "   ".into(), ..question() });
+        let a = analyze(&AnswerInput {
+            transcript: "   ".into(),
+            ..question()
+        });
         assert!(!a.sufficient_data);
         assert!(a.feedback.starts_with("Insufficient data"));
         assert_eq!(a.missed_points.len(), 3);
@@ -256,19 +306,44 @@ mod tests {
 
     #[test]
     fn pace_outside_the_comfortable_range_costs_clarity() {
-        let text = "Ownership rules and borrowing stop data races. Send and Sync traits guard threads.".to_string();
-        let calm = analyze(&AnswerInput { transcript: text.clone(), duration_secs: Some(6.0), ..question() });
-        let rushed = analyze(&AnswerInput { transcript: text, duration_secs: Some(2.0), ..question() });
-        assert!(calm.clarity > rushed.clarity, "{} vs {}", calm.clarity, rushed.clarity);
+        let text =
+            "Ownership rules and borrowing stop data races. Send and Sync traits guard threads."
+                .to_string();
+        let calm = analyze(&AnswerInput {
+            transcript: text.clone(),
+            duration_secs: Some(6.0),
+            ..question()
+        });
+        let rushed = analyze(&AnswerInput {
+            transcript: text,
+            duration_secs: Some(2.0),
+            ..question()
+        });
+        assert!(
+            calm.clarity > rushed.clarity,
+            "{} vs {}",
+            calm.clarity,
+            rushed.clarity
+        );
         assert!(rushed.feedback.contains("Pace"));
     }
 
     #[test]
     fn scores_stay_within_bounds_for_any_text() {
-        let samples = ["a", "word ".repeat(500).as_str(), "um uh er erm", "1 2 3 4 5 6", "Ü ñ 漢字 ok fine then"]
-            .map(str::to_string);
+        let samples = [
+            "a",
+            "word ".repeat(500).as_str(),
+            "um uh er erm",
+            "1 2 3 4 5 6",
+            "Ü ñ 漢字 ok fine then",
+        ]
+        .map(str::to_string);
         for s in samples {
-            let a = analyze(&AnswerInput { transcript: s, duration_secs: Some(0.7), ..question() });
+            let a = analyze(&AnswerInput {
+                transcript: s,
+                duration_secs: Some(0.7),
+                ..question()
+            });
             for v in [a.relevance, a.clarity, a.depth] {
                 assert!((0.0..=100.0).contains(&v), "{v}");
             }

@@ -22,12 +22,22 @@ pub enum ScoringError {
 impl From<ScoringError> for ApiError {
     fn from(err: ScoringError) -> Self {
         match &err {
-            ScoringError::InvalidInput(m) => ApiError::new(ErrorClass::InvalidInput, "INVALID_ARGUMENT", m.clone()),
-            ScoringError::ScoreNotFound(_) => ApiError::new(ErrorClass::NotFound, "SCORE_NOT_FOUND", err.to_string()),
-            ScoringError::VideoNotStored => ApiError::new(ErrorClass::InvalidInput, "VIDEO_NOT_STORED", err.to_string()),
-            ScoringError::UnsupportedFormat(_) => {
-                ApiError::new(ErrorClass::InvalidInput, "UNSUPPORTED_FORMAT", err.to_string())
+            ScoringError::InvalidInput(m) => {
+                ApiError::new(ErrorClass::InvalidInput, "INVALID_ARGUMENT", m.clone())
             }
+            ScoringError::ScoreNotFound(_) => {
+                ApiError::new(ErrorClass::NotFound, "SCORE_NOT_FOUND", err.to_string())
+            }
+            ScoringError::VideoNotStored => ApiError::new(
+                ErrorClass::InvalidInput,
+                "VIDEO_NOT_STORED",
+                err.to_string(),
+            ),
+            ScoringError::UnsupportedFormat(_) => ApiError::new(
+                ErrorClass::InvalidInput,
+                "UNSUPPORTED_FORMAT",
+                err.to_string(),
+            ),
             ScoringError::Database(e) => ApiError::internal("scoring database error", e),
             ScoringError::Corrupt { .. } => ApiError::internal("corrupt stored score", &err),
         }

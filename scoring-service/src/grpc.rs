@@ -16,13 +16,19 @@ pub struct GrpcScoring {
 
 #[tonic::async_trait]
 impl ScoringService for GrpcScoring {
-    async fn calculate_score(&self, request: Request<ScoreRequest>) -> Result<Response<ScoreResponse>, Status> {
+    async fn calculate_score(
+        &self,
+        request: Request<ScoreRequest>,
+    ) -> Result<Response<ScoreResponse>, Status> {
         let input = score_input(request.into_inner());
         let score = self.scoring.calculate(&input).await?;
         Ok(Response::new(score_response(&score)))
     }
 
-    async fn analyze_answer(&self, request: Request<AnswerRequest>) -> Result<Response<pb::AnswerAnalysis>, Status> {
+    async fn analyze_answer(
+        &self,
+        request: Request<AnswerRequest>,
+    ) -> Result<Response<pb::AnswerAnalysis>, Status> {
         let r = request.into_inner();
         let input = AnswerInput {
             question_id: String::new(),
@@ -36,15 +42,25 @@ impl ScoringService for GrpcScoring {
         Ok(Response::new(analysis_to_wire(&analysis)))
     }
 
-    async fn generate_report(&self, request: Request<ReportRequest>) -> Result<Response<ReportResponse>, Status> {
+    async fn generate_report(
+        &self,
+        request: Request<ReportRequest>,
+    ) -> Result<Response<ReportResponse>, Status> {
         let r = request.into_inner();
         if r.session_id.trim().is_empty() {
             return Err(Status::invalid_argument("session_id is required"));
         }
         let format = ReportFormat::parse(&r.format)?;
-        let rendered = self.scoring.report(&r.session_id, r.include_emotions, r.include_video, format).await?;
+        let rendered = self
+            .scoring
+            .report(&r.session_id, r.include_emotions, r.include_video, format)
+            .await?;
         Ok(Response::new(ReportResponse {
-            report_url: format!("/api/v1/scores/report?session_id={}&format={}", r.session_id, format.as_str()),
+            report_url: format!(
+                "/api/v1/scores/report?session_id={}&format={}",
+                r.session_id,
+                format.as_str()
+            ),
             report_data: rendered.bytes,
             format: format.as_str().into(),
             session_id: r.session_id,
@@ -116,7 +132,11 @@ pub fn score_response(s: &Score) -> ScoreResponse {
         insights: s
             .insights
             .iter()
-            .map(|i| pb::Insight { category: i.category.clone(), description: i.description.clone(), impact: i.impact })
+            .map(|i| pb::Insight {
+                category: i.category.clone(),
+                description: i.description.clone(),
+                impact: i.impact,
+            })
             .collect(),
         components: s
             .components

@@ -10,7 +10,11 @@ use crate::answer::{self, AnswerAnalysis, AnswerInput, round1};
 /// Weights of the overall score: technical 50%, communication 30%, engagement 20%.
 /// Technical substance matters most for hiring; communication is how it came across; engagement
 /// (from the camera) is a supporting signal only, and is left out entirely when unavailable.
-pub const WEIGHTS: [(&str, f32); 3] = [("technical", 0.5), ("communication", 0.3), ("engagement", 0.2)];
+pub const WEIGHTS: [(&str, f32); 3] = [
+    ("technical", 0.5),
+    ("communication", 0.3),
+    ("engagement", 0.2),
+];
 
 /// Fewer analysed frames than this (≈ 3 s at 5 fps) say nothing about engagement.
 pub const MIN_FRAMES: usize = 15;
@@ -142,14 +146,26 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
         .map(|(_, (_, w))| w)
         .sum();
     for (c, (_, w)) in components.iter_mut().zip(WEIGHTS) {
-        c.weight = if c.sufficient_data && available > 0.0 { round3(w / available) } else { 0.0 };
+        c.weight = if c.sufficient_data && available > 0.0 {
+            round3(w / available)
+        } else {
+            0.0
+        };
     }
     let overall_ok = components[0].sufficient_data;
     let overall = overall_ok.then(|| {
-        round1(components.iter().filter_map(|c| c.score.map(|s| s * c.weight)).sum::<f32>())
+        round1(
+            components
+                .iter()
+                .filter_map(|c| c.score.map(|s| s * c.weight))
+                .sum::<f32>(),
+        )
     });
-    let left_out: Vec<&str> =
-        components.iter().filter(|c| !c.sufficient_data).map(|c| c.name.as_str()).collect();
+    let left_out: Vec<&str> = components
+        .iter()
+        .filter(|c| !c.sufficient_data)
+        .map(|c| c.name.as_str())
+        .collect();
     let overall_reason = match (overall_ok, left_out.is_empty()) {
         (false, _) => "Insufficient data: no answer had enough words to assess.".to_string(),
         (true, true) => "Technical 50%, communication 30%, engagement 20%.".to_string(),
@@ -195,20 +211,37 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
         insights,
         answers,
         engagement: summary,
-        analysis_policy: if input.analysis_policy.is_empty() { "full".into() } else { input.analysis_policy.clone() },
+        analysis_policy: if input.analysis_policy.is_empty() {
+            "full".into()
+        } else {
+            input.analysis_policy.clone()
+        },
         total_questions,
         components,
     }
 }
 
-fn technical(answers: &[ScoredAnswer], total_questions: u32, insights: &mut Vec<Insight>) -> Component {
-    let assessed: Vec<&ScoredAnswer> = answers.iter().filter(|a| a.analysis.sufficient_data).collect();
+fn technical(
+    answers: &[ScoredAnswer],
+    total_questions: u32,
+    insights: &mut Vec<Insight>,
+) -> Component {
+    let assessed: Vec<&ScoredAnswer> = answers
+        .iter()
+        .filter(|a| a.analysis.sufficient_data)
+        .collect();
     if assessed.is_empty() {
-        return insufficient("technical", "Insufficient data: no answer had enough words to assess.");
+        return insufficient(
+            "technical",
+            "Insufficient data: no answer had enough words to assess.",
+        );
     }
     // Each question: relevance (coverage of its expected points) 70%, depth 30%. Questions not
     // answered, or answered too briefly to assess, count as 0.
-    let sum: f32 = assessed.iter().map(|a| 0.7 * a.analysis.relevance + 0.3 * a.analysis.depth).sum();
+    let sum: f32 = assessed
+        .iter()
+        .map(|a| 0.7 * a.analysis.relevance + 0.3 * a.analysis.depth)
+        .sum();
     let score = round1(sum / total_questions.max(1) as f32);
     let unanswered = total_questions as usize - assessed.len();
     for a in &assessed {
@@ -224,30 +257,52 @@ fn technical(answers: &[ScoredAnswer], total_questions: u32, insights: &mut Vec<
             });
         }
     }
-    let covered: usize = assessed.iter().map(|a| a.analysis.covered_points.len()).sum();
-    let expected: usize =
-        assessed.iter().map(|a| a.analysis.covered_points.len() + a.analysis.missed_points.len()).sum();
+    let covered: usize = assessed
+        .iter()
+        .map(|a| a.analysis.covered_points.len())
+        .sum();
+    let expected: usize = assessed
+        .iter()
+        .map(|a| a.analysis.covered_points.len() + a.analysis.missed_points.len())
+        .sum();
     let mut reason = format!(
         "relevance 70% and depth 30% averaged over {total_questions} question(s); {covered} of {expected} expected points covered"
     );
     if unanswered > 0 {
-        reason.push_str(&format!("; {unanswered} unanswered or too short, counted as 0"));
+        reason.push_str(&format!(
+            "; {unanswered} unanswered or too short, counted as 0"
+        ));
     }
-    Component { name: "technical".into(), score: Some(score), weight: 0.0, sufficient_data: true, reason }
+    Component {
+        name: "technical".into(),
+        score: Some(score),
+        weight: 0.0,
+        sufficient_data: true,
+        reason,
+    }
 }
 
 fn communication(answers: &[ScoredAnswer], insights: &mut Vec<Insight>) -> Component {
-    let assessed: Vec<&AnswerAnalysis> =
-        answers.iter().map(|a| &a.analysis).filter(|a| a.sufficient_data).collect();
+    let assessed: Vec<&AnswerAnalysis> = answers
+        .iter()
+        .map(|a| &a.analysis)
+        .filter(|a| a.sufficient_data)
+        .collect();
     if assessed.is_empty() {
-        return insufficient("communication", "Insufficient data: no transcript to assess.");
+        return insufficient(
+            "communication",
+            "Insufficient data: no transcript to assess.",
+        );
     }
     let score = round1(assessed.iter().map(|a| a.clarity).sum::<f32>() / assessed.len() as f32);
     let words: u32 = assessed.iter().map(|a| a.word_count).sum();
     let fillers: u32 = assessed.iter().map(|a| a.filler_count).sum();
     let filler_pct = fillers as f32 / words.max(1) as f32 * 100.0;
     let paces: Vec<f32> = assessed.iter().filter_map(|a| a.words_per_minute).collect();
-    let mut reason = format!("clarity averaged over {} answer(s); fillers {filler_pct:.1}% of words", assessed.len());
+    let mut reason = format!(
+        "clarity averaged over {} answer(s); fillers {filler_pct:.1}% of words",
+        assessed.len()
+    );
     if !paces.is_empty() {
         let pace = paces.iter().sum::<f32>() / paces.len() as f32;
         reason.push_str(&format!("; pace {pace:.0} words/min"));
@@ -270,16 +325,35 @@ fn communication(answers: &[ScoredAnswer], insights: &mut Vec<Insight>) -> Compo
             impact: -0.05,
         });
     }
-    Component { name: "communication".into(), score: Some(score), weight: 0.0, sufficient_data: true, reason }
+    Component {
+        name: "communication".into(),
+        score: Some(score),
+        weight: 0.0,
+        sufficient_data: true,
+        reason,
+    }
 }
 
 /// Expressions read as composed (neutral or positive) rather than distressed.
 const COMPOSED: &[&str] = &["neutral", "happy", "surprised"];
 
-fn engagement(frames: &[FrameSample], policy: &str, insights: &mut Vec<Insight>) -> (Component, EngagementSummary) {
-    let mut summary = EngagementSummary { frames_analyzed: frames.len() as u32, ..Default::default() };
+fn engagement(
+    frames: &[FrameSample],
+    policy: &str,
+    insights: &mut Vec<Insight>,
+) -> (Component, EngagementSummary) {
+    let mut summary = EngagementSummary {
+        frames_analyzed: frames.len() as u32,
+        ..Default::default()
+    };
     if policy == "off" {
-        return (insufficient("engagement", "Not assessed: frame analysis was switched off for this interview."), summary);
+        return (
+            insufficient(
+                "engagement",
+                "Not assessed: frame analysis was switched off for this interview.",
+            ),
+            summary,
+        );
     }
     if frames.len() < MIN_FRAMES {
         let reason = format!(
@@ -290,16 +364,26 @@ fn engagement(frames: &[FrameSample], policy: &str, insights: &mut Vec<Insight>)
     }
     let with_face: Vec<&FrameSample> = frames.iter().filter(|f| f.face_present).collect();
     let presence = with_face.len() as f32 / frames.len() as f32;
-    let attention = with_face
-        .iter()
-        .any(|f| f.attention > 0.0)
-        .then(|| with_face.iter().map(|f| f.attention.clamp(0.0, 1.0)).sum::<f32>() / with_face.len() as f32);
+    let attention = with_face.iter().any(|f| f.attention > 0.0).then(|| {
+        with_face
+            .iter()
+            .map(|f| f.attention.clamp(0.0, 1.0))
+            .sum::<f32>()
+            / with_face.len() as f32
+    });
     let labelled: Vec<&&FrameSample> = with_face.iter().filter(|f| !f.emotion.is_empty()).collect();
     for f in &labelled {
-        *summary.emotion_distribution.entry(f.emotion.clone()).or_default() += 1;
+        *summary
+            .emotion_distribution
+            .entry(f.emotion.clone())
+            .or_default() += 1;
     }
     let composure = (policy != "engagement" && !labelled.is_empty()).then(|| {
-        labelled.iter().filter(|f| COMPOSED.contains(&f.emotion.as_str())).count() as f32 / labelled.len() as f32
+        labelled
+            .iter()
+            .filter(|f| COMPOSED.contains(&f.emotion.as_str()))
+            .count() as f32
+            / labelled.len() as f32
     });
     summary.face_presence = round3(presence);
     summary.mean_attention = attention.map(round3);
@@ -308,34 +392,71 @@ fn engagement(frames: &[FrameSample], policy: &str, insights: &mut Vec<Insight>)
 
     // Presence 40%, attention 40%, composure 20%, renormalised over the parts that are known.
     let parts = [(Some(presence), 0.4), (attention, 0.4), (composure, 0.2)];
-    let weight: f32 = parts.iter().filter(|(v, _)| v.is_some()).map(|(_, w)| w).sum();
-    let score = round1(parts.iter().filter_map(|(v, w)| v.map(|v| v * w)).sum::<f32>() / weight * 100.0);
-    let mut reason = format!("face visible in {:.0}% of {} frames", presence * 100.0, frames.len());
+    let weight: f32 = parts
+        .iter()
+        .filter(|(v, _)| v.is_some())
+        .map(|(_, w)| w)
+        .sum();
+    let score = round1(
+        parts
+            .iter()
+            .filter_map(|(v, w)| v.map(|v| v * w))
+            .sum::<f32>()
+            / weight
+            * 100.0,
+    );
+    let mut reason = format!(
+        "face visible in {:.0}% of {} frames",
+        presence * 100.0,
+        frames.len()
+    );
     if let Some(a) = attention {
         reason.push_str(&format!("; mean attention {:.0}%", a * 100.0));
     }
     if let Some(c) = composure {
-        reason.push_str(&format!("; composed expression in {:.0}% of frames", c * 100.0));
+        reason.push_str(&format!(
+            "; composed expression in {:.0}% of frames",
+            c * 100.0
+        ));
     } else if policy == "engagement" {
         reason.push_str("; expression not inferred (engagement-only policy)");
     }
     if presence < 0.8 {
         insights.push(Insight {
             category: "engagement".into(),
-            description: format!("The face was out of view in {:.0}% of frames.", (1.0 - presence) * 100.0),
+            description: format!(
+                "The face was out of view in {:.0}% of frames.",
+                (1.0 - presence) * 100.0
+            ),
             impact: -0.05,
         });
     }
-    (Component { name: "engagement".into(), score: Some(score), weight: 0.0, sufficient_data: true, reason }, summary)
+    (
+        Component {
+            name: "engagement".into(),
+            score: Some(score),
+            weight: 0.0,
+            sufficient_data: true,
+            reason,
+        },
+        summary,
+    )
 }
 
 fn insufficient(name: &str, reason: &str) -> Component {
-    Component { name: name.into(), score: None, weight: 0.0, sufficient_data: false, reason: reason.into() }
+    Component {
+        name: name.into(),
+        score: None,
+        weight: 0.0,
+        sufficient_data: false,
+        reason: reason.into(),
+    }
 }
 
 fn summary_feedback(overall: Option<f32>, components: &[Component]) -> String {
     let Some(overall) = overall else {
-        return "Insufficient data to score this interview: no answer had enough words to assess.".into();
+        return "Insufficient data to score this interview: no answer had enough words to assess."
+            .into();
     };
     let band = match overall {
         s if s >= 80.0 => "strong",
@@ -350,12 +471,17 @@ fn summary_feedback(overall: Option<f32>, components: &[Component]) -> String {
             None => format!("{} not scored", c.name),
         })
         .collect();
-    format!("Overall {overall:.0}/100, a {band} interview ({}).", parts.join(", "))
+    format!(
+        "Overall {overall:.0}/100, a {band} interview ({}).",
+        parts.join(", ")
+    )
 }
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn round3(v: f32) -> f32 {
@@ -401,7 +527,11 @@ mod tests {
             ),
             answer(
                 "How do you handle a production incident?",
-                &["mitigate first", "communicate status", "blameless postmortem"],
+                &[
+                    "mitigate first",
+                    "communicate status",
+                    "blameless postmortem",
+                ],
                 "First I mitigate the impact, for example by rolling back. I communicate status to the team \
                  every thirty minutes, and afterwards we write a blameless postmortem with concrete actions.",
             ),
@@ -419,7 +549,11 @@ mod tests {
         };
         let s = calculate(&input, 1);
         assert!(s.sufficient_data);
-        let (t, c, e) = (s.technical_score.unwrap(), s.communication_score.unwrap(), s.engagement_score.unwrap());
+        let (t, c, e) = (
+            s.technical_score.unwrap(),
+            s.communication_score.unwrap(),
+            s.engagement_score.unwrap(),
+        );
         let expected = round1(0.5 * t + 0.3 * c + 0.2 * e);
         assert!((s.overall_score.unwrap() - expected).abs() < 0.15, "{s:?}");
         assert!(s.insights.iter().any(|i| i.category == "technical"));
@@ -438,7 +572,10 @@ mod tests {
         let s = calculate(&input, 1);
         assert_eq!(s.engagement_score, None);
         let e = &s.components[2];
-        assert!(!e.sufficient_data && e.reason.starts_with("Insufficient data"), "{e:?}");
+        assert!(
+            !e.sufficient_data && e.reason.starts_with("Insufficient data"),
+            "{e:?}"
+        );
         assert!((s.components[0].weight - 0.625).abs() < 1e-3);
         assert!(s.overall_score.is_some());
         assert!(s.components[3].reason.contains("left out: engagement"));
@@ -462,8 +599,16 @@ mod tests {
 
     #[test]
     fn unanswered_questions_pull_the_technical_score_down() {
-        let base = ScoreInput { session_id: "s".into(), answers: good_answers(), total_questions: 2, ..Default::default() };
-        let more_asked = ScoreInput { total_questions: 4, ..base.clone() };
+        let base = ScoreInput {
+            session_id: "s".into(),
+            answers: good_answers(),
+            total_questions: 2,
+            ..Default::default()
+        };
+        let more_asked = ScoreInput {
+            total_questions: 4,
+            ..base.clone()
+        };
         let a = calculate(&base, 1).technical_score.unwrap();
         let b = calculate(&more_asked, 1).technical_score.unwrap();
         assert!((b - a / 2.0).abs() < 0.2, "{a} {b}");
@@ -480,16 +625,29 @@ mod tests {
         };
         let s = calculate(&input, 1);
         assert_eq!(s.engagement.composure, None);
-        assert!((s.engagement_score.unwrap() - 95.0).abs() < 0.01, "{:?}", s.engagement_score);
+        assert!(
+            (s.engagement_score.unwrap() - 95.0).abs() < 0.01,
+            "{:?}",
+            s.engagement_score
+        );
     }
 
     #[test]
     fn an_absent_face_lowers_engagement_and_says_so() {
         let mut f = frames(10, true, "neutral", 0.9);
         f.extend(frames(20, false, "", 0.0));
-        let input = ScoreInput { session_id: "s".into(), answers: good_answers(), frames: f, ..Default::default() };
+        let input = ScoreInput {
+            session_id: "s".into(),
+            answers: good_answers(),
+            frames: f,
+            ..Default::default()
+        };
         let s = calculate(&input, 1);
         assert!(s.engagement_score.unwrap() < 70.0);
-        assert!(s.insights.iter().any(|i| i.description.contains("out of view")));
+        assert!(
+            s.insights
+                .iter()
+                .any(|i| i.description.contains("out of view"))
+        );
     }
 }

@@ -69,31 +69,55 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let health = Health::new("scoring-service");
-        let pool = db::connect(&config.database_url).await.context("connecting to the database")?;
-        db::apply_schema(&pool, store::SCHEMA).await.context("creating the scoring tables")?;
+        let pool = db::connect(&config.database_url)
+            .await
+            .context("connecting to the database")?;
+        db::apply_schema(&pool, store::SCHEMA)
+            .await
+            .context("creating the scoring tables")?;
         health.set("database", true, "connected");
         let scoring = service::Scoring::new(store::ScoreStore::new(pool));
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter.set_serving::<ScoringServiceServer<grpc::GrpcScoring>>().await;
+        health_reporter
+            .set_serving::<ScoringServiceServer<grpc::GrpcScoring>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(iv_contracts::FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("building gRPC reflection")?;
-        let grpc = tonic::service::Routes::new(ScoringServiceServer::new(grpc::GrpcScoring { scoring: scoring.clone() }))
-            .add_service(health_service)
-            .add_service(reflection)
-            .prepare()
-            .into_axum_router();
+        let grpc = tonic::service::Routes::new(ScoringServiceServer::new(grpc::GrpcScoring {
+            scoring: scoring.clone(),
+        }))
+        .add_service(health_service)
+        .add_service(reflection)
+        .prepare()
+        .into_axum_router();
 
-        let rest = routes::router(routes::RestState { scoring, health: health.clone() }).merge(health.router());
-        let router = http::observe(rest.merge(grpc).fallback(http::not_found), "scoring-service");
-        let listener = http::bind(&config.host, config.port).await.context("binding the scoring port")?;
-        Ok(Self { listener, router, grace: config.grace, health })
+        let rest = routes::router(routes::RestState {
+            scoring,
+            health: health.clone(),
+        })
+        .merge(health.router());
+        let router = http::observe(
+            rest.merge(grpc).fallback(http::not_found),
+            "scoring-service",
+        );
+        let listener = http::bind(&config.host, config.port)
+            .await
+            .context("binding the scoring port")?;
+        Ok(Self {
+            listener,
+            router,
+            grace: config.grace,
+            health,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn health(&self) -> Health {
@@ -103,6 +127,13 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains within the grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "scoring-service listening (REST and gRPC)");
-        http::run_server(self.listener, self.router, shutdown, CancellationToken::new(), self.grace).await
+        http::run_server(
+            self.listener,
+            self.router,
+            shutdown,
+            CancellationToken::new(),
+            self.grace,
+        )
+        .await
     }
 }

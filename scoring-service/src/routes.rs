@@ -30,15 +30,24 @@ pub fn router(state: RestState) -> Router {
         .with_state(state)
 }
 
-async fn calculate(State(s): State<RestState>, AppJson(input): AppJson<ScoreInput>) -> Result<Response, ScoringError> {
+async fn calculate(
+    State(s): State<RestState>,
+    AppJson(input): AppJson<ScoreInput>,
+) -> Result<Response, ScoringError> {
     Ok(Json(s.scoring.calculate(&input).await?).into_response())
 }
 
-async fn analyze(State(s): State<RestState>, AppJson(input): AppJson<AnswerInput>) -> Result<Response, ScoringError> {
+async fn analyze(
+    State(s): State<RestState>,
+    AppJson(input): AppJson<AnswerInput>,
+) -> Result<Response, ScoringError> {
     Ok(Json(s.scoring.analyze_answer(&input)?).into_response())
 }
 
-async fn session_score(State(s): State<RestState>, Path(id): Path<String>) -> Result<Response, ScoringError> {
+async fn session_score(
+    State(s): State<RestState>,
+    Path(id): Path<String>,
+) -> Result<Response, ScoringError> {
     Ok(Json(s.scoring.score(&id).await?).into_response())
 }
 
@@ -57,7 +66,10 @@ fn yes() -> bool {
     true
 }
 
-async fn report(State(s): State<RestState>, AppJson(q): AppJson<ReportQuery>) -> Result<Response, ScoringError> {
+async fn report(
+    State(s): State<RestState>,
+    AppJson(q): AppJson<ReportQuery>,
+) -> Result<Response, ScoringError> {
     render(&s, q).await
 }
 
@@ -74,10 +86,20 @@ async fn render(s: &RestState, q: ReportQuery) -> Result<Response, ScoringError>
         return Err(ScoringError::InvalidInput("session_id is required".into()));
     }
     let format = ReportFormat::parse(&q.format)?;
-    let rendered = s.scoring.report(&q.session_id, q.include_emotions, q.include_video, format).await?;
-    let disposition = format!("inline; filename=\"interview-{}.{}\"", q.session_id, format.as_str());
+    let rendered = s
+        .scoring
+        .report(&q.session_id, q.include_emotions, q.include_video, format)
+        .await?;
+    let disposition = format!(
+        "inline; filename=\"interview-{}.{}\"",
+        q.session_id,
+        format.as_str()
+    );
     Ok((
-        [(header::CONTENT_TYPE, format.content_type().to_string()), (header::CONTENT_DISPOSITION, disposition)],
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         rendered.bytes,
     )
         .into_response())

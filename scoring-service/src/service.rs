@@ -72,10 +72,14 @@ impl Scoring {
             return Err(ScoringError::InvalidInput("session_id is required".into()));
         }
         if input.answers.len() > MAX_ANSWERS {
-            return Err(ScoringError::InvalidInput(format!("at most {MAX_ANSWERS} answers per interview")));
+            return Err(ScoringError::InvalidInput(format!(
+                "at most {MAX_ANSWERS} answers per interview"
+            )));
         }
         if input.frames.len() > MAX_FRAMES {
-            return Err(ScoringError::InvalidInput(format!("at most {MAX_FRAMES} frame samples per interview")));
+            return Err(ScoringError::InvalidInput(format!(
+                "at most {MAX_FRAMES} frame samples per interview"
+            )));
         }
         for a in &input.answers {
             validate_answer(a)?;
@@ -87,7 +91,10 @@ impl Scoring {
     }
 
     pub async fn score(&self, session_id: &str) -> Result<Score, ScoringError> {
-        self.store.score(session_id).await?.ok_or_else(|| ScoringError::ScoreNotFound(session_id.to_string()))
+        self.store
+            .score(session_id)
+            .await?
+            .ok_or_else(|| ScoringError::ScoreNotFound(session_id.to_string()))
     }
 
     /// Builds the report from the stored score, stores it, and renders it in the asked format.
@@ -105,22 +112,33 @@ impl Scoring {
         let report = report::build(&score, include_emotions, now_millis());
         self.store.save_report(&report).await?;
         let bytes = match format {
-            ReportFormat::Json => serde_json::to_vec(&report).map_err(|e| ScoringError::InvalidInput(e.to_string()))?,
+            ReportFormat::Json => serde_json::to_vec(&report)
+                .map_err(|e| ScoringError::InvalidInput(e.to_string()))?,
             ReportFormat::Pdf => report::to_pdf(&report),
         };
-        Ok(RenderedReport { report, format, bytes })
+        Ok(RenderedReport {
+            report,
+            format,
+            bytes,
+        })
     }
 }
 
 fn validate_answer(a: &AnswerInput) -> Result<(), ScoringError> {
     if a.transcript.chars().count() > MAX_TRANSCRIPT_CHARS {
-        return Err(ScoringError::InvalidInput(format!("transcript longer than {MAX_TRANSCRIPT_CHARS} characters")));
+        return Err(ScoringError::InvalidInput(format!(
+            "transcript longer than {MAX_TRANSCRIPT_CHARS} characters"
+        )));
     }
     if a.expected_points.len() > 50 {
-        return Err(ScoringError::InvalidInput("at most 50 expected points per question".into()));
+        return Err(ScoringError::InvalidInput(
+            "at most 50 expected points per question".into(),
+        ));
     }
     if a.duration_secs.is_some_and(|d| !d.is_finite() || d < 0.0) {
-        return Err(ScoringError::InvalidInput("duration must be a non-negative number of seconds".into()));
+        return Err(ScoringError::InvalidInput(
+            "duration must be a non-negative number of seconds".into(),
+        ));
     }
     Ok(())
 }

@@ -35,7 +35,8 @@ impl ScoreStore {
 
     /// Saves a score; scoring the same interview again replaces it (events may be redelivered).
     pub async fn save_score(&self, score: &Score) -> Result<(), ScoringError> {
-        let payload = serde_json::to_string(score).map_err(|e| ScoringError::InvalidInput(e.to_string()))?;
+        let payload =
+            serde_json::to_string(score).map_err(|e| ScoringError::InvalidInput(e.to_string()))?;
         sqlx::query(
             "INSERT INTO scores (session_id, user_id, overall_score, sufficient_data, payload, calculated_at)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -59,11 +60,13 @@ impl ScoreStore {
             .bind(session_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| decode(session_id, &r.try_get::<String, _>("payload")?)).transpose()
+        row.map(|r| decode(session_id, &r.try_get::<String, _>("payload")?))
+            .transpose()
     }
 
     pub async fn save_report(&self, report: &Report) -> Result<(), ScoringError> {
-        let payload = serde_json::to_string(report).map_err(|e| ScoringError::InvalidInput(e.to_string()))?;
+        let payload =
+            serde_json::to_string(report).map_err(|e| ScoringError::InvalidInput(e.to_string()))?;
         sqlx::query(
             "INSERT INTO reports (session_id, payload, generated_at) VALUES ($1, $2, $3)
              ON CONFLICT (session_id) DO UPDATE SET payload = excluded.payload, generated_at = excluded.generated_at",
@@ -81,11 +84,14 @@ impl ScoreStore {
             .bind(session_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| decode(session_id, &r.try_get::<String, _>("payload")?)).transpose()
+        row.map(|r| decode(session_id, &r.try_get::<String, _>("payload")?))
+            .transpose()
     }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(session: &str, payload: &str) -> Result<T, ScoringError> {
-    serde_json::from_str(payload)
-        .map_err(|e| ScoringError::Corrupt { session: session.to_string(), reason: e.to_string() })
+    serde_json::from_str(payload).map_err(|e| ScoringError::Corrupt {
+        session: session.to_string(),
+        reason: e.to_string(),
+    })
 }

@@ -6,7 +6,10 @@
 /// Lower-cased word tokens (letters, digits, inner apostrophes and hyphens).
 pub fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-' || c == '+' || c == '#'))
-        .map(|w| w.trim_matches(|c: char| c == '\'' || c == '-').to_lowercase())
+        .map(|w| {
+            w.trim_matches(|c: char| c == '\'' || c == '-')
+                .to_lowercase()
+        })
         .filter(|w| !w.is_empty())
         .collect()
 }
@@ -20,18 +23,167 @@ pub fn sentences(text: &str) -> Vec<&str> {
 }
 
 const STOPWORDS: &[&str] = &[
-    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at",
-    "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did",
-    "do", "does", "doing", "don't", "down", "during", "each", "even", "every", "few", "for", "from", "further",
-    "get", "got", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "i'm",
-    "i've", "if", "in", "into", "is", "it", "it's", "its", "just", "let", "lot", "me", "more", "most", "much",
-    "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "one", "only", "or", "other", "our",
-    "ours", "out", "over", "own", "really", "same", "she", "should", "so", "some", "such", "than", "that",
-    "the", "their", "them", "then", "there", "these", "they", "thing", "things", "this", "those", "through",
-    "to", "too", "under", "until", "up", "us", "very", "was", "way", "we", "were", "what", "when", "where",
-    "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself",
-    "tell", "describe", "explain", "give", "example", "time", "think", "know", "like", "make", "made", "well",
-    "um", "uh", "er", "erm", "ah", "hmm", "basically", "actually", "literally", "yeah", "okay", "ok",
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "against",
+    "all",
+    "also",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "don't",
+    "down",
+    "during",
+    "each",
+    "even",
+    "every",
+    "few",
+    "for",
+    "from",
+    "further",
+    "get",
+    "got",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "him",
+    "his",
+    "how",
+    "i",
+    "i'm",
+    "i've",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "it's",
+    "its",
+    "just",
+    "let",
+    "lot",
+    "me",
+    "more",
+    "most",
+    "much",
+    "my",
+    "myself",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "one",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "out",
+    "over",
+    "own",
+    "really",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "than",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "thing",
+    "things",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "us",
+    "very",
+    "was",
+    "way",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "tell",
+    "describe",
+    "explain",
+    "give",
+    "example",
+    "time",
+    "think",
+    "know",
+    "like",
+    "make",
+    "made",
+    "well",
+    "um",
+    "uh",
+    "er",
+    "erm",
+    "ah",
+    "hmm",
+    "basically",
+    "actually",
+    "literally",
+    "yeah",
+    "okay",
+    "ok",
 ];
 
 pub fn is_stopword(word: &str) -> bool {
@@ -43,7 +195,9 @@ pub fn stem(word: &str) -> String {
     let w = word.trim_end_matches("'s");
     let n = w.chars().count();
     let strip = |suffix: &str, min_rest: usize| -> Option<String> {
-        w.strip_suffix(suffix).filter(|rest| rest.chars().count() >= min_rest).map(str::to_string)
+        w.strip_suffix(suffix)
+            .filter(|rest| rest.chars().count() >= min_rest)
+            .map(str::to_string)
     };
     if let Some(rest) = strip("ies", 3) {
         return rest + "y";
@@ -68,30 +222,68 @@ pub fn content_stems(text: &str) -> Vec<String> {
         .collect()
 }
 
-const FILLER_WORDS: &[&str] = &["um", "umm", "uh", "uhm", "er", "erm", "ah", "hmm", "basically", "literally"];
+const FILLER_WORDS: &[&str] = &[
+    "um",
+    "umm",
+    "uh",
+    "uhm",
+    "er",
+    "erm",
+    "ah",
+    "hmm",
+    "basically",
+    "literally",
+];
 const FILLER_PHRASES: &[&str] = &["you know", "i mean", "sort of", "kind of"];
 
 /// Filler words and phrases; "like" counts only in its filler form, set off by commas.
 pub fn filler_count(text: &str) -> usize {
     let lower = text.to_lowercase();
     let tokens = words(&lower);
-    let single = tokens.iter().filter(|w| FILLER_WORDS.contains(&w.as_str())).count();
+    let single = tokens
+        .iter()
+        .filter(|w| FILLER_WORDS.contains(&w.as_str()))
+        .count();
     let joined = format!(" {} ", tokens.join(" "));
-    let phrases: usize = FILLER_PHRASES.iter().map(|p| joined.matches(&format!(" {p} ")).count()).sum();
+    let phrases: usize = FILLER_PHRASES
+        .iter()
+        .map(|p| joined.matches(&format!(" {p} ")).count())
+        .sum();
     let like = lower.matches(", like,").count();
     single + phrases + like
 }
 
 /// Words that signal reasoning or evidence rather than assertion.
 const REASONING_MARKERS: &[&str] = &[
-    "because", "therefore", "for example", "for instance", "such as", "which means", "as a result", "so that",
-    "trade-off", "tradeoff", "instead", "however", "measured", "resulted", "in order to", "the reason",
+    "because",
+    "therefore",
+    "for example",
+    "for instance",
+    "such as",
+    "which means",
+    "as a result",
+    "so that",
+    "trade-off",
+    "tradeoff",
+    "instead",
+    "however",
+    "measured",
+    "resulted",
+    "in order to",
+    "the reason",
 ];
 
 pub fn reasoning_markers(text: &str) -> usize {
     let lower = format!(" {} ", words(text).join(" "));
-    REASONING_MARKERS.iter().map(|m| lower.matches(&format!(" {m} ")).count()).sum::<usize>()
-        + words(text).iter().filter(|w| w.chars().any(|c| c.is_ascii_digit())).count().min(2)
+    REASONING_MARKERS
+        .iter()
+        .map(|m| lower.matches(&format!(" {m} ")).count())
+        .sum::<usize>()
+        + words(text)
+            .iter()
+            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+            .count()
+            .min(2)
 }
 
 #[cfg(test)]
@@ -100,9 +292,12 @@ mod tests {
 
     #[test]
     fn words_are_lowercased_and_keep_technical_tokens() {
-        assert_eq!(words("I used C++ and Rust's tokio, e.g. async!"), vec![
-            "i", "used", "c++", "and", "rust's", "tokio", "e", "g", "async"
-        ]);
+        assert_eq!(
+            words("I used C++ and Rust's tokio, e.g. async!"),
+            vec![
+                "i", "used", "c++", "and", "rust's", "tokio", "e", "g", "async"
+            ]
+        );
     }
 
     #[test]
@@ -116,7 +311,10 @@ mod tests {
 
     #[test]
     fn fillers_are_counted_but_like_as_a_verb_is_not() {
-        assert_eq!(filler_count("Um, I like Rust, you know, and uh, like, it is basically fast"), 5);
+        assert_eq!(
+            filler_count("Um, I like Rust, you know, and uh, like, it is basically fast"),
+            5
+        );
         assert_eq!(filler_count("I like Rust"), 0);
     }
 

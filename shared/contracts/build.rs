@@ -8,7 +8,10 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     let have_protoc = std::env::var_os("PROTOC").is_some()
-        || std::process::Command::new("protoc").arg("--version").output().is_ok();
+        || std::process::Command::new("protoc")
+            .arg("--version")
+            .output()
+            .is_ok();
     if !have_protoc {
         config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     }
@@ -19,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptor)
-        .compile_with_config(config, &protos, &[proto_dir.clone()])?;
+        .compile_with_config(config, &protos, std::slice::from_ref(&proto_dir))?;
     for p in &protos {
         println!("cargo:rerun-if-changed={}", p.display());
     }

@@ -40,14 +40,18 @@ pub struct Stack {
 impl Stack {
     /// Starts every service from `env` (the same variables the services read alone).
     /// `analyzer` replaces the emotion service's own model loading when given.
-    pub async fn start(mut env: HashMap<String, String>, analyzer: Option<Arc<dyn FrameAnalyzer>>) -> anyhow::Result<Self> {
+    pub async fn start(
+        mut env: HashMap<String, String>,
+        analyzer: Option<Arc<dyn FrameAnalyzer>>,
+    ) -> anyhow::Result<Self> {
         let bus = EventBus::from_env(&iv_platform::config::Env::new(&env))
             .await
             .context("connecting to the message broker")?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
 
-        let scoring = scoring_service::Application::build(scoring_service::Config::from_env(&env)?).await?;
+        let scoring =
+            scoring_service::Application::build(scoring_service::Config::from_env(&env)?).await?;
         let scoring_addr = scoring.local_addr();
         let emotion_config = emotion_service::Config::from_env(&env)?;
         let emotion = match analyzer {
@@ -63,11 +67,18 @@ impl Stack {
         ] {
             env.insert(key.into(), format!("http://{addr}"));
         }
-        let interview =
-            interview_service::Application::build(interview_service::Config::from_env(&env)?, bus.clone()).await?;
+        let interview = interview_service::Application::build(
+            interview_service::Config::from_env(&env)?,
+            bus.clone(),
+        )
+        .await?;
         let interview_addr = interview.local_addr();
         env.insert("INTERVIEW_URL".into(), format!("http://{interview_addr}"));
-        let worker = worker_service::Application::build(worker_service::Config::from_env(&env)?, bus.clone()).await?;
+        let worker = worker_service::Application::build(
+            worker_service::Config::from_env(&env)?,
+            bus.clone(),
+        )
+        .await?;
         let worker_addr = worker.local_addr();
         let gateway = gateway::Application::build(gateway::Config::from_env(&env)?).await?;
         let gateway_addr = gateway.local_addr();

@@ -13,7 +13,10 @@ async fn main() -> anyhow::Result<()> {
     println!("  interview-service  http://{}", a.interview);
     println!("  emotion-service    http://{}  (REST and gRPC)", a.emotion);
     println!("  scoring-service    http://{}  (REST and gRPC)", a.scoring);
-    println!("  worker-service     http://{}  (health, metrics)", a.worker);
+    println!(
+        "  worker-service     http://{}  (health, metrics)",
+        a.worker
+    );
     println!("play an interview:  cargo run -p iv-stack --bin candidate-sim");
     iv_platform::shutdown::signal().await;
     stack.stop().await;

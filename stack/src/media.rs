@@ -10,7 +10,9 @@ pub fn assets_dir() -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache")
+        });
     cache.join("ai-interview")
 }
 
@@ -24,14 +26,23 @@ pub fn face_frames() -> anyhow::Result<Vec<PathBuf>> {
     let dir = media_dir();
     let video_frames = dir.join("single_face");
     let mut frames: Vec<PathBuf> = std::fs::read_dir(&video_frames)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_jpeg(p)).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| is_jpeg(p))
+                .collect()
+        })
         .unwrap_or_default();
     if frames.is_empty() {
-        frames = ["single_face.jpg", "0-f15-hao-ph.jpg", "0-f1-su-ph.jpg", "15-f13-anc-ph.jpg"]
-            .iter()
-            .map(|n| dir.join(n))
-            .filter(|p| p.exists())
-            .collect();
+        frames = [
+            "single_face.jpg",
+            "0-f15-hao-ph.jpg",
+            "0-f1-su-ph.jpg",
+            "15-f13-anc-ph.jpg",
+        ]
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| p.exists())
+        .collect();
     }
     frames.sort();
     anyhow::ensure!(
@@ -43,5 +54,6 @@ pub fn face_frames() -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn is_jpeg(p: &std::path::Path) -> bool {
-    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
 }

@@ -124,7 +124,11 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
     anyhow::ensure!(!opts.frames.is_empty(), "no frames to send");
     let started = Instant::now();
     let http = HttpClient::new();
-    let auth: Vec<(&str, &str)> = opts.api_key.as_deref().map(|k| vec![("x-api-key", k)]).unwrap_or_default();
+    let auth: Vec<(&str, &str)> = opts
+        .api_key
+        .as_deref()
+        .map(|k| vec![("x-api-key", k)])
+        .unwrap_or_default();
     let frames: Vec<String> = opts
         .frames
         .iter()
@@ -143,19 +147,34 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
         )
         .await?;
     if resp.status != http::StatusCode::CREATED {
-        bail!("start failed: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
+        bail!(
+            "start failed: {} {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body)
+        );
     }
     let session = resp.json();
-    let session_id = session["id"].as_str().context("start returned no id")?.to_string();
+    let session_id = session["id"]
+        .as_str()
+        .context("start returned no id")?
+        .to_string();
     if opts.verbose {
-        println!("started interview {session_id} ({} questions)", session["total_questions"]);
+        println!(
+            "started interview {session_id} ({} questions)",
+            session["total_questions"]
+        );
     }
 
-    let mut ws_url = format!("{}/ws/interviews/{session_id}", opts.gateway.replacen("http", "ws", 1));
+    let mut ws_url = format!(
+        "{}/ws/interviews/{session_id}",
+        opts.gateway.replacen("http", "ws", 1)
+    );
     if let Some(key) = &opts.api_key {
         ws_url.push_str(&format!("?api_key={key}"));
     }
-    let (socket, _) = tokio_tungstenite::connect_async(&ws_url).await.context("opening the WebSocket")?;
+    let (socket, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .context("opening the WebSocket")?;
     let (mut tx, mut rx) = socket.split();
 
     let mut messages = Vec::new();
@@ -225,9 +244,20 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
     }
     let _ = tx.send(Message::Close(None)).await;
 
-    let score = fetch_json(&http, &format!("{}/api/v1/scores/session/{session_id}", opts.gateway), &auth).await?;
+    let score = fetch_json(
+        &http,
+        &format!("{}/api/v1/scores/session/{session_id}", opts.gateway),
+        &auth,
+    )
+    .await?;
     let report_url = format!("{}/api/v1/scores/report", opts.gateway);
-    let report = post_json(&http, &report_url, &json!({"session_id": session_id, "format": "json"}), &auth).await?;
+    let report = post_json(
+        &http,
+        &report_url,
+        &json!({"session_id": session_id, "format": "json"}),
+        &auth,
+    )
+    .await?;
     let pdf = http
         .send(
             http::Method::POST,
@@ -243,7 +273,12 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
     if let Some(path) = &opts.pdf_path {
         std::fs::write(path, &pdf.body).with_context(|| format!("writing {}", path.display()))?;
     }
-    let emotions = fetch_json(&http, &format!("{}/api/v1/emotions/session/{session_id}", opts.gateway), &auth).await?;
+    let emotions = fetch_json(
+        &http,
+        &format!("{}/api/v1/emotions/session/{session_id}", opts.gateway),
+        &auth,
+    )
+    .await?;
     Ok(SimResult {
         session_id,
         messages,
@@ -258,17 +293,40 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
 }
 
 async fn fetch_json(http: &HttpClient, url: &str, auth: &[(&str, &str)]) -> anyhow::Result<Value> {
-    let resp = http.send(http::Method::GET, url, None, Vec::new(), auth).await?;
+    let resp = http
+        .send(http::Method::GET, url, None, Vec::new(), auth)
+        .await?;
     if !resp.status.is_success() {
-        bail!("GET {url}: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
+        bail!(
+            "GET {url}: {} {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body)
+        );
     }
     Ok(resp.json())
 }
 
-async fn post_json(http: &HttpClient, url: &str, body: &Value, auth: &[(&str, &str)]) -> anyhow::Result<Value> {
-    let resp = http.send(http::Method::POST, url, Some("application/json"), serde_json::to_vec(body)?, auth).await?;
+async fn post_json(
+    http: &HttpClient,
+    url: &str,
+    body: &Value,
+    auth: &[(&str, &str)],
+) -> anyhow::Result<Value> {
+    let resp = http
+        .send(
+            http::Method::POST,
+            url,
+            Some("application/json"),
+            serde_json::to_vec(body)?,
+            auth,
+        )
+        .await?;
     if !resp.status.is_success() {
-        bail!("POST {url}: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
+        bail!(
+            "POST {url}: {} {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body)
+        );
     }
     Ok(resp.json())
 }
@@ -276,7 +334,13 @@ async fn post_json(http: &HttpClient, url: &str, body: &Value, auth: &[(&str, &s
 fn print_message(m: &Value) {
     let data = &m["data"];
     match m["type"].as_str().unwrap_or_default() {
-        "question" => println!("  question {}/{} [{}]: {}", data["index"], data["total"], data["category"].as_str().unwrap_or_default(), data["text"].as_str().unwrap_or_default()),
+        "question" => println!(
+            "  question {}/{} [{}]: {}",
+            data["index"],
+            data["total"],
+            data["category"].as_str().unwrap_or_default(),
+            data["text"].as_str().unwrap_or_default()
+        ),
         "status" => println!(
             "  status: {} {}% live_feedback={} {}",
             data["state"].as_str().unwrap_or_default(),
@@ -293,7 +357,11 @@ fn print_message(m: &Value) {
             data["attention"].as_f64().unwrap_or_default(),
             data["blink_count"]
         ),
-        "error" => println!("  error {}: {}", data["code"].as_str().unwrap_or_default(), data["message"].as_str().unwrap_or_default()),
+        "error" => println!(
+            "  error {}: {}",
+            data["code"].as_str().unwrap_or_default(),
+            data["message"].as_str().unwrap_or_default()
+        ),
         other => println!("  {other}: {data}"),
     }
 }

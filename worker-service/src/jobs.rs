@@ -30,7 +30,11 @@ impl Jobs {
     ///
     /// On the `last_attempt`, an emotion service that is still unavailable no longer holds the
     /// report back: the interview is scored without engagement, which the score then says.
-    pub async fn score_interview(&self, event: InterviewCompleted, last_attempt: bool) -> Result<(), HandlerError> {
+    pub async fn score_interview(
+        &self,
+        event: InterviewCompleted,
+        last_attempt: bool,
+    ) -> Result<(), HandlerError> {
         let session_id = event.session_id.clone();
         let policy = AnalysisPolicy::parse(&event.analysis_policy).unwrap_or(AnalysisPolicy::Full);
         let summary = match policy {
@@ -83,7 +87,11 @@ impl Jobs {
                 analysis_policy: policy.as_str().into(),
             }),
         };
-        let score = self.scoring.calculate_score(request).await.map_err(|e| classify("calculate score", e))?;
+        let score = self
+            .scoring
+            .calculate_score(request)
+            .await
+            .map_err(|e| classify("calculate score", e))?;
         self.scoring
             .generate_report(ReportRequest {
                 session_id: session_id.clone(),
@@ -102,7 +110,10 @@ impl Jobs {
             calculated_at: score.calculated_at,
             sufficient_data: score.sufficient_data,
         };
-        self.bus.publish(&calculated).await.map_err(|e| HandlerError::Transient(e.to_string()))?;
+        self.bus
+            .publish(&calculated)
+            .await
+            .map_err(|e| HandlerError::Transient(e.to_string()))?;
         metrics::counter!("interviews_scored_total").increment(1);
         tracing::info!(%session_id, overall = score.overall_score, sufficient = score.sufficient_data, "interview scored; report stored");
         Ok(())

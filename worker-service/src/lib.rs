@@ -76,13 +76,20 @@ impl Application {
             config.emotion_policy.clone(),
             config.emotion_queries_policy.clone(),
         )
-            .context("EMOTION_GRPC_URL is not a valid URL")?;
+        .context("EMOTION_GRPC_URL is not a valid URL")?;
         let scoring = ScoringClient::new(&config.scoring_url, config.scoring_policy.clone())
             .context("SCORING_GRPC_URL is not a valid URL")?;
-        let jobs = jobs::Jobs { emotion, scoring, bus: bus.clone() };
+        let jobs = jobs::Jobs {
+            emotion,
+            scoring,
+            bus: bus.clone(),
+        };
         let cancel = CancellationToken::new();
 
-        let mut completed = Subscription::new("worker.interview-completed", &[InterviewCompleted::ROUTING_KEY]);
+        let mut completed = Subscription::new(
+            "worker.interview-completed",
+            &[InterviewCompleted::ROUTING_KEY],
+        );
         completed.retry_delay = config.retry_delay;
         completed.max_attempts = config.max_attempts;
         completed.prefetch = 4;
@@ -92,7 +99,10 @@ impl Application {
             completed,
             handler(move |d| {
                 let j = j.clone();
-                async move { j.score_interview(d.decode()?, d.attempt >= last_attempt).await }
+                async move {
+                    j.score_interview(d.decode()?, d.attempt >= last_attempt)
+                        .await
+                }
             }),
             cancel.clone(),
         );
@@ -111,16 +121,32 @@ impl Application {
         );
 
         let router = http::observe(health.router().fallback(http::not_found), "worker-service");
-        let listener = http::bind(&config.host, config.port).await.context("binding the worker port")?;
-        Ok(Self { listener, router, grace: config.grace, cancel })
+        let listener = http::bind(&config.host, config.port)
+            .await
+            .context("binding the worker port")?;
+        Ok(Self {
+            listener,
+            router,
+            grace: config.grace,
+            cancel,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "worker-service listening (health and metrics)");
-        http::run_server(self.listener, self.router, shutdown, self.cancel, self.grace).await
+        http::run_server(
+            self.listener,
+            self.router,
+            shutdown,
+            self.cancel,
+            self.grace,
+        )
+        .await
     }
 }

@@ -67,7 +67,10 @@ mod tests {
             InterviewCompleted::ROUTING_KEY,
             ScoreCalculated::ROUTING_KEY,
         ] {
-            assert!(key.starts_with("interview.") && key.ends_with(".v1"), "{key}");
+            assert!(
+                key.starts_with("interview.") && key.ends_with(".v1"),
+                "{key}"
+            );
         }
     }
 }

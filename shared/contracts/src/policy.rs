@@ -69,11 +69,18 @@ mod tests {
 
     #[test]
     fn text_and_wire_forms_round_trip() {
-        for p in [AnalysisPolicy::Full, AnalysisPolicy::Engagement, AnalysisPolicy::Off] {
+        for p in [
+            AnalysisPolicy::Full,
+            AnalysisPolicy::Engagement,
+            AnalysisPolicy::Off,
+        ] {
             assert_eq!(AnalysisPolicy::parse(p.as_str()), Some(p));
             assert_eq!(AnalysisPolicy::from(WirePolicy::from(p)), p);
         }
         assert_eq!(AnalysisPolicy::parse("emotions please"), None);
-        assert_eq!(AnalysisPolicy::from(WirePolicy::Unspecified), AnalysisPolicy::Full);
+        assert_eq!(
+            AnalysisPolicy::from(WirePolicy::Unspecified),
+            AnalysisPolicy::Full
+        );
     }
 }

@@ -20,8 +20,13 @@ pub enum FrameError {
     #[error("unsupported image format: only JPEG and PNG frames are accepted")]
     UnsupportedFormat,
     #[error("the declared format {declared:?} does not match the image data ({actual})")]
-    FormatMismatch { declared: String, actual: &'static str },
-    #[error("the image is {width}x{height}; sides must be between {MIN_SIDE} and {MAX_SIDE} pixels")]
+    FormatMismatch {
+        declared: String,
+        actual: &'static str,
+    },
+    #[error(
+        "the image is {width}x{height}; sides must be between {MIN_SIDE} and {MAX_SIDE} pixels"
+    )]
     BadDimensions { width: u32, height: u32 },
     #[error("the image data is corrupt or truncated: {0}")]
     Corrupt(String),
@@ -74,12 +79,19 @@ pub fn inspect(bytes: &[u8], declared: &str) -> Result<FrameInfo, FrameError> {
 }
 
 /// [`inspect`] with a smaller size limit (a service may accept less than the format allows).
-pub fn inspect_with_limit(bytes: &[u8], declared: &str, max_bytes: usize) -> Result<FrameInfo, FrameError> {
+pub fn inspect_with_limit(
+    bytes: &[u8],
+    declared: &str,
+    max_bytes: usize,
+) -> Result<FrameInfo, FrameError> {
     if bytes.is_empty() {
         return Err(FrameError::Empty);
     }
     if bytes.len() > max_bytes {
-        return Err(FrameError::TooLarge { size: bytes.len(), limit: max_bytes });
+        return Err(FrameError::TooLarge {
+            size: bytes.len(),
+            limit: max_bytes,
+        });
     }
     let format = FrameFormat::sniff(bytes).ok_or(FrameError::UnsupportedFormat)?;
     let declared = declared.trim().to_ascii_lowercase();
@@ -90,10 +102,15 @@ pub fn inspect_with_limit(bytes: &[u8], declared: &str, max_bytes: usize) -> Res
         _ => return Err(FrameError::UnsupportedFormat),
     };
     if !declared_ok {
-        return Err(FrameError::FormatMismatch { declared, actual: format.as_str() });
+        return Err(FrameError::FormatMismatch {
+            declared,
+            actual: format.as_str(),
+        });
     }
     if !is_complete(bytes, format) {
-        return Err(FrameError::Corrupt("the image is truncated (no end marker)".into()));
+        return Err(FrameError::Corrupt(
+            "the image is truncated (no end marker)".into(),
+        ));
     }
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format.image_format())
         .into_dimensions()
@@ -101,7 +118,11 @@ pub fn inspect_with_limit(bytes: &[u8], declared: &str, max_bytes: usize) -> Res
     if !(MIN_SIDE..=MAX_SIDE).contains(&width) || !(MIN_SIDE..=MAX_SIDE).contains(&height) {
         return Err(FrameError::BadDimensions { width, height });
     }
-    Ok(FrameInfo { format, width, height })
+    Ok(FrameInfo {
+        format,
+        width,
+        height,
+    })
 }
 
 /// Whether the encoding ends as a whole file does: JPEG decoders fill a truncated scan with grey
@@ -112,7 +133,9 @@ fn is_complete(bytes: &[u8], format: FrameFormat) -> bool {
         // EOI, allowing a little padding after it as some encoders write.
         FrameFormat::Jpeg => tail.windows(2).any(|w| w == [0xFF, 0xD9]),
         // The IEND chunk: length 0, type, CRC.
-        FrameFormat::Png => bytes.ends_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]),
+        FrameFormat::Png => {
+            bytes.ends_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82])
+        }
     }
 }
 
@@ -124,7 +147,9 @@ pub fn decode(bytes: &[u8], info: FrameInfo) -> Result<RgbImage, FrameError> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(u64::from(MAX_SIDE) * u64::from(MAX_SIDE) * 4);
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| FrameError::Corrupt(e.to_string()))?;
+    let image = reader
+        .decode()
+        .map_err(|e| FrameError::Corrupt(e.to_string()))?;
     Ok(image.into_rgb8())
 }
 
@@ -148,7 +173,10 @@ mod tests {
 
     #[test]
     fn a_valid_jpeg_and_png_are_accepted_and_decoded() {
-        for (bytes, format) in [(jpeg(64, 48), FrameFormat::Jpeg), (png(64, 48), FrameFormat::Png)] {
+        for (bytes, format) in [
+            (jpeg(64, 48), FrameFormat::Jpeg),
+            (png(64, 48), FrameFormat::Png),
+        ] {
             let info = inspect(&bytes, "").unwrap();
             assert_eq!((info.format, info.width, info.height), (format, 64, 48));
             assert_eq!(decode(&bytes, info).unwrap().dimensions(), (64, 48));
@@ -158,13 +186,25 @@ mod tests {
     #[test]
     fn empty_truncated_tiny_and_foreign_frames_are_refused_clearly() {
         assert_eq!(inspect(&[], ""), Err(FrameError::Empty));
-        assert_eq!(inspect(b"GIF89a....", ""), Err(FrameError::UnsupportedFormat));
-        assert!(matches!(inspect(&png(1, 1), ""), Err(FrameError::BadDimensions { width: 1, height: 1 })));
+        assert_eq!(
+            inspect(b"GIF89a....", ""),
+            Err(FrameError::UnsupportedFormat)
+        );
+        assert!(matches!(
+            inspect(&png(1, 1), ""),
+            Err(FrameError::BadDimensions {
+                width: 1,
+                height: 1
+            })
+        ));
         let full = jpeg(64, 64);
         let truncated = &full[..full.len() / 2];
         let result = inspect(truncated, "jpeg").and_then(|info| decode(truncated, info));
         assert!(matches!(result, Err(FrameError::Corrupt(_))), "{result:?}");
-        assert!(matches!(inspect(&jpeg(64, 64), "png"), Err(FrameError::FormatMismatch { .. })));
+        assert!(matches!(
+            inspect(&jpeg(64, 64), "png"),
+            Err(FrameError::FormatMismatch { .. })
+        ));
     }
 
     #[test]
@@ -174,13 +214,25 @@ mod tests {
         bytes[16..20].copy_from_slice(&20000u32.to_be_bytes());
         bytes[20..24].copy_from_slice(&20000u32.to_be_bytes());
         let err = inspect(&bytes, "png").unwrap_err();
-        assert!(matches!(err, FrameError::BadDimensions { .. } | FrameError::Corrupt(_)), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                FrameError::BadDimensions { .. } | FrameError::Corrupt(_)
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn an_oversized_upload_is_refused_by_size() {
         let mut big = jpeg(64, 64);
         big.resize(MAX_FRAME_BYTES + 1, 0);
-        assert_eq!(inspect(&big, ""), Err(FrameError::TooLarge { size: MAX_FRAME_BYTES + 1, limit: MAX_FRAME_BYTES }));
+        assert_eq!(
+            inspect(&big, ""),
+            Err(FrameError::TooLarge {
+                size: MAX_FRAME_BYTES + 1,
+                limit: MAX_FRAME_BYTES
+            })
+        );
     }
 }

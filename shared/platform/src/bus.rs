@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -155,7 +157,11 @@ impl EventBus {
 
     /// From `AMQP_URL` (RabbitMQ; the in-process bus when unset) and `AMQP_NAMESPACE`.
     pub async fn from_env(env: &crate::config::Env<'_>) -> Result<Self, BusError> {
-        Self::connect(env.optional("AMQP_URL").as_deref(), &env.string("AMQP_NAMESPACE", "")).await
+        Self::connect(
+            env.optional("AMQP_URL").as_deref(),
+            &env.string("AMQP_NAMESPACE", ""),
+        )
+        .await
     }
 
     pub fn kind(&self) -> &'static str {
@@ -168,11 +174,17 @@ impl EventBus {
     /// Publishes an event and waits for the broker's confirm. Returns the event's message id.
     pub async fn publish<E: Event>(&self, event: &E) -> Result<String, BusError> {
         let id = uuid::Uuid::new_v4().to_string();
-        self.publish_raw(E::ROUTING_KEY, &id, &event.encode_to_bytes()).await?;
+        self.publish_raw(E::ROUTING_KEY, &id, &event.encode_to_bytes())
+            .await?;
         Ok(id)
     }
 
-    pub async fn publish_raw(&self, routing_key: &str, message_id: &str, payload: &[u8]) -> Result<(), BusError> {
+    pub async fn publish_raw(
+        &self,
+        routing_key: &str,
+        message_id: &str,
+        payload: &[u8],
+    ) -> Result<(), BusError> {
         let result = match self {
             Self::Rabbit(b) => b.publish(routing_key, message_id, payload).await,
             Self::Memory(b) => {
@@ -180,14 +192,23 @@ impl EventBus {
                 Ok(())
             }
         };
-        let outcome = if result.is_ok() { "confirmed" } else { "failed" };
+        let outcome = if result.is_ok() {
+            "confirmed"
+        } else {
+            "failed"
+        };
         metrics::counter!("events_published_total", "routing_key" => routing_key.to_string(), "outcome" => outcome)
             .increment(1);
         result
     }
 
     /// Consumes a subscription until `cancel` fires, reconnecting when the broker goes away.
-    pub fn subscribe(&self, sub: Subscription, handler: Handler, cancel: CancellationToken) -> JoinHandle<()> {
+    pub fn subscribe(
+        &self,
+        sub: Subscription,
+        handler: Handler,
+        cancel: CancellationToken,
+    ) -> JoinHandle<()> {
         match self {
             Self::Rabbit(b) => tokio::spawn(b.clone().consume(sub, handler, cancel)),
             Self::Memory(b) => b.consume(sub, handler, cancel),
@@ -198,7 +219,12 @@ impl EventBus {
     pub fn memory_dead_letters(&self) -> Vec<DeadLetter> {
         match self {
             Self::Rabbit(_) => Vec::new(),
-            Self::Memory(b) => b.inner.dead.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            Self::Memory(b) => b
+                .inner
+                .dead
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -212,7 +238,8 @@ async fn run_handler(handler: &Handler, delivery: Delivery) -> Result<(), Handle
 }
 
 fn record_outcome(queue: &str, outcome: &'static str) {
-    metrics::counter!("events_consumed_total", "queue" => queue.to_string(), "outcome" => outcome).increment(1);
+    metrics::counter!("events_consumed_total", "queue" => queue.to_string(), "outcome" => outcome)
+        .increment(1);
 }
 
 /// AMQP topic matching: words split on `.`, `*` matches one word, `#` zero or more.
@@ -244,7 +271,11 @@ pub struct RabbitBus {
 
 impl RabbitBus {
     pub fn new(url: &str, namespace: &str) -> Self {
-        Self { url: url.into(), namespace: namespace.into(), publisher: Arc::default() }
+        Self {
+            url: url.into(),
+            namespace: namespace.into(),
+            publisher: Arc::default(),
+        }
     }
 
     fn exchange(&self) -> String {
@@ -268,12 +299,18 @@ impl RabbitBus {
     async fn open(&self) -> Result<(Connection, Channel), BusError> {
         let conn = Connection::connect(&self.url, ConnectionProperties::default()).await?;
         let channel = conn.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         channel
             .exchange_declare(
                 self.exchange().into(),
                 ExchangeKind::Topic,
-                ExchangeDeclareOptions { durable: true, auto_delete: !self.namespace.is_empty(), ..Default::default() },
+                ExchangeDeclareOptions {
+                    durable: true,
+                    auto_delete: !self.namespace.is_empty(),
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await?;
@@ -297,7 +334,12 @@ impl RabbitBus {
         *self.publisher.lock().await = None;
     }
 
-    async fn publish(&self, routing_key: &str, message_id: &str, payload: &[u8]) -> Result<(), BusError> {
+    async fn publish(
+        &self,
+        routing_key: &str,
+        message_id: &str,
+        payload: &[u8],
+    ) -> Result<(), BusError> {
         // Three tries, reconnecting in between: rides out a dropped connection, not a dead broker.
         let mut last = BusError::Broker("not attempted".into());
         for attempt in 0..3u32 {
@@ -350,7 +392,8 @@ impl RabbitBus {
         let (conn, ch) = self.open().await?;
         let queue = self.queue_name(&sub.queue);
         self.declare_queues(&ch, &queue, &sub.bindings).await?;
-        ch.basic_qos(sub.prefetch, BasicQosOptions::default()).await?;
+        ch.basic_qos(sub.prefetch, BasicQosOptions::default())
+            .await?;
         let mut consumer = ch
             .basic_consume(
                 queue.as_str().into(),
@@ -374,7 +417,12 @@ impl RabbitBus {
                 Some(Ok(d)) => d,
             };
             let attempt = header_u32(&delivery.properties, "x-attempt").unwrap_or(1);
-            let message_id = delivery.properties.message_id().as_ref().map(|s| s.to_string()).unwrap_or_default();
+            let message_id = delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             let routing_key = header_str(&delivery.properties, "x-routing-key")
                 .unwrap_or_else(|| delivery.routing_key.to_string());
             let d = Delivery {
@@ -391,10 +439,13 @@ impl RabbitBus {
                     tracing::warn!(queue = %sub.queue, %message_id, attempt, %reason, ?delay, "handler failed; retrying later");
                     let props = persistent(&routing_key, &message_id)
                         .with_expiration(delay.as_millis().to_string().into())
-                        .with_headers(headers(&[("x-attempt", AMQPValue::LongUInt(attempt + 1)),
+                        .with_headers(headers(&[
+                            ("x-attempt", AMQPValue::LongUInt(attempt + 1)),
                             ("x-routing-key", long_string(&routing_key)),
-                            ("x-last-error", long_string(&reason))]));
-                    publish_confirmed(&ch, "", &format!("{queue}.retry"), &delivery.data, props).await?;
+                            ("x-last-error", long_string(&reason)),
+                        ]));
+                    publish_confirmed(&ch, "", &format!("{queue}.retry"), &delivery.data, props)
+                        .await?;
                     record_outcome(&sub.queue, "retried");
                 }
                 Err(err) => {
@@ -405,7 +456,8 @@ impl RabbitBus {
                         ("x-routing-key", long_string(&routing_key)),
                         ("x-death-reason", long_string(&reason)),
                     ]));
-                    publish_confirmed(&ch, "", &format!("{queue}.dlq"), &delivery.data, props).await?;
+                    publish_confirmed(&ch, "", &format!("{queue}.dlq"), &delivery.data, props)
+                        .await?;
                     record_outcome(&sub.queue, "dead_lettered");
                 }
             }
@@ -419,7 +471,10 @@ impl RabbitBus {
         let q = ch
             .queue_declare(
                 format!("{}.dlq", self.queue_name(queue)).into(),
-                QueueDeclareOptions { durable: true, ..Default::default() },
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
                 self.queue_args(),
             )
             .await?;
@@ -427,14 +482,25 @@ impl RabbitBus {
     }
 
     /// The main queue, its retry queue (TTL, dead-letters back into the main queue) and its DLQ.
-    async fn declare_queues(&self, ch: &Channel, queue: &str, bindings: &[String]) -> Result<(), BusError> {
-        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-        ch.queue_declare(queue.into(), durable, self.queue_args()).await?;
+    async fn declare_queues(
+        &self,
+        ch: &Channel,
+        queue: &str,
+        bindings: &[String],
+    ) -> Result<(), BusError> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(queue.into(), durable, self.queue_args())
+            .await?;
         let mut retry_args = self.queue_args();
         retry_args.insert("x-dead-letter-exchange".into(), long_string(""));
         retry_args.insert("x-dead-letter-routing-key".into(), long_string(queue));
-        ch.queue_declare(format!("{queue}.retry").into(), durable, retry_args).await?;
-        ch.queue_declare(format!("{queue}.dlq").into(), durable, self.queue_args()).await?;
+        ch.queue_declare(format!("{queue}.retry").into(), durable, retry_args)
+            .await?;
+        ch.queue_declare(format!("{queue}.dlq").into(), durable, self.queue_args())
+            .await?;
         for binding in bindings {
             ch.queue_bind(
                 queue.into(),
@@ -465,7 +531,13 @@ async fn publish_confirmed(
     props: BasicProperties,
 ) -> Result<(), BusError> {
     let confirm = ch
-        .basic_publish(exchange.into(), routing_key.into(), BasicPublishOptions::default(), payload, props)
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            payload,
+            props,
+        )
         .await?
         .await?;
     match confirm {
@@ -487,7 +559,12 @@ fn headers(pairs: &[(&str, AMQPValue)]) -> FieldTable {
 }
 
 fn header(props: &BasicProperties, key: &str) -> Option<AMQPValue> {
-    props.headers().as_ref()?.inner().get(&ShortString::from(key)).cloned()
+    props
+        .headers()
+        .as_ref()?
+        .inner()
+        .get(&ShortString::from(key))
+        .cloned()
 }
 
 fn header_u32(props: &BasicProperties, key: &str) -> Option<u32> {
@@ -535,7 +612,10 @@ struct MemoryQueue {
 impl MemoryBus {
     fn publish(&self, routing_key: &str, message_id: &str, payload: &[u8]) {
         let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-        for q in queues.iter().filter(|q| q.bindings.iter().any(|b| topic_matches(b, routing_key))) {
+        for q in queues
+            .iter()
+            .filter(|q| q.bindings.iter().any(|b| topic_matches(b, routing_key)))
+        {
             let _ = q.tx.send(Delivery {
                 routing_key: routing_key.to_string(),
                 message_id: message_id.to_string(),
@@ -546,13 +626,21 @@ impl MemoryBus {
         }
     }
 
-    fn consume(&self, sub: Subscription, handler: Handler, cancel: CancellationToken) -> JoinHandle<()> {
+    fn consume(
+        &self,
+        sub: Subscription,
+        handler: Handler,
+        cancel: CancellationToken,
+    ) -> JoinHandle<()> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.inner
             .queues
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(MemoryQueue { bindings: sub.bindings.clone(), tx: tx.clone() });
+            .push(MemoryQueue {
+                bindings: sub.bindings.clone(),
+                tx: tx.clone(),
+            });
         let inner = self.inner.clone();
         tokio::spawn(async move {
             loop {
@@ -607,13 +695,22 @@ mod tests {
 
     #[test]
     fn topic_patterns_match_like_amqp() {
-        assert!(topic_matches("interview.completed.v1", "interview.completed.v1"));
+        assert!(topic_matches(
+            "interview.completed.v1",
+            "interview.completed.v1"
+        ));
         assert!(topic_matches("interview.*.v1", "interview.completed.v1"));
-        assert!(!topic_matches("interview.*.v1", "interview.frame.captured.v1"));
+        assert!(!topic_matches(
+            "interview.*.v1",
+            "interview.frame.captured.v1"
+        ));
         assert!(topic_matches("interview.#", "interview.frame.captured.v1"));
         assert!(topic_matches("#", "anything.at.all"));
         assert!(topic_matches("interview.#.v1", "interview.v1"));
-        assert!(!topic_matches("interview.completed.v1", "interview.completed.v2"));
+        assert!(!topic_matches(
+            "interview.completed.v1",
+            "interview.completed.v2"
+        ));
     }
 
     #[tokio::test]

@@ -36,7 +36,9 @@ impl HttpResponse {
 
 impl HttpClient {
     pub fn new() -> Self {
-        Self { inner: Client::builder(TokioExecutor::new()).build_http() }
+        Self {
+            inner: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
     /// Sends a request with a raw body and content type.
@@ -55,7 +57,10 @@ impl HttpClient {
         for (k, v) in extra_headers {
             req = req.header(*k, *v);
         }
-        let resp = self.inner.request(req.body(Full::new(body.into()))?).await?;
+        let resp = self
+            .inner
+            .request(req.body(Full::new(body.into()))?)
+            .await?;
         let status = resp.status();
         let content_type = resp
             .headers()
@@ -64,7 +69,11 @@ impl HttpClient {
             .unwrap_or_default()
             .to_string();
         let body = resp.into_body().collect().await?.to_bytes();
-        Ok(HttpResponse { status, content_type, body })
+        Ok(HttpResponse {
+            status,
+            content_type,
+            body,
+        })
     }
 
     pub async fn get(&self, url: &str) -> anyhow::Result<HttpResponse> {
@@ -72,6 +81,13 @@ impl HttpClient {
     }
 
     pub async fn post_json(&self, url: &str, body: &Value) -> anyhow::Result<HttpResponse> {
-        self.send(Method::POST, url, Some("application/json"), serde_json::to_vec(body)?, &[]).await
+        self.send(
+            Method::POST,
+            url,
+            Some("application/json"),
+            serde_json::to_vec(body)?,
+            &[],
+        )
+        .await
     }
 }

@@ -33,7 +33,10 @@ pub enum DbError {
     #[error("DATABASE_URL must start with sqlite: or postgres:, got {0:?}")]
     UnsupportedUrl(String),
     #[error("cannot create the database directory {path}: {source}")]
-    Directory { path: String, source: std::io::Error },
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -51,9 +54,14 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
     if backend == Backend::Sqlite {
         let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
         let path = path.split('?').next().unwrap_or_default();
-        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| DbError::Directory { path: parent.display().to_string(), source })?;
+        if let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|source| DbError::Directory {
+                path: parent.display().to_string(),
+                source,
+            })?;
         }
     }
     let pool = AnyPoolOptions::new()
@@ -62,7 +70,9 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
         .connect(url)
         .await?;
     if backend == Backend::Sqlite {
-        sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+        sqlx::query("PRAGMA journal_mode=WAL")
+            .execute(&pool)
+            .await?;
     }
     Ok(pool)
 }
@@ -81,7 +91,10 @@ mod tests {
 
     #[test]
     fn urls_name_their_backend() {
-        assert_eq!(Backend::of("sqlite://data/x.db?mode=rwc"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::of("sqlite://data/x.db?mode=rwc"),
+            Some(Backend::Sqlite)
+        );
         assert_eq!(Backend::of("postgres://u@h/db"), Some(Backend::Postgres));
         assert_eq!(Backend::of("mysql://h/db"), None);
     }
@@ -91,11 +104,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("iv-db-{}", uuid::Uuid::new_v4()));
         let url = sqlite_url(dir.to_str().unwrap(), "t");
         let pool = connect(&url).await.unwrap();
-        apply_schema(&pool, &["CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY, n BIGINT NOT NULL)"])
+        apply_schema(
+            &pool,
+            &["CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY, n BIGINT NOT NULL)"],
+        )
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO t (id, n) VALUES ($1, $2)")
+            .bind("a")
+            .bind(3i64)
+            .execute(&pool)
             .await
             .unwrap();
-        sqlx::query("INSERT INTO t (id, n) VALUES ($1, $2)").bind("a").bind(3i64).execute(&pool).await.unwrap();
-        let n: i64 = sqlx::query_scalar("SELECT n FROM t WHERE id = $1").bind("a").fetch_one(&pool).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT n FROM t WHERE id = $1")
+            .bind("a")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(n, 3);
         pool.close().await;
         let _ = std::fs::remove_dir_all(dir);

@@ -35,11 +35,19 @@ pub struct EmotionClient {
 }
 
 impl EmotionClient {
-    pub fn new(url: &str, policy: PolicyConfig, queries: PolicyConfig) -> Result<Self, tonic::transport::Error> {
+    pub fn new(
+        url: &str,
+        policy: PolicyConfig,
+        queries: PolicyConfig,
+    ) -> Result<Self, tonic::transport::Error> {
         let client = EmotionServiceClient::new(channel(url)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { client, policy: Downstream::new(policy), queries: Downstream::new(queries) })
+        Ok(Self {
+            client,
+            policy: Downstream::new(policy),
+            queries: Downstream::new(queries),
+        })
     }
 
     /// The frame-analysis policy (the live path).
@@ -52,7 +60,12 @@ impl EmotionClient {
             .call("analyze_frame", || {
                 let mut client = self.client.clone();
                 let request = request.clone();
-                async move { client.analyze_frame(request).await.map(tonic::Response::into_inner) }
+                async move {
+                    client
+                        .analyze_frame(request)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await
     }
@@ -61,8 +74,15 @@ impl EmotionClient {
         self.queries
             .call("get_session_summary", || {
                 let mut client = self.client.clone();
-                let request = SessionRequest { session_id: session_id.to_string() };
-                async move { client.get_session_summary(request).await.map(tonic::Response::into_inner) }
+                let request = SessionRequest {
+                    session_id: session_id.to_string(),
+                };
+                async move {
+                    client
+                        .get_session_summary(request)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await
     }
@@ -79,19 +99,30 @@ impl ScoringClient {
         let client = ScoringServiceClient::new(channel(url)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { client, policy: Downstream::new(policy) })
+        Ok(Self {
+            client,
+            policy: Downstream::new(policy),
+        })
     }
 
     pub fn policy(&self) -> &Downstream {
         &self.policy
     }
 
-    pub async fn analyze_answer(&self, request: AnswerRequest) -> Result<AnswerAnalysis, CallError> {
+    pub async fn analyze_answer(
+        &self,
+        request: AnswerRequest,
+    ) -> Result<AnswerAnalysis, CallError> {
         self.policy
             .call("analyze_answer", || {
                 let mut client = self.client.clone();
                 let request = request.clone();
-                async move { client.analyze_answer(request).await.map(tonic::Response::into_inner) }
+                async move {
+                    client
+                        .analyze_answer(request)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await
     }
@@ -101,17 +132,30 @@ impl ScoringClient {
             .call("calculate_score", || {
                 let mut client = self.client.clone();
                 let request = request.clone();
-                async move { client.calculate_score(request).await.map(tonic::Response::into_inner) }
+                async move {
+                    client
+                        .calculate_score(request)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await
     }
 
-    pub async fn generate_report(&self, request: ReportRequest) -> Result<ReportResponse, CallError> {
+    pub async fn generate_report(
+        &self,
+        request: ReportRequest,
+    ) -> Result<ReportResponse, CallError> {
         self.policy
             .call("generate_report", || {
                 let mut client = self.client.clone();
                 let request = request.clone();
-                async move { client.generate_report(request).await.map(tonic::Response::into_inner) }
+                async move {
+                    client
+                        .generate_report(request)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await
     }

@@ -87,13 +87,21 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(class: ErrorClass, code: &'static str, message: impl Into<String>) -> Self {
-        Self { class, code, message: message.into() }
+        Self {
+            class,
+            code,
+            message: message.into(),
+        }
     }
 
     /// For failures whose details must not reach clients: logged here, generic outside.
     pub fn internal(context: &str, err: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %err, "{context}");
-        Self::new(ErrorClass::Internal, "INTERNAL", "internal error; see the service logs")
+        Self::new(
+            ErrorClass::Internal,
+            "INTERNAL",
+            "internal error; see the service logs",
+        )
     }
 }
 
@@ -107,7 +115,10 @@ pub struct ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.message, code: Some(self.code.to_string()) };
+        let body = ErrorBody {
+            error: self.message,
+            code: Some(self.code.to_string()),
+        };
         (self.class.http_status(), Json(body)).into_response()
     }
 }
@@ -125,7 +136,9 @@ impl From<ApiError> for tonic::Status {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let (class, code) = match &rejection {
-            JsonRejection::MissingJsonContentType(_) => (ErrorClass::InvalidInput, "UNSUPPORTED_MEDIA_TYPE"),
+            JsonRejection::MissingJsonContentType(_) => {
+                (ErrorClass::InvalidInput, "UNSUPPORTED_MEDIA_TYPE")
+            }
             JsonRejection::BytesRejection(_) => (ErrorClass::TooLarge, "PAYLOAD_TOO_LARGE"),
             _ => (ErrorClass::InvalidInput, "INVALID_JSON"),
         };
@@ -166,7 +179,13 @@ mod tests {
 
     #[test]
     fn overload_is_429_and_resource_exhausted() {
-        assert_eq!(ErrorClass::Overloaded.http_status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(ErrorClass::Overloaded.grpc_code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            ErrorClass::Overloaded.http_status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            ErrorClass::Overloaded.grpc_code(),
+            tonic::Code::ResourceExhausted
+        );
     }
 }

@@ -43,7 +43,10 @@ struct Component {
 
 impl Health {
     pub fn new(service: &'static str) -> Self {
-        Self { service, components: Arc::default() }
+        Self {
+            service,
+            components: Arc::default(),
+        }
     }
 
     pub fn service(&self) -> &'static str {
@@ -66,7 +69,11 @@ impl Health {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.components.lock().unwrap_or_else(|e| e.into_inner()).values().all(|c| c.ready)
+        self.components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .all(|c| c.ready)
     }
 
     /// The summary served at `/health`.
@@ -100,7 +107,11 @@ async fn summary(State(h): State<Health>) -> impl IntoResponse {
 }
 
 async fn ready(State(h): State<Health>) -> impl IntoResponse {
-    let status = if h.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if h.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(h.report()))
 }
 
@@ -110,7 +121,10 @@ async fn live(State(h): State<Health>) -> impl IntoResponse {
 
 async fn render_metrics() -> impl IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         prometheus().render(),
     )
 }

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::{self, Next};
 use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tokio_util::sync::CancellationToken;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -102,7 +102,10 @@ pub async fn run_server(
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!(?grace, "grace period elapsed with requests still open; closing");
+            tracing::warn!(
+                ?grace,
+                "grace period elapsed with requests still open; closing"
+            );
             Ok(())
         }
     }
@@ -117,9 +120,12 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Binds a listener; port 0 picks a free port (tests), and the real address is in the result.

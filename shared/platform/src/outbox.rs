@@ -64,7 +64,11 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(pool: Pool, bus: EventBus) -> Self {
-        Self { pool, bus, wake: Arc::new(Notify::new()) }
+        Self {
+            pool,
+            bus,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Asks the relay to look now (after a commit) instead of at its next poll.
@@ -74,7 +78,9 @@ impl Relay {
 
     /// Events still waiting for the broker.
     pub async fn pending(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
     }
 
     /// Runs until cancelled: wakes on [`Relay::notify`] or every `poll`, and backs off while the
@@ -103,10 +109,11 @@ impl Relay {
     pub async fn drain(&self) -> Result<usize, String> {
         let mut sent = 0;
         loop {
-            let rows = sqlx::query("SELECT id, routing_key, payload FROM outbox ORDER BY seq LIMIT 100")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| e.to_string())?;
+            let rows =
+                sqlx::query("SELECT id, routing_key, payload FROM outbox ORDER BY seq LIMIT 100")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
             if rows.is_empty() {
                 return Ok(sent);
             }
@@ -114,7 +121,9 @@ impl Relay {
                 let id: String = row.try_get("id").map_err(|e| e.to_string())?;
                 let key: String = row.try_get("routing_key").map_err(|e| e.to_string())?;
                 let payload: String = row.try_get("payload").map_err(|e| e.to_string())?;
-                let bytes = base64::engine::general_purpose::STANDARD.decode(payload).map_err(|e| e.to_string())?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(payload)
+                    .map_err(|e| e.to_string())?;
                 if let Err(e) = self.bus.publish_raw(&key, &id, &bytes).await {
                     let _ = sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
                         .bind(&id)

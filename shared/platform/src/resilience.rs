@@ -172,7 +172,10 @@ impl Instrument for BreakerEvents {
         metrics::counter!("circuit_breaker_rejected_total", "downstream" => self.name).increment(1);
     }
     fn on_open(&self) {
-        tracing::warn!(downstream = self.name, "circuit breaker opened; calls fail fast");
+        tracing::warn!(
+            downstream = self.name,
+            "circuit breaker opened; calls fail fast"
+        );
         self.set(BreakerState::Open);
     }
     fn on_half_open(&self) {
@@ -180,7 +183,10 @@ impl Instrument for BreakerEvents {
         self.set(BreakerState::HalfOpen);
     }
     fn on_closed(&self) {
-        tracing::info!(downstream = self.name, "circuit breaker closed; downstream healthy again");
+        tracing::info!(
+            downstream = self.name,
+            "circuit breaker closed; downstream healthy again"
+        );
         self.set(BreakerState::Closed);
     }
 }
@@ -193,7 +199,10 @@ pub enum CallError {
     Open(&'static str),
     /// The downstream answered with an error (after retries, if it was transient).
     #[error("{downstream} service: {status}")]
-    Failed { downstream: &'static str, status: Status },
+    Failed {
+        downstream: &'static str,
+        status: Status,
+    },
 }
 
 impl CallError {
@@ -208,7 +217,9 @@ impl CallError {
 
     pub fn status(&self) -> Status {
         match self {
-            Self::Open(name) => Status::unavailable(format!("{name} service unavailable (circuit open)")),
+            Self::Open(name) => {
+                Status::unavailable(format!("{name} service unavailable (circuit open)"))
+            }
             Self::Failed { status, .. } => status.clone(),
         }
     }
@@ -218,7 +229,11 @@ impl CallError {
 fn counts_as_failure(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Internal | Code::Unknown | Code::ResourceExhausted
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Internal
+            | Code::Unknown
+            | Code::ResourceExhausted
     )
 }
 
@@ -245,14 +260,24 @@ pub struct Downstream {
 
 impl Downstream {
     pub fn new(config: PolicyConfig) -> Self {
-        let events = BreakerEvents { name: config.name, state: Arc::new(AtomicU8::new(0)) };
+        let events = BreakerEvents {
+            name: config.name,
+            state: Arc::new(AtomicU8::new(0)),
+        };
         events.set(BreakerState::Closed);
-        let backoff = OpenBackoff { next: config.open_for, max: config.open_max };
+        let backoff = OpenBackoff {
+            next: config.open_for,
+            max: config.open_max,
+        };
         let breaker = Config::new()
             .failure_policy(consecutive_failures(config.failures_to_open, backoff))
             .instrument(events.clone())
             .build();
-        Self { config: Arc::new(config), breaker, events }
+        Self {
+            config: Arc::new(config),
+            breaker,
+            events,
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -295,7 +320,10 @@ impl Downstream {
             let guarded = self.breaker.call_with(counts_as_failure, bounded);
             async move {
                 guarded.await.map_err(|e| match e {
-                    failsafe::Error::Inner(status) => CallError::Failed { downstream: name, status },
+                    failsafe::Error::Inner(status) => CallError::Failed {
+                        downstream: name,
+                        status,
+                    },
                     failsafe::Error::Rejected => CallError::Open(name),
                 })
             }
@@ -346,7 +374,10 @@ mod tests {
 
     #[test]
     fn open_time_doubles_up_to_its_bound() {
-        let b = OpenBackoff { next: Duration::from_millis(100), max: Duration::from_millis(350) };
+        let b = OpenBackoff {
+            next: Duration::from_millis(100),
+            max: Duration::from_millis(350),
+        };
         let got: Vec<u128> = b.take(4).map(|d| d.as_millis()).collect();
         assert_eq!(got, vec![100, 200, 350, 350]);
     }
@@ -373,7 +404,11 @@ mod tests {
             .await;
         assert!(matches!(r, Err(CallError::Open("t-open"))), "{r:?}");
         assert!(started.elapsed() < Duration::from_millis(50));
-        assert_eq!(calls.load(Ordering::SeqCst), 3, "an open breaker must not call through");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "an open breaker must not call through"
+        );
         assert_eq!(d.state(), BreakerState::Open);
     }
 
@@ -381,7 +416,9 @@ mod tests {
     async fn after_the_open_time_a_successful_probe_closes_the_breaker() {
         let d = Downstream::new(fast("t-close"));
         for _ in 0..3 {
-            let _: Result<(), _> = d.call("op", || async { Err(Status::unavailable("down")) }).await;
+            let _: Result<(), _> = d
+                .call("op", || async { Err(Status::unavailable("down")) })
+                .await;
         }
         tokio::time::sleep(Duration::from_millis(120)).await;
         let r: Result<u8, _> = d.call("op", || async { Ok(7) }).await;

@@ -26,23 +26,34 @@ async fn main() -> anyhow::Result<()> {
         match flag.as_str() {
             "--gateway" => opts.gateway = value().trim_end_matches('/').to_string(),
             "--fps" => opts.fps = value().parse().unwrap_or_else(|_| usage()),
-            "--frames-per-answer" => opts.frames_per_answer = value().parse().unwrap_or_else(|_| usage()),
+            "--frames-per-answer" => {
+                opts.frames_per_answer = value().parse().unwrap_or_else(|_| usage())
+            }
             "--policy" => opts.policy = value(),
             "--pdf" => opts.pdf_path = Some(value().into()),
             "--api-key" => opts.api_key = Some(value()),
             "--report-timeout-secs" => {
-                opts.report_timeout = Duration::from_secs(value().parse().unwrap_or_else(|_| usage()))
+                opts.report_timeout =
+                    Duration::from_secs(value().parse().unwrap_or_else(|_| usage()))
             }
             "--quiet" => opts.verbose = false,
             _ => usage(),
         }
     }
     opts.frames = media::face_frames()?;
-    println!("playing an interview against {} with {} face frames", opts.gateway, opts.frames.len());
+    println!(
+        "playing an interview against {} with {} face frames",
+        opts.gateway,
+        opts.frames.len()
+    );
     let result = sim::run(&opts).await?;
     let score = &result.score;
     println!();
-    println!("interview {} finished in {:.1} s", result.session_id, result.elapsed.as_secs_f64());
+    println!(
+        "interview {} finished in {:.1} s",
+        result.session_id,
+        result.elapsed.as_secs_f64()
+    );
     println!(
         "  sent {} frames and {} answers; {} emotion updates",
         result.frames_sent,
@@ -50,17 +61,29 @@ async fn main() -> anyhow::Result<()> {
         result.of_type("emotion_update").len()
     );
     for c in score["components"].as_array().into_iter().flatten() {
-        let value = c["score"].as_f64().map_or("insufficient data".to_string(), |s| format!("{s:.1}"));
-        println!("  {:<14} {value:<18} {}", c["name"].as_str().unwrap_or_default(), c["reason"].as_str().unwrap_or_default());
+        let value = c["score"]
+            .as_f64()
+            .map_or("insufficient data".to_string(), |s| format!("{s:.1}"));
+        println!(
+            "  {:<14} {value:<18} {}",
+            c["name"].as_str().unwrap_or_default(),
+            c["reason"].as_str().unwrap_or_default()
+        );
     }
     println!("  {}", score["feedback"].as_str().unwrap_or_default());
     println!(
         "  emotion timeline: {} frames analysed, dominant {:?}",
         result.emotions["frames_analyzed"],
-        result.emotions["dominant_emotion"].as_str().unwrap_or_default()
+        result.emotions["dominant_emotion"]
+            .as_str()
+            .unwrap_or_default()
     );
     if let Some(path) = &opts.pdf_path {
-        println!("  PDF report ({} bytes) written to {}", result.pdf_bytes, path.display());
+        println!(
+            "  PDF report ({} bytes) written to {}",
+            result.pdf_bytes,
+            path.display()
+        );
     }
     Ok(())
 }

@@ -12,7 +12,13 @@ fn b64(bytes: &[u8]) -> String {
 
 async fn send_raw(t: &TestStack, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
     let resp = HttpClient::new()
-        .send(http::Method::POST, &t.url(path), Some(content_type), body, &[])
+        .send(
+            http::Method::POST,
+            &t.url(path),
+            Some(content_type),
+            body,
+            &[],
+        )
         .await
         .unwrap();
     (resp.status.as_u16(), resp.json())
@@ -21,13 +27,34 @@ async fn send_raw(t: &TestStack, path: &str, content_type: &str, body: Vec<u8>) 
 #[tokio::test]
 async fn rest_rejects_bad_input_with_status_and_code_and_keeps_stored_answers() {
     let t = spawn_stack(&[]).await;
-    let (status, body) = send_raw(&t, "/api/v1/interviews/start", "application/json", b"{not json".to_vec()).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_JSON")), "{body}");
-    let resp = t.post("/api/v1/interviews/start", &json!({"user_id": "c", "policy": "telepathy"})).await;
-    assert_eq!((resp.status.as_u16(), resp.json()["code"].clone()), (400, json!("INVALID_MESSAGE")));
+    let (status, body) = send_raw(
+        &t,
+        "/api/v1/interviews/start",
+        "application/json",
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_JSON")),
+        "{body}"
+    );
+    let resp = t
+        .post(
+            "/api/v1/interviews/start",
+            &json!({"user_id": "c", "policy": "telepathy"}),
+        )
+        .await;
+    assert_eq!(
+        (resp.status.as_u16(), resp.json()["code"].clone()),
+        (400, json!("INVALID_MESSAGE"))
+    );
 
     let missing = t.get("/api/v1/interviews/does-not-exist").await;
-    assert_eq!((missing.status.as_u16(), missing.json()["code"].clone()), (404, json!("SESSION_NOT_FOUND")));
+    assert_eq!(
+        (missing.status.as_u16(), missing.json()["code"].clone()),
+        (404, json!("SESSION_NOT_FOUND"))
+    );
 
     let id = t.start_interview(true).await;
     let first = t
@@ -38,37 +65,106 @@ async fn rest_rejects_bad_input_with_status_and_code_and_keeps_stored_answers() 
     let frames = format!("/api/v1/interviews/{id}/frames");
     let cases: Vec<(Value, u16, &str)> = vec![
         (json!({"image": "%%%not base64%%%"}), 400, "INVALID_MESSAGE"),
-        (json!({"image": b64(b"GIF89a just some bytes")}), 400, "INVALID_FRAME"),
-        (json!({"image": b64(&vec![0xFF; 3 * 1024 * 1024])}), 413, "FRAME_TOO_LARGE"),
-        (json!({"image": b64(&face_jpeg()[..2000])}), 400, "INVALID_FRAME"),
+        (
+            json!({"image": b64(b"GIF89a just some bytes")}),
+            400,
+            "INVALID_FRAME",
+        ),
+        (
+            json!({"image": b64(&vec![0xFF; 3 * 1024 * 1024])}),
+            413,
+            "FRAME_TOO_LARGE",
+        ),
+        (
+            json!({"image": b64(&face_jpeg()[..2000])}),
+            400,
+            "INVALID_FRAME",
+        ),
     ];
     for (body, status, code) in cases {
         let resp = t.post(&frames, &body).await;
-        assert_eq!((resp.status.as_u16(), resp.json()["code"].as_str().unwrap_or_default()), (status, code), "{}", resp.json());
+        assert_eq!(
+            (
+                resp.status.as_u16(),
+                resp.json()["code"].as_str().unwrap_or_default()
+            ),
+            (status, code),
+            "{}",
+            resp.json()
+        );
     }
     let (status, body) = send_raw(&t, &frames, "text/plain", b"hello".to_vec()).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_MESSAGE")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_MESSAGE"))
+    );
 
     let answers = format!("/api/v1/interviews/{id}/answers");
     for (body, status, code) in [
-        (json!({"question_id": "nope", "transcript": "x"}), 400, "UNKNOWN_QUESTION"),
-        (json!({"question_id": "intro-1", "transcript": "again"}), 409, "QUESTION_ALREADY_ANSWERED"),
-        (json!({"question_id": "behav-2", "transcript": "skipping ahead"}), 409, "NOT_CURRENT_QUESTION"),
-        (json!({"question_id": "tech-1", "transcript": "x", "duration": -3.0}), 400, "INVALID_MESSAGE"),
+        (
+            json!({"question_id": "nope", "transcript": "x"}),
+            400,
+            "UNKNOWN_QUESTION",
+        ),
+        (
+            json!({"question_id": "intro-1", "transcript": "again"}),
+            409,
+            "QUESTION_ALREADY_ANSWERED",
+        ),
+        (
+            json!({"question_id": "behav-2", "transcript": "skipping ahead"}),
+            409,
+            "NOT_CURRENT_QUESTION",
+        ),
+        (
+            json!({"question_id": "tech-1", "transcript": "x", "duration": -3.0}),
+            400,
+            "INVALID_MESSAGE",
+        ),
         (json!({"transcript": "no question id"}), 400, "INVALID_JSON"),
     ] {
         let resp = t.post(&answers, &body).await;
-        assert_eq!((resp.status.as_u16(), resp.json()["code"].as_str().unwrap_or_default()), (status, code), "{body}");
+        assert_eq!(
+            (
+                resp.status.as_u16(),
+                resp.json()["code"].as_str().unwrap_or_default()
+            ),
+            (status, code),
+            "{body}"
+        );
     }
 
     let no_consent = t.start_interview(false).await;
-    let resp = t.post(&format!("/api/v1/interviews/{no_consent}/frames"), &json!({"image": b64(&face_jpeg())})).await;
-    assert_eq!((resp.status.as_u16(), resp.json()["code"].clone()), (409, json!("CONSENT_REQUIRED")));
+    let resp = t
+        .post(
+            &format!("/api/v1/interviews/{no_consent}/frames"),
+            &json!({"image": b64(&face_jpeg())}),
+        )
+        .await;
+    assert_eq!(
+        (resp.status.as_u16(), resp.json()["code"].clone()),
+        (409, json!("CONSENT_REQUIRED"))
+    );
 
-    assert_eq!(t.post(&format!("/api/v1/interviews/{id}/complete"), &json!({})).await.status, 200);
-    let again = t.post(&format!("/api/v1/interviews/{id}/complete"), &json!({})).await;
-    assert_eq!((again.status.as_u16(), again.json()["code"].clone()), (409, json!("SESSION_COMPLETED")));
-    let late = t.post(&answers, &json!({"question_id": "tech-1", "transcript": "too late"})).await;
+    assert_eq!(
+        t.post(&format!("/api/v1/interviews/{id}/complete"), &json!({}))
+            .await
+            .status,
+        200
+    );
+    let again = t
+        .post(&format!("/api/v1/interviews/{id}/complete"), &json!({}))
+        .await;
+    assert_eq!(
+        (again.status.as_u16(), again.json()["code"].clone()),
+        (409, json!("SESSION_COMPLETED"))
+    );
+    let late = t
+        .post(
+            &answers,
+            &json!({"question_id": "tech-1", "transcript": "too late"}),
+        )
+        .await;
     assert_eq!(late.json()["code"], "SESSION_COMPLETED");
 
     // Nothing stored was lost along the way.
@@ -88,25 +184,61 @@ async fn the_socket_answers_bad_messages_with_error_codes_and_stays_open() {
 
     let cases: Vec<(String, &str)> = vec![
         ("not json at all".into(), "INVALID_MESSAGE"),
-        (json!({"type": "dance", "data": {}}).to_string(), "INVALID_MESSAGE"),
-        (json!({"type": "frame", "data": {"timestamp": 1}}).to_string(), "INVALID_MESSAGE"),
-        (json!({"type": "frame", "data": {"image": "@@@"}}).to_string(), "INVALID_MESSAGE"),
-        (json!({"type": "frame", "data": {"image": b64(b"\x89PNG\r\n\x1a\ntruncated")}}).to_string(), "INVALID_FRAME"),
-        (json!({"type": "frame", "data": {"image": b64(&vec![0xFF; 3 * 1024 * 1024])}}).to_string(), "FRAME_TOO_LARGE"),
-        (json!({"type": "answer", "data": {"question_id": "tech-3", "transcript": "x"}}).to_string(), "NOT_CURRENT_QUESTION"),
-        (json!({"type": "answer", "data": {"question_id": "zzz", "transcript": "x"}}).to_string(), "UNKNOWN_QUESTION"),
+        (
+            json!({"type": "dance", "data": {}}).to_string(),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type": "frame", "data": {"timestamp": 1}}).to_string(),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type": "frame", "data": {"image": "@@@"}}).to_string(),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type": "frame", "data": {"image": b64(b"\x89PNG\r\n\x1a\ntruncated")}})
+                .to_string(),
+            "INVALID_FRAME",
+        ),
+        (
+            json!({"type": "frame", "data": {"image": b64(&vec![0xFF; 3 * 1024 * 1024])}})
+                .to_string(),
+            "FRAME_TOO_LARGE",
+        ),
+        (
+            json!({"type": "answer", "data": {"question_id": "tech-3", "transcript": "x"}})
+                .to_string(),
+            "NOT_CURRENT_QUESTION",
+        ),
+        (
+            json!({"type": "answer", "data": {"question_id": "zzz", "transcript": "x"}})
+                .to_string(),
+            "UNKNOWN_QUESTION",
+        ),
     ];
     for (text, code) in cases {
-        ws.send(tokio_tungstenite::tungstenite::Message::Text(text.clone().into())).await.unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            text.clone().into(),
+        ))
+        .await
+        .unwrap();
         let reply = ws_until(&mut ws, "error").await;
         assert_eq!(reply["data"]["code"], code, "{text:.80}: {reply}");
     }
     ws_send(&mut ws, json!({"type": "ping", "data": {}})).await;
-    assert_eq!(ws_until(&mut ws, "pong").await["type"], "pong", "the socket is still open");
+    assert_eq!(
+        ws_until(&mut ws, "pong").await["type"],
+        "pong",
+        "the socket is still open"
+    );
 
     let mut unknown = ws_connect(&t.ws_url("no-such-session")).await;
     let reply = ws_next(&mut unknown).await;
-    assert_eq!((reply["type"].as_str(), reply["data"]["code"].as_str()), (Some("error"), Some("SESSION_NOT_FOUND")));
+    assert_eq!(
+        (reply["type"].as_str(), reply["data"]["code"].as_str()),
+        (Some("error"), Some("SESSION_NOT_FOUND"))
+    );
     t.stop().await;
 }
 

@@ -13,10 +13,17 @@ async fn unknown_paths_get_a_json_not_found_and_every_response_a_request_id() {
         assert_eq!(resp.status, 404, "{path}");
         assert_eq!(resp.json()["error"], "not found", "{path}");
     }
-    let resp = HttpClient::new().send(http::Method::GET, &t.url("/health"), None, Vec::new(), &[]).await.unwrap();
+    let resp = HttpClient::new()
+        .send(http::Method::GET, &t.url("/health"), None, Vec::new(), &[])
+        .await
+        .unwrap();
     assert_eq!(resp.status, 200);
     let ready = t.get("/api/v1/scores/health").await;
-    assert_eq!(ready.json()["service"], "scoring-service", "route groups reach their service");
+    assert_eq!(
+        ready.json()["service"],
+        "scoring-service",
+        "route groups reach their service"
+    );
     t.stop().await;
 }
 
@@ -26,29 +33,67 @@ async fn with_api_keys_configured_requests_without_a_valid_key_are_refused() {
     let body = serde_json::to_vec(&json!({"user_id": "c"})).unwrap();
     let http = HttpClient::new();
     let url = t.url("/api/v1/interviews/start");
-    let none = http.send(http::Method::POST, &url, Some("application/json"), body.clone(), &[]).await.unwrap();
-    assert_eq!((none.status.as_u16(), none.json()["code"].clone()), (401, json!("UNAUTHENTICATED")));
-    let wrong = http.send(http::Method::POST, &url, Some("application/json"), body.clone(), &[("x-api-key", "k-three")]).await.unwrap();
+    let none = http
+        .send(
+            http::Method::POST,
+            &url,
+            Some("application/json"),
+            body.clone(),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (none.status.as_u16(), none.json()["code"].clone()),
+        (401, json!("UNAUTHENTICATED"))
+    );
+    let wrong = http
+        .send(
+            http::Method::POST,
+            &url,
+            Some("application/json"),
+            body.clone(),
+            &[("x-api-key", "k-three")],
+        )
+        .await
+        .unwrap();
     assert_eq!(wrong.status, 401);
     let good = http
-        .send(http::Method::POST, &url, Some("application/json"), body, &[("authorization", "Bearer k-two")])
+        .send(
+            http::Method::POST,
+            &url,
+            Some("application/json"),
+            body,
+            &[("authorization", "Bearer k-two")],
+        )
         .await
         .unwrap();
     assert_eq!(good.status, 201);
-    assert_eq!(t.get("/health").await.status, 200, "health stays open for load balancers");
+    assert_eq!(
+        t.get("/health").await.status,
+        200,
+        "health stays open for load balancers"
+    );
     t.stop().await;
 }
 
 #[tokio::test]
 async fn a_client_over_its_rate_gets_429_with_retry_after() {
-    let t = spawn_stack(&[("GATEWAY_RATE_PER_MINUTE", "60"), ("GATEWAY_RATE_BURST", "3")]).await;
+    let t = spawn_stack(&[
+        ("GATEWAY_RATE_PER_MINUTE", "60"),
+        ("GATEWAY_RATE_BURST", "3"),
+    ])
+    .await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
         statuses.push(t.get("/api/v1/interviews/x").await.status.as_u16());
     }
     assert_eq!(&statuses[..3], &[404, 404, 404]);
     assert_eq!(statuses[3], 429);
-    let limited = HttpClient::new().get(&t.url("/api/v1/interviews/x")).await.unwrap();
+    let limited = HttpClient::new()
+        .get(&t.url("/api/v1/interviews/x"))
+        .await
+        .unwrap();
     assert_eq!(limited.json()["code"], "RATE_LIMITED");
     t.stop().await;
 }

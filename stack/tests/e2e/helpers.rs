@@ -32,31 +32,51 @@ pub async fn spawn_stack(extra: &[(&str, &str)]) -> TestStack {
 
 pub async fn spawn_in(dir: &Path, extra: &[(&str, &str)]) -> TestStack {
     iv_platform::telemetry::init_for_tests();
-    let stack = Stack::start(test_env(dir, extra), None).await.expect("the stack starts");
+    let stack = Stack::start(test_env(dir, extra), None)
+        .await
+        .expect("the stack starts");
     let gateway = stack.gateway_url();
-    TestStack { stack: Some(stack), http: HttpClient::new(), gateway, data_dir: dir.to_path_buf(), pg_database: None }
+    TestStack {
+        stack: Some(stack),
+        http: HttpClient::new(),
+        gateway,
+        data_dir: dir.to_path_buf(),
+        pg_database: None,
+    }
 }
 
 pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 pub fn pg_admin_url() -> String {
-    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A stack on the machine's real RabbitMQ (own namespace) and PostgreSQL (own database).
 pub async fn spawn_stack_on_rabbitmq_and_postgres() -> TestStack {
     sqlx::any::install_default_drivers();
     let db = unique("iv_test_");
-    let admin = iv_platform::db::connect(&pg_admin_url()).await.expect("PostgreSQL is reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&admin).await.expect("create database");
+    let admin = iv_platform::db::connect(&pg_admin_url())
+        .await
+        .expect("PostgreSQL is reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
     admin.close().await;
     let base = pg_admin_url();
     let url = format!("{}/{db}", base.rsplit_once('/').expect("a database path").0);
     let namespace = format!("{}.", unique("test-"));
     let amqp = amqp_url();
-    let mut t = spawn_stack(&[("DATABASE_URL", &url), ("AMQP_URL", &amqp), ("AMQP_NAMESPACE", &namespace)]).await;
+    let mut t = spawn_stack(&[
+        ("DATABASE_URL", &url),
+        ("AMQP_URL", &amqp),
+        ("AMQP_NAMESPACE", &namespace),
+    ])
+    .await;
     t.pg_database = Some(db);
     t
 }
@@ -67,11 +87,17 @@ impl TestStack {
     }
 
     pub fn ws_url(&self, session_id: &str) -> String {
-        format!("{}/ws/interviews/{session_id}", self.gateway.replacen("http", "ws", 1))
+        format!(
+            "{}/ws/interviews/{session_id}",
+            self.gateway.replacen("http", "ws", 1)
+        )
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> HttpResponse {
-        self.http.post_json(&self.url(path), body).await.expect("request sent")
+        self.http
+            .post_json(&self.url(path), body)
+            .await
+            .expect("request sent")
     }
 
     pub async fn get(&self, path: &str) -> HttpResponse {
@@ -80,7 +106,12 @@ impl TestStack {
 
     /// Starts an interview and returns its id.
     pub async fn start_interview(&self, consent: bool) -> String {
-        let resp = self.post("/api/v1/interviews/start", &serde_json::json!({"user_id": "cand-1", "consent": consent})).await;
+        let resp = self
+            .post(
+                "/api/v1/interviews/start",
+                &serde_json::json!({"user_id": "cand-1", "consent": consent}),
+            )
+            .await;
         assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
         resp.json()["id"].as_str().unwrap().to_string()
     }
@@ -91,8 +122,14 @@ impl TestStack {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some(db) = self.pg_database.take() {
-            let admin = iv_platform::db::connect(&pg_admin_url()).await.expect("PostgreSQL is reachable");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&admin).await;
+            let admin = iv_platform::db::connect(&pg_admin_url())
+                .await
+                .expect("PostgreSQL is reachable");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await;
             admin.close().await;
         }
     }
@@ -106,14 +143,20 @@ pub fn face_jpeg() -> Vec<u8> {
     std::fs::read(&face_frames()[0]).unwrap()
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub async fn ws_connect(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url).await.expect("WebSocket connects").0
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket connects")
+        .0
 }
 
 pub async fn ws_send(ws: &mut Ws, message: Value) {
-    ws.send(Message::Text(message.to_string().into())).await.expect("sent");
+    ws.send(Message::Text(message.to_string().into()))
+        .await
+        .expect("sent");
 }
 
 /// The next JSON message, or panics after five seconds.

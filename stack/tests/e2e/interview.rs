@@ -16,15 +16,37 @@ async fn play(t: &TestStack) -> SimResult {
 
 /// What every complete run must show, whatever the storage and broker.
 async fn assert_complete_interview(t: &TestStack, r: &SimResult) {
-    let questions: Vec<&str> = r.of_type("question").iter().map(|q| q["data"]["id"].as_str().unwrap()).collect();
-    assert_eq!(questions, ["intro-1", "tech-1", "tech-2", "tech-3", "behav-1", "behav-2"], "questions in order");
+    let questions: Vec<&str> = r
+        .of_type("question")
+        .iter()
+        .map(|q| q["data"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        questions,
+        [
+            "intro-1", "tech-1", "tech-2", "tech-3", "behav-1", "behav-2"
+        ],
+        "questions in order"
+    );
     assert_eq!(r.answers_sent, 6);
 
     // Without face models the emotion service is unavailable: the candidate is told once that live
     // feedback is paused (not once per frame), and every frame is queued for the worker.
-    let paused = r.of_type("status").iter().filter(|s| s["data"]["message"].as_str().is_some_and(|m| m.contains("paused"))).count();
+    let paused = r
+        .of_type("status")
+        .iter()
+        .filter(|s| {
+            s["data"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("paused"))
+        })
+        .count();
     assert_eq!(paused, 1, "one paused notice: {:#?}", r.messages);
-    assert!(r.of_type("error").is_empty(), "no errors: {:#?}", r.of_type("error"));
+    assert!(
+        r.of_type("error").is_empty(),
+        "no errors: {:#?}",
+        r.of_type("error")
+    );
     let last = r.of_type("status").last().cloned().cloned().unwrap();
     assert_eq!(last["data"]["state"], "completed");
     assert_eq!(last["data"]["report_ready"], true);
@@ -36,8 +58,16 @@ async fn assert_complete_interview(t: &TestStack, r: &SimResult) {
     assert!(technical["score"].as_f64().unwrap() > 50.0, "{technical}");
     assert!(by_name("communication")["score"].as_f64().unwrap() > 50.0);
     let engagement = by_name("engagement");
-    assert_eq!(engagement["sufficient_data"], false, "no frames were analysed: {engagement}");
-    assert!(engagement["reason"].as_str().unwrap().starts_with("Insufficient data"));
+    assert_eq!(
+        engagement["sufficient_data"], false,
+        "no frames were analysed: {engagement}"
+    );
+    assert!(
+        engagement["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Insufficient data")
+    );
     assert!(r.score["overall_score"].as_f64().is_some());
 
     assert_eq!(r.report["session_id"], r.session_id.as_str());
@@ -45,14 +75,28 @@ async fn assert_complete_interview(t: &TestStack, r: &SimResult) {
     assert!(r.pdf_bytes > 1000);
     assert_eq!(r.emotions["frames_analyzed"], 0);
 
-    let session = t.get(&format!("/api/v1/interviews/{}", r.session_id)).await.json();
+    let session = t
+        .get(&format!("/api/v1/interviews/{}", r.session_id))
+        .await
+        .json();
     assert_eq!(session["state"], "completed");
     assert_eq!(session["report_ready"], true);
-    assert_eq!(session["frames_received"].as_u64().unwrap() as usize, r.frames_sent);
-    assert_eq!(session["frames_deferred"].as_u64().unwrap() as usize, r.frames_sent);
+    assert_eq!(
+        session["frames_received"].as_u64().unwrap() as usize,
+        r.frames_sent
+    );
+    assert_eq!(
+        session["frames_deferred"].as_u64().unwrap() as usize,
+        r.frames_sent
+    );
     let answers = session["answers"].as_array().unwrap();
     assert_eq!(answers.len(), 6);
-    assert!(answers.iter().all(|a| a["analysis"]["relevance"].as_f64().is_some()), "every answer analysed live");
+    assert!(
+        answers
+            .iter()
+            .all(|a| a["analysis"]["relevance"].as_f64().is_some()),
+        "every answer analysed live"
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,6 @@
 mod helpers;
 
 mod bad_input;
+mod gateway_edge;
 mod interview;
 mod restart;
-mod gateway_edge;

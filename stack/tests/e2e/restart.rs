@@ -26,7 +26,9 @@ async fn sessions_and_answers_survive_a_restart() {
     assert_eq!(session["state"], "in_progress");
     assert_eq!(session["answers"].as_array().unwrap().len(), 2);
     assert_eq!(session["current_question"]["id"], "tech-2");
-    let done = t.post(&format!("/api/v1/interviews/{id}/complete"), &json!({})).await;
+    let done = t
+        .post(&format!("/api/v1/interviews/{id}/complete"), &json!({}))
+        .await;
     assert_eq!(done.status, 200);
     t.stop().await;
 }

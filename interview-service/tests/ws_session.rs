@@ -1,0 +1,130 @@
+//! The WebSocket session loop driven through channels (no socket): with the emotion and scoring
+//! services unreachable, the candidate still gets every question in order, one "paused" notice
+//! for all frames, and answers are kept.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use interview_service::service::{InterviewApp, StartRequest};
+use interview_service::store::{self, InterviewStore};
+use interview_service::ws::{self, Incoming};
+use iv_platform::bus::EventBus;
+use iv_platform::downstream::{EmotionClient, ScoringClient};
+use iv_platform::outbox::{self, Relay};
+use iv_platform::resilience::PolicyConfig;
+use iv_platform::{CancellationToken, db};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+fn quick(mut p: PolicyConfig) -> PolicyConfig {
+    p.retries = 0;
+    p.attempt_timeout = Duration::from_millis(300);
+    p
+}
+
+async fn app() -> InterviewApp {
+    let dir = std::env::temp_dir().join(format!("iv-ws-{}", uuid::Uuid::new_v4().simple()));
+    let pool = db::connect(&db::sqlite_url(dir.to_str().unwrap(), "t"))
+        .await
+        .unwrap();
+    db::apply_schema(&pool, store::SCHEMA).await.unwrap();
+    db::apply_schema(&pool, outbox::SCHEMA).await.unwrap();
+    let bus = EventBus::connect(None, "").await.unwrap();
+    // Nothing listens on port 1: both downstreams are unavailable.
+    let emotion = EmotionClient::new(
+        "http://127.0.0.1:1",
+        quick(PolicyConfig::emotion()),
+        quick(PolicyConfig::emotion_queries()),
+    )
+    .unwrap();
+    let scoring = ScoringClient::new("http://127.0.0.1:1", quick(PolicyConfig::scoring())).unwrap();
+    InterviewApp::new(
+        InterviewStore::new(pool.clone()),
+        emotion,
+        scoring,
+        bus.clone(),
+        Relay::new(pool, bus),
+        2 << 20,
+    )
+}
+
+fn png_base64() -> String {
+    use base64::Engine;
+    let img = image::RgbImage::from_pixel(64, 48, image::Rgb([90, 120, 150]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(out.into_inner())
+}
+
+#[tokio::test]
+async fn with_both_downstreams_down_the_interview_still_runs_and_says_feedback_is_paused_once() {
+    let app = app().await;
+    let session = app
+        .start(StartRequest {
+            user_id: "c1".into(),
+            consent: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<Incoming>();
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<String>();
+    let sink = Box::pin(futures_util::sink::unfold(
+        out_tx,
+        |tx, text: String| async move {
+            tx.send(text).map_err(|_| "closed")?;
+            Ok::<_, &str>(tx)
+        },
+    ));
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(ws::run(
+        app.clone(),
+        session.id.clone(),
+        sink,
+        tokio_stream::wrappers::UnboundedReceiverStream::new(in_rx),
+        cancel.clone(),
+    ));
+    let frame = json!({"type": "frame", "data": {"image": png_base64()}}).to_string();
+    for _ in 0..4 {
+        in_tx.send(Incoming::Text(frame.clone())).unwrap();
+    }
+    for q in ["intro-1", "tech-1"] {
+        let answer = json!({"type": "answer", "data": {"question_id": q, "transcript": "Some answer text here.", "duration": 5}});
+        in_tx.send(Incoming::Text(answer.to_string())).unwrap();
+    }
+    in_tx.send(Incoming::Close).unwrap();
+    task.await.unwrap();
+
+    let out: Vec<Value> = tokio_stream::wrappers::UnboundedReceiverStream::new(out_rx)
+        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
+        .collect()
+        .await;
+    let questions: Vec<&str> = out
+        .iter()
+        .filter(|m| m["type"] == "question")
+        .map(|m| m["data"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(questions, ["intro-1", "tech-1", "tech-2"]);
+    let paused = out
+        .iter()
+        .filter(|m| m["type"] == "status" && m["data"]["live_feedback"] == "paused")
+        .count();
+    assert!(paused >= 1, "{out:#?}");
+    let notices = out
+        .iter()
+        .filter(|m| {
+            m["data"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("Live feedback is paused"))
+        })
+        .count();
+    assert_eq!(notices, 1, "one notice for four frames: {out:#?}");
+    assert!(out.iter().all(|m| m["type"] != "error"), "{out:#?}");
+    let (s, answers) = app.session(&session.id).await.unwrap();
+    assert_eq!((s.frames_received, s.frames_deferred), (4, 4));
+    assert_eq!(answers.len(), 2);
+    assert!(
+        answers.iter().all(|a| a.analysis.is_none()),
+        "scoring was down; analysed at completion instead"
+    );
+}

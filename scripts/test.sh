@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy with warnings as errors, and the whole test suite
+# (unit, contract, end-to-end against the local RabbitMQ and PostgreSQL).
+# Fetches the test media first when missing and starts RabbitMQ/PostgreSQL when they are down.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/services.sh
+./scripts/fetch-assets.sh
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
