@@ -96,3 +96,37 @@ pub async fn guard(
     }
     next.run(req).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn request(uri: &str, headers: &[(&str, &str)]) -> Request {
+        let mut b = axum::http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn a_key_is_read_from_bearer_header_api_key_header_or_query() {
+        assert_eq!(
+            Edge::presented_key(&request("/x", &[("authorization", "Bearer abc")])).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            Edge::presented_key(&request("/x", &[("x-api-key", " k2 ")])).as_deref(),
+            Some("k2")
+        );
+        assert_eq!(
+            Edge::presented_key(&request("/ws/interviews/1?a=b&api_key=q3", &[])).as_deref(),
+            Some("q3")
+        );
+        assert_eq!(
+            Edge::presented_key(&request("/x", &[("authorization", "Basic zzz")])),
+            None
+        );
+    }
+}

@@ -159,3 +159,31 @@ impl Jobs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Status;
+
+    #[test]
+    fn a_down_service_is_retried_and_a_rejected_request_is_dead_lettered() {
+        let open = classify("x", CallError::Open("emotion"));
+        assert!(matches!(open, HandlerError::Transient(_)));
+        let down = classify(
+            "x",
+            CallError::Failed {
+                downstream: "scoring",
+                status: Status::unavailable("down"),
+            },
+        );
+        assert!(matches!(down, HandlerError::Transient(_)));
+        let bad = classify(
+            "x",
+            CallError::Failed {
+                downstream: "emotion",
+                status: Status::invalid_argument("corrupt frame"),
+            },
+        );
+        assert!(matches!(bad, HandlerError::Permanent(m) if m.contains("corrupt frame")));
+    }
+}

@@ -24,6 +24,7 @@ impl Default for HttpClient {
 pub struct HttpResponse {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: http::HeaderMap,
     pub body: Bytes,
 }
 
@@ -68,10 +69,12 @@ impl HttpClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        let headers = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();
         Ok(HttpResponse {
             status,
             content_type,
+            headers,
             body,
         })
     }
