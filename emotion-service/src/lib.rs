@@ -18,6 +18,7 @@ pub mod pool;
 pub mod routes;
 pub mod service;
 pub mod store;
+pub mod vision;
 
 use std::future::Future;
 use std::net::SocketAddr;

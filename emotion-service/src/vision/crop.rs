@@ -1,0 +1,112 @@
+//! Turning a region of a frame into a model's input tensor (NCHW f32).
+//!
+//! Regions may reach outside the frame (a face at the edge, an enlarged box): outside pixels are
+//! black, as MediaPipe's own crops are.
+
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+
+/// A square or rectangular region in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// Pixel centres mapped down and floored: exact and cheap, used by the parity tests.
+    Nearest,
+    /// Bilinear: smoother crops for inference on real frames.
+    Bilinear,
+}
+
+/// How pixel values map into the model's range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    pub low: f32,
+    pub high: f32,
+}
+
+impl Range {
+    pub const UNIT: Self = Self {
+        low: 0.0,
+        high: 1.0,
+    };
+    pub const SIGNED: Self = Self {
+        low: -1.0,
+        high: 1.0,
+    };
+
+    fn map(self, v: f32) -> f32 {
+        self.low + v / 255.0 * (self.high - self.low)
+    }
+}
+
+/// Samples `region` to `size`x`size`, optionally mirrored, as RGB (3 channels) or luma (1).
+pub fn sample(
+    image: &RgbImage,
+    region: Region,
+    size: usize,
+    mirror: bool,
+    gray: bool,
+    sampling: Sampling,
+    range: Range,
+) -> candle_core::Result<Tensor> {
+    let (w, h) = (image.width() as i64, image.height() as i64);
+    let channels = if gray { 1 } else { 3 };
+    let mut out = vec![0f32; channels * size * size];
+    let plane = size * size;
+    let raw = image.as_raw();
+    let pixel = |x: i64, y: i64| -> [f32; 3] {
+        if x < 0 || y < 0 || x >= w || y >= h {
+            return [0.0; 3];
+        }
+        let i = ((y * w + x) * 3) as usize;
+        [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
+    };
+    let sx = region.width / size as f32;
+    let sy = region.height / size as f32;
+    for oy in 0..size {
+        for ox in 0..size {
+            let tx = if mirror { size - 1 - ox } else { ox };
+            let rgb = match sampling {
+                Sampling::Nearest => {
+                    let x = region.x as i64 + ((tx as f32 + 0.5) * sx).floor() as i64;
+                    let y = region.y as i64 + ((oy as f32 + 0.5) * sy).floor() as i64;
+                    pixel(x.clamp(0, w - 1), y.clamp(0, h - 1))
+                }
+                Sampling::Bilinear => {
+                    let fx = region.x + (tx as f32 + 0.5) * sx - 0.5;
+                    let fy = region.y + (oy as f32 + 0.5) * sy - 0.5;
+                    let (x0, y0) = (fx.floor() as i64, fy.floor() as i64);
+                    let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
+                    let (p00, p10, p01, p11) = (
+                        pixel(x0, y0),
+                        pixel(x0 + 1, y0),
+                        pixel(x0, y0 + 1),
+                        pixel(x0 + 1, y0 + 1),
+                    );
+                    let mut v = [0f32; 3];
+                    for c in 0..3 {
+                        let top = p00[c] + (p10[c] - p00[c]) * ax;
+                        let bottom = p01[c] + (p11[c] - p01[c]) * ax;
+                        v[c] = top + (bottom - top) * ay;
+                    }
+                    v
+                }
+            };
+            let at = oy * size + ox;
+            if gray {
+                out[at] = range.map(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]);
+            } else {
+                for c in 0..3 {
+                    out[c * plane + at] = range.map(rgb[c]);
+                }
+            }
+        }
+    }
+    Tensor::from_vec(out, (1, channels, size, size), &Device::Cpu)
+}

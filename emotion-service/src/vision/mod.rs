@@ -1,0 +1,4 @@
+//! The vision pipeline: pretrained face models run with candle.
+
+pub mod crop;
+pub mod graph;
