@@ -49,7 +49,10 @@ pub struct HeadPose {
 /// Everything one frame says about the candidate.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FrameAnalysis {
+    /// Faces in the frame; when the detector was skipped (tracking), 1 for the tracked face.
     pub face_count: u32,
+    /// Whether the detector ran on this frame (it is skipped while a face is tracked).
+    pub detector_ran: bool,
     /// The main (largest) face.
     pub face: Option<FaceBox>,
     /// iBUG 68-point landmarks of the main face, in frame pixels.

@@ -11,6 +11,7 @@
 //! - [`grpc`], [`routes`]: thin front ends; [`error`]: the crate's errors and their mapping.
 
 pub mod analysis;
+pub mod blink;
 pub mod error;
 
 pub mod grpc;
@@ -84,13 +85,21 @@ pub fn default_models_dir() -> String {
     format!("{cache}/ai-interview/models")
 }
 
-/// The analyzer this instance can run.
-pub fn load_analyzer(config: &Config) -> Arc<dyn FrameAnalyzer> {
+/// Loads the vision pipeline once, at start. A missing or corrupt model file is an error that
+/// names the file and how to fetch it: the service does not start without its models.
+pub fn load_analyzer(config: &Config) -> anyhow::Result<Arc<dyn FrameAnalyzer>> {
+    let dir = std::path::Path::new(&config.models_dir);
+    let pipeline = vision::Pipeline::load(dir).map_err(|e| {
+        anyhow::anyhow!("{e}\nthe face models are fetched and converted by scripts/fetch-assets.sh (MODELS_DIR={})", config.models_dir)
+    })?;
+    tracing::info!(models = %config.models_dir, "face models loaded");
+    Ok(Arc::new(pipeline))
+}
+
+/// The analyzer of an instance that must run without models (tests of degraded mode).
+pub fn models_missing(reason: &str) -> Arc<dyn FrameAnalyzer> {
     Arc::new(ModelsMissing {
-        reason: format!(
-            "face analysis models are not installed in {} (run scripts/fetch-models.sh, then restart)",
-            config.models_dir
-        ),
+        reason: reason.to_string(),
     })
 }
 
@@ -102,7 +111,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let analyzer = load_analyzer(&config);
+        let analyzer = load_analyzer(&config)?;
         Self::build_with(config, analyzer).await
     }
 

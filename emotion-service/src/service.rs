@@ -9,6 +9,7 @@ use iv_contracts::policy::AnalysisPolicy;
 use serde::Serialize;
 
 use crate::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer};
+use crate::blink::{Blink, BlinkTracker};
 use crate::error::EmotionError;
 use crate::pool::InferencePool;
 use crate::store::{EmotionStore, StoredFrame};
@@ -80,9 +81,23 @@ pub struct SessionSummary {
     pub timeline: Vec<TimelinePoint>,
 }
 
+/// While a face is tracked, the detector still runs every this many frames, so a second face
+/// (an integrity signal) is not missed for long.
+const REDETECT_EVERY: u32 = 10;
+
 /// What the service remembers of a live session between frames.
+#[derive(Default)]
 struct SessionState {
     last_face: Option<FaceBox>,
+    frames_since_detection: u32,
+    face_count: u32,
+    blinks: BlinkTracker,
+}
+
+/// A session's state behind its own lock: frames of one session are analysed in order (blinks
+/// need the sequence), frames of different sessions in parallel.
+struct SessionSlot {
+    state: Arc<tokio::sync::Mutex<SessionState>>,
     last_used: Instant,
 }
 
@@ -91,7 +106,7 @@ pub struct EmotionApp {
     analyzer: Arc<dyn FrameAnalyzer>,
     pool: InferencePool,
     store: EmotionStore,
-    sessions: Arc<Mutex<HashMap<String, SessionState>>>,
+    sessions: Arc<Mutex<HashMap<String, SessionSlot>>>,
 }
 
 impl EmotionApp {
@@ -123,7 +138,11 @@ impl EmotionApp {
             .availability()
             .map_err(EmotionError::ModelsUnavailable)?;
 
-        let hint = self.session_hint(&input.session_id);
+        let slot = self.session_state(&input.session_id);
+        let mut state = slot.lock().await;
+        let hint = state
+            .last_face
+            .filter(|_| state.frames_since_detection < REDETECT_EVERY);
         let analyzer = self.analyzer.clone();
         let image = input.image;
         let started = Instant::now();
@@ -144,7 +163,31 @@ impl EmotionApp {
             })
             .await??;
         metrics::histogram!("frame_analysis_seconds").record(started.elapsed().as_secs_f64());
-        self.remember(&input.session_id, analysis.face);
+        let mut analysis = analysis;
+        if analysis.detector_ran {
+            state.frames_since_detection = 0;
+            state.face_count = analysis.face_count;
+        } else {
+            state.frames_since_detection += 1;
+            analysis.face_count = state.face_count.max(1);
+        }
+        state.last_face = analysis.face;
+        let openness = analysis.eye_openness.map(|(l, r)| (l + r) / 2.0);
+        let observation = state.blinks.observe(input.timestamp, openness);
+        if let Some(blink) = observation.blink {
+            self.store.record_blink(&input.session_id, blink).await?;
+        }
+        let blinks = BlinkStats {
+            count: state.blinks.count(),
+            rate_per_minute: state.blinks.rate_per_minute(input.timestamp),
+            avg_duration_ms: state.blinks.mean_duration_ms(),
+            perclos: state.blinks.perclos(),
+            timestamps: observation
+                .blink
+                .map(|b| vec![b.started_at])
+                .unwrap_or_default(),
+        };
+        drop(state);
 
         let frame_number = if input.frame_number > 0 {
             input.frame_number
@@ -164,10 +207,10 @@ impl EmotionApp {
             confidence: emotion.map(|e| e.confidence).unwrap_or_default(),
             attention: analysis.attention,
             eye_contact: analysis.eye_contact,
-            blink_count: 0,
+            blink_count: blinks.count,
+            eye_closed: observation.closed,
         };
         self.store.record(&input.session_id, &stored).await?;
-        let blinks = summarize_blinks(&self.store.frames(&input.session_id).await?);
         Ok(FrameResult {
             session_id: input.session_id,
             timestamp: input.timestamp,
@@ -182,24 +225,21 @@ impl EmotionApp {
         validate_session_id(session_id)?;
         let policy = self.store.policy(session_id).await?.unwrap_or_default();
         let frames = self.store.frames(session_id).await?;
-        Ok(summarize(session_id, policy, &frames))
+        let blinks = self.store.blinks(session_id).await?;
+        Ok(summarize(session_id, policy, &frames, &blinks))
     }
 
-    fn session_hint(&self, session_id: &str) -> Option<FaceBox> {
+    fn session_state(&self, session_id: &str) -> Arc<tokio::sync::Mutex<SessionState>> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
-        sessions.get(session_id).and_then(|s| s.last_face)
-    }
-
-    fn remember(&self, session_id: &str, face: Option<FaceBox>) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.insert(
-            session_id.to_string(),
-            SessionState {
-                last_face: face,
+        let slot = sessions
+            .entry(session_id.to_string())
+            .or_insert_with(|| SessionSlot {
+                state: Arc::default(),
                 last_used: Instant::now(),
-            },
-        );
+            });
+        slot.last_used = Instant::now();
+        slot.state.clone()
     }
 }
 
@@ -219,21 +259,34 @@ pub fn validate_session_id(id: &str) -> Result<(), EmotionError> {
     Ok(())
 }
 
-fn summarize_blinks(frames: &[StoredFrame]) -> BlinkStats {
-    let count = frames.iter().map(|f| f.blink_count).max().unwrap_or(0);
-    let span_ms = match (frames.first(), frames.last()) {
+/// Blink figures of a session from what was stored: rate over the span of frames with a face,
+/// PERCLOS as the share of face frames with the eyes closed.
+fn summarize_blinks(frames: &[StoredFrame], blinks: &[Blink]) -> BlinkStats {
+    let with_face: Vec<&StoredFrame> = frames.iter().filter(|f| f.face_present).collect();
+    let span_ms = match (with_face.first(), with_face.last()) {
         (Some(a), Some(b)) => (b.timestamp - a.timestamp).max(0),
         _ => 0,
     };
-    let minutes = span_ms as f32 / 60_000.0;
+    let count = blinks.len() as i64;
+    let closed = with_face.iter().filter(|f| f.eye_closed).count();
     BlinkStats {
         count,
-        rate_per_minute: if minutes > 0.0 {
-            count as f32 / minutes
+        rate_per_minute: if span_ms >= 1000 {
+            count as f32 / (span_ms as f32 / 60_000.0)
         } else {
             0.0
         },
-        ..Default::default()
+        avg_duration_ms: if count > 0 {
+            blinks.iter().map(|b| b.duration_ms).sum::<i64>() as f32 / count as f32
+        } else {
+            0.0
+        },
+        perclos: if with_face.is_empty() {
+            0.0
+        } else {
+            closed as f32 / with_face.len() as f32
+        },
+        timestamps: blinks.iter().map(|b| b.started_at).collect(),
     }
 }
 
@@ -242,6 +295,7 @@ pub fn summarize(
     session_id: &str,
     policy: AnalysisPolicy,
     frames: &[StoredFrame],
+    blinks: &[Blink],
 ) -> SessionSummary {
     let with_face: Vec<&StoredFrame> = frames.iter().filter(|f| f.face_present).collect();
     let mut emotion_counts = BTreeMap::new();
@@ -288,7 +342,7 @@ pub fn summarize(
         dominant_emotion,
         mean_attention,
         eye_contact_ratio,
-        blinks: summarize_blinks(frames),
+        blinks: summarize_blinks(frames, blinks),
         first_timestamp: frames.first().map(|f| f.timestamp).unwrap_or_default(),
         last_timestamp: frames.last().map(|f| f.timestamp).unwrap_or_default(),
         timeline,

@@ -18,7 +18,14 @@ pub const SCHEMA: &[&str] = &[
         attention DOUBLE PRECISION NOT NULL,
         eye_contact BIGINT NOT NULL,
         blink_count BIGINT NOT NULL,
+        eye_closed BIGINT NOT NULL,
         PRIMARY KEY (session_id, frame_number)
+    )",
+    "CREATE TABLE IF NOT EXISTS blinks (
+        session_id TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        duration_ms BIGINT NOT NULL,
+        PRIMARY KEY (session_id, started_at)
     )",
     "CREATE TABLE IF NOT EXISTS emotion_sessions (
         session_id TEXT PRIMARY KEY,
@@ -39,6 +46,7 @@ pub struct StoredFrame {
     pub attention: f32,
     pub eye_contact: bool,
     pub blink_count: i64,
+    pub eye_closed: bool,
 }
 
 #[derive(Clone)]
@@ -89,8 +97,8 @@ impl EmotionStore {
     pub async fn record(&self, session_id: &str, f: &StoredFrame) -> Result<(), EmotionError> {
         sqlx::query(
             "INSERT INTO frame_analyses (session_id, frame_number, timestamp, face_present, face_count, emotion,
-                confidence, attention, eye_contact, blink_count)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                confidence, attention, eye_contact, blink_count, eye_closed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (session_id, frame_number) DO NOTHING",
         )
         .bind(session_id)
@@ -103,6 +111,7 @@ impl EmotionStore {
         .bind(f64::from(f.attention))
         .bind(i64::from(f.eye_contact))
         .bind(f.blink_count)
+        .bind(i64::from(f.eye_closed))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -110,7 +119,8 @@ impl EmotionStore {
 
     pub async fn frames(&self, session_id: &str) -> Result<Vec<StoredFrame>, EmotionError> {
         let rows = sqlx::query(
-            "SELECT frame_number, timestamp, face_present, face_count, emotion, confidence, attention, eye_contact, blink_count
+            "SELECT frame_number, timestamp, face_present, face_count, emotion, confidence, attention, eye_contact,
+                blink_count, eye_closed
              FROM frame_analyses WHERE session_id = $1 ORDER BY timestamp, frame_number LIMIT $2",
         )
         .bind(session_id)
@@ -129,6 +139,45 @@ impl EmotionStore {
                     attention: r.try_get::<f64, _>("attention")? as f32,
                     eye_contact: r.try_get::<i64, _>("eye_contact")? != 0,
                     blink_count: r.try_get("blink_count")?,
+                    eye_closed: r.try_get::<i64, _>("eye_closed")? != 0,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(EmotionError::from)
+    }
+}
+
+impl EmotionStore {
+    /// Records a blink; the same blink recorded twice (a redelivered frame) is kept once.
+    pub async fn record_blink(
+        &self,
+        session_id: &str,
+        blink: crate::blink::Blink,
+    ) -> Result<(), EmotionError> {
+        sqlx::query(
+            "INSERT INTO blinks (session_id, started_at, duration_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (session_id, started_at) DO NOTHING",
+        )
+        .bind(session_id)
+        .bind(blink.started_at)
+        .bind(blink.duration_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn blinks(&self, session_id: &str) -> Result<Vec<crate::blink::Blink>, EmotionError> {
+        let rows = sqlx::query(
+            "SELECT started_at, duration_ms FROM blinks WHERE session_id = $1 ORDER BY started_at",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::blink::Blink {
+                    started_at: r.try_get("started_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -1,4 +1,389 @@
-//! The vision pipeline: pretrained face models run with candle.
+//! The vision pipeline: pretrained face models run with candle, plain functions over tensors.
+//!
+//! Per frame: detect faces (BlazeFace), fit the 468-point mesh to the main face (68 iBUG points
+//! are read off it), fit the iris model to each eye (eyelids give the eye aspect ratio, the iris
+//! gives gaze), classify the expression (mini-Xception, only when the policy allows), estimate head
+//! pose against a generic 3-D face, and combine presence, pose, gaze and eye closure into
+//! attention. With a face position from the previous frame (`hint`) the detector is skipped while
+//! the mesh still confirms a face, as trackers do.
+//!
+//! - [`graph`]: the model executor. [`crop`]: regions to input tensors.
+//! - [`detect`]: anchors and NMS. [`geometry`]: landmarks, eye openness, pose, gaze.
 
 pub mod crop;
+pub mod detect;
+pub mod geometry;
 pub mod graph;
+
+use std::path::Path;
+
+use candle_core::Tensor;
+use image::RgbImage;
+use iv_contracts::policy::AnalysisPolicy;
+
+use crate::analysis::{
+    AnalyzerError, EXPRESSIONS, Expression, FaceBox, FrameAnalysis, FrameAnalyzer, HeadPose, Point,
+};
+use crop::{Range, Region, Sampling, sample};
+use graph::{Graph, GraphError};
+
+/// The model files, as written by scripts/fetch-assets.sh.
+pub const MODEL_FILES: [&str; 4] = [
+    "face_detection_short_range",
+    "face_landmark",
+    "iris_landmark",
+    "fer_emotion",
+];
+
+/// The expression model's classes, in its output order, in our names.
+const FER_LABELS: [&str; 7] = [
+    "angry",
+    "disgusted",
+    "fearful",
+    "happy",
+    "sad",
+    "surprised",
+    "neutral",
+];
+
+/// Mesh vertices at the eye corners: (outer, inner) of the eye on the image's left, then right.
+const EYE_CORNERS: [(usize, usize); 2] = [(33, 133), (362, 263)];
+
+/// Below this the mesh says there is no face in its crop.
+const FACE_FLAG_MIN: f32 = 0.5;
+
+/// Detector confidence at which a face not confirmed by the mesh still counts (other people in
+/// the frame are an integrity signal; only the main face is meshed).
+const SURE_FACE: f32 = 0.6;
+
+/// Head turned further than this (degrees) no longer counts as looking at the camera.
+const EYE_CONTACT_YAW: f32 = 15.0;
+const EYE_CONTACT_PITCH: f32 = 15.0;
+
+/// The loaded models.
+pub struct Pipeline {
+    detector: Graph,
+    mesh: Graph,
+    iris: Graph,
+    expression: Graph,
+    anchors: Vec<(f32, f32)>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pipeline")
+    }
+}
+
+/// What the detector found, in frame pixels.
+#[derive(Debug, Clone)]
+struct Found {
+    faces: Vec<FaceBox>,
+}
+
+/// One eye's measurements.
+#[derive(Debug, Clone, Copy)]
+struct Eye {
+    openness: f32,
+    iris_position: f32,
+}
+
+impl Pipeline {
+    /// Loads every model from `dir`; the error names the file that is missing or broken.
+    pub fn load(dir: &Path) -> Result<Self, GraphError> {
+        Ok(Self {
+            detector: Graph::load(dir, MODEL_FILES[0])?,
+            mesh: Graph::load(dir, MODEL_FILES[1])?,
+            iris: Graph::load(dir, MODEL_FILES[2])?,
+            expression: Graph::load(dir, MODEL_FILES[3])?,
+            anchors: detect::anchors(),
+        })
+    }
+
+    /// Faces in the frame, largest first. The frame is letterboxed into the detector's square.
+    fn detect(&self, frame: &RgbImage) -> Result<Found, GraphError> {
+        let (w, h) = (frame.width() as f32, frame.height() as f32);
+        let side = w.max(h);
+        let region = Region {
+            x: (w - side) / 2.0,
+            y: (h - side) / 2.0,
+            width: side,
+            height: side,
+        };
+        let input = sample(
+            frame,
+            region,
+            128,
+            false,
+            false,
+            Sampling::Bilinear,
+            Range::SIGNED,
+        )?;
+        let out = self.detector.run(&input)?;
+        let regressors = out[0].flatten_all()?.to_vec1::<f32>()?;
+        let scores = out[1].flatten_all()?.to_vec1::<f32>()?;
+        let mut faces: Vec<FaceBox> = detect::decode(&regressors, &scores, &self.anchors)
+            .into_iter()
+            .map(|d| FaceBox {
+                x: region.x + d.xmin * side,
+                y: region.y + d.ymin * side,
+                width: (d.xmax - d.xmin) * side,
+                height: (d.ymax - d.ymin) * side,
+                confidence: d.score,
+            })
+            .collect();
+        faces.sort_by(|a, b| (b.width * b.height).total_cmp(&(a.width * a.height)));
+        Ok(Found { faces })
+    }
+
+    /// The mesh around `face`: 468 points in frame pixels and the face-presence probability.
+    fn mesh(&self, frame: &RgbImage, face: &FaceBox) -> Result<(Vec<Point>, f32), GraphError> {
+        let side = face.width.max(face.height) * 1.5;
+        let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);
+        let roi = Region {
+            x: cx - side / 2.0,
+            y: cy - side / 2.0,
+            width: side,
+            height: side,
+        };
+        let input = sample(
+            frame,
+            roi,
+            192,
+            false,
+            false,
+            Sampling::Bilinear,
+            Range::UNIT,
+        )?;
+        let out = self.mesh.run(&input)?;
+        let raw = out[0].flatten_all()?.to_vec1::<f32>()?;
+        let flag = out[1]
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .last()
+            .copied()
+            .unwrap_or(-10.0);
+        let points = raw
+            .chunks_exact(3)
+            .map(|p| Point {
+                x: roi.x + p[0] / 192.0 * side,
+                y: roi.y + p[1] / 192.0 * side,
+            })
+            .collect();
+        Ok((points, 1.0 / (1.0 + (-flag).exp())))
+    }
+
+    /// Eye openness and iris position of the eye between two mesh corners; the eye on the image's
+    /// right is mirrored, as the iris model expects.
+    fn eye(
+        &self,
+        frame: &RgbImage,
+        mesh: &[Point],
+        corners: (usize, usize),
+        mirror: bool,
+    ) -> Result<Eye, GraphError> {
+        let (a, b) = (mesh[corners.0], mesh[corners.1]);
+        let (cx, cy) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
+        let side = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt() * 2.3;
+        let roi = Region {
+            x: cx - side / 2.0,
+            y: cy - side / 2.0,
+            width: side,
+            height: side,
+        };
+        let input = sample(
+            frame,
+            roi,
+            64,
+            mirror,
+            false,
+            Sampling::Bilinear,
+            Range::UNIT,
+        )?;
+        let out = self.iris.run(&input)?;
+        let to_points = |t: &Tensor| -> Result<Vec<Point>, GraphError> {
+            Ok(t.flatten_all()?
+                .to_vec1::<f32>()?
+                .chunks_exact(3)
+                .map(|p| Point {
+                    x: if mirror { 64.0 - p[0] } else { p[0] },
+                    y: p[1],
+                })
+                .collect())
+        };
+        let contour = to_points(&out[0])?;
+        let iris = to_points(&out[1])?;
+        Ok(Eye {
+            openness: geometry::eye_aspect_ratio(&contour),
+            iris_position: geometry::iris_position(&contour, iris[0]),
+        })
+    }
+
+    fn expression(&self, frame: &RgbImage, face: &FaceBox) -> Result<Expression, GraphError> {
+        let side = face.width.max(face.height);
+        let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);
+        let roi = Region {
+            x: cx - side / 2.0,
+            y: cy - side / 2.0,
+            width: side,
+            height: side,
+        };
+        let input = sample(
+            frame,
+            roi,
+            64,
+            false,
+            true,
+            Sampling::Bilinear,
+            Range::SIGNED,
+        )?;
+        let probs = self.expression.run(&input)?[0]
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let mut probabilities: Vec<(String, f32)> = EXPRESSIONS
+            .iter()
+            .map(|name| {
+                let i = FER_LABELS.iter().position(|l| l == name).unwrap_or(0);
+                (name.to_string(), probs[i])
+            })
+            .collect();
+        probabilities.sort_by(|a, b| {
+            EXPRESSIONS
+                .iter()
+                .position(|e| *e == a.0)
+                .cmp(&EXPRESSIONS.iter().position(|e| *e == b.0))
+        });
+        let (label, confidence) = probabilities
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .cloned()
+            .unwrap_or(("neutral".into(), 0.0));
+        Ok(Expression {
+            label,
+            confidence,
+            probabilities,
+        })
+    }
+
+    fn run(
+        &self,
+        frame: &RgbImage,
+        policy: AnalysisPolicy,
+        hint: Option<FaceBox>,
+    ) -> Result<FrameAnalysis, GraphError> {
+        // Track: refit the mesh where the face was; detect only when it is lost.
+        let mut tracked = None;
+        if let Some(h) = hint {
+            let (mesh, flag) = self.mesh(frame, &h)?;
+            if flag >= FACE_FLAG_MIN {
+                tracked = Some((h, mesh, flag));
+            }
+        }
+        let (mut analysis, face, mesh, presence) = match tracked {
+            Some((h, mesh, flag)) => (
+                FrameAnalysis {
+                    face_count: 1,
+                    detector_ran: false,
+                    ..Default::default()
+                },
+                h,
+                mesh,
+                flag,
+            ),
+            None => {
+                // A face needs both stages to agree: the largest detection the mesh confirms is
+                // the candidate; the others count only when the detector is sure of them.
+                let found = self.detect(frame)?;
+                let mut confirmed = None;
+                for (i, face) in found.faces.iter().take(3).enumerate() {
+                    let (mesh, flag) = self.mesh(frame, face)?;
+                    if flag >= FACE_FLAG_MIN {
+                        confirmed = Some((i, *face, mesh, flag));
+                        break;
+                    }
+                }
+                let Some((main_index, main, mesh, flag)) = confirmed else {
+                    return Ok(FrameAnalysis {
+                        detector_ran: true,
+                        ..Default::default()
+                    });
+                };
+                let others = found
+                    .faces
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, f)| *i != main_index && f.confidence >= SURE_FACE)
+                    .count() as u32;
+                let analysis = FrameAnalysis {
+                    face_count: 1 + others,
+                    detector_ran: true,
+                    ..Default::default()
+                };
+                (analysis, main, mesh, flag)
+            }
+        };
+
+        // The mesh's own bounding box is the steadier face box, and the next frame's hint.
+        let (xs, ys): (Vec<f32>, Vec<f32>) = mesh.iter().map(|p| (p.x, p.y)).unzip();
+        let (x0, x1) = (
+            xs.iter().cloned().fold(f32::MAX, f32::min),
+            xs.iter().cloned().fold(f32::MIN, f32::max),
+        );
+        let (y0, y1) = (
+            ys.iter().cloned().fold(f32::MAX, f32::min),
+            ys.iter().cloned().fold(f32::MIN, f32::max),
+        );
+        let face_box = FaceBox {
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
+            confidence: face.confidence.max(presence),
+        };
+        analysis.face = Some(face_box);
+        analysis.landmarks = geometry::MESH_TO_68.iter().map(|&i| mesh[i]).collect();
+
+        let left = self.eye(frame, &mesh, EYE_CORNERS[0], false)?;
+        let right = self.eye(frame, &mesh, EYE_CORNERS[1], true)?;
+        analysis.eye_openness = Some((left.openness, right.openness));
+        let pose = geometry::head_pose(&analysis.landmarks).map(|(yaw, pitch, roll)| HeadPose {
+            yaw,
+            pitch,
+            roll,
+        });
+        analysis.pose = pose;
+        let gaze = (left.iris_position + right.iris_position) / 2.0;
+        let facing = pose
+            .is_some_and(|p| p.yaw.abs() <= EYE_CONTACT_YAW && p.pitch.abs() <= EYE_CONTACT_PITCH);
+        analysis.eye_contact = facing && (0.3..=0.7).contains(&gaze);
+        analysis.attention = attention(pose, gaze, (left.openness + right.openness) / 2.0);
+        if policy.allows_emotion() {
+            analysis.expression = Some(self.expression(frame, &face_box)?);
+        }
+        Ok(analysis)
+    }
+}
+
+/// Attention of a visible face, 0..1: head pose 40% (full when facing the camera, none past 45°
+/// yaw or 35° pitch), gaze 35% (iris centred between the eye corners), open eyes 25% (an eye
+/// aspect ratio of 0.2 or more counts as open). A frame without a face has attention 0.
+pub fn attention(pose: Option<HeadPose>, gaze: f32, openness: f32) -> f32 {
+    let pose_term = pose.map_or(0.5, |p| {
+        (1.0 - (p.yaw.abs() / 45.0).max(p.pitch.abs() / 35.0)).clamp(0.0, 1.0)
+    });
+    let gaze_term = (1.0 - 2.0 * (gaze - 0.5).abs()).clamp(0.0, 1.0);
+    let eyes_term = (openness / 0.2).clamp(0.0, 1.0);
+    0.4 * pose_term + 0.35 * gaze_term + 0.25 * eyes_term
+}
+
+impl FrameAnalyzer for Pipeline {
+    fn analyze(
+        &self,
+        frame: &RgbImage,
+        policy: AnalysisPolicy,
+        hint: Option<FaceBox>,
+    ) -> Result<FrameAnalysis, AnalyzerError> {
+        self.run(frame, policy, hint)
+            .map_err(|e| AnalyzerError::Failed(e.to_string()))
+    }
+}
