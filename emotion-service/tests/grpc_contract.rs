@@ -13,20 +13,45 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+/// The service as deployed, with the models fetched by scripts/fetch-assets.sh.
 async fn spawn() -> Channel {
-    iv_platform::telemetry::init_for_tests();
-    let dir = std::env::temp_dir().join(format!("iv-emotion-{}", uuid::Uuid::new_v4().simple()));
-    let env: HashMap<String, String> = [
+    spawn_with(None).await
+}
+
+/// An instance whose analyzer cannot run (what an instance without models would answer).
+async fn spawn_without_models() -> Channel {
+    spawn_with(Some(emotion_service::models_missing(
+        "face analysis models are not loaded (run scripts/fetch-assets.sh)",
+    )))
+    .await
+}
+
+fn env(dir: &std::path::Path, models: Option<&std::path::Path>) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
         ("EMOTION_PORT", "0".to_string()),
         ("DATA_DIR", dir.display().to_string()),
-        ("MODELS_DIR", dir.join("no-models").display().to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let app = emotion_service::Application::build(emotion_service::Config::from_env(&env).unwrap())
-        .await
-        .unwrap();
+    if let Some(m) = models {
+        env.insert("MODELS_DIR".into(), m.display().to_string());
+    }
+    env
+}
+
+async fn spawn_with(
+    analyzer: Option<std::sync::Arc<dyn emotion_service::analysis::FrameAnalyzer>>,
+) -> Channel {
+    iv_platform::telemetry::init_for_tests();
+    let dir = std::env::temp_dir().join(format!("iv-emotion-{}", uuid::Uuid::new_v4().simple()));
+    let config = emotion_service::Config::from_env(&env(&dir, None)).unwrap();
+    let app = match analyzer {
+        Some(a) => emotion_service::Application::build_with(config, a)
+            .await
+            .unwrap(),
+        None => emotion_service::Application::build(config).await.unwrap(),
+    };
     let addr = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
     Channel::from_shared(format!("http://{addr}"))
@@ -96,15 +121,15 @@ async fn bad_frames_are_invalid_argument_and_the_service_stays_up() {
 }
 
 #[tokio::test]
-async fn without_models_a_valid_frame_is_unavailable_with_the_fix_in_the_message() {
-    let channel = spawn().await;
+async fn an_instance_that_cannot_analyse_answers_unavailable_and_reports_not_serving() {
+    let channel = spawn_without_models().await;
     let mut client = EmotionServiceClient::new(channel.clone());
     let err = client
         .analyze_frame(frame("s2", png(64, 64)))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
-    assert!(err.message().contains("fetch-models"), "{}", err.message());
+    assert!(err.message().contains("fetch-assets"), "{}", err.message());
 
     let mut health = HealthClient::new(channel);
     let status = health
@@ -131,4 +156,135 @@ async fn a_batch_over_the_limit_is_refused_whole() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_missing_model_file_stops_the_service_with_the_file_and_the_fix() {
+    let dir = std::env::temp_dir().join(format!("iv-emotion-{}", uuid::Uuid::new_v4().simple()));
+    let empty = dir.join("empty-models");
+    std::fs::create_dir_all(&empty).unwrap();
+    let config = emotion_service::Config::from_env(&env(&dir, Some(&empty))).unwrap();
+    let err = emotion_service::Application::build(config)
+        .await
+        .err()
+        .expect("no models, no service")
+        .to_string();
+    assert!(
+        err.contains("face_detection_short_range.graph.json"),
+        "{err}"
+    );
+    assert!(err.contains("scripts/fetch-assets.sh"), "{err}");
+}
+
+fn jpeg_frame(n: usize) -> Vec<u8> {
+    let home = std::env::var_os("AIV_ASSETS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/ai-interview")
+        });
+    std::fs::read(home.join(format!("media/single_face/frame_{n:03}.jpg")))
+        .expect("media (run scripts/fetch-assets.sh)")
+}
+
+#[tokio::test]
+async fn analyze_batch_streams_one_answer_per_frame_in_order_and_detect_blink_counts_the_blink() {
+    let channel = spawn().await;
+    let mut client = EmotionServiceClient::new(channel);
+    let frames: Vec<FrameRequest> = (0..40)
+        .map(|i| FrameRequest {
+            session_id: "blinker".into(),
+            image_data: jpeg_frame(i),
+            timestamp: 1_000_000 + i as i64 * 33,
+            format: "jpeg".into(),
+            policy: 0,
+            frame_number: i as i64 + 1,
+        })
+        .collect();
+    let mut stream = client
+        .analyze_batch(BatchRequest {
+            session_id: "blinker".into(),
+            frames,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut numbers = Vec::new();
+    while let Some(r) = tokio_stream::StreamExt::next(&mut stream).await {
+        let r = r.unwrap();
+        assert!(r.face_metrics.as_ref().unwrap().detected);
+        assert_eq!(r.face_metrics.as_ref().unwrap().landmarks.len(), 68);
+        numbers.push(r.frame_number);
+    }
+    assert_eq!(
+        numbers,
+        (1..=40).collect::<Vec<i64>>(),
+        "one response per frame, in order"
+    );
+    let blink = client
+        .detect_blink(FrameRequest {
+            session_id: "blinker".into(),
+            image_data: jpeg_frame(40),
+            timestamp: 1_000_000 + 40 * 33,
+            format: "jpeg".into(),
+            policy: 0,
+            frame_number: 41,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(blink.blink_count, 1);
+    assert!(
+        blink.avg_duration > 30.0 && blink.avg_duration < 500.0,
+        "{blink:?}"
+    );
+    let summary = client
+        .get_session_summary(SessionRequest {
+            session_id: "blinker".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.frames_analyzed, 41);
+    assert_eq!(summary.blink_metrics.unwrap().count, 1);
+    assert!(summary.mean_attention > 0.5);
+}
+
+#[tokio::test]
+async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened() {
+    let channel = spawn().await;
+    let mut client = EmotionServiceClient::new(channel);
+    let engagement = iv_contracts::emotion::AnalysisPolicy::Engagement as i32;
+    let first = FrameRequest {
+        session_id: "private".into(),
+        image_data: jpeg_frame(0),
+        timestamp: 1,
+        format: "jpeg".into(),
+        policy: engagement,
+        frame_number: 1,
+    };
+    let r = client.analyze_frame(first).await.unwrap().into_inner();
+    assert!(
+        r.emotion.is_empty() && r.probabilities.is_empty(),
+        "no emotion under the engagement policy"
+    );
+    assert!(r.attention.unwrap().score > 0.0);
+    // A later request asking for full analysis of the same session is still held to engagement.
+    let second = FrameRequest {
+        session_id: "private".into(),
+        image_data: jpeg_frame(1),
+        timestamp: 2,
+        format: "jpeg".into(),
+        policy: 1,
+        frame_number: 2,
+    };
+    let r = client.analyze_frame(second).await.unwrap().into_inner();
+    assert!(r.emotion.is_empty(), "the policy cannot be loosened");
+    let summary = client
+        .get_session_summary(SessionRequest {
+            session_id: "private".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(summary.emotion_counts.is_empty());
 }

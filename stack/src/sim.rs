@@ -185,6 +185,11 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
     let mut report_ready = false;
     let mut completed_at: Option<Instant> = None;
     let mut ticker = tokio::time::interval(Duration::from_secs_f32(1.0 / opts.fps.max(0.1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Like a real client, keep at most two frames waiting for live feedback; while feedback is
+    // paused no reply comes per frame, so none is waited for.
+    let mut in_flight = 0usize;
+    let mut live = true;
 
     while !report_ready {
         if let Some(t) = completed_at
@@ -205,12 +210,18 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
                     print_message(&message);
                 }
                 match message["type"].as_str() {
+                    Some("emotion_update") => in_flight = in_flight.saturating_sub(1),
+                    Some("error") if message["data"]["code"] != "FACE_NOT_DETECTED" => in_flight = in_flight.saturating_sub(1),
                     Some("question") => {
                         current = message["data"]["id"].as_str().map(String::from);
                         frames_since_question = 0;
                     }
                     Some("status") => {
                         let data = &message["data"];
+                        live = data["live_feedback"] != "paused";
+                        if !live {
+                            in_flight = 0;
+                        }
                         if data["report_ready"] == true {
                             report_ready = true;
                         }
@@ -226,11 +237,14 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
                 }
                 messages.push(message);
             }
-            _ = ticker.tick(), if !completed => {
+            _ = ticker.tick(), if !completed && (!live || in_flight < 2) => {
                 let image = &frames[frames_sent % frames.len()];
                 let frame = json!({"type": "frame", "data": {"session_id": session_id, "timestamp": iv_contracts::now_millis(), "image": image, "format": "jpeg"}});
                 tx.send(Message::Text(frame.to_string().into())).await?;
                 frames_sent += 1;
+                if live {
+                    in_flight += 1;
+                }
                 frames_since_question += 1;
                 if frames_since_question >= opts.frames_per_answer && let Some(q) = current.take() {
                     let transcript = answer_for(&q);

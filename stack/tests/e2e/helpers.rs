@@ -31,8 +31,23 @@ pub async fn spawn_stack(extra: &[(&str, &str)]) -> TestStack {
 }
 
 pub async fn spawn_in(dir: &Path, extra: &[(&str, &str)]) -> TestStack {
+    spawn_with(dir, extra, None).await
+}
+
+/// A stack whose emotion service cannot analyse frames (degraded mode).
+pub async fn spawn_stack_without_face_models() -> TestStack {
+    let analyzer =
+        emotion_service::models_missing("face analysis models are not loaded on this instance");
+    spawn_with(&fresh_dir(), &[], Some(analyzer)).await
+}
+
+pub async fn spawn_with(
+    dir: &Path,
+    extra: &[(&str, &str)],
+    analyzer: Option<std::sync::Arc<dyn emotion_service::analysis::FrameAnalyzer>>,
+) -> TestStack {
     iv_platform::telemetry::init_for_tests();
-    let stack = Stack::start(test_env(dir, extra), None)
+    let stack = Stack::start(test_env(dir, extra), analyzer)
         .await
         .expect("the stack starts");
     let gateway = stack.gateway_url();

@@ -3,18 +3,29 @@
 use std::time::Duration;
 
 use iv_stack::sim::{SimOptions, SimResult, run};
+use serde_json::Value;
 
 use crate::helpers::*;
 
 async fn play(t: &TestStack) -> SimResult {
     let mut opts = SimOptions::new(t.gateway.clone(), face_frames());
     opts.fps = 25.0;
-    opts.frames_per_answer = 3;
+    opts.frames_per_answer = 4;
     opts.report_timeout = Duration::from_secs(60);
     run(&opts).await.expect("the interview plays to the end")
 }
 
-/// What every complete run must show, whatever the storage and broker.
+fn component(r: &SimResult, name: &str) -> Value {
+    r.score["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+        .clone()
+}
+
+/// What every complete run must show, whatever the storage, broker and face models.
 async fn assert_complete_interview(t: &TestStack, r: &SimResult) {
     let questions: Vec<&str> = r
         .of_type("question")
@@ -29,19 +40,6 @@ async fn assert_complete_interview(t: &TestStack, r: &SimResult) {
         "questions in order"
     );
     assert_eq!(r.answers_sent, 6);
-
-    // Without face models the emotion service is unavailable: the candidate is told once that live
-    // feedback is paused (not once per frame), and every frame is queued for the worker.
-    let paused = r
-        .of_type("status")
-        .iter()
-        .filter(|s| {
-            s["data"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("paused"))
-        })
-        .count();
-    assert_eq!(paused, 1, "one paused notice: {:#?}", r.messages);
     assert!(
         r.of_type("error").is_empty(),
         "no errors: {:#?}",
@@ -50,31 +48,14 @@ async fn assert_complete_interview(t: &TestStack, r: &SimResult) {
     let last = r.of_type("status").last().cloned().cloned().unwrap();
     assert_eq!(last["data"]["state"], "completed");
     assert_eq!(last["data"]["report_ready"], true);
-
-    let components = r.score["components"].as_array().unwrap();
-    let by_name = |n: &str| components.iter().find(|c| c["name"] == n).unwrap().clone();
-    let technical = by_name("technical");
+    let technical = component(r, "technical");
     assert_eq!(technical["sufficient_data"], true);
     assert!(technical["score"].as_f64().unwrap() > 50.0, "{technical}");
-    assert!(by_name("communication")["score"].as_f64().unwrap() > 50.0);
-    let engagement = by_name("engagement");
-    assert_eq!(
-        engagement["sufficient_data"], false,
-        "no frames were analysed: {engagement}"
-    );
-    assert!(
-        engagement["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("Insufficient data")
-    );
+    assert!(component(r, "communication")["score"].as_f64().unwrap() > 50.0);
     assert!(r.score["overall_score"].as_f64().is_some());
-
     assert_eq!(r.report["session_id"], r.session_id.as_str());
     assert_eq!(r.report["answers"].as_array().unwrap().len(), 6);
     assert!(r.pdf_bytes > 1000);
-    assert_eq!(r.emotions["frames_analyzed"], 0);
-
     let session = t
         .get(&format!("/api/v1/interviews/{}", r.session_id))
         .await
@@ -83,10 +64,6 @@ async fn assert_complete_interview(t: &TestStack, r: &SimResult) {
     assert_eq!(session["report_ready"], true);
     assert_eq!(
         session["frames_received"].as_u64().unwrap() as usize,
-        r.frames_sent
-    );
-    assert_eq!(
-        session["frames_deferred"].as_u64().unwrap() as usize,
         r.frames_sent
     );
     let answers = session["answers"].as_array().unwrap();
@@ -99,11 +76,93 @@ async fn assert_complete_interview(t: &TestStack, r: &SimResult) {
     );
 }
 
+/// Live feedback from the real face models: every frame analysed, the face seen, the expression
+/// read, and engagement scored from it.
+async fn assert_live_feedback(t: &TestStack, r: &SimResult) {
+    assert_complete_interview(t, r).await;
+    let updates = r.of_type("emotion_update");
+    assert_eq!(updates.len(), r.frames_sent, "one emotion_update per frame");
+    assert!(
+        updates
+            .iter()
+            .all(|u| u["data"]["face_detected"] == true && u["data"]["face_count"] == 1)
+    );
+    assert!(
+        updates
+            .iter()
+            .all(|u| !u["data"]["emotion"].as_str().unwrap().is_empty())
+    );
+    assert!(
+        updates.iter().any(|u| u["data"]["emotion"] == "happy"),
+        "the candidate smiles in the clip"
+    );
+    assert!(
+        r.of_type("status")
+            .iter()
+            .all(|s| s["data"]["live_feedback"] == "active")
+    );
+    let engagement = component(r, "engagement");
+    assert_eq!(engagement["sufficient_data"], true, "{engagement}");
+    assert!(engagement["score"].as_f64().unwrap() > 50.0, "{engagement}");
+    assert_eq!(
+        r.emotions["frames_analyzed"].as_u64().unwrap() as usize,
+        r.frames_sent
+    );
+    assert!(!r.emotions["dominant_emotion"].as_str().unwrap().is_empty());
+    assert!(r.report["engagement"]["mean_attention"].as_f64().unwrap() > 0.5);
+}
+
+/// Degraded mode: the emotion service answers but cannot analyse. The candidate is told once that
+/// live feedback is paused (not once per frame), every frame is queued for the worker, and the
+/// report says engagement has insufficient data instead of inventing a number.
+async fn assert_degraded_interview(t: &TestStack, r: &SimResult) {
+    assert_complete_interview(t, r).await;
+    let paused = r
+        .of_type("status")
+        .iter()
+        .filter(|s| {
+            s["data"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("paused"))
+        })
+        .count();
+    assert_eq!(paused, 1, "one paused notice: {:#?}", r.messages);
+    assert!(r.of_type("emotion_update").is_empty());
+    let engagement = component(r, "engagement");
+    assert_eq!(
+        engagement["sufficient_data"], false,
+        "no frames were analysed: {engagement}"
+    );
+    assert!(
+        engagement["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Insufficient data")
+    );
+    assert_eq!(r.emotions["frames_analyzed"], 0);
+    let session = t
+        .get(&format!("/api/v1/interviews/{}", r.session_id))
+        .await
+        .json();
+    assert_eq!(
+        session["frames_deferred"].as_u64().unwrap() as usize,
+        r.frames_sent
+    );
+}
+
 #[tokio::test]
-async fn a_candidate_plays_a_whole_interview_through_the_gateway_on_embedded_defaults() {
+async fn a_candidate_plays_a_whole_interview_through_the_gateway_with_live_face_analysis() {
     let t = spawn_stack(&[]).await;
     let r = play(&t).await;
-    assert_complete_interview(&t, &r).await;
+    assert_live_feedback(&t, &r).await;
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn without_face_analysis_the_interview_runs_degraded_and_says_so_once() {
+    let t = spawn_stack_without_face_models().await;
+    let r = play(&t).await;
+    assert_degraded_interview(&t, &r).await;
     t.stop().await;
 }
 
@@ -112,6 +171,6 @@ async fn the_same_interview_runs_on_rabbitmq_and_postgresql() {
     let t = spawn_stack_on_rabbitmq_and_postgres().await;
     assert_eq!(t.stack.as_ref().unwrap().bus.kind(), "rabbitmq");
     let r = play(&t).await;
-    assert_complete_interview(&t, &r).await;
+    assert_live_feedback(&t, &r).await;
     t.stop().await;
 }
