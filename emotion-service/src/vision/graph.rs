@@ -187,6 +187,42 @@ impl CustomOp1 for Depthwise {
     }
 }
 
+/// PReLU in one pass (candle would need four operators and four allocations for it).
+#[derive(Debug, Clone)]
+struct PRelu {
+    /// One slope per channel.
+    alpha: Vec<f32>,
+}
+
+impl CustomOp1 for PRelu {
+    fn name(&self) -> &'static str {
+        "prelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let (CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets())
+        else {
+            candle_core::bail!("prelu expects a contiguous f32 input");
+        };
+        let mut out = data[start..end].to_vec();
+        for (i, plane) in out.chunks_exact_mut(h * w).enumerate() {
+            let a = self.alpha[i % c];
+            for v in plane.iter_mut() {
+                if *v < 0.0 {
+                    *v *= a;
+                }
+            }
+        }
+        debug_assert_eq!(out.len(), n * c * h * w);
+        Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
+    }
+}
+
 /// One prepared operator.
 #[derive(Debug)]
 enum Op {
@@ -212,9 +248,7 @@ enum Op {
         activation: Activation,
     },
     Relu,
-    PRelu {
-        alpha: Tensor,
-    },
+    PRelu(PRelu),
     Reshape {
         shape: Vec<usize>,
     },
@@ -376,12 +410,9 @@ impl Graph {
                 "ADD" => Op::Add { activation },
                 "RELU" => Op::Relu,
                 "PRELU" => {
-                    let alpha = constant(o.inputs[1])?;
-                    let c = alpha.elem_count();
+                    let alpha = constant(o.inputs[1])?.flatten_all()?.to_vec1::<f32>()?;
                     inputs.truncate(1);
-                    Op::PRelu {
-                        alpha: alpha.reshape((1, c, 1, 1))?,
-                    }
+                    Op::PRelu(PRelu { alpha })
                 }
                 "RESHAPE" => Op::Reshape {
                     shape: o.shape.iter().map(|d| (*d).max(1) as usize).collect(),
@@ -518,12 +549,7 @@ impl Graph {
                     Value::Nchw(t) => Value::Nchw(t.relu()?),
                     Value::Plain(t) => Value::Plain(t.relu()?),
                 },
-                Op::PRelu { alpha } => {
-                    let x = get(0)?;
-                    let x = x.nchw()?;
-                    let negative = x.minimum(0f32)?.broadcast_mul(alpha)?;
-                    Value::Nchw(x.relu()?.add(&negative)?)
-                }
+                Op::PRelu(p) => Value::Nchw(get(0)?.nchw()?.contiguous()?.apply_op1_no_bwd(p)?),
                 Op::Reshape { shape } => Value::Plain(get(0)?.plain()?.reshape(shape.as_slice())?),
                 Op::Concat { axis } => {
                     let parts: Vec<Value> = (0..step.inputs.len())

@@ -47,7 +47,7 @@ const FER_LABELS: [&str; 7] = [
 ];
 
 /// Mesh vertices at the eye corners: (outer, inner) of the eye on the image's left, then right.
-const EYE_CORNERS: [(usize, usize); 2] = [(33, 133), (362, 263)];
+pub const EYE_CORNERS: [(usize, usize); 2] = [(33, 133), (362, 263)];
 
 /// Below this the mesh says there is no face in its crop.
 const FACE_FLAG_MIN: f32 = 0.5;
@@ -77,15 +77,15 @@ impl std::fmt::Debug for Pipeline {
 
 /// What the detector found, in frame pixels.
 #[derive(Debug, Clone)]
-struct Found {
-    faces: Vec<FaceBox>,
+pub struct Found {
+    pub faces: Vec<FaceBox>,
 }
 
 /// One eye's measurements.
 #[derive(Debug, Clone, Copy)]
-struct Eye {
-    openness: f32,
-    iris_position: f32,
+pub struct Eye {
+    pub openness: f32,
+    pub iris_position: f32,
 }
 
 impl Pipeline {
@@ -101,7 +101,7 @@ impl Pipeline {
     }
 
     /// Faces in the frame, largest first. The frame is letterboxed into the detector's square.
-    fn detect(&self, frame: &RgbImage) -> Result<Found, GraphError> {
+    pub fn detect(&self, frame: &RgbImage) -> Result<Found, GraphError> {
         let (w, h) = (frame.width() as f32, frame.height() as f32);
         let side = w.max(h);
         let region = Region {
@@ -137,7 +137,7 @@ impl Pipeline {
     }
 
     /// The mesh around `face`: 468 points in frame pixels and the face-presence probability.
-    fn mesh(&self, frame: &RgbImage, face: &FaceBox) -> Result<(Vec<Point>, f32), GraphError> {
+    pub fn mesh(&self, frame: &RgbImage, face: &FaceBox) -> Result<(Vec<Point>, f32), GraphError> {
         let side = face.width.max(face.height) * 1.5;
         let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);
         let roi = Region {
@@ -175,7 +175,7 @@ impl Pipeline {
 
     /// Eye openness and iris position of the eye between two mesh corners; the eye on the image's
     /// right is mirrored, as the iris model expects.
-    fn eye(
+    pub fn eye(
         &self,
         frame: &RgbImage,
         mesh: &[Point],
@@ -219,7 +219,7 @@ impl Pipeline {
         })
     }
 
-    fn expression(&self, frame: &RgbImage, face: &FaceBox) -> Result<Expression, GraphError> {
+    pub fn expression(&self, frame: &RgbImage, face: &FaceBox) -> Result<Expression, GraphError> {
         let side = face.width.max(face.height);
         let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);
         let roi = Region {
