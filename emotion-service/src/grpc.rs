@@ -235,5 +235,14 @@ pub fn summary_to_wire(s: &SessionSummary) -> pb::SessionSummary {
         first_timestamp: s.first_timestamp,
         last_timestamp: s.last_timestamp,
         policy: WirePolicy::from(s.policy) as i32,
+        face_absent_spells: s.face_absent_spells.iter().map(spell).collect(),
+        look_away_spells: s.look_away_spells.iter().map(spell).collect(),
+    }
+}
+
+fn spell(s: &crate::service::Spell) -> pb::Spell {
+    pb::Spell {
+        started_at: s.started_at,
+        duration_ms: s.duration_ms,
     }
 }

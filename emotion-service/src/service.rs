@@ -64,6 +64,44 @@ pub struct TimelinePoint {
     pub blink_count: i64,
 }
 
+/// A continuous stretch of frames in one state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Spell {
+    pub started_at: i64,
+    pub duration_ms: i64,
+}
+
+/// Spells shorter than this are glances, not absences.
+pub const MIN_SPELL_MS: i64 = 1000;
+
+/// Stretches of consecutive frames for which `inside` holds, lasting at least [`MIN_SPELL_MS`].
+/// A spell lasts until the first frame outside it (or the last frame, if it never ends).
+pub fn spells(frames: &[StoredFrame], inside: impl Fn(&StoredFrame) -> bool) -> Vec<Spell> {
+    let mut out = Vec::new();
+    let mut start: Option<i64> = None;
+    for f in frames {
+        match (inside(f), start) {
+            (true, None) => start = Some(f.timestamp),
+            (false, Some(s)) => {
+                out.push(Spell {
+                    started_at: s,
+                    duration_ms: f.timestamp - s,
+                });
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(s), Some(last)) = (start, frames.last()) {
+        out.push(Spell {
+            started_at: s,
+            duration_ms: last.timestamp - s,
+        });
+    }
+    out.retain(|s| s.duration_ms >= MIN_SPELL_MS);
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionSummary {
     pub session_id: String,
@@ -79,6 +117,8 @@ pub struct SessionSummary {
     pub first_timestamp: i64,
     pub last_timestamp: i64,
     pub timeline: Vec<TimelinePoint>,
+    pub face_absent_spells: Vec<Spell>,
+    pub look_away_spells: Vec<Spell>,
 }
 
 /// While a face is tracked, the detector still runs every this many frames, so a second face
@@ -346,5 +386,57 @@ pub fn summarize(
         first_timestamp: frames.first().map(|f| f.timestamp).unwrap_or_default(),
         last_timestamp: frames.last().map(|f| f.timestamp).unwrap_or_default(),
         timeline,
+        face_absent_spells: spells(frames, |f| !f.face_present),
+        look_away_spells: spells(frames, |f| f.face_present && !f.eye_contact),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(t: i64, face: bool, contact: bool) -> StoredFrame {
+        StoredFrame {
+            frame_number: t,
+            timestamp: t,
+            face_present: face,
+            face_count: i64::from(face),
+            emotion: String::new(),
+            confidence: 0.0,
+            attention: 0.0,
+            eye_contact: contact,
+            blink_count: 0,
+            eye_closed: false,
+        }
+    }
+
+    #[test]
+    fn spells_of_a_second_or_more_are_counted_with_their_durations() {
+        // 100 ms frames: face gone 1.0-2.5 s, a 300 ms glance away at 2.8 s, looking away from 3.5 s
+        // to the end (4.9 s).
+        let frames: Vec<StoredFrame> = (0..50)
+            .map(|i| {
+                frame(
+                    i * 100,
+                    !(10..25).contains(&i),
+                    !(28..31).contains(&i) && i < 35,
+                )
+            })
+            .collect();
+        assert_eq!(
+            spells(&frames, |f| !f.face_present),
+            vec![Spell {
+                started_at: 1000,
+                duration_ms: 1500
+            }]
+        );
+        assert_eq!(
+            spells(&frames, |f| f.face_present && !f.eye_contact),
+            vec![Spell {
+                started_at: 3500,
+                duration_ms: 1400
+            }],
+            "the glance is too short to count"
+        );
     }
 }
