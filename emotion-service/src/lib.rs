@@ -71,18 +71,9 @@ impl Config {
     }
 }
 
-/// `$XDG_CACHE_HOME/ai-interview/models`, where the fetch script puts the converted weights.
+/// Where the fetch script puts the converted weights (see `iv_platform::assets`).
 pub fn default_models_dir() -> String {
-    let cache = std::env::var("XDG_CACHE_HOME")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| {
-            format!(
-                "{}/.cache",
-                std::env::var("HOME").unwrap_or_else(|_| ".".into())
-            )
-        });
-    format!("{cache}/ai-interview/models")
+    iv_platform::assets::models_dir().display().to_string()
 }
 
 /// Loads the vision pipeline once, at start. A missing or corrupt model file is an error that

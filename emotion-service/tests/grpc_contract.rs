@@ -177,11 +177,7 @@ async fn a_missing_model_file_stops_the_service_with_the_file_and_the_fix() {
 }
 
 fn jpeg_frame(n: usize) -> Vec<u8> {
-    let home = std::env::var_os("AIV_ASSETS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/ai-interview")
-        });
+    let home = iv_platform::assets::dir();
     std::fs::read(home.join(format!("media/single_face/frame_{n:03}.jpg")))
         .expect("media (run scripts/fetch-assets.sh)")
 }

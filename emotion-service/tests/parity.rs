@@ -8,14 +8,7 @@ use emotion_service::vision::graph::Graph;
 use serde_json::Value;
 
 fn assets() -> PathBuf {
-    std::env::var_os("AIV_ASSETS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-            cache.join("ai-interview")
-        })
+    iv_platform::assets::dir()
 }
 
 fn cases(model: &str) -> Vec<Value> {

@@ -2,23 +2,7 @@
 
 use std::path::PathBuf;
 
-/// `$AIV_ASSETS_DIR`, else `$XDG_CACHE_HOME/ai-interview`, else `~/.cache/ai-interview`.
-pub fn assets_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("AIV_ASSETS_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache")
-        });
-    cache.join("ai-interview")
-}
-
-pub fn media_dir() -> PathBuf {
-    assets_dir().join("media")
-}
+pub use iv_platform::assets::media_dir;
 
 /// Webcam-like frames for the simulator: the frames of `single_face.mp4` when extracted, else
 /// the still portraits. Sorted, so a run is repeatable.

@@ -15,6 +15,18 @@ pub struct Region {
     pub height: f32,
 }
 
+impl Region {
+    /// The square of side `side` centred on `(cx, cy)`.
+    pub fn square(cx: f32, cy: f32, side: f32) -> Self {
+        Self {
+            x: cx - side / 2.0,
+            y: cy - side / 2.0,
+            width: side,
+            height: side,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sampling {
     /// Pixel centres mapped down and floored: exact and cheap, used by the parity tests.

@@ -139,13 +139,7 @@ impl Pipeline {
     /// The mesh around `face`: 468 points in frame pixels and the face-presence probability.
     pub fn mesh(&self, frame: &RgbImage, face: &FaceBox) -> Result<(Vec<Point>, f32), GraphError> {
         let side = face.width.max(face.height) * 1.5;
-        let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);
-        let roi = Region {
-            x: cx - side / 2.0,
-            y: cy - side / 2.0,
-            width: side,
-            height: side,
-        };
+        let roi = Region::square(face.x + face.width / 2.0, face.y + face.height / 2.0, side);
         let input = sample(
             frame,
             roi,
@@ -185,12 +179,7 @@ impl Pipeline {
         let (a, b) = (mesh[corners.0], mesh[corners.1]);
         let (cx, cy) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
         let side = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt() * 2.3;
-        let roi = Region {
-            x: cx - side / 2.0,
-            y: cy - side / 2.0,
-            width: side,
-            height: side,
-        };
+        let roi = Region::square(cx, cy, side);
         let input = sample(
             frame,
             roi,
@@ -221,13 +210,7 @@ impl Pipeline {
 
     pub fn expression(&self, frame: &RgbImage, face: &FaceBox) -> Result<Expression, GraphError> {
         let side = face.width.max(face.height);
-        let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);
-        let roi = Region {
-            x: cx - side / 2.0,
-            y: cy - side / 2.0,
-            width: side,
-            height: side,
-        };
+        let roi = Region::square(face.x + face.width / 2.0, face.y + face.height / 2.0, side);
         let input = sample(
             frame,
             roi,

@@ -2,6 +2,7 @@
 //! own behaviour.
 //!
 //! # Layout
+//! - [`assets`]: where the fetched models and media are cached.
 //! - [`config`]: typed configuration read from an environment source (tests pass a map, never `set_var`).
 //! - [`telemetry`]: structured logs (`LOG_FORMAT=json|pretty`, `RUST_LOG`).
 //! - [`health`]: `/health`, `/health/ready`, `/health/live` and Prometheus `/metrics`.
@@ -19,6 +20,7 @@
 //! - [`client`]: a small HTTP client for tools and tests.
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
 
+pub mod assets;
 pub mod bus;
 pub mod client;
 pub mod config;
