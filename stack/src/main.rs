@@ -2,8 +2,15 @@
 //! (default `data/`) and the in-process event bus. Set `AMQP_URL` and `DATABASE_URL` to use
 //! RabbitMQ and PostgreSQL instead. Stops cleanly on Ctrl-C or SIGTERM.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    emotion_service::one_kernel_thread_per_frame();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     iv_platform::telemetry::init();
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let stack = iv_stack::Stack::start(env, None).await?;
