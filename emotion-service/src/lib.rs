@@ -158,26 +158,16 @@ impl Application {
                     .await;
             }
         }
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(iv_contracts::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("building gRPC reflection")?;
         let emotion = EmotionServiceServer::new(grpc::GrpcEmotion { app: app.clone() })
             .max_decoding_message_size(64 * 1024 * 1024);
-        let grpc = tonic::service::Routes::new(emotion)
-            .add_service(health_service)
-            .add_service(reflection)
-            .prepare()
-            .into_axum_router();
+        let grpc = tonic::service::Routes::new(emotion).add_service(health_service);
         let rest = routes::router(routes::RestState {
             app,
             health: health.clone(),
         })
         .merge(health.router());
-        let router = http::observe(
-            rest.merge(grpc).fallback(http::not_found),
-            "emotion-service",
-        );
+        let router = http::rest_and_grpc(rest, grpc, "emotion-service")
+            .context("building gRPC reflection")?;
         let listener = http::bind(&config.host, config.port)
             .await
             .context("binding the emotion port")?;

@@ -82,27 +82,17 @@ impl Application {
         health_reporter
             .set_serving::<ScoringServiceServer<grpc::GrpcScoring>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(iv_contracts::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("building gRPC reflection")?;
         let grpc = tonic::service::Routes::new(ScoringServiceServer::new(grpc::GrpcScoring {
             scoring: scoring.clone(),
         }))
-        .add_service(health_service)
-        .add_service(reflection)
-        .prepare()
-        .into_axum_router();
-
+        .add_service(health_service);
         let rest = routes::router(routes::RestState {
             scoring,
             health: health.clone(),
         })
         .merge(health.router());
-        let router = http::observe(
-            rest.merge(grpc).fallback(http::not_found),
-            "scoring-service",
-        );
+        let router = http::rest_and_grpc(rest, grpc, "scoring-service")
+            .context("building gRPC reflection")?;
         let listener = http::bind(&config.host, config.port)
             .await
             .context("binding the scoring port")?;

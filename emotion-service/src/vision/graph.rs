@@ -101,6 +101,18 @@ fn padding_for(mode: &str, input: usize, kernel: usize, stride: usize) -> (usize
     }
 }
 
+/// The input of a hand-written operator: contiguous f32, which is all these models produce.
+fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(data), Some((start, end))) => Ok(&data[start..end]),
+        _ => candle_core::bail!("{op} expects a contiguous f32 input"),
+    }
+}
+
 /// Depthwise convolution (multiplier 1) with bias, padding and activation fused, on NCHW f32.
 #[derive(Debug, Clone)]
 struct Depthwise {
@@ -124,13 +136,7 @@ impl CustomOp1 for Depthwise {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = layout.shape().dims4()?;
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("depthwise convolution expects f32");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("depthwise convolution expects a contiguous input");
-        };
-        let input = &data[start..end];
+        let input = contiguous_f32(storage, layout, self.name())?;
         let (kh, kw) = self.kernel;
         let (sh, sw) = self.stride;
         let mode = if self.same { "SAME" } else { "VALID" };
@@ -205,11 +211,7 @@ impl CustomOp1 for PRelu {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = layout.shape().dims4()?;
-        let (CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets())
-        else {
-            candle_core::bail!("prelu expects a contiguous f32 input");
-        };
-        let mut out = data[start..end].to_vec();
+        let mut out = contiguous_f32(storage, layout, self.name())?.to_vec();
         for (i, plane) in out.chunks_exact_mut(h * w).enumerate() {
             let a = self.alpha[i % c];
             for v in plane.iter_mut() {

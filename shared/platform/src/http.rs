@@ -111,6 +111,21 @@ pub async fn run_server(
     }
 }
 
+/// One port for REST and gRPC: the service's gRPC routes (its own service and grpc.health.v1)
+/// get reflection added, are merged with its REST routes, and the whole wears the common layers
+/// with the JSON/UNIMPLEMENTED fallback. The request's content type tells the protocols apart.
+pub fn rest_and_grpc(
+    rest: Router,
+    grpc: tonic::service::Routes,
+    service: &'static str,
+) -> Result<Router, tonic_reflection::server::Error> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(iv_contracts::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let grpc = grpc.add_service(reflection).prepare().into_axum_router();
+    Ok(observe(rest.merge(grpc).fallback(not_found), service))
+}
+
 /// Serves a router until `shutdown` resolves, then stops accepting and drains open requests.
 ///
 /// Long-lived connections (WebSockets) must watch the same shutdown themselves; callers bound the
