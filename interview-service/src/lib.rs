@@ -113,7 +113,6 @@ impl Application {
             store::InterviewStore::new(pool),
             emotion,
             scoring,
-            bus.clone(),
             relay,
             config.max_frame_bytes,
         );

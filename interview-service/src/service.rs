@@ -5,7 +5,6 @@ use iv_contracts::events::{CompletedAnswer, FrameCaptured, InterviewCompleted, S
 use iv_contracts::now_millis;
 use iv_contracts::policy::AnalysisPolicy;
 use iv_contracts::scoring::AnswerRequest;
-use iv_platform::bus::EventBus;
 use iv_platform::downstream::{EmotionClient, ScoringClient};
 use iv_platform::outbox::Relay;
 use serde::Deserialize;
@@ -63,7 +62,6 @@ pub struct InterviewApp {
     pub(crate) store: InterviewStore,
     emotion: EmotionClient,
     scoring: ScoringClient,
-    bus: EventBus,
     relay: Relay,
     hub: Hub,
     max_frame_bytes: usize,
@@ -74,7 +72,6 @@ impl InterviewApp {
         store: InterviewStore,
         emotion: EmotionClient,
         scoring: ScoringClient,
-        bus: EventBus,
         relay: Relay,
         max_frame_bytes: usize,
     ) -> Self {
@@ -82,7 +79,6 @@ impl InterviewApp {
             store,
             emotion,
             scoring,
-            bus,
             relay,
             hub: Hub::default(),
             max_frame_bytes,
@@ -208,14 +204,9 @@ impl InterviewApp {
         };
         match self.emotion.analyze_frame(request.clone()).await {
             Ok(response) => {
-                self.store.count_frame(id, true).await?;
-                // Metadata only; the candidate's feedback must not wait for the broker's fsync.
-                let bus = self.bus.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = bus.publish(&event).await {
-                        tracing::warn!(error = %e, "FrameCaptured not published");
-                    }
-                });
+                // The relay publishes it; the candidate's feedback never waits for the broker.
+                self.store.count_frame(id, true, &event).await?;
+                self.relay.notify();
                 metrics::counter!("frames_total", "outcome" => "analyzed").increment(1);
                 Ok(FrameOutcome::Analyzed(update_from(&response, frame_number)))
             }
@@ -230,11 +221,9 @@ impl InterviewApp {
                 .map_err(|e| InterviewError::FrameNotQueued(e.to_string()))??;
                 event.image_data = bytes;
                 event.deferred = true;
-                self.bus
-                    .publish(&event)
-                    .await
-                    .map_err(|e| InterviewError::FrameNotQueued(e.to_string()))?;
-                self.store.count_frame(id, false).await?;
+                // Stored with the count, published by the relay when the broker is there.
+                self.store.count_frame(id, false, &event).await?;
+                self.relay.notify();
                 metrics::counter!("frames_total", "outcome" => "deferred").increment(1);
                 Ok(FrameOutcome::Deferred {
                     frame_number,

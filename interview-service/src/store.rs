@@ -217,13 +217,23 @@ impl InterviewStore {
         Ok(n)
     }
 
-    pub async fn count_frame(&self, id: &str, analyzed_live: bool) -> Result<(), InterviewError> {
+    /// Counts a frame and stores its FrameCaptured event in the same transaction (the outbox
+    /// relay publishes it): a frame queued for the worker survives a broker outage.
+    pub async fn count_frame(
+        &self,
+        id: &str,
+        analyzed_live: bool,
+        event: &iv_contracts::events::FrameCaptured,
+    ) -> Result<(), InterviewError> {
         let sql = if analyzed_live {
             "UPDATE interviews SET frames_analyzed = frames_analyzed + 1 WHERE id = $1"
         } else {
             "UPDATE interviews SET frames_deferred = frames_deferred + 1 WHERE id = $1"
         };
-        sqlx::query(sql).bind(id).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        iv_platform::outbox::enqueue(&mut tx, event).await?;
+        tx.commit().await?;
         Ok(())
     }
 

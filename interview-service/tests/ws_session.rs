@@ -42,7 +42,6 @@ async fn app() -> InterviewApp {
         InterviewStore::new(pool.clone()),
         emotion,
         scoring,
-        bus.clone(),
         Relay::new(pool, bus),
         2 << 20,
     )

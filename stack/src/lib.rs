@@ -31,67 +31,180 @@ pub struct Addresses {
 }
 
 pub struct Stack {
+    /// Where each service is: started here, or given by its URL variable (or its default).
     pub addresses: Addresses,
+    /// The services started in this process.
+    pub services: Vec<Service>,
     pub bus: EventBus,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
+/// One of the five services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Scoring,
+    Emotion,
+    Interview,
+    Worker,
+    Gateway,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Self::Scoring,
+        Self::Emotion,
+        Self::Interview,
+        Self::Worker,
+        Self::Gateway,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Scoring => "scoring",
+            Self::Emotion => "emotion",
+            Self::Interview => "interview",
+            Self::Worker => "worker",
+            Self::Gateway => "gateway",
+        }
+    }
+
+    /// The variable that tells the other services where this one is, when it runs elsewhere.
+    fn url_key(self) -> &'static str {
+        match self {
+            Self::Scoring => "SCORING_GRPC_URL",
+            Self::Emotion => "EMOTION_GRPC_URL",
+            Self::Interview => "INTERVIEW_URL",
+            Self::Worker => "WORKER_URL",
+            Self::Gateway => "GATEWAY_URL",
+        }
+    }
+
+    /// `STACK_SERVICES` (comma-separated names; all five when unset).
+    pub fn selected(env: &HashMap<String, String>) -> anyhow::Result<Vec<Service>> {
+        let Some(list) = env.get("STACK_SERVICES").filter(|s| !s.trim().is_empty()) else {
+            return Ok(Self::ALL.to_vec());
+        };
+        list.split(',')
+            .map(|name| {
+                let name = name.trim();
+                Self::ALL
+                    .into_iter()
+                    .find(|s| s.name() == name)
+                    .with_context(|| {
+                        format!("STACK_SERVICES: unknown service {name:?} (scoring, emotion, interview, worker, gateway)")
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The address of a service run elsewhere: its URL variable, or the service's default address
+/// (which is also what the other services assume when the variable is unset).
+fn external(env: &HashMap<String, String>, service: Service) -> anyhow::Result<SocketAddr> {
+    let key = service.url_key();
+    let Some(url) = env.get(key) else {
+        let port = match service {
+            Service::Gateway => 8080,
+            Service::Interview => 8081,
+            Service::Emotion => 8082,
+            Service::Scoring => 8083,
+            Service::Worker => 8084,
+        };
+        return Ok(([127, 0, 0, 1], port).into());
+    };
+    let authority = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
+    authority
+        .parse()
+        .with_context(|| format!("{key}={url} is not http://<ip>:<port>"))
+}
+
 impl Stack {
-    /// Starts every service from `env` (the same variables the services read alone).
+    /// Starts the services named by `STACK_SERVICES` (all five by default) from `env`, the same
+    /// variables the services read alone; the others must be given by their URL variables.
     /// `analyzer` replaces the emotion service's own model loading when given.
     pub async fn start(
         mut env: HashMap<String, String>,
         analyzer: Option<Arc<dyn FrameAnalyzer>>,
     ) -> anyhow::Result<Self> {
+        let selected = Service::selected(&env)?;
+        let runs = |s: Service| selected.contains(&s);
         let bus = EventBus::from_env(&iv_platform::config::Env::new(&env))
             .await
             .context("connecting to the message broker")?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-
-        let scoring =
-            scoring_service::Application::build(scoring_service::Config::from_env(&env)?).await?;
-        let scoring_addr = scoring.local_addr();
-        let emotion_config = emotion_service::Config::from_env(&env)?;
-        let emotion = match analyzer {
-            Some(a) => emotion_service::Application::build_with(emotion_config, a).await?,
-            None => emotion_service::Application::build(emotion_config).await?,
-        };
-        let emotion_addr = emotion.local_addr();
-        for (key, addr) in [
-            ("EMOTION_GRPC_URL", emotion_addr),
-            ("SCORING_GRPC_URL", scoring_addr),
-            ("EMOTION_URL", emotion_addr),
-            ("SCORING_URL", scoring_addr),
-        ] {
-            env.insert(key.into(), format!("http://{addr}"));
-        }
-        let interview = interview_service::Application::build(
-            interview_service::Config::from_env(&env)?,
-            bus.clone(),
-        )
-        .await?;
-        let interview_addr = interview.local_addr();
-        env.insert("INTERVIEW_URL".into(), format!("http://{interview_addr}"));
-        let worker = worker_service::Application::build(
-            worker_service::Config::from_env(&env)?,
-            bus.clone(),
-        )
-        .await?;
-        let worker_addr = worker.local_addr();
-        let gateway = gateway::Application::build(gateway::Config::from_env(&env)?).await?;
-        let gateway_addr = gateway.local_addr();
-
         let stop = || {
             let token = shutdown.clone();
             async move { token.cancelled().await }
         };
-        tasks.push(tokio::spawn(scoring.run_until(stop())));
-        tasks.push(tokio::spawn(emotion.run_until(stop())));
-        tasks.push(tokio::spawn(interview.run_until(stop())));
-        tasks.push(tokio::spawn(worker.run_until(stop())));
-        tasks.push(tokio::spawn(gateway.run_until(stop())));
+
+        let scoring_addr = if runs(Service::Scoring) {
+            let app = scoring_service::Application::build(scoring_service::Config::from_env(&env)?)
+                .await?;
+            let addr = app.local_addr();
+            tasks.push(tokio::spawn(app.run_until(stop())));
+            env.insert("SCORING_GRPC_URL".into(), format!("http://{addr}"));
+            env.insert("SCORING_URL".into(), format!("http://{addr}"));
+            addr
+        } else {
+            let addr = external(&env, Service::Scoring)?;
+            // One port serves both REST and gRPC.
+            env.entry("SCORING_URL".into())
+                .or_insert_with(|| format!("http://{addr}"));
+            addr
+        };
+        let emotion_addr = if runs(Service::Emotion) {
+            let config = emotion_service::Config::from_env(&env)?;
+            let app = match analyzer {
+                Some(a) => emotion_service::Application::build_with(config, a).await?,
+                None => emotion_service::Application::build(config).await?,
+            };
+            let addr = app.local_addr();
+            tasks.push(tokio::spawn(app.run_until(stop())));
+            env.insert("EMOTION_GRPC_URL".into(), format!("http://{addr}"));
+            env.insert("EMOTION_URL".into(), format!("http://{addr}"));
+            addr
+        } else {
+            let addr = external(&env, Service::Emotion)?;
+            // One port serves both REST and gRPC.
+            env.entry("EMOTION_URL".into())
+                .or_insert_with(|| format!("http://{addr}"));
+            addr
+        };
+        let interview_addr = if runs(Service::Interview) {
+            let app = interview_service::Application::build(
+                interview_service::Config::from_env(&env)?,
+                bus.clone(),
+            )
+            .await?;
+            let addr = app.local_addr();
+            tasks.push(tokio::spawn(app.run_until(stop())));
+            env.insert("INTERVIEW_URL".into(), format!("http://{addr}"));
+            addr
+        } else {
+            external(&env, Service::Interview)?
+        };
+        let worker_addr = if runs(Service::Worker) {
+            let app = worker_service::Application::build(
+                worker_service::Config::from_env(&env)?,
+                bus.clone(),
+            )
+            .await?;
+            let addr = app.local_addr();
+            tasks.push(tokio::spawn(app.run_until(stop())));
+            addr
+        } else {
+            external(&env, Service::Worker)?
+        };
+        let gateway_addr = if runs(Service::Gateway) {
+            let app = gateway::Application::build(gateway::Config::from_env(&env)?).await?;
+            let addr = app.local_addr();
+            tasks.push(tokio::spawn(app.run_until(stop())));
+            addr
+        } else {
+            external(&env, Service::Gateway)?
+        };
 
         Ok(Self {
             addresses: Addresses {
@@ -101,6 +214,7 @@ impl Stack {
                 scoring: scoring_addr,
                 worker: worker_addr,
             },
+            services: selected,
             bus,
             shutdown,
             tasks,

@@ -8,8 +8,10 @@
 //!
 //! # Layout
 //! - [`jobs`]: the two handlers and how their failures are classified (retry or dead-letter).
+//! - [`ops`]: listing and replaying dead letters.
 
 pub mod jobs;
+pub mod ops;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +42,8 @@ pub struct Config {
     pub retry_delay: Duration,
     pub max_attempts: u32,
     pub grace: Duration,
+    /// Bearer token for `/ops/*`; open when unset (the worker's port stays inside the cluster).
+    pub ops_token: Option<String>,
 }
 
 impl Config {
@@ -56,6 +60,7 @@ impl Config {
             retry_delay: env.millis("WORKER_RETRY_DELAY_MS", 2_000)?,
             max_attempts: env.parse("WORKER_MAX_ATTEMPTS", 6)?,
             grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+            ops_token: env.optional("OPS_TOKEN"),
         })
     }
 }
@@ -86,10 +91,7 @@ impl Application {
         };
         let cancel = CancellationToken::new();
 
-        let mut completed = Subscription::new(
-            "worker.interview-completed",
-            &[InterviewCompleted::ROUTING_KEY],
-        );
+        let mut completed = Subscription::new(ops::QUEUES[0], &[InterviewCompleted::ROUTING_KEY]);
         completed.retry_delay = config.retry_delay;
         completed.max_attempts = config.max_attempts;
         completed.prefetch = 4;
@@ -107,7 +109,7 @@ impl Application {
             cancel.clone(),
         );
 
-        let mut frames = Subscription::new("worker.frames", &[FrameCaptured::ROUTING_KEY]);
+        let mut frames = Subscription::new(ops::QUEUES[1], &[FrameCaptured::ROUTING_KEY]);
         frames.retry_delay = config.retry_delay;
         frames.max_attempts = config.max_attempts;
         let j = jobs;
@@ -120,7 +122,14 @@ impl Application {
             cancel.clone(),
         );
 
-        let router = http::observe(health.router().fallback(http::not_found), "worker-service");
+        let ops = ops::router(ops::Ops {
+            bus: bus.clone(),
+            token: config.ops_token.clone(),
+        });
+        let router = http::observe(
+            health.router().merge(ops).fallback(http::not_found),
+            "worker-service",
+        );
         let listener = http::bind(&config.host, config.port)
             .await
             .context("binding the worker port")?;

@@ -11,7 +11,7 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::EventBus;
+use crate::bus::{EventBus, OutgoingMessage};
 use crate::db::Pool;
 use iv_contracts::events::Event;
 
@@ -105,7 +105,8 @@ impl Relay {
         })
     }
 
-    /// Publishes everything pending, oldest first; stops at the first failure so order holds.
+    /// Publishes everything pending, oldest first, a batch at a time; stops at the first
+    /// unconfirmed message so order holds (what follows it is sent again: at least once).
     pub async fn drain(&self) -> Result<usize, String> {
         let mut sent = 0;
         loop {
@@ -117,27 +118,39 @@ impl Relay {
             if rows.is_empty() {
                 return Ok(sent);
             }
+            let mut batch = Vec::with_capacity(rows.len());
             for row in rows {
-                let id: String = row.try_get("id").map_err(|e| e.to_string())?;
-                let key: String = row.try_get("routing_key").map_err(|e| e.to_string())?;
                 let payload: String = row.try_get("payload").map_err(|e| e.to_string())?;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(payload)
-                    .map_err(|e| e.to_string())?;
-                if let Err(e) = self.bus.publish_raw(&key, &id, &bytes).await {
-                    let _ = sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
-                        .bind(&id)
-                        .execute(&self.pool)
-                        .await;
-                    return Err(e.to_string());
-                }
+                batch.push(OutgoingMessage {
+                    message_id: row.try_get("id").map_err(|e| e.to_string())?,
+                    routing_key: row.try_get("routing_key").map_err(|e| e.to_string())?,
+                    payload: base64::engine::general_purpose::STANDARD
+                        .decode(payload)
+                        .map_err(|e| e.to_string())?,
+                });
+            }
+            let (confirmed, error) = self.bus.publish_many(&batch).await;
+            let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+            for m in &batch[..confirmed] {
                 sqlx::query("DELETE FROM outbox WHERE id = $1")
-                    .bind(&id)
-                    .execute(&self.pool)
+                    .bind(&m.message_id)
+                    .execute(&mut *tx)
                     .await
                     .map_err(|e| e.to_string())?;
-                sent += 1;
-                metrics::counter!("outbox_relayed_total", "routing_key" => key).increment(1);
+                metrics::counter!("outbox_relayed_total", "routing_key" => m.routing_key.clone())
+                    .increment(1);
+            }
+            if let Some(m) = batch.get(confirmed) {
+                sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
+                    .bind(&m.message_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            tx.commit().await.map_err(|e| e.to_string())?;
+            sent += confirmed;
+            if let Some(e) = error {
+                return Err(e.to_string());
             }
         }
     }

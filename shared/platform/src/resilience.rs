@@ -465,6 +465,121 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
+    /// Runs `body` on virtual time: tokio's clock is paused (attempt timeouts, backoff sleeps)
+    /// and failsafe's clock, which times the open state and reads `Instant` on its own, is
+    /// frozen and moved in step by [`Virtual::advance`].
+    fn on_virtual_time(body: impl AsyncFnOnce(&mut Virtual<'_>)) {
+        failsafe::clock::freeze(|clock| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mut v = Virtual { clock };
+                body(&mut v).await;
+            });
+        });
+    }
+
+    struct Virtual<'a> {
+        clock: &'a mut failsafe::clock::MockClock,
+    }
+
+    impl Virtual<'_> {
+        async fn advance(&mut self, by: Duration) {
+            self.clock.advance(by);
+            tokio::time::advance(by).await;
+        }
+    }
+
+    async fn hang() -> Result<(), Status> {
+        std::future::pending().await
+    }
+
+    #[test]
+    fn the_emotion_policy_on_virtual_time() {
+        on_virtual_time(async |v| {
+            let cfg = PolicyConfig::emotion();
+            let d = Downstream::new(PolicyConfig {
+                name: "t-virtual-emotion",
+                ..cfg.clone()
+            });
+            // A hung service: each call is two attempts of 1.5 s with one jittered pause between.
+            let started = tokio::time::Instant::now();
+            let r = d.call("analyze", hang).await;
+            let took = started.elapsed();
+            assert_eq!(r.unwrap_err().status().code(), Code::DeadlineExceeded);
+            let least = cfg.attempt_timeout * 2 + cfg.backoff_min;
+            let most = cfg.attempt_timeout * 2 + cfg.backoff_min * 2;
+            assert!(took >= least && took <= most, "one call took {took:?}");
+
+            // Five failed attempts open it: the third call's retry is refused by the breaker.
+            let _ = d.call("analyze", hang).await;
+            let r = d.call("analyze", hang).await;
+            assert!(matches!(r, Err(CallError::Open(_))), "{r:?}");
+            assert_eq!(d.state(), BreakerState::Open);
+
+            // Open: refused at once, with no time passing at all.
+            let started = tokio::time::Instant::now();
+            let r = d.call("analyze", || async { Ok(()) }).await;
+            assert!(matches!(r, Err(CallError::Open(_))));
+            assert_eq!(started.elapsed(), Duration::ZERO);
+
+            // Just before the open time ends it still refuses; just after, a probe goes through.
+            v.advance(cfg.open_for - Duration::from_millis(10)).await;
+            assert!(d.call("analyze", || async { Ok(()) }).await.is_err());
+            v.advance(Duration::from_millis(20)).await;
+            // A failed probe re-opens it for twice as long.
+            let r = d
+                .call("analyze", || async {
+                    Err::<(), _>(Status::unavailable("still down"))
+                })
+                .await;
+            assert!(r.unwrap_err().is_unavailable());
+            assert_eq!(d.state(), BreakerState::Open);
+            v.advance(cfg.open_for + Duration::from_millis(10)).await;
+            assert!(matches!(
+                d.call("analyze", || async { Ok(()) }).await,
+                Err(CallError::Open(_))
+            ));
+            v.advance(cfg.open_for).await;
+            // The service is back: the probe succeeds and the breaker closes.
+            d.call("analyze", || async { Ok(()) }).await.unwrap();
+            assert_eq!(d.state(), BreakerState::Closed);
+        });
+    }
+
+    #[test]
+    fn the_scoring_policy_rides_out_a_short_restart_on_virtual_time() {
+        on_virtual_time(async |_| {
+            let cfg = PolicyConfig::scoring();
+            let d = Downstream::new(PolicyConfig {
+                name: "t-virtual-scoring",
+                ..cfg.clone()
+            });
+            // Down for the first three attempts (a restart), up on the fourth: one call succeeds.
+            let calls = AtomicUsize::new(0);
+            let started = tokio::time::Instant::now();
+            let r = d
+                .call("score", || async {
+                    if calls.fetch_add(1, Ordering::SeqCst) < cfg.retries {
+                        Err(Status::unavailable("restarting"))
+                    } else {
+                        Ok(42)
+                    }
+                })
+                .await;
+            assert_eq!(r.unwrap(), 42);
+            assert_eq!(calls.load(Ordering::SeqCst), cfg.retries + 1);
+            // Three pauses doubling from the minimum (1 + 2 + 4), each up to twice that with jitter.
+            let took = started.elapsed();
+            assert!(took >= cfg.backoff_min * 7, "{took:?}");
+            assert!(took <= cfg.backoff_min * 14, "{took:?}");
+            assert_eq!(d.state(), BreakerState::Closed);
+        });
+    }
+
     #[tokio::test]
     async fn a_hanging_call_times_out_and_counts_as_a_failure() {
         let d = Downstream::new(fast("t-hang"));

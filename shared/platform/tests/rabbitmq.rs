@@ -162,3 +162,80 @@ async fn a_malformed_message_is_dead_lettered_at_once_and_the_queue_keeps_flowin
     assert_eq!(rabbit.dead_letter_count("poison").await.unwrap(), 1);
     cancel.cancel();
 }
+
+/// A message dead-lettered while its cause lasted is listed with the reason, left in place by the
+/// listing, and processed once replayed after the cause is fixed.
+#[tokio::test]
+async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
+    let bus = bus().await;
+    let fixed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handled = Arc::new(AtomicU32::new(0));
+    let (f, h) = (fixed.clone(), handled.clone());
+    let cancel = CancellationToken::new();
+    let mut sub = Subscription::new("replay", &[InterviewCompleted::ROUTING_KEY]);
+    sub.max_attempts = 2;
+    sub.retry_delay = Duration::from_millis(50);
+    bus.subscribe(
+        sub,
+        handler(move |d| {
+            let (f, h) = (f.clone(), h.clone());
+            async move {
+                let e: InterviewCompleted = d.decode()?;
+                if !f.load(Ordering::SeqCst) {
+                    return Err(HandlerError::Transient(format!(
+                        "scoring unavailable for {}",
+                        e.session_id
+                    )));
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        }),
+        cancel.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..3 {
+        bus.publish(&InterviewCompleted {
+            session_id: format!("s{i}"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let EventBus::Rabbit(rabbit) = &bus else {
+        panic!("RabbitMQ bus expected")
+    };
+    for _ in 0..200 {
+        if rabbit.dead_letter_count("replay").await.unwrap() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let listed = bus.dead_letters("replay", 10).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|d| d.attempts == 2), "{listed:?}");
+    assert!(
+        listed[0].reason.contains("scoring unavailable for s0"),
+        "{listed:?}"
+    );
+    assert_eq!(
+        rabbit.dead_letter_count("replay").await.unwrap(),
+        3,
+        "listing leaves them in place"
+    );
+
+    fixed.store(true, Ordering::SeqCst);
+    assert_eq!(bus.replay_dead_letters("replay", 2).await.unwrap(), 2);
+    eventually("two replayed messages handled", || {
+        handled.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    assert_eq!(rabbit.dead_letter_count("replay").await.unwrap(), 1);
+    assert_eq!(bus.replay_dead_letters("replay", 10).await.unwrap(), 1);
+    eventually("the last one handled", || {
+        handled.load(Ordering::SeqCst) == 3
+    })
+    .await;
+    assert!(bus.dead_letters("replay", 10).await.unwrap().is_empty());
+    cancel.cancel();
+}

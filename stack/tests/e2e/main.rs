@@ -5,4 +5,5 @@ mod helpers;
 mod bad_input;
 mod gateway_edge;
 mod interview;
+mod ops;
 mod restart;

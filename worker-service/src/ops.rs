@@ -1,0 +1,153 @@
+//! Operations on the worker's dead letters: list them, and replay them once the cause is fixed.
+//!
+//! - `GET  /ops/dead-letters?queue=<q>&limit=<n>`: the oldest `n` (default 50) dead letters of a
+//!   queue, with the reason and attempts; left in place.
+//! - `POST /ops/dead-letters/replay?queue=<q>&limit=<n>`: moves up to `n` back into the queue as
+//!   first attempts. Consumers are idempotent, so replaying something already done is harmless.
+//!
+//! When `OPS_TOKEN` is set, both need `Authorization: Bearer <token>`. The worker's port is meant
+//! to stay inside the cluster; the gateway does not route `/ops`.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use iv_platform::bus::EventBus;
+use iv_platform::errors::{ApiError, ErrorClass};
+use serde::{Deserialize, Serialize};
+
+/// The queues this worker consumes; only these can be listed or replayed.
+pub const QUEUES: [&str; 2] = ["worker.interview-completed", "worker.frames"];
+
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Clone)]
+pub struct Ops {
+    pub bus: EventBus,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    queue: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeadLetterView {
+    pub message_id: String,
+    pub routing_key: String,
+    pub reason: String,
+    pub attempts: u32,
+    pub size_bytes: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    pub queue: String,
+    pub dead_letters: Vec<DeadLetterView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Replayed {
+    pub queue: String,
+    pub replayed: usize,
+}
+
+pub fn router(ops: Ops) -> Router {
+    Router::new()
+        .route("/ops/dead-letters", get(list))
+        .route("/ops/dead-letters/replay", post(replay))
+        .with_state(ops)
+}
+
+impl Ops {
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        let given = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given == Some(token.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorClass::Unauthenticated,
+                "UNAUTHENTICATED",
+                "ops endpoints need Authorization: Bearer <OPS_TOKEN>",
+            ))
+        }
+    }
+}
+
+fn checked(p: &Params) -> Result<(&'static str, usize), ApiError> {
+    let queue = p.queue.as_deref().unwrap_or_default();
+    let queue = QUEUES.into_iter().find(|q| *q == queue).ok_or_else(|| {
+        ApiError::new(
+            ErrorClass::InvalidInput,
+            "UNKNOWN_QUEUE",
+            format!("queue must be one of {}", QUEUES.join(", ")),
+        )
+    })?;
+    let limit = p.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::new(
+            ErrorClass::InvalidInput,
+            "INVALID_LIMIT",
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    Ok((queue, limit))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorClass::Unavailable, "BROKER_UNAVAILABLE", e.to_string())
+}
+
+async fn list(
+    State(ops): State<Ops>,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Result<Json<Listing>, ApiError> {
+    ops.authorize(&headers)?;
+    let (queue, limit) = checked(&p)?;
+    let letters = ops
+        .bus
+        .dead_letters(queue, limit)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(Listing {
+        queue: queue.into(),
+        dead_letters: letters
+            .into_iter()
+            .map(|d| DeadLetterView {
+                message_id: d.message_id,
+                routing_key: d.routing_key,
+                reason: d.reason,
+                attempts: d.attempts,
+                size_bytes: d.payload.len(),
+            })
+            .collect(),
+    }))
+}
+
+async fn replay(
+    State(ops): State<Ops>,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Result<Json<Replayed>, ApiError> {
+    ops.authorize(&headers)?;
+    let (queue, limit) = checked(&p)?;
+    let replayed = ops
+        .bus
+        .replay_dead_letters(queue, limit)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(Replayed {
+        queue: queue.into(),
+        replayed,
+    }))
+}
