@@ -31,6 +31,9 @@ use iv_contracts::events::Event;
 /// The topic exchange every event is published to.
 pub const EXCHANGE: &str = "interview.events";
 
+/// The longest a publish (or a batch of them) waits for the broker's confirms.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One message handed to a handler.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -407,7 +410,17 @@ impl RabbitBus {
                 }
             };
             let props = persistent(routing_key, message_id);
-            match publish_confirmed(&channel, &self.exchange(), routing_key, payload, props).await {
+            let exchange = self.exchange();
+            let publish = publish_confirmed(&channel, &exchange, routing_key, payload, props);
+            let result = tokio::time::timeout(PUBLISH_TIMEOUT, publish)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BusError::Broker(format!(
+                        "no confirm within {} s",
+                        PUBLISH_TIMEOUT.as_secs()
+                    )))
+                });
+            match result {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(error = %e, routing_key, "publish failed; reconnecting");
@@ -420,43 +433,55 @@ impl RabbitBus {
     }
 
     async fn publish_many(&self, messages: &[OutgoingMessage]) -> (usize, Option<BusError>) {
-        let channel = match self.channel().await {
-            Ok(c) => c,
-            Err(e) => return (0, Some(e)),
+        // A connection that died without lapin noticing would hold a publish or a confirm
+        // forever; everything in the batch must be done by one deadline.
+        let deadline = tokio::time::Instant::now() + PUBLISH_TIMEOUT;
+        let late =
+            || BusError::Broker(format!("no confirm within {} s", PUBLISH_TIMEOUT.as_secs()));
+        let channel = match tokio::time::timeout_at(deadline, self.channel()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return (0, Some(e)),
+            Err(_) => {
+                self.forget_channel().await;
+                return (0, Some(late()));
+            }
         };
         let exchange = self.exchange();
         let mut pending = Vec::with_capacity(messages.len());
         let mut error = None;
         for m in messages {
             let props = persistent(&m.routing_key, &m.message_id);
-            match channel
-                .basic_publish(
-                    exchange.as_str().into(),
-                    m.routing_key.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &m.payload,
-                    props,
-                )
-                .await
-            {
-                Ok(confirm) => pending.push(confirm),
-                Err(e) => {
+            let publish = channel.basic_publish(
+                exchange.as_str().into(),
+                m.routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                &m.payload,
+                props,
+            );
+            match tokio::time::timeout_at(deadline, publish).await {
+                Ok(Ok(confirm)) => pending.push(confirm),
+                Ok(Err(e)) => {
                     error = Some(BusError::from(e));
+                    break;
+                }
+                Err(_) => {
+                    error = Some(late());
                     break;
                 }
             }
         }
         let mut confirmed = 0;
         for confirm in pending {
-            match confirm.await {
-                Ok(Confirmation::Ack(_) | Confirmation::NotRequested) if error.is_none() => {
-                    confirmed += 1
-                }
-                Ok(Confirmation::Nack(_)) if error.is_none() => {
+            if error.is_some() {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, confirm).await {
+                Ok(Ok(Confirmation::Ack(_) | Confirmation::NotRequested)) => confirmed += 1,
+                Ok(Ok(Confirmation::Nack(_))) => {
                     error = Some(BusError::NotConfirmed("nack from the broker".into()))
                 }
-                Err(e) if error.is_none() => error = Some(BusError::from(e)),
-                _ => {}
+                Ok(Err(e)) => error = Some(BusError::from(e)),
+                Err(_) => error = Some(late()),
             }
         }
         if error.is_some() {
