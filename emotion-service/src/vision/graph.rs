@@ -102,6 +102,22 @@ fn padding_for(mode: &str, input: usize, kernel: usize, stride: usize) -> (usize
     }
 }
 
+/// For a stride-1 kernel column offset `x0` (kernel x minus left padding): the output columns
+/// that read inside an input row of width `w`, and the input columns they read, as equal-length
+/// ranges (empty when none do).
+fn unit_stride_span(
+    x0: isize,
+    w: usize,
+    ow: usize,
+) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let lo = (-x0).max(0) as usize;
+    let hi = ((w as isize - x0).min(ow as isize)).max(lo as isize) as usize;
+    (
+        lo..hi,
+        (lo as isize + x0) as usize..(hi as isize + x0) as usize,
+    )
+}
+
 /// The input of a hand-written operator: contiguous f32, which is all these models produce.
 fn contiguous_f32<'a>(
     storage: &'a CpuStorage,
@@ -162,15 +178,10 @@ impl CustomOp1 for Depthwise {
                             let drow = &mut dst[oy * ow..][..ow];
                             if sw == 1 {
                                 // Contiguous inner loop: the compiler vectorises it.
-                                let x0 = kx as isize - left as isize;
-                                let lo = (-x0).max(0) as usize;
-                                let hi = ((w as isize - x0).min(ow as isize)).max(0) as usize;
-                                if lo < hi {
-                                    let src = &row
-                                        [(lo as isize + x0) as usize..(hi as isize + x0) as usize];
-                                    for (d, s) in drow[lo..hi].iter_mut().zip(src) {
-                                        *d += wv * s;
-                                    }
+                                let (out, src) =
+                                    unit_stride_span(kx as isize - left as isize, w, ow);
+                                for (d, s) in drow[out].iter_mut().zip(&row[src]) {
+                                    *d += wv * s;
                                 }
                             } else {
                                 for (ox, d) in drow.iter_mut().enumerate() {
@@ -270,13 +281,8 @@ impl CustomOp1 for Im2Col {
                         let src = &plane[iy as usize * w..][..w];
                         let dst = &mut row[oy * ow..][..ow];
                         if s == 1 {
-                            let lo = (-x0).max(0) as usize;
-                            let hi = ((w as isize - x0).min(ow as isize)).max(0) as usize;
-                            if lo < hi {
-                                dst[lo..hi].copy_from_slice(
-                                    &src[(lo as isize + x0) as usize..(hi as isize + x0) as usize],
-                                );
-                            }
+                            let (out, from) = unit_stride_span(x0, w, ow);
+                            dst[out].copy_from_slice(&src[from]);
                         } else {
                             for (ox, d) in dst.iter_mut().enumerate() {
                                 let ix = (ox * s) as isize + x0;

@@ -397,34 +397,22 @@ impl RabbitBus {
         payload: &[u8],
     ) -> Result<(), BusError> {
         // Three tries, reconnecting in between: rides out a dropped connection, not a dead broker.
+        // One message is a batch of one, under the same deadline.
+        let message = [OutgoingMessage {
+            routing_key: routing_key.to_string(),
+            message_id: message_id.to_string(),
+            payload: payload.to_vec(),
+        }];
         let mut last = BusError::Broker("not attempted".into());
         for attempt in 0..3u32 {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
-            let channel = match self.channel().await {
-                Ok(c) => c,
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            };
-            let props = persistent(routing_key, message_id);
-            let exchange = self.exchange();
-            let publish = publish_confirmed(&channel, &exchange, routing_key, payload, props);
-            let result = tokio::time::timeout(PUBLISH_TIMEOUT, publish)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(BusError::Broker(format!(
-                        "no confirm within {} s",
-                        PUBLISH_TIMEOUT.as_secs()
-                    )))
-                });
-            match result {
-                Ok(()) => return Ok(()),
-                Err(e) => {
+            match self.publish_many(&message).await {
+                (1, _) => return Ok(()),
+                (_, error) => {
+                    let e = error.unwrap_or_else(|| BusError::NotConfirmed(routing_key.into()));
                     tracing::warn!(error = %e, routing_key, "publish failed; reconnecting");
-                    self.forget_channel().await;
                     last = e;
                 }
             }
