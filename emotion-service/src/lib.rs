@@ -30,6 +30,7 @@ use anyhow::Context;
 use axum::Router;
 use iv_contracts::emotion::emotion_service_server::EmotionServiceServer;
 use iv_platform::config::{ConfigError, Env, EnvSource};
+use iv_platform::consul::{Registration, RegistrationConfig, ServiceSpec};
 use iv_platform::health::Health;
 use iv_platform::{CancellationToken, db, http};
 use tokio::net::TcpListener;
@@ -49,6 +50,8 @@ pub struct Config {
     /// Frames that may wait for a worker before new ones are refused.
     pub queue: usize,
     pub grace: Duration,
+    /// Consul registration, when `CONSUL_HTTP_ADDR` is set.
+    pub consul: Option<RegistrationConfig>,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl Config {
             workers,
             queue: env.parse("INFERENCE_QUEUE", workers * 4)?,
             grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+            consul: RegistrationConfig::from_env(&env)?,
         })
     }
 }
@@ -111,10 +115,18 @@ pub fn models_missing(reason: &str) -> Arc<dyn FrameAnalyzer> {
     })
 }
 
+/// How the service appears in Consul; its gRPC check asks `grpc.health.v1` about its service.
+pub const SERVICE: ServiceSpec = ServiceSpec {
+    name: "emotion-service",
+    tags: &["ml", "grpc", "http"],
+    grpc: Some("emotion.EmotionService"),
+};
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
     grace: Duration,
+    consul: Option<RegistrationConfig>,
 }
 
 impl Application {
@@ -175,6 +187,7 @@ impl Application {
             listener,
             router,
             grace: config.grace,
+            consul: config.consul,
         })
     }
 
@@ -186,10 +199,11 @@ impl Application {
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "emotion-service listening (REST and gRPC)");
+        let registration = Registration::start(self.consul.as_ref(), &SERVICE, self.local_addr());
         http::run_server(
             self.listener,
             self.router,
-            shutdown,
+            registration.until_shutdown(shutdown),
             CancellationToken::new(),
             self.grace,
         )

@@ -24,6 +24,8 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::any;
 use iv_platform::config::{ConfigError, Env, EnvSource};
+use iv_platform::consul::{Registration, RegistrationConfig, ServiceSpec};
+use iv_platform::discovery::Source;
 use iv_platform::health::Health;
 use iv_platform::{CancellationToken, http};
 use tokio::net::TcpListener;
@@ -35,17 +37,31 @@ pub struct Config {
     pub host: String,
     /// 8080 by default; 0 picks a free port (tests).
     pub port: u16,
-    pub interview_url: String,
-    pub emotion_url: String,
-    pub scoring_url: String,
+    /// Where each route group goes: Consul's healthy instances when `CONSUL_HTTP_ADDR` is set,
+    /// else `INTERVIEW_URL`, `EMOTION_URL`, `SCORING_URL` (comma-separated for several).
+    pub interview: Source,
+    pub emotion: Source,
+    pub scoring: Source,
     /// Accepted API keys; empty means auth is off (the embedded default).
     pub api_keys: Vec<String>,
     /// Requests per minute per client (API key, or IP address without one); 0 turns limits off.
     pub rate_per_minute: u32,
     pub rate_burst: u32,
     pub upstream_timeout: Duration,
+    /// Largest request body forwarded (bodies are buffered so a refused connection can be retried
+    /// on another instance).
+    pub max_body: usize,
     pub grace: Duration,
+    /// Consul registration, when `CONSUL_HTTP_ADDR` is set.
+    pub consul: Option<RegistrationConfig>,
 }
+
+/// How the gateway appears in Consul.
+pub const SERVICE: ServiceSpec = ServiceSpec {
+    name: "gateway",
+    tags: &["edge", "http", "websocket"],
+    grpc: None,
+};
 
 impl Config {
     pub fn from_env(source: &dyn EnvSource) -> Result<Self, ConfigError> {
@@ -53,9 +69,24 @@ impl Config {
         Ok(Self {
             host: env.string("BIND_HOST", "127.0.0.1"),
             port: env.parse("GATEWAY_PORT", 8080)?,
-            interview_url: env.string("INTERVIEW_URL", "http://127.0.0.1:8081"),
-            emotion_url: env.string("EMOTION_URL", "http://127.0.0.1:8082"),
-            scoring_url: env.string("SCORING_URL", "http://127.0.0.1:8083"),
+            interview: Source::from_env(
+                &env,
+                "interview-service",
+                "INTERVIEW_URL",
+                "http://127.0.0.1:8081",
+            )?,
+            emotion: Source::from_env(
+                &env,
+                "emotion-service",
+                "EMOTION_URL",
+                "http://127.0.0.1:8082",
+            )?,
+            scoring: Source::from_env(
+                &env,
+                "scoring-service",
+                "SCORING_URL",
+                "http://127.0.0.1:8083",
+            )?,
             api_keys: env
                 .string("GATEWAY_API_KEYS", "")
                 .split(',')
@@ -66,7 +97,9 @@ impl Config {
             rate_per_minute: env.parse("GATEWAY_RATE_PER_MINUTE", 3000)?,
             rate_burst: env.parse("GATEWAY_RATE_BURST", 200)?,
             upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 30_000)?,
+            max_body: env.parse("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
             grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+            consul: RegistrationConfig::from_env(&env)?,
         })
     }
 }
@@ -106,10 +139,13 @@ async fn websocket(State(g): State<Group>, ws: WebSocketUpgrade, req: Request<Bo
         .on_upgrade(move |socket| async move { upstream.bridge(socket, path).await })
 }
 
-/// The gateway's router.
+/// The gateway's router. Starts following each upstream's instances (Consul pollers run on the
+/// current runtime).
 pub fn app(config: &Config) -> Router {
-    let timeout = config.upstream_timeout;
-    let interview = Upstream::new("interview-service", &config.interview_url, timeout);
+    let upstream = |source: &Source, name| {
+        Upstream::new(source.start(name), config.upstream_timeout, config.max_body)
+    };
+    let interview = upstream(&config.interview, "interview-service");
     let ws = Router::new()
         .route("/ws/interviews/{*rest}", any(websocket))
         .with_state(Group {
@@ -119,11 +155,11 @@ pub fn app(config: &Config) -> Router {
         .merge(group("/api/v1/interviews", interview))
         .merge(group(
             "/api/v1/emotions",
-            Upstream::new("emotion-service", &config.emotion_url, timeout),
+            upstream(&config.emotion, "emotion-service"),
         ))
         .merge(group(
             "/api/v1/scores",
-            Upstream::new("scoring-service", &config.scoring_url, timeout),
+            upstream(&config.scoring, "scoring-service"),
         ))
         .merge(ws);
     let edge = edge::Edge::new(
@@ -145,6 +181,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     grace: Duration,
+    consul: Option<RegistrationConfig>,
 }
 
 impl Application {
@@ -162,6 +199,7 @@ impl Application {
             listener,
             router,
             grace: config.grace,
+            consul: config.consul,
         })
     }
 
@@ -173,10 +211,11 @@ impl Application {
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "gateway listening");
+        let registration = Registration::start(self.consul.as_ref(), &SERVICE, self.local_addr());
         http::run_server(
             self.listener,
             self.router,
-            shutdown,
+            registration.until_shutdown(shutdown),
             CancellationToken::new(),
             self.grace,
         )

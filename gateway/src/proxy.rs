@@ -1,9 +1,14 @@
-//! Forwarding HTTP requests and WebSockets to an upstream service.
+//! Forwarding HTTP requests and WebSockets to an upstream service's instances.
+//!
+//! Each request goes to the next instance ([`Instances`]). A request whose connection is refused
+//! never reached the instance, so it is safe to send to another one, POST included: bodies are
+//! buffered (up to [`Upstream::max_body`]) to make that possible. Any later failure is answered,
+//! not retried, since the instance may have acted on the request.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, to_bytes};
 use axum::extract::ws::{Message as AxumMessage, WebSocket};
 use axum::http::{HeaderName, HeaderValue, Request, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -11,8 +16,11 @@ use futures_util::{SinkExt, StreamExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use iv_platform::discovery::Instances;
 use iv_platform::errors::{ApiError, ErrorClass};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as TungMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Headers that describe one hop, not the request: never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -26,44 +34,51 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// Attempts of one request at most, each on another instance.
+const MAX_ATTEMPTS: usize = 3;
+
 #[derive(Clone)]
 pub struct Upstream {
     pub name: &'static str,
-    /// `http://host:port`, no trailing slash.
-    pub base: String,
+    instances: Instances,
     client: Client<HttpConnector, Body>,
     timeout: Duration,
+    /// Largest request body forwarded; larger ones get 413 without reaching a service.
+    pub max_body: usize,
 }
 
 impl Upstream {
-    pub fn new(name: &'static str, base: &str, timeout: Duration) -> Self {
+    pub fn new(instances: Instances, timeout: Duration, max_body: usize) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
         Self {
-            name,
-            base: base.trim_end_matches('/').to_string(),
+            name: instances.name(),
+            instances,
             client: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
+            max_body,
         }
     }
 
-    /// Forwards a request; connection failures and timeouts become JSON 502/504.
-    pub async fn forward(&self, mut req: Request<Body>, client: SocketAddr) -> Response {
-        let path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let uri: Uri = match format!("{}{}", self.base, path).parse() {
-            Ok(u) => u,
-            Err(_) => {
-                return ApiError::new(ErrorClass::InvalidInput, "BAD_PATH", "invalid request path")
-                    .into_response();
-            }
+    /// Forwards a request to the next instance, and to the one after when the connection is
+    /// refused; unreachable upstreams and timeouts become JSON 502/504.
+    pub async fn forward(&self, req: Request<Body>, client: SocketAddr) -> Response {
+        let (mut parts, body) = req.into_parts();
+        let Ok(body) = to_bytes(body, self.max_body).await else {
+            return ApiError::new(
+                ErrorClass::TooLarge,
+                "BODY_TOO_LARGE",
+                format!("request bodies are limited to {} bytes", self.max_body),
+            )
+            .into_response();
         };
-        *req.uri_mut() = uri;
-        let headers = req.headers_mut();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let headers = &mut parts.headers;
         for h in &HOP_BY_HOP {
             headers.remove(h);
         }
@@ -75,50 +90,101 @@ impl Upstream {
         if let Ok(v) = HeaderValue::from_str(&forwarded) {
             headers.insert("x-forwarded-for", v);
         }
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
-            Ok(Ok(resp)) => {
-                let (mut parts, body) = resp.into_parts();
-                for h in &HOP_BY_HOP {
-                    parts.headers.remove(h);
+        if self.instances.is_empty() {
+            return self.error("no_instance");
+        }
+        let attempts = self.instances.len().clamp(1, MAX_ATTEMPTS);
+        for _ in 0..attempts {
+            let Some(base) = self.instances.pick() else {
+                break;
+            };
+            let Ok(uri) = format!("{base}{path}").parse::<Uri>() else {
+                return ApiError::new(ErrorClass::InvalidInput, "BAD_PATH", "invalid request path")
+                    .into_response();
+            };
+            let mut req = Request::from_parts(parts.clone(), Body::from(body.clone()));
+            *req.uri_mut() = uri;
+            match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+                Ok(Ok(resp)) => {
+                    let (mut parts, body) = resp.into_parts();
+                    for h in &HOP_BY_HOP {
+                        parts.headers.remove(h);
+                    }
+                    return Response::from_parts(parts, Body::new(body));
                 }
-                Response::from_parts(parts, Body::new(body))
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(upstream = self.name, error = %e, "upstream unreachable");
-                metrics::counter!("gateway_upstream_errors_total", "upstream" => self.name, "kind" => "unreachable").increment(1);
-                ApiError::new(
-                    ErrorClass::BadGateway,
-                    "UPSTREAM_UNAVAILABLE",
-                    format!("{} is unavailable", self.name),
-                )
-                .into_response()
-            }
-            Err(_) => {
-                metrics::counter!("gateway_upstream_errors_total", "upstream" => self.name, "kind" => "timeout").increment(1);
-                ApiError::new(
-                    ErrorClass::Timeout,
-                    "UPSTREAM_TIMEOUT",
-                    format!("{} did not answer in time", self.name),
-                )
-                .into_response()
+                Ok(Err(e)) if e.is_connect() => {
+                    // It never reached the instance: another may take it.
+                    self.instances.eject(&base);
+                    tracing::warn!(upstream = self.name, instance = base, error = %e, "connection failed; trying another instance");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(upstream = self.name, instance = base, error = %e, "upstream failed");
+                    return self.error("unreachable");
+                }
+                Err(_) => return self.error("timeout"),
             }
         }
+        self.error("unreachable")
     }
 
-    /// Bridges a client's WebSocket to the same path on the upstream, message for message, until
-    /// either side closes.
-    pub async fn bridge(&self, client: WebSocket, path_and_query: String) {
-        let url = format!("{}{}", self.base.replacen("http", "ws", 1), path_and_query);
-        let (mut client_tx, mut client_rx) = client.split();
-        let upstream = match tokio_tungstenite::connect_async(&url).await {
-            Ok((socket, _)) => socket,
-            Err(e) => {
-                tracing::warn!(upstream = self.name, error = %e, "WebSocket upstream unreachable");
-                let msg = r#"{"type":"error","data":{"code":"UPSTREAM_UNAVAILABLE","message":"the interview service is unavailable; reconnect shortly"}}"#;
-                let _ = client_tx.send(AxumMessage::Text(msg.into())).await;
-                let _ = client_tx.send(AxumMessage::Close(None)).await;
-                return;
+    /// The JSON answer when no instance served the request: 503 when none is known (none passes
+    /// its checks), 502 when they could not be reached, 504 for a timeout.
+    fn error(&self, kind: &'static str) -> Response {
+        metrics::counter!("gateway_upstream_errors_total", "upstream" => self.name, "kind" => kind)
+            .increment(1);
+        let (class, code, message) = match kind {
+            "timeout" => (
+                ErrorClass::Timeout,
+                "UPSTREAM_TIMEOUT",
+                format!("{} did not answer in time", self.name),
+            ),
+            "no_instance" => (
+                ErrorClass::Unavailable,
+                "UPSTREAM_UNAVAILABLE",
+                format!("no healthy instance of {}", self.name),
+            ),
+            _ => (
+                ErrorClass::BadGateway,
+                "UPSTREAM_UNAVAILABLE",
+                format!("{} is unavailable", self.name),
+            ),
+        };
+        ApiError::new(class, code, message).into_response()
+    }
+
+    /// Opens the upstream side of a WebSocket on the next instance that accepts a connection.
+    async fn connect_ws(
+        &self,
+        path_and_query: &str,
+    ) -> Option<WebSocketStream<MaybeTlsStream<TcpStream>>> {
+        let attempts = self.instances.len().clamp(1, MAX_ATTEMPTS);
+        for _ in 0..attempts {
+            let base = self.instances.pick()?;
+            let url = format!("{}{}", base.replacen("http", "ws", 1), path_and_query);
+            match tokio_tungstenite::connect_async(&url).await {
+                Ok((socket, _)) => return Some(socket),
+                Err(tokio_tungstenite::tungstenite::Error::Io(e)) => {
+                    self.instances.eject(&base);
+                    tracing::warn!(upstream = self.name, instance = base, error = %e, "WebSocket upstream unreachable; trying another instance");
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = self.name, instance = base, error = %e, "WebSocket upstream refused the upgrade");
+                    return None;
+                }
             }
+        }
+        None
+    }
+
+    /// Bridges a client's WebSocket to the same path on an upstream instance, message for
+    /// message, until either side closes.
+    pub async fn bridge(&self, client: WebSocket, path_and_query: String) {
+        let (mut client_tx, mut client_rx) = client.split();
+        let Some(upstream) = self.connect_ws(&path_and_query).await else {
+            let msg = r#"{"type":"error","data":{"code":"UPSTREAM_UNAVAILABLE","message":"the interview service is unavailable; reconnect shortly"}}"#;
+            let _ = client_tx.send(AxumMessage::Text(msg.into())).await;
+            let _ = client_tx.send(AxumMessage::Close(None)).await;
+            return;
         };
         metrics::gauge!("gateway_websockets").increment(1.0);
         let (mut up_tx, mut up_rx) = upstream.split();

@@ -29,6 +29,8 @@ use axum::Router;
 use iv_contracts::events::ScoreCalculated;
 use iv_platform::bus::{EventBus, HandlerError, Subscription, handler};
 use iv_platform::config::{ConfigError, Env, EnvSource};
+use iv_platform::consul::{Registration, RegistrationConfig, ServiceSpec};
+use iv_platform::discovery::Source;
 use iv_platform::downstream::{EmotionClient, ScoringClient};
 use iv_platform::health::Health;
 use iv_platform::outbox::{self, Relay};
@@ -42,8 +44,13 @@ pub struct Config {
     /// 8081 by default; 0 picks a free port (tests).
     pub port: u16,
     pub database_url: String,
-    pub emotion_url: String,
-    pub scoring_url: String,
+    /// Where the emotion and scoring services are: Consul's healthy instances when
+    /// `CONSUL_HTTP_ADDR` is set, else `EMOTION_GRPC_URL` / `SCORING_GRPC_URL` (comma-separated
+    /// for several instances).
+    pub emotion: Source,
+    pub scoring: Source,
+    /// Consul registration, when `CONSUL_HTTP_ADDR` is set.
+    pub consul: Option<RegistrationConfig>,
     pub emotion_policy: PolicyConfig,
     pub emotion_queries_policy: PolicyConfig,
     pub scoring_policy: PolicyConfig,
@@ -60,8 +67,19 @@ impl Config {
             host: env.string("BIND_HOST", "127.0.0.1"),
             port: env.parse("INTERVIEW_PORT", 8081)?,
             database_url: env.string("DATABASE_URL", &db::sqlite_url(&data_dir, "interview")),
-            emotion_url: env.string("EMOTION_GRPC_URL", "http://127.0.0.1:8082"),
-            scoring_url: env.string("SCORING_GRPC_URL", "http://127.0.0.1:8083"),
+            emotion: Source::from_env(
+                &env,
+                "emotion-service",
+                "EMOTION_GRPC_URL",
+                "http://127.0.0.1:8082",
+            )?,
+            scoring: Source::from_env(
+                &env,
+                "scoring-service",
+                "SCORING_GRPC_URL",
+                "http://127.0.0.1:8083",
+            )?,
+            consul: RegistrationConfig::from_env(&env)?,
             emotion_policy: PolicyConfig::emotion().from_env(&env)?,
             emotion_queries_policy: PolicyConfig::emotion_queries().from_env(&env)?,
             scoring_policy: PolicyConfig::scoring().from_env(&env)?,
@@ -77,7 +95,15 @@ pub struct Application {
     grace: Duration,
     cancel: CancellationToken,
     app: service::InterviewApp,
+    consul: Option<RegistrationConfig>,
 }
+
+/// How the interview service appears in Consul.
+pub const SERVICE: ServiceSpec = ServiceSpec {
+    name: "interview-service",
+    tags: &["api", "v1", "http", "websocket"],
+    grpc: None,
+};
 
 impl Application {
     /// Connects storage and clients, starts the outbox relay and the score consumer, binds.
@@ -102,13 +128,11 @@ impl Application {
             .spawn(Duration::from_millis(500), cancel.clone());
 
         let emotion = EmotionClient::new(
-            &config.emotion_url,
+            &config.emotion,
             config.emotion_policy.clone(),
             config.emotion_queries_policy.clone(),
-        )
-        .context("EMOTION_GRPC_URL is not a valid URL")?;
-        let scoring = ScoringClient::new(&config.scoring_url, config.scoring_policy.clone())
-            .context("SCORING_GRPC_URL is not a valid URL")?;
+        );
+        let scoring = ScoringClient::new(&config.scoring, config.scoring_policy.clone());
         let app = service::InterviewApp::new(
             store::InterviewStore::new(pool),
             emotion,
@@ -152,6 +176,7 @@ impl Application {
             grace: config.grace,
             cancel,
             app,
+            consul: config.consul,
         })
     }
 
@@ -168,10 +193,11 @@ impl Application {
     /// Serves until `shutdown`, then closes sockets, stops the consumer and relay, and drains.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "interview-service listening");
+        let registration = Registration::start(self.consul.as_ref(), &SERVICE, self.local_addr());
         http::run_server(
             self.listener,
             self.router,
-            shutdown,
+            registration.until_shutdown(shutdown),
             self.cancel,
             self.grace,
         )

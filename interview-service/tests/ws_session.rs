@@ -9,6 +9,7 @@ use interview_service::service::{InterviewApp, StartRequest};
 use interview_service::store::{self, InterviewStore};
 use interview_service::ws::{self, Incoming};
 use iv_platform::bus::EventBus;
+use iv_platform::discovery::Source;
 use iv_platform::downstream::{EmotionClient, ScoringClient};
 use iv_platform::outbox::{self, Relay};
 use iv_platform::resilience::PolicyConfig;
@@ -31,13 +32,13 @@ async fn app() -> InterviewApp {
     db::apply_schema(&pool, outbox::SCHEMA).await.unwrap();
     let bus = EventBus::connect(None, "").await.unwrap();
     // Nothing listens on port 1: both downstreams are unavailable.
+    let nowhere = Source::url("http://127.0.0.1:1");
     let emotion = EmotionClient::new(
-        "http://127.0.0.1:1",
+        &nowhere,
         quick(PolicyConfig::emotion()),
         quick(PolicyConfig::emotion_queries()),
-    )
-    .unwrap();
-    let scoring = ScoringClient::new("http://127.0.0.1:1", quick(PolicyConfig::scoring())).unwrap();
+    );
+    let scoring = ScoringClient::new(&nowhere, quick(PolicyConfig::scoring()));
     InterviewApp::new(
         InterviewStore::new(pool.clone()),
         emotion,

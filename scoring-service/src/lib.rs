@@ -30,6 +30,7 @@ use anyhow::Context;
 use axum::Router;
 use iv_contracts::scoring::scoring_service_server::ScoringServiceServer;
 use iv_platform::config::{ConfigError, Env, EnvSource};
+use iv_platform::consul::{Registration, RegistrationConfig, ServiceSpec};
 use iv_platform::health::Health;
 use iv_platform::{CancellationToken, db, http};
 use tokio::net::TcpListener;
@@ -43,6 +44,8 @@ pub struct Config {
     pub database_url: String,
     /// How long open requests may finish after a shutdown signal.
     pub grace: Duration,
+    /// Consul registration, when `CONSUL_HTTP_ADDR` is set.
+    pub consul: Option<RegistrationConfig>,
 }
 
 impl Config {
@@ -54,15 +57,24 @@ impl Config {
             port: env.parse("SCORING_PORT", 8083)?,
             database_url: env.string("DATABASE_URL", &db::sqlite_url(&data_dir, "interview")),
             grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
+            consul: RegistrationConfig::from_env(&env)?,
         })
     }
 }
+
+/// How the service appears in Consul; its gRPC check asks `grpc.health.v1` about its service.
+pub const SERVICE: ServiceSpec = ServiceSpec {
+    name: "scoring-service",
+    tags: &["scoring", "grpc", "http"],
+    grpc: Some("scoring.ScoringService"),
+};
 
 /// A bound, ready-to-run scoring service.
 pub struct Application {
     listener: TcpListener,
     router: Router,
     grace: Duration,
+    consul: Option<RegistrationConfig>,
     health: Health,
 }
 
@@ -100,6 +112,7 @@ impl Application {
             listener,
             router,
             grace: config.grace,
+            consul: config.consul,
             health,
         })
     }
@@ -117,10 +130,11 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains within the grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "scoring-service listening (REST and gRPC)");
+        let registration = Registration::start(self.consul.as_ref(), &SERVICE, self.local_addr());
         http::run_server(
             self.listener,
             self.router,
-            shutdown,
+            registration.until_shutdown(shutdown),
             CancellationToken::new(),
             self.grace,
         )

@@ -22,6 +22,8 @@ use axum::Router;
 use iv_contracts::events::{Event, FrameCaptured, InterviewCompleted};
 use iv_platform::bus::{EventBus, Subscription, handler};
 use iv_platform::config::{ConfigError, Env, EnvSource};
+use iv_platform::consul::{Registration, RegistrationConfig, ServiceSpec};
+use iv_platform::discovery::Source;
 use iv_platform::downstream::{EmotionClient, ScoringClient};
 use iv_platform::health::Health;
 use iv_platform::resilience::PolicyConfig;
@@ -33,8 +35,13 @@ pub struct Config {
     pub host: String,
     /// 8084 by default (health and metrics); 0 picks a free port (tests).
     pub port: u16,
-    pub emotion_url: String,
-    pub scoring_url: String,
+    /// Where the emotion and scoring services are: Consul's healthy instances when
+    /// `CONSUL_HTTP_ADDR` is set, else `EMOTION_GRPC_URL` / `SCORING_GRPC_URL` (comma-separated
+    /// for several instances).
+    pub emotion: Source,
+    pub scoring: Source,
+    /// Consul registration, when `CONSUL_HTTP_ADDR` is set.
+    pub consul: Option<RegistrationConfig>,
     pub emotion_policy: PolicyConfig,
     pub emotion_queries_policy: PolicyConfig,
     pub scoring_policy: PolicyConfig,
@@ -52,8 +59,19 @@ impl Config {
         Ok(Self {
             host: env.string("BIND_HOST", "127.0.0.1"),
             port: env.parse("WORKER_PORT", 8084)?,
-            emotion_url: env.string("EMOTION_GRPC_URL", "http://127.0.0.1:8082"),
-            scoring_url: env.string("SCORING_GRPC_URL", "http://127.0.0.1:8083"),
+            emotion: Source::from_env(
+                &env,
+                "emotion-service",
+                "EMOTION_GRPC_URL",
+                "http://127.0.0.1:8082",
+            )?,
+            scoring: Source::from_env(
+                &env,
+                "scoring-service",
+                "SCORING_GRPC_URL",
+                "http://127.0.0.1:8083",
+            )?,
+            consul: RegistrationConfig::from_env(&env)?,
             emotion_policy: PolicyConfig::emotion().from_env(&env)?,
             emotion_queries_policy: PolicyConfig::emotion_queries().from_env(&env)?,
             scoring_policy: PolicyConfig::scoring().from_env(&env)?,
@@ -70,20 +88,26 @@ pub struct Application {
     router: Router,
     grace: Duration,
     cancel: CancellationToken,
+    consul: Option<RegistrationConfig>,
 }
+
+/// How the worker appears in Consul.
+pub const SERVICE: ServiceSpec = ServiceSpec {
+    name: "worker-service",
+    tags: &["worker", "events"],
+    grpc: None,
+};
 
 impl Application {
     pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Self> {
         let health = Health::new("worker-service");
         health.set("broker", true, bus.kind());
         let emotion = EmotionClient::new(
-            &config.emotion_url,
+            &config.emotion,
             config.emotion_policy.clone(),
             config.emotion_queries_policy.clone(),
-        )
-        .context("EMOTION_GRPC_URL is not a valid URL")?;
-        let scoring = ScoringClient::new(&config.scoring_url, config.scoring_policy.clone())
-            .context("SCORING_GRPC_URL is not a valid URL")?;
+        );
+        let scoring = ScoringClient::new(&config.scoring, config.scoring_policy.clone());
         let jobs = jobs::Jobs {
             emotion,
             scoring,
@@ -138,6 +162,7 @@ impl Application {
             router,
             grace: config.grace,
             cancel,
+            consul: config.consul,
         })
     }
 
@@ -149,10 +174,11 @@ impl Application {
 
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "worker-service listening (health and metrics)");
+        let registration = Registration::start(self.consul.as_ref(), &SERVICE, self.local_addr());
         http::run_server(
             self.listener,
             self.router,
-            shutdown,
+            registration.until_shutdown(shutdown),
             self.cancel,
             self.grace,
         )

@@ -1,6 +1,10 @@
 //! gRPC clients of the emotion and scoring services, every call behind the downstream's named
-//! policy ([`crate::resilience`]). Channels connect lazily, so services start in any order.
+//! policy ([`crate::resilience`]) and sent to one of its instances ([`crate::discovery`]) in turn.
+//! Channels connect lazily, so services start in any order.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
@@ -10,44 +14,105 @@ use iv_contracts::scoring::{
     AnswerAnalysis, AnswerRequest, ReportRequest, ReportResponse, ScoreRequest, ScoreResponse,
 };
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
 
+use crate::discovery::{Instances, Source};
 use crate::resilience::{CallError, Downstream, PolicyConfig};
 
 /// Largest gRPC message either side accepts (a batch of frames, a PDF report).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_string())?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+/// One lazily connected channel per instance of a downstream; each attempt goes to the next
+/// instance, so a retry after a refused connection lands on another one.
+#[derive(Clone)]
+struct Pool {
+    instances: Instances,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Pool {
+    fn new(source: &Source, name: &'static str) -> Self {
+        Self {
+            instances: source.start(name),
+            channels: Arc::default(),
+        }
+    }
+
+    fn channel(&self, url: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = channels.get(url) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(url.to_string())
+            .map_err(|e| Status::internal(format!("instance address {url}: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        // Instances that left the rotation take their channels with them.
+        let known = self.instances.all();
+        channels.retain(|u, _| known.contains(u));
+        channels.insert(url.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// One attempt on the next instance. `Unavailable` (refused, reset) sets that instance aside.
+    async fn attempt<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let Some(url) = self.instances.pick() else {
+            return Err(Status::unavailable(format!(
+                "no healthy instance of {}",
+                self.instances.name()
+            )));
+        };
+        let result = call(self.channel(&url)?).await;
+        if let Err(status) = &result
+            && status.code() == Code::Unavailable
+        {
+            self.instances.eject(&url);
+        }
+        result
+    }
+}
+
+fn emotion_client(channel: Channel) -> EmotionServiceClient<Channel> {
+    EmotionServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+fn scoring_client(channel: Channel) -> ScoringServiceClient<Channel> {
+    ScoringServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// Frame analysis and session queries go through separate breakers: analysis needs models and
 /// CPU, queries only the database, and one failing must not block the other.
 #[derive(Clone)]
 pub struct EmotionClient {
-    client: EmotionServiceClient<Channel>,
+    pool: Pool,
     policy: Downstream,
     queries: Downstream,
 }
 
 impl EmotionClient {
-    pub fn new(
-        url: &str,
-        policy: PolicyConfig,
-        queries: PolicyConfig,
-    ) -> Result<Self, tonic::transport::Error> {
-        let client = EmotionServiceClient::new(channel(url)?)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self {
-            client,
+    /// Follows `source` (spawns a Consul poller when it is Consul).
+    pub fn new(source: &Source, policy: PolicyConfig, queries: PolicyConfig) -> Self {
+        Self {
+            pool: Pool::new(source, "emotion-service"),
             policy: Downstream::new(policy),
             queries: Downstream::new(queries),
-        })
+        }
+    }
+
+    /// The instances calls go to.
+    pub fn instances(&self) -> &Instances {
+        &self.pool.instances
     }
 
     /// The frame-analysis policy (the live path).
@@ -58,13 +123,16 @@ impl EmotionClient {
     pub async fn analyze_frame(&self, request: FrameRequest) -> Result<EmotionResponse, CallError> {
         self.policy
             .call("analyze_frame", || {
-                let mut client = self.client.clone();
+                let pool = self.pool.clone();
                 let request = request.clone();
                 async move {
-                    client
-                        .analyze_frame(request)
-                        .await
-                        .map(tonic::Response::into_inner)
+                    pool.attempt(|channel| async move {
+                        emotion_client(channel)
+                            .analyze_frame(request)
+                            .await
+                            .map(tonic::Response::into_inner)
+                    })
+                    .await
                 }
             })
             .await
@@ -73,15 +141,18 @@ impl EmotionClient {
     pub async fn session_summary(&self, session_id: &str) -> Result<SessionSummary, CallError> {
         self.queries
             .call("get_session_summary", || {
-                let mut client = self.client.clone();
+                let pool = self.pool.clone();
                 let request = SessionRequest {
                     session_id: session_id.to_string(),
                 };
                 async move {
-                    client
-                        .get_session_summary(request)
-                        .await
-                        .map(tonic::Response::into_inner)
+                    pool.attempt(|channel| async move {
+                        emotion_client(channel)
+                            .get_session_summary(request)
+                            .await
+                            .map(tonic::Response::into_inner)
+                    })
+                    .await
                 }
             })
             .await
@@ -90,19 +161,22 @@ impl EmotionClient {
 
 #[derive(Clone)]
 pub struct ScoringClient {
-    client: ScoringServiceClient<Channel>,
+    pool: Pool,
     policy: Downstream,
 }
 
 impl ScoringClient {
-    pub fn new(url: &str, policy: PolicyConfig) -> Result<Self, tonic::transport::Error> {
-        let client = ScoringServiceClient::new(channel(url)?)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self {
-            client,
+    /// Follows `source` (spawns a Consul poller when it is Consul).
+    pub fn new(source: &Source, policy: PolicyConfig) -> Self {
+        Self {
+            pool: Pool::new(source, "scoring-service"),
             policy: Downstream::new(policy),
-        })
+        }
+    }
+
+    /// The instances calls go to.
+    pub fn instances(&self) -> &Instances {
+        &self.pool.instances
     }
 
     pub fn policy(&self) -> &Downstream {
@@ -115,13 +189,16 @@ impl ScoringClient {
     ) -> Result<AnswerAnalysis, CallError> {
         self.policy
             .call("analyze_answer", || {
-                let mut client = self.client.clone();
+                let pool = self.pool.clone();
                 let request = request.clone();
                 async move {
-                    client
-                        .analyze_answer(request)
-                        .await
-                        .map(tonic::Response::into_inner)
+                    pool.attempt(|channel| async move {
+                        scoring_client(channel)
+                            .analyze_answer(request)
+                            .await
+                            .map(tonic::Response::into_inner)
+                    })
+                    .await
                 }
             })
             .await
@@ -130,13 +207,16 @@ impl ScoringClient {
     pub async fn calculate_score(&self, request: ScoreRequest) -> Result<ScoreResponse, CallError> {
         self.policy
             .call("calculate_score", || {
-                let mut client = self.client.clone();
+                let pool = self.pool.clone();
                 let request = request.clone();
                 async move {
-                    client
-                        .calculate_score(request)
-                        .await
-                        .map(tonic::Response::into_inner)
+                    pool.attempt(|channel| async move {
+                        scoring_client(channel)
+                            .calculate_score(request)
+                            .await
+                            .map(tonic::Response::into_inner)
+                    })
+                    .await
                 }
             })
             .await
@@ -148,13 +228,16 @@ impl ScoringClient {
     ) -> Result<ReportResponse, CallError> {
         self.policy
             .call("generate_report", || {
-                let mut client = self.client.clone();
+                let pool = self.pool.clone();
                 let request = request.clone();
                 async move {
-                    client
-                        .generate_report(request)
-                        .await
-                        .map(tonic::Response::into_inner)
+                    pool.attempt(|channel| async move {
+                        scoring_client(channel)
+                            .generate_report(request)
+                            .await
+                            .map(tonic::Response::into_inner)
+                    })
+                    .await
                 }
             })
             .await

@@ -15,6 +15,9 @@
 //! - [`bus`]: events over RabbitMQ (lapin) or, on embedded defaults, an in-process bus with the same
 //!   retry and dead-letter behaviour.
 //! - [`db`]: the SQLite (default) or PostgreSQL pool.
+//! - [`discovery`]: a downstream's instances, from a static list or Consul's healthy instances,
+//!   taken in turn; one that refuses connections is skipped for a while.
+//! - [`consul`]: registering an instance in Consul (consulrs) and deregistering it on shutdown.
 //! - [`outbox`]: events written in the same transaction as the state they announce, relayed to
 //!   the bus once confirmed, so a broker outage loses nothing.
 //! - [`client`]: a small HTTP client for tools and tests.
@@ -24,7 +27,9 @@ pub mod assets;
 pub mod bus;
 pub mod client;
 pub mod config;
+pub mod consul;
 pub mod db;
+pub mod discovery;
 pub mod downstream;
 pub mod errors;
 pub mod health;

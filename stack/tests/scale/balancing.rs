@@ -1,0 +1,192 @@
+//! Balancing across instances found in Consul, with real processes: traffic spreads, a killed
+//! instance is skipped at once (its refused connection is retried on another) and leaves the
+//! rotation when its check fails; a restarted one comes back.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use iv_contracts::scoring::AnswerRequest;
+use iv_platform::client::HttpClient;
+use iv_platform::discovery::{ConsulAgent, Source, passing_instances};
+use iv_platform::downstream::ScoringClient;
+use iv_platform::resilience::{BreakerState, PolicyConfig};
+use iv_stack::test_env;
+
+use crate::consul_double::ConsulDouble;
+use crate::helpers::fresh_dir;
+use crate::process::ServiceProcess;
+use crate::{eventually, requests_served};
+
+const CHECK_INTERVAL: &str = "300ms";
+const POLL_MS: &str = "200";
+
+fn agent(consul: &ConsulDouble) -> ConsulAgent {
+    ConsulAgent {
+        addr: consul.url(),
+        token: None,
+        poll: Duration::from_millis(200),
+    }
+}
+
+fn process_env(dir: &std::path::Path, consul: &ConsulDouble) -> HashMap<String, String> {
+    test_env(
+        dir,
+        &[
+            ("CONSUL_HTTP_ADDR", &consul.url()),
+            ("CONSUL_CHECK_INTERVAL", CHECK_INTERVAL),
+            ("CONSUL_POLL_MS", POLL_MS),
+        ],
+    )
+}
+
+async fn passing(consul: &ConsulDouble, service: &str) -> Vec<String> {
+    passing_instances(&HttpClient::new(), &agent(consul), service)
+        .await
+        .unwrap_or_default()
+}
+
+async fn wait_passing(consul: &ConsulDouble, service: &str, n: usize) -> Duration {
+    eventually(
+        Duration::from_secs(30),
+        &format!("{n} passing instances of {service}"),
+        || async { passing(consul, service).await.len() == n },
+    )
+    .await
+}
+
+/// `n` GETs of an unknown interview through `base`; every one must be answered by an instance
+/// (404 SESSION_NOT_FOUND), never by the gateway's 502.
+async fn get_unknown_interviews(http: &HttpClient, base: &str, n: usize) {
+    for _ in 0..n {
+        let id = uuid::Uuid::new_v4();
+        let r = http
+            .get(&format!("{base}/api/v1/interviews/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 404, "{:?}", r.json());
+        assert_eq!(r.json()["code"], "SESSION_NOT_FOUND", "{:?}", r.json());
+    }
+}
+
+const SESSION_PATH: &str = "/api/v1/interviews/{id}\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_spreads_requests_over_healthy_instances_and_drops_a_failed_one() {
+    let _turn = crate::one_at_a_time().await;
+    let http = HttpClient::new();
+    let consul = ConsulDouble::start(None).await;
+    let dir = fresh_dir();
+    let mut a = ServiceProcess::start("interview", process_env(&dir.join("a"), &consul)).await;
+    let b = ServiceProcess::start("interview", process_env(&dir.join("b"), &consul)).await;
+    let gateway = ServiceProcess::start("gateway", process_env(&dir.join("g"), &consul)).await;
+    wait_passing(&consul, "interview-service", 2).await;
+    // The gateway reads Consul every 200 ms.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    get_unknown_interviews(&http, &gateway.url(), 40).await;
+    let (on_a, on_b) = (
+        requests_served(&http, &a.url(), SESSION_PATH).await,
+        requests_served(&http, &b.url(), SESSION_PATH).await,
+    );
+    eprintln!("spread over two instances: {on_a} + {on_b}");
+    assert_eq!(on_a + on_b, 40);
+    assert!(on_a >= 15 && on_b >= 15, "taken in turn: {on_a} / {on_b}");
+
+    // Killed: every request still answered, the refused ones by the other instance.
+    a.kill().await;
+    let killed = Instant::now();
+    get_unknown_interviews(&http, &gateway.url(), 40).await;
+    assert_eq!(
+        requests_served(&http, &b.url(), SESSION_PATH).await,
+        on_b + 40,
+        "the survivor took all 40"
+    );
+    wait_passing(&consul, "interview-service", 1).await;
+    eprintln!(
+        "killed instance left Consul's passing list {:?} after the kill",
+        killed.elapsed()
+    );
+
+    // Back on the same address: it registers again, passes its check, and gets traffic again.
+    a.restart().await;
+    let back = wait_passing(&consul, "interview-service", 2).await;
+    eprintln!("restarted instance passing again {back:?} after it listened");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    get_unknown_interviews(&http, &gateway.url(), 20).await;
+    let on_a = requests_served(&http, &a.url(), SESSION_PATH).await;
+    assert!(
+        on_a >= 7,
+        "the restarted instance is back in turn: {on_a} of 20"
+    );
+}
+
+fn answer() -> AnswerRequest {
+    AnswerRequest {
+        question: "How do you keep a service available when a dependency fails?".into(),
+        answer: "I put a circuit breaker around the call, retry transient errors with \
+                 exponential backoff and jitter, and keep a fallback so the user still gets an \
+                 answer while the dependency recovers."
+            .into(),
+        category: "technical".into(),
+        expected_points: vec!["circuit breaker".into(), "retry with backoff".into()],
+        duration: 20.0,
+    }
+}
+
+const SCORING_PATH: &str = "scoring.ScoringService";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_spread_over_instances_and_skip_a_killed_one_without_opening_the_breaker() {
+    let _turn = crate::one_at_a_time().await;
+    let http = HttpClient::new();
+    let consul = ConsulDouble::start(None).await;
+    let dir = fresh_dir();
+    let mut a = ServiceProcess::start("scoring", process_env(&dir.join("a"), &consul)).await;
+    let b = ServiceProcess::start("scoring", process_env(&dir.join("b"), &consul)).await;
+    wait_passing(&consul, "scoring-service", 2).await;
+
+    let client = ScoringClient::new(
+        &Source::Consul {
+            agent: agent(&consul),
+            service: "scoring-service".into(),
+        },
+        PolicyConfig::scoring(),
+    );
+    let mut instances = client.instances().clone();
+    while instances.len() < 2 {
+        instances.changed().await;
+    }
+    for _ in 0..20 {
+        let analysis = client.analyze_answer(answer()).await.expect("analysed");
+        assert!(analysis.relevance_score > 0.0);
+    }
+    let (on_a, on_b) = (
+        requests_served(&http, &a.url(), SCORING_PATH).await,
+        requests_served(&http, &b.url(), SCORING_PATH).await,
+    );
+    eprintln!("gRPC spread over two instances: {on_a} + {on_b}");
+    assert_eq!(on_a + on_b, 20);
+    assert!(on_a >= 8 && on_b >= 8, "taken in turn: {on_a} / {on_b}");
+
+    a.kill().await;
+    for _ in 0..20 {
+        client
+            .analyze_answer(answer())
+            .await
+            .expect("answered by the other instance");
+    }
+    assert_eq!(
+        requests_served(&http, &b.url(), SCORING_PATH).await,
+        on_b + 20
+    );
+    assert_eq!(
+        client.policy().state(),
+        BreakerState::Closed,
+        "one dead instance of two is not a dead service"
+    );
+    wait_passing(&consul, "scoring-service", 1).await;
+    while instances.len() != 1 {
+        instances.changed().await;
+    }
+    assert_eq!(*instances.all(), vec![b.url()]);
+}

@@ -1,0 +1,255 @@
+//! The real nginx (Debian's package; `scripts/test.sh` installs it when missing) running this
+//! repository's `nginx/nginx.conf`, in front of two interview-service processes sharing one
+//! PostgreSQL database: requests spread over both, the WebSocket upgrade passes, and when one
+//! instance is killed every request is still answered and nginx stops trying it after
+//! `max_fails`.
+//!
+//! Only what must differ on a test machine is rewritten: the listen port and the access log's file
+//! in `nginx.conf`, and the interview upstream's server addresses in `upstreams.conf` (their
+//! parameters are kept).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use iv_platform::client::HttpClient;
+use iv_stack::test_env;
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::eventually;
+use crate::helpers::{fresh_dir, pg_admin_url, unique, ws_connect, ws_send, ws_until};
+use crate::process::ServiceProcess;
+
+fn nginx_binary() -> PathBuf {
+    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("nginx is not installed: scripts/test.sh installs Debian's package when missing")
+}
+
+fn repo_file(name: &str) -> String {
+    let path = format!("{}/../nginx/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `nginx/nginx.conf` with the test's listen address and access log.
+fn render_main(listen: u16, access_log: &Path) -> String {
+    repo_file("nginx.conf")
+        .lines()
+        .map(|line| match line.trim_start() {
+            t if t.starts_with("listen ") => format!("        listen 127.0.0.1:{listen};"),
+            t if t.starts_with("access_log ") => {
+                format!("    access_log {} main;", access_log.display())
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `nginx/upstreams.conf` with the interview upstream's server replaced by the test's instances,
+/// keeping its parameters (weight, max_fails, fail_timeout).
+fn render_upstreams(interview: &[u16]) -> String {
+    let mut out = Vec::new();
+    let mut in_interview = false;
+    for line in repo_file("upstreams.conf").lines() {
+        let t = line.trim_start();
+        if t.starts_with("upstream interview_service") {
+            in_interview = true;
+        } else if t.starts_with('}') {
+            in_interview = false;
+        }
+        if in_interview && t.starts_with("server ") {
+            let params: Vec<&str> = t.trim_end_matches(';').split_whitespace().skip(2).collect();
+            for port in interview {
+                out.push(format!("    server 127.0.0.1:{port} {};", params.join(" ")));
+            }
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    out.join("\n")
+}
+
+struct Nginx {
+    child: Child,
+    url: String,
+    access_log: PathBuf,
+}
+
+impl Nginx {
+    async fn start(dir: &Path, interview: &[u16]) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let access_log = dir.join("access.log");
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, render_main(port, &access_log)).unwrap();
+        // `include upstreams.conf` resolves beside nginx.conf.
+        std::fs::write(dir.join("upstreams.conf"), render_upstreams(interview)).unwrap();
+        let globals = format!(
+            "daemon off; pid {}; error_log {} notice;",
+            dir.join("nginx.pid").display(),
+            dir.join("error.log").display()
+        );
+        let test = std::process::Command::new(nginx_binary())
+            .args(["-t", "-p"])
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", &globals])
+            .output()
+            .unwrap();
+        assert!(
+            test.status.success(),
+            "nginx -t accepts the configuration: {}",
+            String::from_utf8_lossy(&test.stderr)
+        );
+        let child = Command::new(nginx_binary())
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", &globals])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nginx starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = HttpClient::new();
+        eventually(Duration::from_secs(10), "nginx answers", || async {
+            http.get(&format!("{url}/health"))
+                .await
+                .is_ok_and(|r| r.status == 200)
+        })
+        .await;
+        Self {
+            child,
+            url,
+            access_log,
+        }
+    }
+
+    /// `upstream=` of each access-log line: the instances tried, in order, with their statuses.
+    fn upstreams(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.access_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("/api/v1/interviews/"))
+            .filter_map(|l| l.split("upstream=").nth(1).map(String::from))
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn fresh_pg_database() -> String {
+    sqlx::any::install_default_drivers();
+    let db = unique("iv_nginx_");
+    let admin = iv_platform::db::connect(&pg_admin_url())
+        .await
+        .expect("PostgreSQL is reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    admin.close().await;
+    let base = pg_admin_url();
+    format!("{}/{db}", base.rsplit_once('/').expect("a database path").0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() {
+    let _turn = crate::one_at_a_time().await;
+    let http = HttpClient::new();
+    let database = fresh_pg_database().await;
+    let dir = fresh_dir();
+    let env = |name: &str| -> HashMap<String, String> {
+        test_env(&dir.join(name), &[("DATABASE_URL", &database)])
+    };
+    let mut a = ServiceProcess::start("interview", env("a")).await;
+    let b = ServiceProcess::start("interview", env("b")).await;
+    let (port_a, port_b) = (a.addr.port(), b.addr.port());
+    let nginx = Nginx::start(&dir.join("nginx"), &[port_a, port_b]).await;
+
+    // One session, visible through either instance (one database).
+    let start = http
+        .post_json(
+            &format!("{}/api/v1/interviews/start", nginx.url),
+            &json!({"user_id": "nginx-test", "consent": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(start.status, 201, "{:?}", start.json());
+    let id = start.json()["id"].as_str().unwrap().to_string();
+    for _ in 0..40 {
+        let r = http
+            .get(&format!("{}/api/v1/interviews/{id}", nginx.url))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.json());
+    }
+    let served = nginx.upstreams();
+    let on = |port: u16| {
+        served
+            .iter()
+            .filter(|u| u.starts_with(&format!("127.0.0.1:{port}/")))
+            .count()
+    };
+    eprintln!("nginx spread 41 requests: {} + {}", on(port_a), on(port_b));
+    assert_eq!(on(port_a) + on(port_b), 41, "{served:#?}");
+    assert!(
+        on(port_a) >= 15 && on(port_b) >= 15,
+        "least_conn spreads them"
+    );
+
+    // The WebSocket upgrade passes through /ws/.
+    let ws_url = format!("{}/ws/interviews/{id}", nginx.url.replacen("http", "ws", 1));
+    let mut ws = ws_connect(&ws_url).await;
+    ws_send(&mut ws, json!({"type": "ping"})).await;
+    ws_until(&mut ws, "pong").await;
+    drop(ws);
+
+    // One instance dies: every request is still answered, and after max_fails nginx stops
+    // trying it (fail_timeout).
+    a.kill().await;
+    let before = nginx.upstreams().len();
+    for _ in 0..40 {
+        let r = http
+            .get(&format!("{}/api/v1/interviews/{id}", nginx.url))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "answered by the surviving instance: {:?}",
+            r.json()
+        );
+    }
+    let after: Vec<String> = nginx.upstreams().split_off(before);
+    let tried_dead = after
+        .iter()
+        .filter(|u| u.contains(&format!("127.0.0.1:{port_a}")))
+        .count();
+    eprintln!("after the kill, {tried_dead} of 40 requests tried the dead instance first");
+    assert_eq!(after.len(), 40);
+    assert!(
+        tried_dead <= 3,
+        "max_fails=3: the dead instance is skipped after 3 failures, not retried: {after:#?}"
+    );
+}
