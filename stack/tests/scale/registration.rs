@@ -189,7 +189,7 @@ fn the_consul_files_declare_what_the_services_register() {
         has("name", spec.name);
         has("port", &port.to_string());
         let tags: Vec<String> = spec.tags.iter().map(|t| format!("\"{t}\"")).collect();
-        has("tags", &format!("[{}]", tags.join(", ")).trim_matches('"'));
+        has("tags", &format!("[{}]", tags.join(", ")));
         let checks = r.checks.unwrap();
         assert_eq!(
             pairs.iter().filter(|(k, _)| k == "interval").count(),
