@@ -31,7 +31,7 @@ use iv_platform::bus::{EventBus, HandlerError, Subscription, handler};
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::{Registration, RegistrationConfig, ServiceSpec};
 use iv_platform::discovery::Source;
-use iv_platform::downstream::{EmotionClient, ScoringClient};
+use iv_platform::downstream::{self, EmotionClient, ScoringClient};
 use iv_platform::health::Health;
 use iv_platform::outbox::{self, Relay};
 use iv_platform::resilience::PolicyConfig;
@@ -67,18 +67,8 @@ impl Config {
             host: env.string("BIND_HOST", "127.0.0.1"),
             port: env.parse("INTERVIEW_PORT", 8081)?,
             database_url: env.string("DATABASE_URL", &db::sqlite_url(&data_dir, "interview")),
-            emotion: Source::from_env(
-                &env,
-                "emotion-service",
-                "EMOTION_GRPC_URL",
-                "http://127.0.0.1:8082",
-            )?,
-            scoring: Source::from_env(
-                &env,
-                "scoring-service",
-                "SCORING_GRPC_URL",
-                "http://127.0.0.1:8083",
-            )?,
+            emotion: downstream::emotion_source(&env)?,
+            scoring: downstream::scoring_source(&env)?,
             consul: RegistrationConfig::from_env(&env)?,
             emotion_policy: PolicyConfig::emotion().from_env(&env)?,
             emotion_queries_policy: PolicyConfig::emotion_queries().from_env(&env)?,

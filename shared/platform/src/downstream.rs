@@ -16,11 +16,33 @@ use iv_contracts::scoring::{
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::config::{ConfigError, Env};
 use crate::discovery::{Instances, Source};
 use crate::resilience::{CallError, Downstream, PolicyConfig};
 
 /// Largest gRPC message either side accepts (a batch of frames, a PDF report).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Where the emotion service's gRPC clients send calls: its healthy instances in Consul, or
+/// `EMOTION_GRPC_URL` (comma-separated for several).
+pub fn emotion_source(env: &Env) -> Result<Source, ConfigError> {
+    Source::from_env(
+        env,
+        "emotion-service",
+        "EMOTION_GRPC_URL",
+        "http://127.0.0.1:8082",
+    )
+}
+
+/// Likewise for the scoring service (`SCORING_GRPC_URL`).
+pub fn scoring_source(env: &Env) -> Result<Source, ConfigError> {
+    Source::from_env(
+        env,
+        "scoring-service",
+        "SCORING_GRPC_URL",
+        "http://127.0.0.1:8083",
+    )
+}
 
 /// One lazily connected channel per instance of a downstream; each attempt goes to the next
 /// instance, so a retry after a refused connection lands on another one.

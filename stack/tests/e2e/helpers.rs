@@ -70,8 +70,8 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A stack on the machine's real RabbitMQ (own namespace) and PostgreSQL (own database).
-pub async fn spawn_stack_on_rabbitmq_and_postgres() -> TestStack {
+/// A new, empty PostgreSQL database on the machine's server: its name and URL.
+pub async fn fresh_pg_database() -> (String, String) {
     sqlx::any::install_default_drivers();
     let db = unique("iv_test_");
     let admin = iv_platform::db::connect(&pg_admin_url())
@@ -84,6 +84,12 @@ pub async fn spawn_stack_on_rabbitmq_and_postgres() -> TestStack {
     admin.close().await;
     let base = pg_admin_url();
     let url = format!("{}/{db}", base.rsplit_once('/').expect("a database path").0);
+    (db, url)
+}
+
+/// A stack on the machine's real RabbitMQ (own namespace) and PostgreSQL (own database).
+pub async fn spawn_stack_on_rabbitmq_and_postgres() -> TestStack {
+    let (db, url) = fresh_pg_database().await;
     let namespace = format!("{}.", unique("test-"));
     let amqp = amqp_url();
     let mut t = spawn_stack(&[

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use iv_contracts::scoring::AnswerRequest;
 use iv_platform::client::HttpClient;
-use iv_platform::discovery::{ConsulAgent, Source, passing_instances};
+use iv_platform::discovery::{ConsulAgent, EJECT_FOR, Source, passing_instances};
 use iv_platform::downstream::ScoringClient;
 use iv_platform::resilience::{BreakerState, PolicyConfig};
 use iv_stack::test_env;
@@ -107,13 +107,29 @@ async fn the_gateway_spreads_requests_over_healthy_instances_and_drops_a_failed_
         killed.elapsed()
     );
 
-    // Back on the same address: it registers again, passes its check, and gets traffic again.
+    // Back on the same address: it registers again, passes its check, and gets traffic again:
+    // at once if the gateway saw it leave Consul's list, else when its ejection ends
+    // (EJECT_FOR, 5 s).
     a.restart().await;
+    let listening = Instant::now();
     let back = wait_passing(&consul, "interview-service", 2).await;
     eprintln!("restarted instance passing again {back:?} after it listened");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    eventually(
+        EJECT_FOR + Duration::from_secs(5),
+        "the restarted instance gets requests",
+        || async {
+            get_unknown_interviews(&http, &gateway.url(), 2).await;
+            requests_served(&http, &a.url(), SESSION_PATH).await > 0
+        },
+    )
+    .await;
+    eprintln!(
+        "restarted instance served again {:?} after it listened",
+        listening.elapsed()
+    );
+    let before = requests_served(&http, &a.url(), SESSION_PATH).await;
     get_unknown_interviews(&http, &gateway.url(), 20).await;
-    let on_a = requests_served(&http, &a.url(), SESSION_PATH).await;
+    let on_a = requests_served(&http, &a.url(), SESSION_PATH).await - before;
     assert!(
         on_a >= 7,
         "the restarted instance is back in turn: {on_a} of 20"

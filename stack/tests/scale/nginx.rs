@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 
 use crate::eventually;
-use crate::helpers::{fresh_dir, pg_admin_url, unique, ws_connect, ws_send, ws_until};
+use crate::helpers::{fresh_dir, fresh_pg_database, ws_connect, ws_send, ws_until};
 use crate::process::ServiceProcess;
 
 fn nginx_binary() -> PathBuf {
@@ -158,26 +158,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn fresh_pg_database() -> String {
-    sqlx::any::install_default_drivers();
-    let db = unique("iv_nginx_");
-    let admin = iv_platform::db::connect(&pg_admin_url())
-        .await
-        .expect("PostgreSQL is reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let base = pg_admin_url();
-    format!("{}/{db}", base.rsplit_once('/').expect("a database path").0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() {
     let _turn = crate::one_at_a_time().await;
     let http = HttpClient::new();
-    let database = fresh_pg_database().await;
+    let (_, database) = fresh_pg_database().await;
     let dir = fresh_dir();
     let env = |name: &str| -> HashMap<String, String> {
         test_env(&dir.join(name), &[("DATABASE_URL", &database)])
