@@ -99,8 +99,9 @@ impl Service {
     }
 }
 
-/// The address of a service run elsewhere: its URL variable, or the service's default address
-/// (which is also what the other services assume when the variable is unset).
+/// The address of a service run elsewhere: its URL variable (the first instance, when it lists
+/// several), or the service's default address (which is also what the other services assume when
+/// the variable is unset).
 fn external(env: &HashMap<String, String>, service: Service) -> anyhow::Result<SocketAddr> {
     let key = service.url_key();
     let Some(url) = env.get(key) else {
@@ -113,7 +114,12 @@ fn external(env: &HashMap<String, String>, service: Service) -> anyhow::Result<S
         };
         return Ok(([127, 0, 0, 1], port).into());
     };
-    let authority = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
+    let first = url.split(',').next().unwrap_or(url).trim();
+    let authority = first
+        .split("://")
+        .nth(1)
+        .unwrap_or(first)
+        .trim_end_matches('/');
     authority
         .parse()
         .with_context(|| format!("{key}={url} is not http://<ip>:<port>"))
@@ -255,4 +261,26 @@ pub fn test_env(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> HashMap<S
         env.insert(k.to_string(), v.to_string());
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_elsewhere_is_at_its_url_or_its_first_listed_instance() {
+        let env: HashMap<String, String> = [(
+            "SCORING_GRPC_URL".to_string(),
+            "http://127.0.0.1:9001/, http://127.0.0.1:9002".to_string(),
+        )]
+        .into();
+        assert_eq!(
+            external(&env, Service::Scoring).unwrap(),
+            "127.0.0.1:9001".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            external(&env, Service::Emotion).unwrap(),
+            "127.0.0.1:8082".parse::<SocketAddr>().unwrap()
+        );
+    }
 }
