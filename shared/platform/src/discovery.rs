@@ -5,7 +5,9 @@
 //! `/v1/health/service/:name?passing` reports them, polled every [`ConsulAgent::poll`]. Consul
 //! wins when `CONSUL_HTTP_ADDR` is set.
 //!
-//! [`Instances`] picks round-robin. An instance whose connection just failed is set aside for
+//! [`Instances`] picks round-robin, or by key ([`Instances::pick_for`]) where an instance keeps
+//! state per key (the emotion service tracks each session's face and blinks in memory). An
+//! instance whose connection just failed is set aside for
 //! [`EJECT_FOR`] so the caller's next attempt goes elsewhere; Consul's own checks take longer
 //! (an interval or two) to drop a dead instance, and a static list has no checks at all.
 
@@ -224,6 +226,23 @@ impl Instances {
         Some(url.clone())
     }
 
+    /// The instance for `key`, by rendezvous hashing: the same one for as long as it is listed and
+    /// not set aside, so state kept per key stays on one instance; when it goes, its keys spread
+    /// over the others (each to its next-ranked instance) and the rest stay where they are.
+    pub fn pick_for(&self, key: &str) -> Option<String> {
+        let all = self.all();
+        let now = Instant::now();
+        let mut ejected = self.ejected.lock().unwrap_or_else(|e| e.into_inner());
+        ejected.retain(|_, until| *until > now);
+        let mut ranked: Vec<&String> = all.iter().collect();
+        ranked.sort_by_key(|url| std::cmp::Reverse(rendezvous_score(key, url)));
+        ranked
+            .iter()
+            .find(|url| !ejected.contains_key(**url))
+            .or(ranked.first())
+            .map(|url| (*url).clone())
+    }
+
     /// How many instances are known now (the most attempts worth making for one call).
     pub fn len(&self) -> usize {
         self.current.borrow().len()
@@ -249,6 +268,20 @@ impl Instances {
                 .increment(1);
         }
     }
+}
+
+/// FNV-1a over key and instance: stable across processes and builds, so the interview service and
+/// the worker send a session's frames to the same instance.
+fn rendezvous_score(key: &str, url: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes().chain([0xff]).chain(url.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // FNV's low bits mix poorly for similar inputs; finish with a multiply-xorshift.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^ (hash >> 33)
 }
 
 /// One entry of `/v1/health/service/:name`; only what discovery needs.
@@ -403,6 +436,41 @@ mod tests {
         let picks: Vec<String> = (0..4).map(|_| instances.pick().unwrap()).collect();
         assert!(picks.iter().all(|p| p != "b"), "{picks:?}");
         assert!(picks.contains(&"a".to_string()) && picks.contains(&"c".to_string()));
+    }
+
+    #[test]
+    fn a_key_stays_on_its_instance_and_moves_only_when_that_one_goes() {
+        let urls: Vec<String> = (1..=3).map(|i| format!("http://10.0.0.{i}:8082")).collect();
+        let (instances, publisher) = Instances::new("t", urls.clone());
+        let sessions: Vec<String> = (0..300).map(|i| format!("session-{i}")).collect();
+        let home: Vec<String> = sessions
+            .iter()
+            .map(|s| instances.pick_for(s).unwrap())
+            .collect();
+        for (s, h) in sessions.iter().zip(&home) {
+            assert_eq!(instances.pick_for(s).as_ref(), Some(h), "stable");
+        }
+        for url in &urls {
+            let share = home.iter().filter(|h| *h == url).count();
+            assert!((60..=140).contains(&share), "{url} has {share} of 300");
+        }
+        // One instance leaves: only its sessions move.
+        publisher.publish("t", urls[1..].to_vec());
+        for (s, h) in sessions.iter().zip(&home) {
+            let now = instances.pick_for(s).unwrap();
+            if h != &urls[0] {
+                assert_eq!(&now, h, "{s} stayed");
+            } else {
+                assert_ne!(now, urls[0]);
+            }
+        }
+        // Set aside: its sessions go to their next-ranked instance meanwhile.
+        instances.eject(&urls[1]);
+        assert!(
+            sessions
+                .iter()
+                .all(|s| instances.pick_for(s).as_deref() == Some(urls[2].as_str()))
+        );
     }
 
     #[test]

@@ -79,13 +79,18 @@ impl Pool {
         Ok(channel)
     }
 
-    /// One attempt on the next instance. `Unavailable` (refused, reset) sets that instance aside.
-    async fn attempt<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    /// One attempt on the next instance, or on `key`'s instance when given (state kept per key).
+    /// `Unavailable` (refused, reset) sets that instance aside.
+    async fn attempt<T, F, Fut>(&self, key: Option<&str>, call: F) -> Result<T, Status>
     where
         F: FnOnce(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let Some(url) = self.instances.pick() else {
+        let picked = match key {
+            Some(key) => self.instances.pick_for(key),
+            None => self.instances.pick(),
+        };
+        let Some(url) = picked else {
             return Err(Status::unavailable(format!(
                 "no healthy instance of {}",
                 self.instances.name()
@@ -142,13 +147,16 @@ impl EmotionClient {
         &self.policy
     }
 
+    /// Analyses a frame on its session's instance ([`Instances::pick_for`]): the emotion service
+    /// tracks each session's face and blinks in memory.
     pub async fn analyze_frame(&self, request: FrameRequest) -> Result<EmotionResponse, CallError> {
         self.policy
             .call("analyze_frame", || {
                 let pool = self.pool.clone();
                 let request = request.clone();
+                let session = request.session_id.clone();
                 async move {
-                    pool.attempt(|channel| async move {
+                    pool.attempt(Some(&session), |channel| async move {
                         emotion_client(channel)
                             .analyze_frame(request)
                             .await
@@ -168,7 +176,7 @@ impl EmotionClient {
                     session_id: session_id.to_string(),
                 };
                 async move {
-                    pool.attempt(|channel| async move {
+                    pool.attempt(None, |channel| async move {
                         emotion_client(channel)
                             .get_session_summary(request)
                             .await
@@ -214,7 +222,7 @@ impl ScoringClient {
                 let pool = self.pool.clone();
                 let request = request.clone();
                 async move {
-                    pool.attempt(|channel| async move {
+                    pool.attempt(None, |channel| async move {
                         scoring_client(channel)
                             .analyze_answer(request)
                             .await
@@ -232,7 +240,7 @@ impl ScoringClient {
                 let pool = self.pool.clone();
                 let request = request.clone();
                 async move {
-                    pool.attempt(|channel| async move {
+                    pool.attempt(None, |channel| async move {
                         scoring_client(channel)
                             .calculate_score(request)
                             .await
@@ -253,7 +261,7 @@ impl ScoringClient {
                 let pool = self.pool.clone();
                 let request = request.clone();
                 async move {
-                    pool.attempt(|channel| async move {
+                    pool.attempt(None, |channel| async move {
                         scoring_client(channel)
                             .generate_report(request)
                             .await

@@ -5,15 +5,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use iv_contracts::emotion::FrameRequest;
 use iv_contracts::scoring::AnswerRequest;
 use iv_platform::client::HttpClient;
 use iv_platform::discovery::{ConsulAgent, EJECT_FOR, Source, passing_instances};
-use iv_platform::downstream::ScoringClient;
+use iv_platform::downstream::{EmotionClient, ScoringClient};
 use iv_platform::resilience::{BreakerState, PolicyConfig};
 use iv_stack::test_env;
 
 use crate::consul_double::ConsulDouble;
-use crate::helpers::fresh_dir;
+use crate::helpers::{face_frames, fresh_dir};
 use crate::process::ServiceProcess;
 use crate::{eventually, requests_served};
 
@@ -205,4 +206,97 @@ async fn grpc_calls_spread_over_instances_and_skip_a_killed_one_without_opening_
         instances.changed().await;
     }
     assert_eq!(*instances.all(), vec![b.url()]);
+}
+
+fn frame(session: &str, number: i64, jpeg: &[u8]) -> FrameRequest {
+    FrameRequest {
+        session_id: session.to_string(),
+        image_data: jpeg.to_vec(),
+        timestamp: 1_000 + number * 66,
+        format: "jpeg".into(),
+        policy: 0,
+        frame_number: number,
+    }
+}
+
+const EMOTION_PATH: &str = "emotion.EmotionService";
+
+/// The emotion service keeps each session's face track and blink history in memory, so a
+/// session's frames go to one instance; when it dies, the session continues on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_frames_stay_on_one_emotion_instance_and_move_when_it_dies() {
+    let _turn = crate::one_at_a_time().await;
+    let http = HttpClient::new();
+    let consul = ConsulDouble::start(None).await;
+    let dir = fresh_dir();
+    let mut a = ServiceProcess::start("emotion", process_env(&dir.join("a"), &consul)).await;
+    let mut b = ServiceProcess::start("emotion", process_env(&dir.join("b"), &consul)).await;
+    wait_passing(&consul, "emotion-service", 2).await;
+    let client = EmotionClient::new(
+        &Source::Consul {
+            agent: agent(&consul),
+            service: "emotion-service".into(),
+        },
+        PolicyConfig::emotion(),
+        PolicyConfig::emotion_queries(),
+    );
+    let mut instances = client.instances().clone();
+    while instances.len() < 2 {
+        instances.changed().await;
+    }
+    let jpegs: Vec<Vec<u8>> = face_frames()
+        .iter()
+        .take(3)
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let sessions: Vec<String> = (0..16).map(|i| format!("affinity-{i}")).collect();
+    for session in &sessions {
+        for (n, jpeg) in jpegs.iter().enumerate() {
+            let r = client
+                .analyze_frame(frame(session, n as i64, jpeg))
+                .await
+                .expect("analysed");
+            assert!(
+                r.face_metrics.is_some_and(|m| m.detected),
+                "a face in every frame"
+            );
+        }
+    }
+    let homed_on = |url: &str| {
+        sessions
+            .iter()
+            .filter(|s| instances.pick_for(s).as_deref() == Some(url))
+            .count() as u64
+            * 3
+    };
+    let (on_a, on_b) = (
+        requests_served(&http, &a.url(), EMOTION_PATH).await,
+        requests_served(&http, &b.url(), EMOTION_PATH).await,
+    );
+    eprintln!("16 sessions x 3 frames: {on_a} on one instance, {on_b} on the other");
+    assert_eq!(on_a, homed_on(&a.url()), "each session on its own instance");
+    assert_eq!(on_b, homed_on(&b.url()));
+    assert!(on_a > 0 && on_b > 0, "sessions spread over both");
+
+    // The home of the first session dies: its next frames are analysed by the other.
+    let first = &sessions[0];
+    let (dead, survivor) = if instances.pick_for(first).as_deref() == Some(a.url().as_str()) {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let before = requests_served(&http, &survivor.url(), EMOTION_PATH).await;
+    dead.kill().await;
+    for n in 3..6 {
+        let r = client
+            .analyze_frame(frame(first, n, &jpegs[n as usize % 3]))
+            .await
+            .expect("analysed by the surviving instance");
+        assert!(r.face_metrics.is_some_and(|m| m.detected));
+    }
+    assert_eq!(
+        requests_served(&http, &survivor.url(), EMOTION_PATH).await,
+        before + 3
+    );
+    assert_eq!(client.policy().state(), BreakerState::Closed);
 }
