@@ -78,6 +78,9 @@ struct Nginx {
     child: Child,
     url: String,
     access_log: PathBuf,
+    /// Prefix, configuration and `-g` globals: `nginx -s stop` needs them to find the master.
+    dir: PathBuf,
+    globals: String,
 }
 
 impl Nginx {
@@ -130,6 +133,8 @@ impl Nginx {
             child,
             url,
             access_log,
+            dir: dir.to_path_buf(),
+            globals,
         }
     }
 
@@ -145,7 +150,23 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// `nginx -s stop` makes the master stop its workers and exit; killing the master alone would
+    /// leave the workers running, holding the test's port.
     fn drop(&mut self) {
+        let _ = std::process::Command::new(nginx_binary())
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-c")
+            .arg(self.dir.join("nginx.conf"))
+            .args(["-g", &self.globals, "-s", "stop"])
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.start_kill();
     }
 }
