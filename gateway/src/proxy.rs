@@ -37,6 +37,16 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Attempts of one request at most, each on another instance.
 const MAX_ATTEMPTS: usize = 3;
 
+/// Why no instance served a request.
+#[derive(Clone, Copy)]
+enum Failure {
+    /// None passes its checks.
+    NoInstance,
+    /// They could not be reached, or failed mid-request.
+    Unreachable,
+    Timeout,
+}
+
 #[derive(Clone)]
 pub struct Upstream {
     pub name: &'static str,
@@ -91,7 +101,7 @@ impl Upstream {
             headers.insert("x-forwarded-for", v);
         }
         if self.instances.is_empty() {
-            return self.error("no_instance");
+            return self.error(Failure::NoInstance);
         }
         let attempts = self.instances.len().clamp(1, MAX_ATTEMPTS);
         for _ in 0..attempts {
@@ -119,36 +129,39 @@ impl Upstream {
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(upstream = self.name, instance = base, error = %e, "upstream failed");
-                    return self.error("unreachable");
+                    return self.error(Failure::Unreachable);
                 }
-                Err(_) => return self.error("timeout"),
+                Err(_) => return self.error(Failure::Timeout),
             }
         }
-        self.error("unreachable")
+        self.error(Failure::Unreachable)
     }
 
     /// The JSON answer when no instance served the request: 503 when none is known (none passes
     /// its checks), 502 when they could not be reached, 504 for a timeout.
-    fn error(&self, kind: &'static str) -> Response {
-        metrics::counter!("gateway_upstream_errors_total", "upstream" => self.name, "kind" => kind)
-            .increment(1);
-        let (class, code, message) = match kind {
-            "timeout" => (
+    fn error(&self, failure: Failure) -> Response {
+        let (kind, class, code, message) = match failure {
+            Failure::Timeout => (
+                "timeout",
                 ErrorClass::Timeout,
                 "UPSTREAM_TIMEOUT",
                 format!("{} did not answer in time", self.name),
             ),
-            "no_instance" => (
+            Failure::NoInstance => (
+                "no_instance",
                 ErrorClass::Unavailable,
                 "UPSTREAM_UNAVAILABLE",
                 format!("no healthy instance of {}", self.name),
             ),
-            _ => (
+            Failure::Unreachable => (
+                "unreachable",
                 ErrorClass::BadGateway,
                 "UPSTREAM_UNAVAILABLE",
                 format!("{} is unavailable", self.name),
             ),
         };
+        metrics::counter!("gateway_upstream_errors_total", "upstream" => self.name, "kind" => kind)
+            .increment(1);
         ApiError::new(class, code, message).into_response()
     }
 

@@ -103,6 +103,12 @@ pub fn registration(
         .expect("every field of the registration is set")
 }
 
+/// `<name>-<address>-<port>`: unique per instance, and the same when it restarts on its address.
+fn instance_id(config: &RegistrationConfig, spec: &ServiceSpec, bound: SocketAddr) -> String {
+    let host = config.advertised_host(bound).replace([':', '[', ']'], "_");
+    format!("{}-{host}-{}", spec.name, bound.port())
+}
+
 /// consulrs' `register` takes the request as a builder.
 fn registration_builder(
     config: &RegistrationConfig,
@@ -111,11 +117,7 @@ fn registration_builder(
 ) -> RegisterServiceRequestBuilder {
     let host = config.advertised_host(bound);
     let port = bound.port();
-    let id = format!(
-        "{}-{}-{port}",
-        spec.name,
-        host.replace([':', '[', ']'], "_")
-    );
+    let id = instance_id(config, spec, bound);
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -203,7 +205,7 @@ impl Registration {
             }
         };
         let request = registration_builder(config, spec, bound);
-        let id = registration(config, spec, bound).id.unwrap_or_default();
+        let id = instance_id(config, spec, bound);
         let name = spec.name;
         let task = {
             let client = client.clone();
@@ -245,11 +247,6 @@ impl Registration {
                 task,
             }),
         }
-    }
-
-    /// The instance id, when registering.
-    pub fn id(&self) -> Option<&str> {
-        self.inner.as_ref().map(|r| r.id.as_str())
     }
 
     /// Waits for `shutdown`, then deregisters (at most 3 s; the agent's own

@@ -206,9 +206,30 @@ impl Instances {
         self.current.changed().await.is_ok()
     }
 
-    /// The next instance in turn, skipping those set aside; when every one is set aside, the next
-    /// of all of them (trying is better than refusing). `None` when there are none at all.
+    /// The next instance in turn.
     pub fn pick(&self) -> Option<String> {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        self.choose(|candidates| candidates.get(turn % candidates.len()).copied())
+    }
+
+    /// The instance for `key`, by rendezvous hashing: the same one for as long as it is listed and
+    /// not set aside, so state kept per key stays on one instance; when it goes, its keys spread
+    /// over the others (each to its next-ranked instance) and the rest stay where they are.
+    pub fn pick_for(&self, key: &str) -> Option<String> {
+        self.choose(|candidates| {
+            candidates
+                .iter()
+                .copied()
+                .max_by_key(|url| rendezvous_score(key, url))
+        })
+    }
+
+    /// `choose` over the instances not set aside or, when every one is set aside, over all of
+    /// them (trying is better than refusing). `None` when there are none at all.
+    fn choose(
+        &self,
+        choose: impl for<'a> FnOnce(&[&'a String]) -> Option<&'a String>,
+    ) -> Option<String> {
         let all = self.all();
         if all.is_empty() {
             return None;
@@ -217,30 +238,12 @@ impl Instances {
         let mut ejected = self.ejected.lock().unwrap_or_else(|e| e.into_inner());
         ejected.retain(|_, until| *until > now);
         let usable: Vec<&String> = all.iter().filter(|u| !ejected.contains_key(*u)).collect();
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        let url = if usable.is_empty() {
-            &all[turn % all.len()]
+        let candidates = if usable.is_empty() {
+            all.iter().collect()
         } else {
-            usable[turn % usable.len()]
+            usable
         };
-        Some(url.clone())
-    }
-
-    /// The instance for `key`, by rendezvous hashing: the same one for as long as it is listed and
-    /// not set aside, so state kept per key stays on one instance; when it goes, its keys spread
-    /// over the others (each to its next-ranked instance) and the rest stay where they are.
-    pub fn pick_for(&self, key: &str) -> Option<String> {
-        let all = self.all();
-        let now = Instant::now();
-        let mut ejected = self.ejected.lock().unwrap_or_else(|e| e.into_inner());
-        ejected.retain(|_, until| *until > now);
-        let mut ranked: Vec<&String> = all.iter().collect();
-        ranked.sort_by_key(|url| std::cmp::Reverse(rendezvous_score(key, url)));
-        ranked
-            .iter()
-            .find(|url| !ejected.contains_key(**url))
-            .or(ranked.first())
-            .map(|url| (*url).clone())
+        choose(&candidates).cloned()
     }
 
     /// How many instances are known now (the most attempts worth making for one call).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use iv_contracts::emotion::FrameRequest;
 use iv_contracts::scoring::AnswerRequest;
 use iv_platform::client::HttpClient;
-use iv_platform::discovery::{ConsulAgent, EJECT_FOR, Source, passing_instances};
+use iv_platform::discovery::{ConsulAgent, EJECT_FOR, Instances, Source, passing_instances};
 use iv_platform::downstream::{EmotionClient, ScoringClient};
 use iv_platform::resilience::{BreakerState, PolicyConfig};
 use iv_stack::test_env;
@@ -53,6 +53,16 @@ async fn wait_passing(consul: &ConsulDouble, service: &str, n: usize) -> Duratio
         || async { passing(consul, service).await.len() == n },
     )
     .await
+}
+
+/// Waits until a client follows exactly `n` instances (it reads Consul every 200 ms).
+async fn listed(instances: &Instances, n: usize) {
+    eventually(
+        Duration::from_secs(10),
+        &format!("{n} instances of {} listed", instances.name()),
+        || async { instances.len() == n },
+    )
+    .await;
 }
 
 /// `n` GETs of an unknown interview through `base`; every one must be answered by an instance
@@ -169,10 +179,8 @@ async fn grpc_calls_spread_over_instances_and_skip_a_killed_one_without_opening_
         },
         PolicyConfig::scoring(),
     );
-    let mut instances = client.instances().clone();
-    while instances.len() < 2 {
-        instances.changed().await;
-    }
+    let instances = client.instances();
+    listed(instances, 2).await;
     for _ in 0..20 {
         let analysis = client.analyze_answer(answer()).await.expect("analysed");
         assert!(analysis.relevance_score > 0.0);
@@ -202,9 +210,7 @@ async fn grpc_calls_spread_over_instances_and_skip_a_killed_one_without_opening_
         "one dead instance of two is not a dead service"
     );
     wait_passing(&consul, "scoring-service", 1).await;
-    while instances.len() != 1 {
-        instances.changed().await;
-    }
+    listed(instances, 1).await;
     assert_eq!(*instances.all(), vec![b.url()]);
 }
 
@@ -240,10 +246,8 @@ async fn a_sessions_frames_stay_on_one_emotion_instance_and_move_when_it_dies() 
         PolicyConfig::emotion(),
         PolicyConfig::emotion_queries(),
     );
-    let mut instances = client.instances().clone();
-    while instances.len() < 2 {
-        instances.changed().await;
-    }
+    let instances = client.instances();
+    listed(instances, 2).await;
     let jpegs: Vec<Vec<u8>> = face_frames()
         .iter()
         .take(3)
