@@ -87,13 +87,7 @@ impl Config {
                 "SCORING_URL",
                 "http://127.0.0.1:8083",
             )?,
-            api_keys: env
-                .string("GATEWAY_API_KEYS", "")
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(String::from)
-                .collect(),
+            api_keys: env.list("GATEWAY_API_KEYS"),
             rate_per_minute: env.parse("GATEWAY_RATE_PER_MINUTE", 3000)?,
             rate_burst: env.parse("GATEWAY_RATE_BURST", 200)?,
             upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 30_000)?,

@@ -69,6 +69,16 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// A comma-separated list, items trimmed, empty items dropped (empty when unset).
+    pub fn list(&self, key: &str) -> Vec<String> {
+        self.string(key, "")
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
     /// A duration given in milliseconds.
     pub fn millis(&self, key: &str, default_ms: u64) -> Result<Duration, ConfigError> {
         self.parse(key, default_ms).map(Duration::from_millis)
@@ -85,6 +95,13 @@ mod tests {
         let env = Env::new(&map);
         assert_eq!(env.parse("A", 7u16).unwrap(), 7);
         assert_eq!(env.parse("B", 9u16).unwrap(), 9);
+    }
+
+    #[test]
+    fn a_list_drops_blank_items() {
+        let map: HashMap<String, String> = [("K".to_string(), " a, ,b ,".to_string())].into();
+        assert_eq!(Env::new(&map).list("K"), ["a", "b"]);
+        assert!(Env::new(&map).list("UNSET").is_empty());
     }
 
     #[test]

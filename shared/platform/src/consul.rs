@@ -50,13 +50,7 @@ impl RegistrationConfig {
         Ok(Some(Self {
             agent,
             address: env.optional("SERVICE_ADDRESS"),
-            tags: env
-                .string("SERVICE_TAGS", "")
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(String::from)
-                .collect(),
+            tags: env.list("SERVICE_TAGS"),
             // 10 s / 2 s as the design's definitions; 1 m before a dead instance is forgotten.
             check_interval: env.string("CONSUL_CHECK_INTERVAL", "10s"),
             check_timeout: env.string("CONSUL_CHECK_TIMEOUT", "2s"),
