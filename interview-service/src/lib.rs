@@ -141,13 +141,13 @@ impl Application {
                 let app = on_score.clone();
                 async move {
                     let event: ScoreCalculated = delivery.decode()?;
-                    app.on_score(&event)
-                        .await
-                        .map_err(|e| HandlerError::Transient(e.to_string()))
+                    app.on_score(&event).await.map_err(HandlerError::transient)
                 }
             }),
             cancel.clone(),
-        );
+        )
+        .await
+        .context("subscribing to scores")?;
 
         let routes = routes::router(routes::AppState {
             app: app.clone(),

@@ -5,23 +5,17 @@ use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, FrameRequest};
 use iv_contracts::events::{EmotionAnalyzed, FrameCaptured, InterviewCompleted, ScoreCalculated};
 use iv_contracts::policy::AnalysisPolicy;
 use iv_contracts::scoring::{Answer, EmotionData, InterviewMetadata, ReportRequest, ScoreRequest};
-use iv_platform::bus::{EventBus, HandlerError};
+use iv_contracts::events::Event;
+use iv_platform::bus::EventBus;
 use iv_platform::downstream::{EmotionClient, ScoringClient};
-use iv_platform::resilience::CallError;
+
+use crate::error::WorkerError;
 
 #[derive(Clone)]
 pub struct Jobs {
     pub emotion: EmotionClient,
     pub scoring: ScoringClient,
     pub bus: EventBus,
-}
-
-fn classify(what: &str, err: CallError) -> HandlerError {
-    if err.is_unavailable() {
-        HandlerError::Transient(format!("{what}: {err}"))
-    } else {
-        HandlerError::Permanent(format!("{what}: {err}"))
-    }
 }
 
 impl Jobs {
@@ -34,7 +28,7 @@ impl Jobs {
         &self,
         event: InterviewCompleted,
         last_attempt: bool,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<(), WorkerError> {
         let session_id = event.session_id.clone();
         let policy = AnalysisPolicy::parse(&event.analysis_policy).unwrap_or(AnalysisPolicy::Full);
         let summary = match policy {
@@ -45,7 +39,7 @@ impl Jobs {
                     tracing::warn!(%session_id, error = %e, "scoring without engagement: the emotion service stayed unavailable");
                     None
                 }
-                Err(e) => return Err(classify("session summary", e)),
+                Err(e) => return Err(WorkerError::call("session summary")(e)),
             },
         };
         let emotions = match summary {
@@ -91,7 +85,7 @@ impl Jobs {
             .scoring
             .calculate_score(request)
             .await
-            .map_err(|e| classify("calculate score", e))?;
+            .map_err(WorkerError::call("calculate score"))?;
         self.scoring
             .generate_report(ReportRequest {
                 session_id: session_id.clone(),
@@ -100,7 +94,7 @@ impl Jobs {
                 format: "json".into(),
             })
             .await
-            .map_err(|e| classify("generate report", e))?;
+            .map_err(WorkerError::call("generate report"))?;
         let calculated = ScoreCalculated {
             session_id: session_id.clone(),
             technical_score: f64::from(score.technical_score),
@@ -113,7 +107,10 @@ impl Jobs {
         self.bus
             .publish(&calculated)
             .await
-            .map_err(|e| HandlerError::Transient(e.to_string()))?;
+            .map_err(|source| WorkerError::Publish {
+                routing_key: ScoreCalculated::ROUTING_KEY,
+                source,
+            })?;
         metrics::counter!("interviews_scored_total").increment(1);
         tracing::info!(%session_id, overall = score.overall_score, sufficient = score.sufficient_data, "interview scored; report stored");
         Ok(())
@@ -121,7 +118,7 @@ impl Jobs {
 
     /// FrameCaptured: only frames queued while live analysis was unavailable carry pixels; those
     /// are analysed now. The others are metadata and need nothing.
-    pub async fn analyze_deferred_frame(&self, event: FrameCaptured) -> Result<(), HandlerError> {
+    pub async fn analyze_deferred_frame(&self, event: FrameCaptured) -> Result<(), WorkerError> {
         if !event.deferred || event.image_data.is_empty() {
             return Ok(());
         }
@@ -155,35 +152,7 @@ impl Jobs {
                 tracing::info!(session_id = %event.session_id, "frame analysis switched off for the session; dropping frame");
                 Ok(())
             }
-            Err(e) => Err(classify("analyze deferred frame", e)),
+            Err(e) => Err(WorkerError::call("analyze deferred frame")(e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tonic::Status;
-
-    #[test]
-    fn a_down_service_is_retried_and_a_rejected_request_is_dead_lettered() {
-        let open = classify("x", CallError::Open("emotion"));
-        assert!(matches!(open, HandlerError::Transient(_)));
-        let down = classify(
-            "x",
-            CallError::Failed {
-                downstream: "scoring",
-                status: Status::unavailable("down"),
-            },
-        );
-        assert!(matches!(down, HandlerError::Transient(_)));
-        let bad = classify(
-            "x",
-            CallError::Failed {
-                downstream: "emotion",
-                status: Status::invalid_argument("corrupt frame"),
-            },
-        );
-        assert!(matches!(bad, HandlerError::Permanent(m) if m.contains("corrupt frame")));
     }
 }

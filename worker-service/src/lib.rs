@@ -10,6 +10,7 @@
 //! - [`jobs`]: the two handlers and how their failures are classified (retry or dead-letter).
 //! - [`ops`]: listing and replaying dead letters.
 
+pub mod error;
 pub mod jobs;
 pub mod ops;
 
@@ -116,12 +117,14 @@ impl Application {
             handler(move |d| {
                 let j = j.clone();
                 async move {
-                    j.score_interview(d.decode()?, d.attempt >= last_attempt)
-                        .await
+                    Ok(j.score_interview(d.decode()?, d.attempt >= last_attempt)
+                        .await?)
                 }
             }),
             cancel.clone(),
-        );
+        )
+        .await
+        .context("subscribing to completed interviews")?;
 
         let mut frames = Subscription::new(ops::QUEUES[1], &[FrameCaptured::ROUTING_KEY]);
         frames.retry_delay = config.retry_delay;
@@ -131,10 +134,12 @@ impl Application {
             frames,
             handler(move |d| {
                 let j = j.clone();
-                async move { j.analyze_deferred_frame(d.decode()?).await }
+                async move { Ok(j.analyze_deferred_frame(d.decode()?).await?) }
             }),
             cancel.clone(),
-        );
+        )
+        .await
+        .context("subscribing to deferred frames")?;
 
         let ops = ops::router(ops::Ops {
             bus: bus.clone(),

@@ -14,8 +14,10 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use iv_platform::bus::EventBus;
-use iv_platform::errors::{ApiError, ErrorClass};
+use iv_platform::errors::ApiError;
 use serde::{Deserialize, Serialize};
+
+use crate::error::WorkerError;
 
 /// The queues this worker consumes; only these can be listed or replayed.
 pub const QUEUES: [&str; 2] = ["worker.interview-completed", "worker.frames"];
@@ -63,7 +65,7 @@ pub fn router(ops: Ops) -> Router {
 }
 
 impl Ops {
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), WorkerError> {
         let Some(token) = &self.token else {
             return Ok(());
         };
@@ -74,37 +76,24 @@ impl Ops {
         if given == Some(token.as_str()) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                ErrorClass::Unauthenticated,
-                "UNAUTHENTICATED",
-                "ops endpoints need Authorization: Bearer <OPS_TOKEN>",
-            ))
+            Err(WorkerError::Unauthenticated)
         }
     }
 }
 
-fn checked(p: &Params) -> Result<(&'static str, usize), ApiError> {
+fn checked(p: &Params) -> Result<(&'static str, usize), WorkerError> {
     let queue = p.queue.as_deref().unwrap_or_default();
-    let queue = QUEUES.into_iter().find(|q| *q == queue).ok_or_else(|| {
-        ApiError::new(
-            ErrorClass::InvalidInput,
-            "UNKNOWN_QUEUE",
-            format!("queue must be one of {}", QUEUES.join(", ")),
-        )
-    })?;
+    let queue = QUEUES
+        .into_iter()
+        .find(|q| *q == queue)
+        .ok_or_else(|| WorkerError::UnknownQueue {
+            known: QUEUES.join(", "),
+        })?;
     let limit = p.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            ErrorClass::InvalidInput,
-            "INVALID_LIMIT",
-            format!("limit must be 1 to {MAX_LIMIT}"),
-        ));
+        return Err(WorkerError::InvalidLimit { max: MAX_LIMIT });
     }
     Ok((queue, limit))
-}
-
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ErrorClass::Unavailable, "BROKER_UNAVAILABLE", e.to_string())
 }
 
 async fn list(
@@ -118,7 +107,7 @@ async fn list(
         .bus
         .dead_letters(queue, limit)
         .await
-        .map_err(unavailable)?;
+        .map_err(WorkerError::Broker)?;
     Ok(Json(Listing {
         queue: queue.into(),
         dead_letters: letters
@@ -145,7 +134,7 @@ async fn replay(
         .bus
         .replay_dead_letters(queue, limit)
         .await
-        .map_err(unavailable)?;
+        .map_err(WorkerError::Broker)?;
     Ok(Json(Replayed {
         queue: queue.into(),
         replayed,

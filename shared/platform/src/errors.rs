@@ -157,6 +157,22 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
     }
 }
 
+/// Shows an error with its causes, `outer: inner: root`, for logs and stored reasons. Error types
+/// here keep their causes as sources, so a plain `{}` shows only the outermost message.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +191,18 @@ mod tests {
         ] {
             assert_eq!(ErrorClass::from_grpc(class.grpc_code()), class);
         }
+    }
+
+    #[test]
+    fn a_chain_shows_every_cause_outermost_first() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("publishing failed")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::other("connection reset"));
+        assert_eq!(
+            Chain(&err).to_string(),
+            "publishing failed: connection reset"
+        );
     }
 
     #[test]

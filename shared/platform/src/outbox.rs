@@ -11,7 +11,7 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{EventBus, OutgoingMessage};
+use crate::bus::{BusError, EventBus, OutgoingMessage};
 use crate::db::Pool;
 use iv_contracts::events::Event;
 
@@ -52,6 +52,17 @@ pub async fn enqueue<E: Event>(conn: &mut AnyConnection, event: &E) -> Result<St
     .execute(conn)
     .await?;
     Ok(id)
+}
+
+/// Why the relay could not hand the stored events over.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("reading or updating the outbox")]
+    Database(#[from] sqlx::Error),
+    #[error("a stored payload is not base64")]
+    Payload(#[from] base64::DecodeError),
+    #[error("publishing the stored events")]
+    Publish(#[from] BusError),
 }
 
 /// Publishes stored events in order and removes them once confirmed.
@@ -98,7 +109,7 @@ impl Relay {
                     Ok(_) => backoff = poll,
                     Err(e) => {
                         backoff = (backoff * 2).min(Duration::from_secs(10));
-                        tracing::warn!(error = %e, ?backoff, "outbox relay could not publish; will retry");
+                        tracing::warn!(error = %crate::errors::Chain(&e), ?backoff, "outbox relay could not publish; will retry");
                     }
                 }
             }
@@ -107,36 +118,36 @@ impl Relay {
 
     /// Publishes everything pending, oldest first, a batch at a time; stops at the first
     /// unconfirmed message so order holds (what follows it is sent again: at least once).
-    pub async fn drain(&self) -> Result<usize, String> {
+    pub async fn drain(&self) -> Result<usize, RelayError> {
         let mut sent = 0;
         loop {
             let rows =
                 sqlx::query("SELECT id, routing_key, payload FROM outbox ORDER BY seq LIMIT 100")
                     .fetch_all(&self.pool)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    ?;
             if rows.is_empty() {
                 return Ok(sent);
             }
             let mut batch = Vec::with_capacity(rows.len());
             for row in rows {
-                let payload: String = row.try_get("payload").map_err(|e| e.to_string())?;
+                let payload: String = row.try_get("payload")?;
                 batch.push(OutgoingMessage {
-                    message_id: row.try_get("id").map_err(|e| e.to_string())?,
-                    routing_key: row.try_get("routing_key").map_err(|e| e.to_string())?,
+                    message_id: row.try_get("id")?,
+                    routing_key: row.try_get("routing_key")?,
                     payload: base64::engine::general_purpose::STANDARD
                         .decode(payload)
-                        .map_err(|e| e.to_string())?,
+                        ?,
                 });
             }
             let (confirmed, error) = self.bus.publish_many(&batch).await;
-            let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+            let mut tx = self.pool.begin().await?;
             for m in &batch[..confirmed] {
                 sqlx::query("DELETE FROM outbox WHERE id = $1")
                     .bind(&m.message_id)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    ?;
                 metrics::counter!("outbox_relayed_total", "routing_key" => m.routing_key.clone())
                     .increment(1);
             }
@@ -145,12 +156,12 @@ impl Relay {
                     .bind(&m.message_id)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    ?;
             }
-            tx.commit().await.map_err(|e| e.to_string())?;
+            tx.commit().await?;
             sent += confirmed;
             if let Some(e) = error {
-                return Err(e.to_string());
+                return Err(e.into());
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use iv_contracts::events::{Event, InterviewCompleted};
 use iv_platform::CancellationToken;
-use iv_platform::bus::{EventBus, HandlerError, Subscription, handler};
+use iv_platform::bus::{DeadLetter, EventBus, HandlerError, Subscription, handler};
 
 fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL")
@@ -18,17 +18,30 @@ async fn bus() -> EventBus {
     let namespace = format!("test-{}.", uuid::Uuid::new_v4().simple());
     EventBus::connect(Some(&amqp_url()), &namespace)
         .await
-        .expect("RabbitMQ is reachable")
+        .unwrap_or_else(|e| panic!("these tests need RabbitMQ at {} (scripts/services.sh starts it): {e}", amqp_url()))
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..200 {
+    for _ in 0..400 {
         if check() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("timed out waiting for {what}");
+    panic!("timed out after 10 s waiting for {what}");
+}
+
+/// Polls the public dead-letter listing until `n` are there (10 s at most).
+async fn dead_letters_eventually(bus: &EventBus, queue: &str, n: usize) -> Vec<DeadLetter> {
+    for _ in 0..400 {
+        let listed = bus.dead_letters(queue, 100).await.unwrap();
+        if listed.len() >= n {
+            assert_eq!(listed.len(), n, "no more than expected: {listed:?}");
+            return listed;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out after 10 s waiting for {n} dead letters in {queue}");
 }
 
 #[tokio::test]
@@ -48,8 +61,9 @@ async fn a_published_event_reaches_a_bound_queue_once() {
             }
         }),
         cancel.clone(),
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await; // the consumer declares its queue
+    )
+    .await
+    .expect("the queue is declared");
     for i in 0..5 {
         let event = InterviewCompleted {
             session_id: format!("s{i}"),
@@ -86,12 +100,13 @@ async fn transient_failures_are_retried_with_a_delay_and_then_dead_lettered_with
                     a.fetch_add(1, Ordering::SeqCst) + 1,
                     "attempts are numbered"
                 );
-                Err(HandlerError::Transient("scoring is down".into()))
+                Err(HandlerError::transient("scoring is down"))
             }
         }),
         cancel.clone(),
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    )
+    .await
+    .expect("the queue is declared");
     bus.publish(&InterviewCompleted {
         session_id: "s".into(),
         ..Default::default()
@@ -99,18 +114,10 @@ async fn transient_failures_are_retried_with_a_delay_and_then_dead_lettered_with
     .await
     .unwrap();
     eventually("three attempts", || attempts.load(Ordering::SeqCst) == 3).await;
-    let EventBus::Rabbit(rabbit) = &bus else {
-        panic!("RabbitMQ bus expected")
-    };
-    let mut dead = 0;
-    for _ in 0..100 {
-        dead = rabbit.dead_letter_count("flaky").await.unwrap();
-        if dead == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(dead, 1, "the message is dead-lettered, not dropped");
+    let dead = dead_letters_eventually(&bus, "flaky", 1).await;
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(dead[0].routing_key, InterviewCompleted::ROUTING_KEY);
+    assert_eq!(dead[0].reason, "transient failure: scoring is down");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         attempts.load(Ordering::SeqCst),
@@ -137,8 +144,9 @@ async fn a_malformed_message_is_dead_lettered_at_once_and_the_queue_keeps_flowin
             }
         }),
         cancel.clone(),
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    )
+    .await
+    .expect("the queue is declared");
     bus.publish_raw(
         InterviewCompleted::ROUTING_KEY,
         "poison-1",
@@ -156,10 +164,14 @@ async fn a_malformed_message_is_dead_lettered_at_once_and_the_queue_keeps_flowin
         handled.load(Ordering::SeqCst) == 1
     })
     .await;
-    let EventBus::Rabbit(rabbit) = &bus else {
-        panic!("RabbitMQ bus expected")
-    };
-    assert_eq!(rabbit.dead_letter_count("poison").await.unwrap(), 1);
+    let dead = dead_letters_eventually(&bus, "poison", 1).await;
+    assert_eq!(dead[0].message_id, "poison-1");
+    assert!(
+        dead[0]
+            .reason
+            .starts_with("permanent failure: undecodable interview.completed.v1: "),
+        "{dead:?}"
+    );
     cancel.cancel();
 }
 
@@ -182,7 +194,7 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
             async move {
                 let e: InterviewCompleted = d.decode()?;
                 if !f.load(Ordering::SeqCst) {
-                    return Err(HandlerError::Transient(format!(
+                    return Err(HandlerError::transient(format!(
                         "scoring unavailable for {}",
                         e.session_id
                     )));
@@ -192,8 +204,9 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
             }
         }),
         cancel.clone(),
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    )
+    .await
+    .expect("the queue is declared");
     for i in 0..3 {
         bus.publish(&InterviewCompleted {
             session_id: format!("s{i}"),
@@ -202,24 +215,14 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
         .await
         .unwrap();
     }
-    let EventBus::Rabbit(rabbit) = &bus else {
-        panic!("RabbitMQ bus expected")
-    };
-    for _ in 0..200 {
-        if rabbit.dead_letter_count("replay").await.unwrap() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let listed = bus.dead_letters("replay", 10).await.unwrap();
-    assert_eq!(listed.len(), 3);
+    let listed = dead_letters_eventually(&bus, "replay", 3).await;
     assert!(listed.iter().all(|d| d.attempts == 2), "{listed:?}");
     assert!(
         listed[0].reason.contains("scoring unavailable for s0"),
         "{listed:?}"
     );
     assert_eq!(
-        rabbit.dead_letter_count("replay").await.unwrap(),
+        bus.dead_letters("replay", 10).await.unwrap().len(),
         3,
         "listing leaves them in place"
     );
@@ -230,7 +233,9 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
         handled.load(Ordering::SeqCst) == 2
     })
     .await;
-    assert_eq!(rabbit.dead_letter_count("replay").await.unwrap(), 1);
+    let left = bus.dead_letters("replay", 10).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].reason.contains("for s2"), "the newest stays: {left:?}");
     assert_eq!(bus.replay_dead_letters("replay", 10).await.unwrap(), 1);
     eventually("the last one handled", || {
         handled.load(Ordering::SeqCst) == 3

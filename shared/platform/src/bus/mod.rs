@@ -1,0 +1,403 @@
+//! The event bus: RabbitMQ through lapin, or an in-process bus on embedded defaults.
+//!
+//! Both give the same contract, so services and tests do not care which one runs:
+//! - publishing returns only once the broker has confirmed the message (publisher confirms,
+//!   persistent delivery mode, durable topic exchange `interview.events`);
+//! - [`EventBus::subscribe`] returns once its queue exists, so nothing published afterwards is
+//!   lost for want of a queue;
+//! - a consumer acks a message only after its handler succeeded or the message was moved on;
+//! - what happens after a handler ran is decided in one place, [`Settle::decide`]: a transient
+//!   failure is retried after a delay up to `max_attempts`; a permanent failure or the last attempt
+//!   is dead-lettered with the reason attached, so nothing is acked and dropped.
+//!
+//! # Layout
+//! - [`settle`]: the ack / retry-later / dead-letter decision both backends carry out.
+//! - [`topic`]: AMQP topic matching (the in-process bus routes like the broker).
+//! - [`amqp`]: the RabbitMQ backend, and [`headers`] the message headers it writes.
+//! - [`memory`]: the in-process backend.
+
+mod amqp;
+pub mod headers;
+mod memory;
+mod settle;
+mod topic;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use iv_contracts::events::Event;
+
+pub use amqp::RabbitBus;
+pub use memory::MemoryBus;
+pub use settle::Settle;
+pub use topic::topic_matches;
+
+/// The topic exchange every event is published to.
+pub const EXCHANGE: &str = "interview.events";
+
+/// One message handed to a handler.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub routing_key: String,
+    /// Unique per event; consumers deduplicate on it.
+    pub message_id: String,
+    pub payload: Vec<u8>,
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// The broker may have delivered it before (a consumer died before acking).
+    pub redelivered: bool,
+}
+
+impl Delivery {
+    /// Decodes the payload; an undecodable message is permanent garbage, not worth retrying.
+    pub fn decode<E: Event>(&self) -> Result<E, HandlerError> {
+        E::decode_from(&self.payload).map_err(|source| {
+            HandlerError::permanent(Undecodable {
+                routing_key: self.routing_key.clone(),
+                source,
+            })
+        })
+    }
+}
+
+/// A payload that is not the event its routing key names.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable {routing_key}")]
+pub struct Undecodable {
+    pub routing_key: String,
+    #[source]
+    pub source: prost::DecodeError,
+}
+
+/// Any cause a handler reports.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How a handler failed, which decides between retrying and dead-lettering.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// May succeed later (a downstream is down): retried after a delay.
+    #[error("transient failure")]
+    Transient(#[source] BoxError),
+    /// Will never succeed (malformed): dead-lettered at once.
+    #[error("permanent failure")]
+    Permanent(#[source] BoxError),
+}
+
+impl HandlerError {
+    pub fn transient(cause: impl Into<BoxError>) -> Self {
+        Self::Transient(cause.into())
+    }
+
+    pub fn permanent(cause: impl Into<BoxError>) -> Self {
+        Self::Permanent(cause.into())
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+
+/// A message handler.
+pub type Handler = Arc<dyn Fn(Delivery) -> BoxFuture + Send + Sync>;
+
+/// Wraps an async function as a [`Handler`].
+pub fn handler<F, Fut>(f: F) -> Handler
+where
+    F: Fn(Delivery) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    Arc::new(move |d| Box::pin(f(d)))
+}
+
+/// A durable queue bound to routing-key patterns, and its retry policy.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub queue: String,
+    /// Topic patterns (`*` one word, `#` any number of words).
+    pub bindings: Vec<String>,
+    pub max_attempts: u32,
+    /// Delay before the second attempt; later attempts wait proportionally longer.
+    pub retry_delay: Duration,
+    /// Unacked messages in flight per consumer.
+    pub prefetch: u16,
+}
+
+impl Subscription {
+    pub fn new(queue: &str, bindings: &[&str]) -> Self {
+        Self {
+            queue: queue.to_string(),
+            bindings: bindings.iter().map(|b| b.to_string()).collect(),
+            max_attempts: 5,
+            retry_delay: Duration::from_secs(2),
+            prefetch: 16,
+        }
+    }
+}
+
+/// A message that failed for good, with why.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub queue: String,
+    pub routing_key: String,
+    pub message_id: String,
+    pub reason: String,
+    pub attempts: u32,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("message broker unreachable")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker confirmed nothing within {0:?}")]
+    NoConfirm(Duration),
+    #[error("the broker refused (nacked) a message for {routing_key}")]
+    Nacked { routing_key: String },
+    #[error("the broker ended the consumer's stream")]
+    ConsumerEnded,
+    #[error("no consumer of {queue} in this process")]
+    NoConsumer { queue: String },
+}
+
+/// A message ready to publish (the outbox relay's unit).
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    pub routing_key: String,
+    pub message_id: String,
+    pub payload: Vec<u8>,
+}
+
+/// RabbitMQ or the in-process bus.
+#[derive(Clone)]
+pub enum EventBus {
+    Rabbit(RabbitBus),
+    Memory(MemoryBus),
+}
+
+impl EventBus {
+    /// RabbitMQ when a URL is given (connected eagerly, so a wrong URL fails at start-up),
+    /// otherwise the in-process bus.
+    ///
+    /// `namespace` prefixes the exchange and queue names, so several stacks (parallel test runs)
+    /// can share one broker; namespaced queues expire after five idle minutes.
+    pub async fn connect(amqp_url: Option<&str>, namespace: &str) -> Result<Self, BusError> {
+        match amqp_url {
+            Some(url) => Ok(Self::Rabbit(RabbitBus::connect(url, namespace).await?)),
+            None => Ok(Self::Memory(MemoryBus::default())),
+        }
+    }
+
+    /// From `AMQP_URL` (RabbitMQ; the in-process bus when unset) and `AMQP_NAMESPACE`.
+    pub async fn from_env(env: &crate::config::Env<'_>) -> Result<Self, BusError> {
+        Self::connect(
+            env.optional("AMQP_URL").as_deref(),
+            &env.string("AMQP_NAMESPACE", ""),
+        )
+        .await
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Rabbit(_) => "rabbitmq",
+            Self::Memory(_) => "in-process",
+        }
+    }
+
+    /// Publishes an event and waits for the broker's confirm. Returns the event's message id.
+    pub async fn publish<E: Event>(&self, event: &E) -> Result<String, BusError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.publish_raw(E::ROUTING_KEY, &id, &event.encode_to_bytes())
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn publish_raw(
+        &self,
+        routing_key: &str,
+        message_id: &str,
+        payload: &[u8],
+    ) -> Result<(), BusError> {
+        let result = match self {
+            Self::Rabbit(b) => b.publish(routing_key, message_id, payload).await,
+            Self::Memory(b) => {
+                b.publish(routing_key, message_id, payload);
+                Ok(())
+            }
+        };
+        record_published(routing_key, result.is_ok());
+        result
+    }
+
+    /// Publishes several messages in order and waits for all their confirms at once (one round of
+    /// broker fsyncs instead of one per message). Returns how many, from the first, were confirmed.
+    pub async fn publish_many(&self, messages: &[OutgoingMessage]) -> (usize, Option<BusError>) {
+        let (confirmed, error) = match self {
+            Self::Rabbit(b) => b.publish_many(messages).await,
+            Self::Memory(b) => {
+                for m in messages {
+                    b.publish(&m.routing_key, &m.message_id, &m.payload);
+                }
+                (messages.len(), None)
+            }
+        };
+        for (i, m) in messages.iter().enumerate() {
+            record_published(&m.routing_key, i < confirmed);
+        }
+        (confirmed, error)
+    }
+
+    /// Declares the subscription's queue, then consumes it until `cancel` fires, reconnecting when
+    /// the broker goes away. Returns once the queue exists and is bound.
+    pub async fn subscribe(
+        &self,
+        sub: Subscription,
+        handler: Handler,
+        cancel: CancellationToken,
+    ) -> Result<JoinHandle<()>, BusError> {
+        match self {
+            Self::Rabbit(b) => b.consume(sub, handler, cancel).await,
+            Self::Memory(b) => Ok(b.consume(sub, handler, cancel)),
+        }
+    }
+
+    /// Up to `limit` dead letters of `queue`, oldest first, left where they are.
+    pub async fn dead_letters(
+        &self,
+        queue: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BusError> {
+        match self {
+            Self::Rabbit(b) => b.dead_letters(queue, limit).await,
+            Self::Memory(b) => Ok(b.dead_letters(queue, limit)),
+        }
+    }
+
+    /// Moves up to `limit` dead letters of `queue` back into it as first attempts (after the
+    /// cause is fixed). Returns how many were replayed.
+    pub async fn replay_dead_letters(&self, queue: &str, limit: usize) -> Result<usize, BusError> {
+        let replayed = match self {
+            Self::Rabbit(b) => b.replay_dead_letters(queue, limit).await?,
+            Self::Memory(b) => b.replay_dead_letters(queue, limit)?,
+        };
+        metrics::counter!("dead_letters_replayed_total", "queue" => queue.to_string())
+            .increment(replayed as u64);
+        tracing::info!(queue, replayed, "dead letters replayed");
+        Ok(replayed)
+    }
+}
+
+fn record_published(routing_key: &str, confirmed: bool) {
+    let outcome = if confirmed { "confirmed" } else { "failed" };
+    metrics::counter!("events_published_total", "routing_key" => routing_key.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// Runs one handler call and decides what becomes of the message; a panic counts as a permanent
+/// failure rather than killing the consumer.
+async fn run_handler(handler: &Handler, sub: &Subscription, delivery: Delivery) -> Settle {
+    let attempt = delivery.attempt;
+    let message_id = delivery.message_id.clone();
+    let outcome = match tokio::spawn(handler(delivery)).await {
+        Ok(result) => result,
+        Err(panicked) => Err(HandlerError::permanent(panicked)),
+    };
+    let settle = Settle::decide(outcome, attempt, sub);
+    settle.record(&sub.queue, &message_id, attempt);
+    settle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn the_memory_bus_retries_transient_failures_then_dead_letters() {
+        let bus = EventBus::Memory(MemoryBus::default());
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let mut sub = Subscription::new("q", &["a.*"]);
+        sub.max_attempts = 3;
+        sub.retry_delay = Duration::from_secs(5);
+        let cancel = CancellationToken::new();
+        bus.subscribe(
+            sub,
+            handler(move |_d| {
+                let c = c.clone();
+                async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    Err(HandlerError::transient("down"))
+                }
+            }),
+            cancel.clone(),
+        )
+        .await
+        .unwrap();
+        bus.publish_raw("a.b", "m1", b"x").await.unwrap();
+        bus.publish_raw("z.b", "m2", b"unrouted").await.unwrap();
+
+        // First try at once, then after 5 s and 10 s more (the delay grows with the attempt).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(bus.dead_letters("q", 10).await.unwrap().is_empty());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        let dead = bus.dead_letters("q", 10).await.unwrap();
+        assert_eq!(dead.len(), 1, "only the routed message: {dead:?}");
+        assert_eq!(dead[0].message_id, "m1");
+        assert_eq!(dead[0].attempts, 3);
+        assert_eq!(dead[0].reason, "transient failure: down");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "no attempt after the last");
+        cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_dead_letters_are_replayed_oldest_first_and_the_rest_stay() {
+        let bus = EventBus::Memory(MemoryBus::default());
+        let fixed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (f, s) = (fixed.clone(), seen.clone());
+        let cancel = CancellationToken::new();
+        bus.subscribe(
+            Subscription::new("q", &["a.#"]),
+            handler(move |d| {
+                let (f, s) = (f.clone(), s.clone());
+                async move {
+                    if !f.load(Ordering::SeqCst) {
+                        return Err(HandlerError::permanent("broken"));
+                    }
+                    s.lock().unwrap().push(d.message_id);
+                    Ok(())
+                }
+            }),
+            cancel.clone(),
+        )
+        .await
+        .unwrap();
+        for id in ["m1", "m2", "m3"] {
+            bus.publish_raw("a.b", id, b"x").await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(bus.dead_letters("q", 10).await.unwrap().len(), 3);
+        assert!(matches!(
+            bus.replay_dead_letters("elsewhere", 10).await,
+            Err(BusError::NoConsumer { .. })
+        ));
+
+        fixed.store(true, Ordering::SeqCst);
+        assert_eq!(bus.replay_dead_letters("q", 2).await.unwrap(), 2);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(*seen.lock().unwrap(), ["m1", "m2"]);
+        let left = bus.dead_letters("q", 10).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].message_id, "m3");
+        cancel.cancel();
+    }
+}
