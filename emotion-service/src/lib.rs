@@ -21,27 +21,22 @@ pub mod service;
 pub mod store;
 pub mod vision;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use iv_contracts::emotion::emotion_service_server::EmotionServiceServer;
 use iv_platform::config::{ConfigError, Env, EnvSource};
-use iv_platform::consul::{Registration, RegistrationConfig, ServiceSpec};
+use iv_platform::consul::ServiceSpec;
 use iv_platform::health::Health;
+use iv_platform::server::{Server, ServerConfig};
 use iv_platform::{CancellationToken, db, http};
-use tokio::net::TcpListener;
 
 use crate::analysis::{FrameAnalyzer, ModelsMissing};
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub host: String,
-    /// 8082 by default; 0 picks a free port (tests).
-    pub port: u16,
+    /// Port 8082 by default (`EMOTION_PORT`).
+    pub server: ServerConfig,
     pub database_url: String,
     /// Where the converted model files live (see scripts/fetch-models.sh).
     pub models_dir: String,
@@ -49,28 +44,21 @@ pub struct Config {
     pub workers: usize,
     /// Frames that may wait for a worker before new ones are refused.
     pub queue: usize,
-    pub grace: Duration,
-    /// Consul registration, when `CONSUL_HTTP_ADDR` is set.
-    pub consul: Option<RegistrationConfig>,
 }
 
 impl Config {
     pub fn from_env(source: &dyn EnvSource) -> Result<Self, ConfigError> {
         let env = Env::new(source);
-        let data_dir = env.string("DATA_DIR", "data");
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
         let workers = env.parse("INFERENCE_WORKERS", cores)?;
         Ok(Self {
-            host: env.string("BIND_HOST", "127.0.0.1"),
-            port: env.parse("EMOTION_PORT", 8082)?,
-            database_url: env.string("DATABASE_URL", &db::sqlite_url(&data_dir, "interview")),
+            server: ServerConfig::from_env(&env, "EMOTION_PORT", 8082)?,
+            database_url: db::url_from_env(&env),
             models_dir: env.string("MODELS_DIR", &default_models_dir()),
             workers,
             queue: env.parse("INFERENCE_QUEUE", workers * 4)?,
-            grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
-            consul: RegistrationConfig::from_env(&env)?,
         })
     }
 }
@@ -122,91 +110,58 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
     grpc: Some("emotion.EmotionService"),
 };
 
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    grace: Duration,
-    consul: Option<RegistrationConfig>,
+/// Loads the models, opens storage and binds the port: an emotion service ready to run.
+pub async fn build(config: Config) -> anyhow::Result<Server> {
+    let analyzer = load_analyzer(&config)?;
+    build_with(config, analyzer).await
 }
 
-impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let analyzer = load_analyzer(&config)?;
-        Self::build_with(config, analyzer).await
-    }
-
-    /// Builds around a given analyzer (the real pipeline, or whatever a test needs).
-    pub async fn build_with(
-        config: Config,
-        analyzer: Arc<dyn FrameAnalyzer>,
-    ) -> anyhow::Result<Self> {
-        let health = Health::new("emotion-service");
-        let pool = db::connect(&config.database_url)
-            .await
-            .context("connecting to the database")?;
-        db::apply_schema(&pool, store::SCHEMA)
-            .await
-            .context("creating the emotion tables")?;
-        health.set("database", true, "connected");
-        let app = service::EmotionApp::new(
-            analyzer,
-            pool::InferencePool::new(config.workers, config.queue),
-            store::EmotionStore::new(pool),
-        );
-
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        match app.availability() {
-            Ok(()) => {
-                health.set("models", true, "loaded");
-                health_reporter
-                    .set_serving::<EmotionServiceServer<grpc::GrpcEmotion>>()
-                    .await;
-            }
-            Err(reason) => {
-                tracing::warn!(%reason, "frames cannot be analysed on this instance");
-                health.set("models", false, reason);
-                health_reporter
-                    .set_not_serving::<EmotionServiceServer<grpc::GrpcEmotion>>()
-                    .await;
-            }
-        }
-        let emotion = EmotionServiceServer::new(grpc::GrpcEmotion { app: app.clone() })
-            .max_decoding_message_size(64 * 1024 * 1024);
-        let grpc = tonic::service::Routes::new(emotion).add_service(health_service);
-        let rest = routes::router(routes::RestState {
-            app,
-            health: health.clone(),
-        })
-        .merge(health.router());
-        let router = http::rest_and_grpc(rest, grpc, "emotion-service")
-            .context("building gRPC reflection")?;
-        let listener = http::bind(&config.host, config.port)
-            .await
-            .context("binding the emotion port")?;
-        Ok(Self {
-            listener,
-            router,
-            grace: config.grace,
-            consul: config.consul,
-        })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
-    }
-
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "emotion-service listening (REST and gRPC)");
-        let registration = Registration::start(self.consul.as_ref(), &SERVICE, self.local_addr());
-        http::run_server(
-            self.listener,
-            self.router,
-            registration.until_shutdown(shutdown),
-            CancellationToken::new(),
-            self.grace,
-        )
+/// Builds around a given analyzer (the real pipeline, or whatever a test needs).
+pub async fn build_with(
+    config: Config,
+    analyzer: Arc<dyn FrameAnalyzer>,
+) -> anyhow::Result<Server> {
+    let health = Health::new("emotion-service");
+    let pool = db::connect(&config.database_url)
         .await
+        .context("connecting to the database")?;
+    db::apply_schema(&pool, store::SCHEMA)
+        .await
+        .context("creating the emotion tables")?;
+    health.set("database", true, "connected");
+    let app = service::EmotionApp::new(
+        analyzer,
+        pool::InferencePool::new(config.workers, config.queue),
+        store::EmotionStore::new(pool),
+    );
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    match app.availability() {
+        Ok(()) => {
+            health.set("models", true, "loaded");
+            health_reporter
+                .set_serving::<EmotionServiceServer<grpc::GrpcEmotion>>()
+                .await;
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "frames cannot be analysed on this instance");
+            health.set("models", false, reason);
+            health_reporter
+                .set_not_serving::<EmotionServiceServer<grpc::GrpcEmotion>>()
+                .await;
+        }
     }
+    let emotion = EmotionServiceServer::new(grpc::GrpcEmotion { app: app.clone() })
+        .max_decoding_message_size(iv_platform::downstream::MAX_MESSAGE_BYTES);
+    let grpc = tonic::service::Routes::new(emotion).add_service(health_service);
+    let rest = routes::router(routes::RestState {
+        app,
+        health: health.clone(),
+    })
+    .merge(health.router());
+    let router =
+        http::rest_and_grpc(rest, grpc, "emotion-service").context("building gRPC reflection")?;
+    Server::bind(&config.server, &SERVICE, router, CancellationToken::new())
+        .await
+        .context("binding the emotion port")
 }

@@ -5,15 +5,10 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run())
-}
-
-async fn run() -> anyhow::Result<()> {
-    iv_platform::telemetry::init();
-    let config = emotion_service::Config::from_env(&iv_platform::config::ProcessEnv)?;
-    emotion_service::Application::build(config)
-        .await?
-        .run_until(iv_platform::shutdown::signal())
-        .await?;
-    Ok(())
+        .block_on(async {
+            iv_platform::telemetry::init();
+            let config = emotion_service::Config::from_env(&iv_platform::config::ProcessEnv)?;
+            emotion_service::build(config).await?.run().await?;
+            Ok(())
+        })
 }

@@ -47,10 +47,8 @@ async fn spawn_with(
     let dir = std::env::temp_dir().join(format!("iv-emotion-{}", uuid::Uuid::new_v4().simple()));
     let config = emotion_service::Config::from_env(&env(&dir, None)).unwrap();
     let app = match analyzer {
-        Some(a) => emotion_service::Application::build_with(config, a)
-            .await
-            .unwrap(),
-        None => emotion_service::Application::build(config).await.unwrap(),
+        Some(a) => emotion_service::build_with(config, a).await.unwrap(),
+        None => emotion_service::build(config).await.unwrap(),
     };
     let addr = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
@@ -164,7 +162,7 @@ async fn a_missing_model_file_stops_the_service_with_the_file_and_the_fix() {
     let empty = dir.join("empty-models");
     std::fs::create_dir_all(&empty).unwrap();
     let config = emotion_service::Config::from_env(&env(&dir, Some(&empty))).unwrap();
-    let err = emotion_service::Application::build(config)
+    let err = emotion_service::build(config)
         .await
         .err()
         .expect("no models, no service")

@@ -10,7 +10,6 @@
 pub mod edge;
 pub mod proxy;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,19 +23,18 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::any;
 use iv_platform::config::{ConfigError, Env, EnvSource};
-use iv_platform::consul::{Registration, RegistrationConfig, ServiceSpec};
+use iv_platform::consul::ServiceSpec;
 use iv_platform::discovery::Source;
 use iv_platform::health::Health;
+use iv_platform::server::{Server, ServerConfig};
 use iv_platform::{CancellationToken, http};
-use tokio::net::TcpListener;
 
 use crate::proxy::Upstream;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub host: String,
-    /// 8080 by default; 0 picks a free port (tests).
-    pub port: u16,
+    /// Port 8080 by default (`GATEWAY_PORT`).
+    pub server: ServerConfig,
     /// Where each route group goes: Consul's healthy instances when `CONSUL_HTTP_ADDR` is set,
     /// else `INTERVIEW_URL`, `EMOTION_URL`, `SCORING_URL` (comma-separated for several).
     pub interview: Source,
@@ -51,9 +49,6 @@ pub struct Config {
     /// Largest request body forwarded (bodies are buffered so a refused connection can be retried
     /// on another instance).
     pub max_body: usize,
-    pub grace: Duration,
-    /// Consul registration, when `CONSUL_HTTP_ADDR` is set.
-    pub consul: Option<RegistrationConfig>,
 }
 
 /// How the gateway appears in Consul.
@@ -67,8 +62,7 @@ impl Config {
     pub fn from_env(source: &dyn EnvSource) -> Result<Self, ConfigError> {
         let env = Env::new(source);
         Ok(Self {
-            host: env.string("BIND_HOST", "127.0.0.1"),
-            port: env.parse("GATEWAY_PORT", 8080)?,
+            server: ServerConfig::from_env(&env, "GATEWAY_PORT", 8080)?,
             interview: Source::from_env(
                 &env,
                 "interview-service",
@@ -92,8 +86,6 @@ impl Config {
             rate_burst: env.parse("GATEWAY_RATE_BURST", 200)?,
             upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 30_000)?,
             max_body: env.parse("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
-            grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
-            consul: RegistrationConfig::from_env(&env)?,
         })
     }
 }
@@ -171,48 +163,17 @@ pub fn app(config: &Config) -> Router {
     )
 }
 
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    grace: Duration,
-    consul: Option<RegistrationConfig>,
-}
-
-impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let router = app(&config);
-        let listener = http::bind(&config.host, config.port)
-            .await
-            .context("binding the gateway port")?;
-        if config.api_keys.is_empty() {
-            tracing::warn!(
-                "GATEWAY_API_KEYS is empty: the gateway accepts unauthenticated requests"
-            );
-        }
-        Ok(Self {
-            listener,
-            router,
-            grace: config.grace,
-            consul: config.consul,
-        })
+/// Binds the port: a gateway ready to run.
+pub async fn build(config: Config) -> anyhow::Result<Server> {
+    if config.api_keys.is_empty() {
+        tracing::warn!("GATEWAY_API_KEYS is empty: the gateway accepts unauthenticated requests");
     }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
-    }
-
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "gateway listening");
-        let registration = Registration::start(self.consul.as_ref(), &SERVICE, self.local_addr());
-        http::run_server(
-            self.listener,
-            self.router,
-            registration.until_shutdown(shutdown),
-            CancellationToken::new(),
-            self.grace,
-        )
-        .await
-    }
+    Server::bind(
+        &config.server,
+        &SERVICE,
+        app(&config),
+        CancellationToken::new(),
+    )
+    .await
+    .context("binding the gateway port")
 }

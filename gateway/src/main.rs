@@ -4,9 +4,6 @@
 async fn main() -> anyhow::Result<()> {
     iv_platform::telemetry::init();
     let config = gateway::Config::from_env(&iv_platform::config::ProcessEnv)?;
-    gateway::Application::build(config)
-        .await?
-        .run_until(iv_platform::shutdown::signal())
-        .await?;
+    gateway::build(config).await?.run().await?;
     Ok(())
 }

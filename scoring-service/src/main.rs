@@ -4,9 +4,6 @@
 async fn main() -> anyhow::Result<()> {
     iv_platform::telemetry::init();
     let config = scoring_service::Config::from_env(&iv_platform::config::ProcessEnv)?;
-    scoring_service::Application::build(config)
-        .await?
-        .run_until(iv_platform::shutdown::signal())
-        .await?;
+    scoring_service::build(config).await?.run().await?;
     Ok(())
 }

@@ -23,7 +23,7 @@ async fn spawn() -> (ScoringServiceClient<Channel>, Channel, std::path::PathBuf)
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let app = scoring_service::Application::build(scoring_service::Config::from_env(&env).unwrap())
+    let app = scoring_service::build(scoring_service::Config::from_env(&env).unwrap())
         .await
         .unwrap();
     let addr = app.local_addr();

@@ -18,6 +18,7 @@ use anyhow::Context;
 use emotion_service::analysis::FrameAnalyzer;
 use iv_platform::CancellationToken;
 use iv_platform::bus::EventBus;
+use iv_platform::server::Server;
 use tokio::task::JoinHandle;
 
 /// The addresses of a running stack.
@@ -125,6 +126,26 @@ fn external(env: &HashMap<String, String>, service: Service) -> anyhow::Result<S
         .with_context(|| format!("{key}={url} is not http://<ip>:<port>"))
 }
 
+/// Tells the services started later where `service` is: every variable naming it is set when it
+/// runs here, and filled in when unset otherwise (REST and gRPC share one port, so the REST
+/// variable follows the gRPC one).
+fn point_at(env: &mut HashMap<String, String>, service: Service, addr: SocketAddr, here: bool) {
+    let keys: &[&str] = match service {
+        Service::Scoring => &["SCORING_GRPC_URL", "SCORING_URL"],
+        Service::Emotion => &["EMOTION_GRPC_URL", "EMOTION_URL"],
+        Service::Interview => &["INTERVIEW_URL"],
+        Service::Worker | Service::Gateway => &[],
+    };
+    for key in keys {
+        let url = format!("http://{addr}");
+        if here {
+            env.insert(key.to_string(), url);
+        } else {
+            env.entry(key.to_string()).or_insert(url);
+        }
+    }
+}
+
 impl Stack {
     /// Starts the services named by `STACK_SERVICES` (all five by default) from `env`, the same
     /// variables the services read alone; the others must be given by their URL variables.
@@ -140,74 +161,62 @@ impl Stack {
             .context("connecting to the message broker")?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-        let stop = || {
+        let mut launch = |server: Server| {
+            let addr = server.local_addr();
             let token = shutdown.clone();
-            async move { token.cancelled().await }
+            tasks.push(tokio::spawn(
+                server.run_until(async move { token.cancelled().await }),
+            ));
+            addr
         };
 
+        // In dependency order: each service learns where the ones before it are.
         let scoring_addr = if runs(Service::Scoring) {
-            let app = scoring_service::Application::build(scoring_service::Config::from_env(&env)?)
-                .await?;
-            let addr = app.local_addr();
-            tasks.push(tokio::spawn(app.run_until(stop())));
-            env.insert("SCORING_GRPC_URL".into(), format!("http://{addr}"));
-            env.insert("SCORING_URL".into(), format!("http://{addr}"));
-            addr
+            launch(scoring_service::build(scoring_service::Config::from_env(&env)?).await?)
         } else {
-            let addr = external(&env, Service::Scoring)?;
-            // One port serves both REST and gRPC.
-            env.entry("SCORING_URL".into())
-                .or_insert_with(|| format!("http://{addr}"));
-            addr
+            external(&env, Service::Scoring)?
         };
+        point_at(
+            &mut env,
+            Service::Scoring,
+            scoring_addr,
+            runs(Service::Scoring),
+        );
         let emotion_addr = if runs(Service::Emotion) {
             let config = emotion_service::Config::from_env(&env)?;
-            let app = match analyzer {
-                Some(a) => emotion_service::Application::build_with(config, a).await?,
-                None => emotion_service::Application::build(config).await?,
-            };
-            let addr = app.local_addr();
-            tasks.push(tokio::spawn(app.run_until(stop())));
-            env.insert("EMOTION_GRPC_URL".into(), format!("http://{addr}"));
-            env.insert("EMOTION_URL".into(), format!("http://{addr}"));
-            addr
+            launch(match analyzer {
+                Some(a) => emotion_service::build_with(config, a).await?,
+                None => emotion_service::build(config).await?,
+            })
         } else {
-            let addr = external(&env, Service::Emotion)?;
-            // One port serves both REST and gRPC.
-            env.entry("EMOTION_URL".into())
-                .or_insert_with(|| format!("http://{addr}"));
-            addr
+            external(&env, Service::Emotion)?
         };
+        point_at(
+            &mut env,
+            Service::Emotion,
+            emotion_addr,
+            runs(Service::Emotion),
+        );
         let interview_addr = if runs(Service::Interview) {
-            let app = interview_service::Application::build(
-                interview_service::Config::from_env(&env)?,
-                bus.clone(),
-            )
-            .await?;
-            let addr = app.local_addr();
-            tasks.push(tokio::spawn(app.run_until(stop())));
-            env.insert("INTERVIEW_URL".into(), format!("http://{addr}"));
-            addr
+            let config = interview_service::Config::from_env(&env)?;
+            launch(interview_service::build(config, bus.clone()).await?)
         } else {
             external(&env, Service::Interview)?
         };
+        point_at(
+            &mut env,
+            Service::Interview,
+            interview_addr,
+            runs(Service::Interview),
+        );
         let worker_addr = if runs(Service::Worker) {
-            let app = worker_service::Application::build(
-                worker_service::Config::from_env(&env)?,
-                bus.clone(),
-            )
-            .await?;
-            let addr = app.local_addr();
-            tasks.push(tokio::spawn(app.run_until(stop())));
-            addr
+            let config = worker_service::Config::from_env(&env)?;
+            launch(worker_service::build(config, bus.clone()).await?)
         } else {
             external(&env, Service::Worker)?
         };
         let gateway_addr = if runs(Service::Gateway) {
-            let app = gateway::Application::build(gateway::Config::from_env(&env)?).await?;
-            let addr = app.local_addr();
-            tasks.push(tokio::spawn(app.run_until(stop())));
-            addr
+            launch(gateway::build(gateway::Config::from_env(&env)?).await?)
         } else {
             external(&env, Service::Gateway)?
         };

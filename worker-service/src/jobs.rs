@@ -2,10 +2,10 @@
 //! one that never will (a malformed event, a rejected frame) is permanent and dead-lettered.
 
 use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, FrameRequest};
+use iv_contracts::events::Event;
 use iv_contracts::events::{EmotionAnalyzed, FrameCaptured, InterviewCompleted, ScoreCalculated};
 use iv_contracts::policy::AnalysisPolicy;
 use iv_contracts::scoring::{Answer, EmotionData, InterviewMetadata, ReportRequest, ScoreRequest};
-use iv_contracts::events::Event;
 use iv_platform::bus::EventBus;
 use iv_platform::downstream::{EmotionClient, ScoringClient};
 

@@ -1,21 +1,17 @@
 //! Runs the worker alone: RabbitMQ from `AMQP_URL` (the in-process bus without it, which only
 //! makes sense inside the one-process stack).
 
+use iv_platform::bus::EventBus;
+use iv_platform::config::{Env, ProcessEnv};
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     iv_platform::telemetry::init();
-    let env = iv_platform::config::ProcessEnv;
-    let config = worker_service::Config::from_env(&env)?;
-    if iv_platform::config::Env::new(&env)
-        .optional("AMQP_URL")
-        .is_none()
-    {
+    let config = worker_service::Config::from_env(&ProcessEnv)?;
+    let bus = EventBus::from_env(&Env::new(&ProcessEnv)).await?;
+    if let EventBus::Memory(_) = bus {
         tracing::warn!("AMQP_URL is not set: the worker only sees events of this process");
     }
-    let bus = iv_platform::bus::EventBus::from_env(&iv_platform::config::Env::new(&env)).await?;
-    worker_service::Application::build(config, bus)
-        .await?
-        .run_until(iv_platform::shutdown::signal())
-        .await?;
+    worker_service::build(config, bus).await?.run().await?;
     Ok(())
 }

@@ -83,12 +83,13 @@ impl Ops {
 
 fn checked(p: &Params) -> Result<(&'static str, usize), WorkerError> {
     let queue = p.queue.as_deref().unwrap_or_default();
-    let queue = QUEUES
-        .into_iter()
-        .find(|q| *q == queue)
-        .ok_or_else(|| WorkerError::UnknownQueue {
-            known: QUEUES.join(", "),
-        })?;
+    let queue =
+        QUEUES
+            .into_iter()
+            .find(|q| *q == queue)
+            .ok_or_else(|| WorkerError::UnknownQueue {
+                known: QUEUES.join(", "),
+            })?;
     let limit = p.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(WorkerError::InvalidLimit { max: MAX_LIMIT });

@@ -32,7 +32,7 @@ impl Backend {
 pub enum DbError {
     #[error("DATABASE_URL must start with sqlite: or postgres:, got {0:?}")]
     UnsupportedUrl(String),
-    #[error("cannot create the database directory {path}: {source}")]
+    #[error("cannot create the database directory {path}")]
     Directory {
         path: String,
         source: std::io::Error,
@@ -44,6 +44,13 @@ pub enum DbError {
 /// The default embedded database: a SQLite file under `dir`.
 pub fn sqlite_url(dir: &str, name: &str) -> String {
     format!("sqlite://{}/{name}.db?mode=rwc", dir.trim_end_matches('/'))
+}
+
+/// `DATABASE_URL`, or by default the SQLite file `interview.db` under `DATA_DIR` (`data`), which
+/// the services of one process share.
+pub fn url_from_env(env: &crate::config::Env) -> String {
+    let data_dir = env.string("DATA_DIR", "data");
+    env.string("DATABASE_URL", &sqlite_url(&data_dir, "interview"))
 }
 
 /// Opens a pool. For SQLite the directory is created and the file switched to WAL, so readers

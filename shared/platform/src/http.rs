@@ -1,16 +1,12 @@
-//! The HTTP layers every service's router wears, and serving with graceful shutdown.
+//! The HTTP layers every service's router wears, the JSON 404, and one port for REST and gRPC.
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -82,35 +78,6 @@ pub async fn not_found(headers: HeaderMap) -> Response {
     ApiError::new(ErrorClass::NotFound, "NOT_FOUND", "not found").into_response()
 }
 
-/// Serves until `shutdown` resolves, then cancels `cancel` (so WebSockets and background tasks
-/// wind down) and gives open requests `grace` to finish.
-pub async fn run_server(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send,
-    cancel: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let token = cancel.clone();
-    let server = serve(listener, router, async move { token.cancelled().await });
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        _ = shutdown => {}
-    }
-    cancel.cancel();
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                ?grace,
-                "grace period elapsed with requests still open; closing"
-            );
-            Ok(())
-        }
-    }
-}
-
 /// One port for REST and gRPC: the service's gRPC routes (its own service and grpc.health.v1)
 /// get reflection added, are merged with its REST routes, and the whole wears the common layers
 /// with the JSON/UNIMPLEMENTED fallback. The request's content type tells the protocols apart.
@@ -124,26 +91,4 @@ pub fn rest_and_grpc(
         .build_v1()?;
     let grpc = grpc.add_service(reflection).prepare().into_axum_router();
     Ok(observe(rest.merge(grpc).fallback(not_found), service))
-}
-
-/// Serves a router until `shutdown` resolves, then stops accepting and drains open requests.
-///
-/// Long-lived connections (WebSockets) must watch the same shutdown themselves; callers bound the
-/// drain with a grace timeout.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
-
-/// Binds a listener; port 0 picks a free port (tests), and the real address is in the result.
-pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
-    TcpListener::bind((host, port)).await
 }

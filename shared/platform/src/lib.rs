@@ -6,8 +6,10 @@
 //! - [`config`]: typed configuration read from an environment source (tests pass a map, never `set_var`).
 //! - [`telemetry`]: structured logs (`LOG_FORMAT=json|pretty`, `RUST_LOG`).
 //! - [`health`]: `/health`, `/health/ready`, `/health/live` and Prometheus `/metrics`.
-//! - [`http`]: the HTTP layers every router wears (request ids, access logs, metrics), the JSON error
-//!   body, and serving with graceful shutdown.
+//! - [`http`]: the HTTP layers every router wears (request ids, access logs, metrics), the JSON 404,
+//!   and one port for REST and gRPC.
+//! - [`server`]: binding, serving and graceful shutdown, the same for every service, and the
+//!   configuration every service shares.
 //! - [`errors`]: one table from failure class to HTTP status and gRPC code.
 //! - [`resilience`]: one named policy per downstream: circuit breaker (failsafe) inside retries with
 //!   exponential backoff and jitter (backon).
@@ -36,6 +38,7 @@ pub mod health;
 pub mod http;
 pub mod outbox;
 pub mod resilience;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 

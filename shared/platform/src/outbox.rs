@@ -124,8 +124,7 @@ impl Relay {
             let rows =
                 sqlx::query("SELECT id, routing_key, payload FROM outbox ORDER BY seq LIMIT 100")
                     .fetch_all(&self.pool)
-                    .await
-                    ?;
+                    .await?;
             if rows.is_empty() {
                 return Ok(sent);
             }
@@ -135,9 +134,7 @@ impl Relay {
                 batch.push(OutgoingMessage {
                     message_id: row.try_get("id")?,
                     routing_key: row.try_get("routing_key")?,
-                    payload: base64::engine::general_purpose::STANDARD
-                        .decode(payload)
-                        ?,
+                    payload: base64::engine::general_purpose::STANDARD.decode(payload)?,
                 });
             }
             let (confirmed, error) = self.bus.publish_many(&batch).await;
@@ -146,8 +143,7 @@ impl Relay {
                 sqlx::query("DELETE FROM outbox WHERE id = $1")
                     .bind(&m.message_id)
                     .execute(&mut *tx)
-                    .await
-                    ?;
+                    .await?;
                 metrics::counter!("outbox_relayed_total", "routing_key" => m.routing_key.clone())
                     .increment(1);
             }
@@ -155,8 +151,7 @@ impl Relay {
                 sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
                     .bind(&m.message_id)
                     .execute(&mut *tx)
-                    .await
-                    ?;
+                    .await?;
             }
             tx.commit().await?;
             sent += confirmed;

@@ -18,7 +18,12 @@ async fn bus() -> EventBus {
     let namespace = format!("test-{}.", uuid::Uuid::new_v4().simple());
     EventBus::connect(Some(&amqp_url()), &namespace)
         .await
-        .unwrap_or_else(|e| panic!("these tests need RabbitMQ at {} (scripts/services.sh starts it): {e}", amqp_url()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "these tests need RabbitMQ at {} (scripts/services.sh starts it): {e}",
+                amqp_url()
+            )
+        })
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -235,7 +240,10 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
     .await;
     let left = bus.dead_letters("replay", 10).await.unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
-    assert!(left[0].reason.contains("for s2"), "the newest stays: {left:?}");
+    assert!(
+        left[0].reason.contains("for s2"),
+        "the newest stays: {left:?}"
+    );
     assert_eq!(bus.replay_dead_letters("replay", 10).await.unwrap(), 1);
     eventually("the last one handled", || {
         handled.load(Ordering::SeqCst) == 3

@@ -86,8 +86,9 @@ async fn a_numbered_event_stream_loses_nothing_across_a_broker_restart() {
             }
         }),
         cancel.clone(),
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    )
+    .await
+    .expect("the queue is declared");
 
     let producer = {
         let (pool, relay) = (pool.clone(), relay.clone());

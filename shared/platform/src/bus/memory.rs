@@ -58,12 +58,13 @@ impl MemoryBus {
 
     pub(super) fn replay_dead_letters(&self, queue: &str, limit: usize) -> Result<usize, BusError> {
         let queues = lock(&self.inner.queues);
-        let target = queues
-            .iter()
-            .find(|q| q.name == queue)
-            .ok_or_else(|| BusError::NoConsumer {
-                queue: queue.to_string(),
-            })?;
+        let target =
+            queues
+                .iter()
+                .find(|q| q.name == queue)
+                .ok_or_else(|| BusError::NoConsumer {
+                    queue: queue.to_string(),
+                })?;
         let mut dead = lock(&self.inner.dead);
         let mut replayed = 0;
         let mut kept = VecDeque::with_capacity(dead.len());
