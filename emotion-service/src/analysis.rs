@@ -67,13 +67,21 @@ pub struct FrameAnalysis {
     pub attention: f32,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why an instance cannot analyse frames at all (its models are not installed). The reason is
+/// what operators read: which file is missing and how to fetch it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Unavailable {
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum AnalyzerError {
-    /// The analyzer cannot run on this instance (models not installed).
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("analysis failed: {0}")]
-    Failed(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The models ran and failed (a shape or arithmetic error in the graph).
+    #[error("analysis failed")]
+    Failed(#[source] crate::vision::graph::GraphError),
 }
 
 /// A face-analysis pipeline. Runs on a blocking worker thread, never on the async runtime.
@@ -88,16 +96,14 @@ pub trait FrameAnalyzer: Send + Sync + 'static {
     ) -> Result<FrameAnalysis, AnalyzerError>;
 
     /// `Err` with the reason when this analyzer cannot serve at all.
-    fn availability(&self) -> Result<(), String> {
+    fn availability(&self) -> Result<(), Unavailable> {
         Ok(())
     }
 }
 
 /// The analyzer of an instance without model files: every analysis is refused with the reason,
 /// which callers see as gRPC UNAVAILABLE and which the interview service turns into degraded mode.
-pub struct ModelsMissing {
-    pub reason: String,
-}
+pub struct ModelsMissing(pub Unavailable);
 
 impl FrameAnalyzer for ModelsMissing {
     fn analyze(
@@ -106,10 +112,10 @@ impl FrameAnalyzer for ModelsMissing {
         _: AnalysisPolicy,
         _: Option<FaceBox>,
     ) -> Result<FrameAnalysis, AnalyzerError> {
-        Err(AnalyzerError::Unavailable(self.reason.clone()))
+        Err(AnalyzerError::Unavailable(self.0.clone()))
     }
 
-    fn availability(&self) -> Result<(), String> {
-        Err(self.reason.clone())
+    fn availability(&self) -> Result<(), Unavailable> {
+        Err(self.0.clone())
     }
 }

@@ -1,9 +1,12 @@
 //! The emotion service's errors and their one mapping to what clients see.
 
 use axum::response::{IntoResponse, Response};
-use iv_platform::errors::{ApiError, ErrorClass};
+use iv_platform::errors::{ApiError, Chain, ErrorClass, code};
 
-use crate::pool::PoolError;
+use crate::analysis::{AnalyzerError, Unavailable};
+use crate::inference::PoolError;
+use crate::vision::graph::GraphError;
+use iv_contracts::policy::UnknownPolicy;
 use iv_frames::FrameError;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,34 +18,34 @@ pub enum EmotionError {
     #[error("frame analysis is switched off for session {0}")]
     AnalysisOff(String),
     #[error("face analysis unavailable: {0}")]
-    ModelsUnavailable(String),
+    ModelsUnavailable(#[from] Unavailable),
     #[error(transparent)]
     Pool(#[from] PoolError),
-    #[error("analysis failed: {0}")]
-    AnalysisFailed(String),
-    #[error("database: {0}")]
+    #[error("analysis failed")]
+    AnalysisFailed(#[source] GraphError),
+    #[error("database")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Policy(#[from] UnknownPolicy),
+}
+
+impl From<AnalyzerError> for EmotionError {
+    fn from(err: AnalyzerError) -> Self {
+        match err {
+            AnalyzerError::Unavailable(u) => Self::ModelsUnavailable(u),
+            AnalyzerError::Failed(e) => Self::AnalysisFailed(e),
+        }
+    }
 }
 
 impl From<EmotionError> for ApiError {
     fn from(err: EmotionError) -> Self {
         let message = err.to_string();
         match &err {
-            EmotionError::InvalidInput(_) => {
-                ApiError::new(ErrorClass::InvalidInput, "INVALID_ARGUMENT", message)
+            EmotionError::InvalidInput(_) | EmotionError::Policy(_) => {
+                ApiError::new(ErrorClass::InvalidInput, code::INVALID_ARGUMENT, message)
             }
-            EmotionError::Frame(f) => match f {
-                FrameError::TooLarge { .. } => {
-                    ApiError::new(ErrorClass::TooLarge, "FRAME_TOO_LARGE", message)
-                }
-                FrameError::Empty
-                | FrameError::UnsupportedFormat
-                | FrameError::FormatMismatch { .. }
-                | FrameError::BadDimensions { .. }
-                | FrameError::Corrupt(_) => {
-                    ApiError::new(ErrorClass::InvalidInput, "INVALID_FRAME", message)
-                }
-            },
+            EmotionError::Frame(f) => ApiError::frame(f),
             EmotionError::AnalysisOff(_) => {
                 ApiError::new(ErrorClass::Conflict, "ANALYSIS_OFF", message)
             }
@@ -52,11 +55,9 @@ impl From<EmotionError> for ApiError {
             EmotionError::Pool(PoolError::Overloaded(_)) => {
                 ApiError::new(ErrorClass::Overloaded, "OVERLOADED", message)
             }
-            EmotionError::Pool(PoolError::Crashed(e)) => {
-                ApiError::internal("inference task crashed", e)
-            }
-            EmotionError::AnalysisFailed(e) => ApiError::internal("analysis failed", e),
-            EmotionError::Database(e) => ApiError::internal("emotion database error", e),
+            EmotionError::Pool(PoolError::Closed(_) | PoolError::Crashed(_))
+            | EmotionError::AnalysisFailed(_)
+            | EmotionError::Database(_) => ApiError::internal("frame analysis", &Chain(&err)),
         }
     }
 }

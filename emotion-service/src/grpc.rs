@@ -13,7 +13,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::analysis::{FaceBox, FrameAnalysis};
-use crate::service::{BlinkStats, EmotionApp, FrameInput, FrameResult, SessionSummary};
+use crate::app::{BlinkStats, EmotionApp, FrameInput, FrameResult, SessionSummary};
+use crate::error::EmotionError;
 
 /// Frames per AnalyzeBatch call: a batch is a catch-up of a few seconds, not a whole video.
 pub const MAX_BATCH: usize = 64;
@@ -22,17 +23,16 @@ pub struct GrpcEmotion {
     pub app: EmotionApp,
 }
 
-fn input(r: FrameRequest) -> FrameInput {
-    FrameInput {
-        policy: AnalysisPolicy::from(
-            WirePolicy::try_from(r.policy).unwrap_or(WirePolicy::Unspecified),
-        ),
+/// A request as the use case takes it; an unknown policy number is refused here, at the edge.
+fn input(r: FrameRequest) -> Result<FrameInput, EmotionError> {
+    Ok(FrameInput {
+        policy: AnalysisPolicy::from_wire(r.policy)?,
         session_id: r.session_id,
         image: r.image_data,
         timestamp: r.timestamp,
         format: r.format,
         frame_number: r.frame_number,
-    }
+    })
 }
 
 #[tonic::async_trait]
@@ -41,7 +41,7 @@ impl EmotionService for GrpcEmotion {
         &self,
         request: Request<FrameRequest>,
     ) -> Result<Response<EmotionResponse>, Status> {
-        let result = self.app.analyze(input(request.into_inner())).await?;
+        let result = self.app.analyze(input(request.into_inner())?).await?;
         Ok(Response::new(emotion_response(&result)))
     }
 
@@ -65,11 +65,11 @@ impl EmotionService for GrpcEmotion {
                 if frame.session_id.is_empty() {
                     frame.session_id.clone_from(&batch.session_id);
                 }
-                let item = app
-                    .analyze(input(frame))
-                    .await
-                    .map(|r| emotion_response(&r))
-                    .map_err(Status::from);
+                let item = match input(frame) {
+                    Ok(frame) => app.analyze(frame).await.map(|r| emotion_response(&r)),
+                    Err(e) => Err(e),
+                }
+                .map_err(Status::from);
                 if tx.send(item).await.is_err() {
                     break;
                 }
@@ -82,7 +82,7 @@ impl EmotionService for GrpcEmotion {
         &self,
         request: Request<FrameRequest>,
     ) -> Result<Response<FaceResponse>, Status> {
-        let r = self.app.analyze(input(request.into_inner())).await?;
+        let r = self.app.analyze(input(request.into_inner())?).await?;
         let a = &r.analysis;
         Ok(Response::new(FaceResponse {
             detected: a.face.is_some(),
@@ -97,7 +97,7 @@ impl EmotionService for GrpcEmotion {
         &self,
         request: Request<FrameRequest>,
     ) -> Result<Response<BlinkResponse>, Status> {
-        let r = self.app.analyze(input(request.into_inner())).await?;
+        let r = self.app.analyze(input(request.into_inner())?).await?;
         Ok(Response::new(blink_response(&r.blinks)))
     }
 
@@ -240,7 +240,7 @@ pub fn summary_to_wire(s: &SessionSummary) -> pb::SessionSummary {
     }
 }
 
-fn spell(s: &crate::service::Spell) -> pb::Spell {
+fn spell(s: &crate::app::Spell) -> pb::Spell {
     pb::Spell {
         started_at: s.started_at,
         duration_ms: s.duration_ms,

@@ -5,8 +5,8 @@
 //! - `iv_frames`: frame intake (format, size, dimensions, decoding with limits), shared.
 //! - [`analysis`]: what a frame yields and the [`analysis::FrameAnalyzer`] the vision pipeline
 //!   implements.
-//! - [`pool`]: the bounded inference pool that sheds load instead of queueing without bound.
-//! - [`service`]: the use cases (analyse, summarise), policy enforcement and session memory.
+//! - [`inference`]: the bounded inference pool that sheds load instead of queueing without bound.
+//! - [`app`]: the use cases ([`app::EmotionApp`]: analyse, summarise), policy enforcement and session memory.
 //! - [`store`]: per-frame aggregates and session policies (never pixels).
 //! - [`grpc`], [`routes`]: thin front ends; [`error`]: the crate's errors and their mapping.
 
@@ -14,10 +14,10 @@ pub mod analysis;
 pub mod blink;
 pub mod error;
 
+pub mod app;
 pub mod grpc;
-pub mod pool;
+pub mod inference;
 pub mod routes;
-pub mod service;
 pub mod store;
 pub mod vision;
 
@@ -31,7 +31,7 @@ use iv_platform::health::Health;
 use iv_platform::server::{Server, ServerConfig};
 use iv_platform::{CancellationToken, db, http};
 
-use crate::analysis::{FrameAnalyzer, ModelsMissing};
+use crate::analysis::{FrameAnalyzer, ModelsMissing, Unavailable};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -98,9 +98,9 @@ pub fn load_analyzer(config: &Config) -> anyhow::Result<Arc<dyn FrameAnalyzer>> 
 
 /// The analyzer of an instance that must run without models (tests of degraded mode).
 pub fn models_missing(reason: &str) -> Arc<dyn FrameAnalyzer> {
-    Arc::new(ModelsMissing {
+    Arc::new(ModelsMissing(Unavailable {
         reason: reason.to_string(),
-    })
+    }))
 }
 
 /// How the service appears in Consul; its gRPC check asks `grpc.health.v1` about its service.
@@ -129,9 +129,9 @@ pub async fn build_with(
         .await
         .context("creating the emotion tables")?;
     health.set("database", true, "connected");
-    let app = service::EmotionApp::new(
+    let app = app::EmotionApp::new(
         analyzer,
-        pool::InferencePool::new(config.workers, config.queue),
+        inference::InferencePool::new(config.workers, config.queue),
         store::EmotionStore::new(pool),
     );
 
@@ -145,7 +145,7 @@ pub async fn build_with(
         }
         Err(reason) => {
             tracing::warn!(%reason, "frames cannot be analysed on this instance");
-            health.set("models", false, reason);
+            health.set("models", false, reason.reason);
             health_reporter
                 .set_not_serving::<EmotionServiceServer<grpc::GrpcEmotion>>()
                 .await;

@@ -10,9 +10,9 @@ use iv_platform::errors::AppJson;
 use iv_platform::health::Health;
 use serde::Deserialize;
 
+use crate::app::{EmotionApp, FrameInput, FrameResult};
 use crate::error::EmotionError;
 use crate::grpc::MAX_BATCH;
-use crate::service::{EmotionApp, FrameInput, FrameResult};
 use iv_frames::MAX_FRAME_BYTES;
 
 #[derive(Clone)]
@@ -51,12 +51,7 @@ pub struct FrameBody {
 
 impl FrameBody {
     fn into_input(self) -> Result<FrameInput, EmotionError> {
-        let policy = AnalysisPolicy::parse(&self.policy).ok_or_else(|| {
-            EmotionError::InvalidInput(format!(
-                "unknown policy {:?}; use full, engagement or off",
-                self.policy
-            ))
-        })?;
+        let policy = AnalysisPolicy::from_request(Some(&self.policy))?;
         let image = decode_base64(&self.image)?;
         Ok(FrameInput {
             session_id: self.session_id,

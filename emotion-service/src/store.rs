@@ -80,7 +80,7 @@ impl EmotionStore {
                 .bind(session_id)
                 .fetch_one(&self.pool)
                 .await?;
-        let stored = AnalysisPolicy::parse(&stored).unwrap_or(AnalysisPolicy::Off);
+        let stored = AnalysisPolicy::from_stored(&stored);
         Ok(stricter(stored, requested))
     }
 
@@ -90,7 +90,7 @@ impl EmotionStore {
                 .bind(session_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(stored.map(|p| AnalysisPolicy::parse(&p).unwrap_or(AnalysisPolicy::Off)))
+        Ok(stored.map(|p| AnalysisPolicy::from_stored(&p)))
     }
 
     /// Records a frame; a frame recorded before (a redelivered event) is left as it was.

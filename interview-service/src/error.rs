@@ -1,15 +1,29 @@
 //! The interview service's errors and their one mapping to HTTP, gRPC and WebSocket codes.
 
 use axum::response::{IntoResponse, Response};
+use iv_contracts::policy::UnknownPolicy;
 use iv_frames::FrameError;
 use iv_platform::bus::BusError;
-use iv_platform::errors::{ApiError, ErrorClass};
+use iv_platform::errors::{ApiError, Chain, ErrorClass, code};
 use iv_platform::resilience::CallError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InterviewError {
+    /// A field is missing or out of range.
     #[error("{0}")]
-    InvalidInput(String),
+    InvalidArgument(String),
+    #[error(transparent)]
+    Policy(#[from] UnknownPolicy),
+    /// A WebSocket message that is not one of the protocol's messages.
+    #[error("{0}")]
+    InvalidMessage(String),
+    /// A REST frame upload of a content type the route does not take.
+    #[error(
+        "send a frame as application/json {{image, timestamp}} or as an image/jpeg or image/png body"
+    )]
+    UnsupportedMediaType,
+    #[error("frame image is not valid base64")]
+    FrameNotBase64(#[source] base64::DecodeError),
     #[error("interview session {0} not found")]
     SessionNotFound(String),
     #[error("interview session {0} is already completed")]
@@ -28,18 +42,24 @@ pub enum InterviewError {
     AnalysisOff,
     #[error(transparent)]
     Frame(#[from] FrameError),
-    #[error("the frame could not be analysed now or queued for later: {0}")]
-    FrameNotQueued(String),
-    #[error("the emotion service rejected the frame: {0}")]
-    FrameRejected(String),
+    #[error("the frame could not be analysed now or queued for later")]
+    FrameNotQueued(#[source] tokio::task::JoinError),
+    #[error("the emotion service rejected the frame: {}", .0.status().message())]
+    FrameRejected(#[source] CallError),
     #[error(transparent)]
     Downstream(#[from] CallError),
     #[error(transparent)]
     Bus(#[from] BusError),
-    #[error("database: {0}")]
+    #[error("database")]
     Database(#[from] sqlx::Error),
-    #[error("stored record is unreadable: {0}")]
-    Corrupt(String),
+    #[error("stored {what} is unreadable")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("stored session state {0:?} is unknown")]
+    UnknownState(String),
 }
 
 impl From<InterviewError> for ApiError {
@@ -47,7 +67,12 @@ impl From<InterviewError> for ApiError {
         use ErrorClass::*;
         let message = err.to_string();
         let (class, code) = match &err {
-            InterviewError::InvalidInput(_) => (InvalidInput, "INVALID_MESSAGE"),
+            InterviewError::InvalidArgument(_) | InterviewError::Policy(_) => {
+                (InvalidInput, code::INVALID_ARGUMENT)
+            }
+            InterviewError::InvalidMessage(_) => (InvalidInput, code::INVALID_MESSAGE),
+            InterviewError::UnsupportedMediaType => (InvalidInput, code::UNSUPPORTED_MEDIA_TYPE),
+            InterviewError::FrameNotBase64(_) => (InvalidInput, code::INVALID_FRAME),
             InterviewError::SessionNotFound(_) => (NotFound, "SESSION_NOT_FOUND"),
             InterviewError::SessionCompleted(_) => (Conflict, "SESSION_COMPLETED"),
             InterviewError::UnknownQuestion(_) => (InvalidInput, "UNKNOWN_QUESTION"),
@@ -56,15 +81,8 @@ impl From<InterviewError> for ApiError {
             InterviewError::NoOpenQuestion => (Conflict, "NO_OPEN_QUESTION"),
             InterviewError::ConsentRequired => (Conflict, "CONSENT_REQUIRED"),
             InterviewError::AnalysisOff => (Conflict, "ANALYSIS_OFF"),
-            InterviewError::Frame(FrameError::TooLarge { .. }) => (TooLarge, "FRAME_TOO_LARGE"),
-            InterviewError::Frame(
-                FrameError::Empty
-                | FrameError::UnsupportedFormat
-                | FrameError::FormatMismatch { .. }
-                | FrameError::BadDimensions { .. }
-                | FrameError::Corrupt(_),
-            ) => (InvalidInput, "INVALID_FRAME"),
-            InterviewError::FrameRejected(_) => (InvalidInput, "INVALID_FRAME"),
+            InterviewError::Frame(f) => return ApiError::frame(f),
+            InterviewError::FrameRejected(_) => (InvalidInput, code::INVALID_FRAME),
             InterviewError::FrameNotQueued(_) => (Unavailable, "FRAME_NOT_QUEUED"),
             InterviewError::Downstream(e) if e.is_unavailable() => {
                 (Unavailable, "DOWNSTREAM_UNAVAILABLE")
@@ -72,11 +90,12 @@ impl From<InterviewError> for ApiError {
             InterviewError::Downstream(e) => {
                 (ErrorClass::from_grpc(e.status().code()), "DOWNSTREAM_ERROR")
             }
-            InterviewError::Bus(_) => (Unavailable, "BROKER_UNAVAILABLE"),
-            InterviewError::Database(e) => {
-                return ApiError::internal("interview database error", e);
+            InterviewError::Bus(_) => (Unavailable, code::BROKER_UNAVAILABLE),
+            InterviewError::Database(_)
+            | InterviewError::Corrupt { .. }
+            | InterviewError::UnknownState(_) => {
+                return ApiError::internal("interview storage", &Chain(&err));
             }
-            InterviewError::Corrupt(e) => return ApiError::internal("corrupt interview record", e),
         };
         ApiError::new(class, code, message)
     }

@@ -6,17 +6,19 @@
 //! # Layout
 //! - [`questions`]: the default question set and custom sets.
 //! - [`store`]: sessions and answers, durable; completion writes its event to the outbox.
-//! - [`service`]: the use cases (start, frame, answer, complete, score arrived).
+//! - [`app`]: the use cases ([`app::InterviewApp`]: start, frame, answer, complete, score
+//!   arrived), and [`downstream`] what they ask of the emotion and scoring services.
 //! - [`messages`], [`ws`]: the WebSocket protocol and the per-socket loop.
 //! - [`hub`]: fan-out to a session's sockets. [`routes`]: REST and the socket endpoint.
 //! - [`error`]: the crate's errors and their mapping to HTTP status and stable codes.
 
+pub mod app;
+pub mod downstream;
 pub mod error;
 pub mod hub;
 pub mod messages;
 pub mod questions;
 pub mod routes;
-pub mod service;
 pub mod store;
 pub mod ws;
 
@@ -28,7 +30,7 @@ use iv_platform::bus::{EventBus, HandlerError, Subscription, handler};
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::ServiceSpec;
 use iv_platform::discovery::Source;
-use iv_platform::downstream::{self, EmotionClient, ScoringClient};
+use iv_platform::downstream::{EmotionClient, ScoringClient, emotion_source, scoring_source};
 use iv_platform::health::Health;
 use iv_platform::outbox::{self, Relay};
 use iv_platform::resilience::PolicyConfig;
@@ -58,8 +60,8 @@ impl Config {
         Ok(Self {
             server: ServerConfig::from_env(&env, "INTERVIEW_PORT", 8081)?,
             database_url: db::url_from_env(&env),
-            emotion: downstream::emotion_source(&env)?,
-            scoring: downstream::scoring_source(&env)?,
+            emotion: emotion_source(&env)?,
+            scoring: scoring_source(&env)?,
             emotion_policy: PolicyConfig::emotion().from_env(&env)?,
             emotion_queries_policy: PolicyConfig::emotion_queries().from_env(&env)?,
             scoring_policy: PolicyConfig::scoring().from_env(&env)?,
@@ -102,10 +104,10 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         config.emotion_queries_policy.clone(),
     );
     let scoring = ScoringClient::new(&config.scoring, config.scoring_policy.clone());
-    let app = service::InterviewApp::new(
+    let app = app::InterviewApp::new(
         store::InterviewStore::new(pool),
-        emotion,
-        scoring,
+        std::sync::Arc::new(emotion),
+        std::sync::Arc::new(scoring),
         relay,
         config.max_frame_bytes,
     );

@@ -55,12 +55,12 @@ impl ClientMessage {
             data: Value,
         }
         let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
-            InterviewError::InvalidInput(format!("not a {{type, data}} JSON message: {e}"))
+            InterviewError::InvalidMessage(format!("not a {{type, data}} JSON message: {e}"))
         })?;
         let data = |what: &str| {
             let what = what.to_string();
             move |e: serde_json::Error| {
-                InterviewError::InvalidInput(format!("invalid {what} data: {e}"))
+                InterviewError::InvalidMessage(format!("invalid {what} data: {e}"))
             }
         };
         match envelope.kind.as_str() {
@@ -72,7 +72,7 @@ impl ClientMessage {
                 .map_err(data("answer")),
             "ping" => Ok(Self::Ping),
             "complete" => Ok(Self::Complete),
-            other => Err(InterviewError::InvalidInput(format!(
+            other => Err(InterviewError::InvalidMessage(format!(
                 "unknown message type {other:?}; expected frame, answer, ping or complete"
             ))),
         }
@@ -125,8 +125,7 @@ pub struct StatusMessage {
     pub current_question: usize,
     pub total_questions: usize,
     pub answered: usize,
-    /// `active` or `paused` (emotion service unavailable; frames are queued for later analysis).
-    pub live_feedback: &'static str,
+    pub live_feedback: LiveFeedback,
     pub report_ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overall_score: Option<f32>,
@@ -134,8 +133,17 @@ pub struct StatusMessage {
     pub message: Option<String>,
 }
 
+/// Whether the candidate gets live analysis of their frames right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveFeedback {
+    Active,
+    /// The emotion service is unavailable: frames are queued and analysed later by the worker.
+    Paused,
+}
+
 impl StatusMessage {
-    pub fn of(session: &Session, live_feedback: &'static str, message: Option<String>) -> Self {
+    pub fn of(session: &Session, live_feedback: LiveFeedback, message: Option<String>) -> Self {
         Self {
             state: session.state,
             progress: session.progress(),

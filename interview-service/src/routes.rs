@@ -12,9 +12,9 @@ use iv_platform::CancellationToken;
 use iv_platform::errors::AppJson;
 use serde::Serialize;
 
+use crate::app::{FrameOutcome, FrameUpload, InterviewApp, StartRequest};
 use crate::error::InterviewError;
-use crate::messages::{AnswerData, FrameData, QuestionMessage, StatusMessage};
-use crate::service::{FrameOutcome, FrameUpload, InterviewApp, StartRequest};
+use crate::messages::{AnswerData, FrameData, LiveFeedback, QuestionMessage, StatusMessage};
 use crate::store::{AnswerFeedback, Session, StoredAnswer};
 use crate::ws::{self, Incoming};
 
@@ -129,7 +129,7 @@ async fn status(
     Path(id): Path<String>,
 ) -> Result<Json<StatusMessage>, InterviewError> {
     let session = s.app.get(&id).await?;
-    Ok(Json(StatusMessage::of(&session, "active", None)))
+    Ok(Json(s.app.status(&session, None)))
 }
 
 #[derive(Debug, Serialize)]
@@ -140,7 +140,7 @@ enum FrameReply {
     },
     Queued {
         frame_number: i64,
-        live_feedback: &'static str,
+        live_feedback: LiveFeedback,
         message: String,
     },
 }
@@ -164,20 +164,18 @@ async fn frame(
         }
     } else if content_type.starts_with("application/json") {
         let data: FrameData = serde_json::from_slice(&body)
-            .map_err(|e| InterviewError::InvalidInput(format!("invalid frame JSON: {e}")))?;
+            .map_err(|e| InterviewError::InvalidArgument(format!("invalid frame JSON: {e}")))?;
         ws::decode_frame(data)?
     } else {
-        return Err(InterviewError::InvalidInput(
-            "send a frame as application/json {image, timestamp} or as an image/jpeg or image/png body".into(),
-        ));
+        return Err(InterviewError::UnsupportedMediaType);
     };
     let reply = match s.app.submit_frame(&id, upload).await? {
-        FrameOutcome::Analyzed(update) => FrameReply::Analyzed {
+        FrameOutcome::Analyzed { update, .. } => FrameReply::Analyzed {
             emotion_update: update,
         },
         FrameOutcome::Deferred { frame_number, .. } => FrameReply::Queued {
             frame_number,
-            live_feedback: "paused",
+            live_feedback: s.app.live_feedback(&id),
             message: "emotion service unavailable; the frame is queued for later analysis".into(),
         },
     };
@@ -210,7 +208,7 @@ async fn answer(
         next_question: session
             .current_question()
             .map(|q| QuestionMessage::new(q, session.current_index, session.questions.len())),
-        status: StatusMessage::of(session, "active", None),
+        status: s.app.status(session, None),
     }))
 }
 

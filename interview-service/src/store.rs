@@ -61,9 +61,13 @@ impl SessionState {
             "created" => Ok(Self::Created),
             "in_progress" => Ok(Self::InProgress),
             "completed" => Ok(Self::Completed),
-            other => Err(InterviewError::Corrupt(format!("unknown state {other:?}"))),
+            other => Err(InterviewError::UnknownState(other.to_string())),
         }
     }
+}
+
+fn corrupt(what: &'static str) -> impl FnOnce(serde_json::Error) -> InterviewError {
+    move |source| InterviewError::Corrupt { what, source }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,8 +146,7 @@ impl InterviewStore {
     }
 
     pub async fn insert(&self, s: &Session) -> Result<(), InterviewError> {
-        let questions = serde_json::to_string(&s.questions)
-            .map_err(|e| InterviewError::Corrupt(e.to_string()))?;
+        let questions = serde_json::to_string(&s.questions).map_err(corrupt("questions"))?;
         sqlx::query(
             "INSERT INTO interviews (id, user_id, state, policy, consent, questions, current_index, frames_received,
                 frames_analyzed, frames_deferred, created_at, report_ready)
@@ -177,11 +180,9 @@ impl InterviewStore {
             id: row.try_get("id")?,
             user_id: row.try_get("user_id")?,
             state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
-            policy: AnalysisPolicy::parse(&policy)
-                .ok_or_else(|| InterviewError::Corrupt(format!("policy {policy:?}")))?,
+            policy: AnalysisPolicy::from_stored(&policy),
             consent: row.try_get::<i64, _>("consent")? != 0,
-            questions: serde_json::from_str(&questions)
-                .map_err(|e| InterviewError::Corrupt(e.to_string()))?,
+            questions: serde_json::from_str(&questions).map_err(corrupt("questions"))?,
             current_index: row.try_get::<i64, _>("current_index")? as usize,
             frames_received: row.try_get("frames_received")?,
             frames_analyzed: row.try_get("frames_analyzed")?,
@@ -283,7 +284,7 @@ impl InterviewStore {
         question_id: &str,
         a: &AnswerFeedback,
     ) -> Result<(), InterviewError> {
-        let json = serde_json::to_string(a).map_err(|e| InterviewError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(a).map_err(corrupt("answer analysis"))?;
         sqlx::query("UPDATE answers SET analysis = $3 WHERE session_id = $1 AND question_id = $2")
             .bind(session_id)
             .bind(question_id)
@@ -312,7 +313,7 @@ impl InterviewStore {
                     analysis: analysis
                         .map(|a| serde_json::from_str(&a))
                         .transpose()
-                        .map_err(|e| InterviewError::Corrupt(e.to_string()))?,
+                        .map_err(corrupt("answer analysis"))?,
                     created_at: r.try_get("created_at")?,
                 })
             })

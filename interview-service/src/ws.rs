@@ -5,9 +5,9 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use iv_platform::CancellationToken;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::app::{FrameOutcome, FrameUpload, InterviewApp};
 use crate::error::InterviewError;
-use crate::messages::{ClientMessage, FrameData, QuestionMessage, ServerMessage, StatusMessage};
-use crate::service::{FrameOutcome, FrameUpload, InterviewApp};
+use crate::messages::{ClientMessage, FrameData, QuestionMessage, ServerMessage};
 use crate::store::Session;
 
 /// What arrives from the client.
@@ -26,8 +26,6 @@ struct Connection<S> {
     app: InterviewApp,
     session_id: String,
     out: S,
-    /// The emotion service is unavailable and frames go to the worker.
-    paused: bool,
     /// When the face was last seen, and whether the candidate was told it is gone.
     face_last_seen: Option<i64>,
     face_warned: bool,
@@ -49,7 +47,6 @@ pub async fn run<S, R>(
         app,
         session_id,
         out,
-        paused: false,
         face_last_seen: None,
         face_warned: false,
     };
@@ -99,22 +96,14 @@ impl<S: Sink<String> + Unpin> Connection<S> {
         self.out.send(message.to_json()).await.map_err(|_| Gone)
     }
 
-    fn feedback(&self) -> &'static str {
-        if self.paused { "paused" } else { "active" }
-    }
-
     /// Status, then the question being asked (or a note that all are answered).
     async fn announce(&mut self, session: &Session, message: Option<String>) -> Result<(), Gone> {
         let all_answered = session.current_question().is_none();
         let message = message.or_else(|| {
             all_answered.then(|| "All questions answered; complete the interview.".into())
         });
-        self.send(ServerMessage::Status(StatusMessage::of(
-            session,
-            self.feedback(),
-            message,
-        )))
-        .await?;
+        self.send(ServerMessage::Status(self.app.status(session, message)))
+            .await?;
         if let Some(q) = session.current_question() {
             self.send(ServerMessage::Question(QuestionMessage::new(
                 q,
@@ -129,12 +118,8 @@ impl<S: Sink<String> + Unpin> Connection<S> {
     async fn status_now(&mut self, message: Option<String>) -> Result<(), Gone> {
         match self.app.get(&self.session_id).await {
             Ok(s) => {
-                self.send(ServerMessage::Status(StatusMessage::of(
-                    &s,
-                    self.feedback(),
-                    message,
-                )))
-                .await
+                let status = self.app.status(&s, message);
+                self.send(ServerMessage::Status(status)).await
             }
             Err(e) => self.send(ServerMessage::from_error(e)).await,
         }
@@ -168,9 +153,8 @@ impl<S: Sink<String> + Unpin> Connection<S> {
 
     async fn handle_frame(&mut self, upload: FrameUpload) -> Result<(), Gone> {
         match self.app.submit_frame(&self.session_id, upload).await {
-            Ok(FrameOutcome::Analyzed(update)) => {
-                if self.paused {
-                    self.paused = false;
+            Ok(FrameOutcome::Analyzed { update, resumed }) => {
+                if resumed {
                     self.status_now(Some("Live feedback resumed.".into()))
                         .await?;
                 }
@@ -179,11 +163,12 @@ impl<S: Sink<String> + Unpin> Connection<S> {
                 self.send(ServerMessage::EmotionUpdate(update)).await?;
                 self.track_face(face, now).await
             }
-            Ok(FrameOutcome::Deferred { reason, .. }) => {
-                if self.paused {
+            Ok(FrameOutcome::Deferred {
+                reason, paused_now, ..
+            }) => {
+                if !paused_now {
                     return Ok(()); // told once; not an error per frame
                 }
-                self.paused = true;
                 tracing::warn!(session_id = %self.session_id, %reason, "live feedback paused");
                 self.status_now(Some(
                     "Live feedback is paused; your video is still being received and will be analysed shortly.".into(),
@@ -225,9 +210,7 @@ pub(crate) fn decode_frame(data: FrameData) -> Result<FrameUpload, InterviewErro
         .trim();
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| {
-            InterviewError::InvalidInput(format!("frame image is not valid base64: {e}"))
-        })?;
+        .map_err(InterviewError::FrameNotBase64)?;
     Ok(FrameUpload {
         bytes,
         timestamp: data.timestamp,

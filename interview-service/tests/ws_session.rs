@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use interview_service::service::{InterviewApp, StartRequest};
+use interview_service::app::{InterviewApp, StartRequest};
 use interview_service::store::{self, InterviewStore};
 use interview_service::ws::{self, Incoming};
 use iv_platform::bus::EventBus;
@@ -41,8 +41,8 @@ async fn app() -> InterviewApp {
     let scoring = ScoringClient::new(&nowhere, quick(PolicyConfig::scoring()));
     InterviewApp::new(
         InterviewStore::new(pool.clone()),
-        emotion,
-        scoring,
+        std::sync::Arc::new(emotion),
+        std::sync::Arc::new(scoring),
         Relay::new(pool, bus),
         2 << 20,
     )

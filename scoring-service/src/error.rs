@@ -1,30 +1,40 @@
 //! The scoring service's errors and their one mapping to what clients see.
 
 use axum::response::{IntoResponse, Response};
-use iv_platform::errors::{ApiError, ErrorClass};
+use iv_platform::errors::{ApiError, Chain, ErrorClass, code};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoringError {
     #[error("{0}")]
     InvalidInput(String),
+    #[error(transparent)]
+    Policy(#[from] iv_contracts::policy::UnknownPolicy),
     #[error("no score for session {0} yet")]
     ScoreNotFound(String),
     #[error("raw video is never stored, so it cannot be part of a report")]
     VideoNotStored,
     #[error("unsupported report format {0:?}; use json or pdf")]
     UnsupportedFormat(String),
-    #[error("database: {0}")]
+    #[error("database")]
     Database(#[from] sqlx::Error),
-    #[error("stored record for session {session} is unreadable: {reason}")]
-    Corrupt { session: String, reason: String },
+    #[error("a record could not be written as JSON")]
+    Serialize(#[source] serde_json::Error),
+    #[error("stored record for session {session} is unreadable")]
+    Corrupt {
+        session: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl From<ScoringError> for ApiError {
     fn from(err: ScoringError) -> Self {
         match &err {
-            ScoringError::InvalidInput(m) => {
-                ApiError::new(ErrorClass::InvalidInput, "INVALID_ARGUMENT", m.clone())
-            }
+            ScoringError::InvalidInput(_) | ScoringError::Policy(_) => ApiError::new(
+                ErrorClass::InvalidInput,
+                code::INVALID_ARGUMENT,
+                err.to_string(),
+            ),
             ScoringError::ScoreNotFound(_) => {
                 ApiError::new(ErrorClass::NotFound, "SCORE_NOT_FOUND", err.to_string())
             }
@@ -38,8 +48,9 @@ impl From<ScoringError> for ApiError {
                 "UNSUPPORTED_FORMAT",
                 err.to_string(),
             ),
-            ScoringError::Database(e) => ApiError::internal("scoring database error", e),
-            ScoringError::Corrupt { .. } => ApiError::internal("corrupt stored score", &err),
+            ScoringError::Database(_)
+            | ScoringError::Serialize(_)
+            | ScoringError::Corrupt { .. } => ApiError::internal("scoring storage", &Chain(&err)),
         }
     }
 }

@@ -7,11 +7,13 @@ use iv_contracts::scoring::{
 use tonic::{Request, Response, Status};
 
 use crate::answer::{AnswerAnalysis, AnswerInput};
-use crate::interview::{FrameSample, Score, ScoreInput};
-use crate::service::{ReportFormat, Scoring};
+use crate::app::{ReportFormat, ScoringApp};
+use crate::error::ScoringError;
+use crate::overall::{FrameSample, Score, ScoreInput};
+use iv_contracts::policy::AnalysisPolicy;
 
 pub struct GrpcScoring {
-    pub scoring: Scoring,
+    pub scoring: ScoringApp,
 }
 
 #[tonic::async_trait]
@@ -20,7 +22,7 @@ impl ScoringService for GrpcScoring {
         &self,
         request: Request<ScoreRequest>,
     ) -> Result<Response<ScoreResponse>, Status> {
-        let input = score_input(request.into_inner());
+        let input = score_input(request.into_inner())?;
         let score = self.scoring.calculate(&input).await?;
         Ok(Response::new(score_response(&score)))
     }
@@ -69,9 +71,10 @@ impl ScoringService for GrpcScoring {
     }
 }
 
-pub fn score_input(r: ScoreRequest) -> ScoreInput {
+/// The request as the use case takes it; an unknown policy is refused here, at the edge.
+pub fn score_input(r: ScoreRequest) -> Result<ScoreInput, ScoringError> {
     let meta = r.metadata.unwrap_or_default();
-    ScoreInput {
+    Ok(ScoreInput {
         session_id: r.session_id,
         user_id: meta.user_id,
         answers: r
@@ -99,10 +102,10 @@ pub fn score_input(r: ScoreRequest) -> ScoreInput {
             })
             .collect(),
         total_questions: meta.total_questions.max(0) as u32,
-        analysis_policy: meta.analysis_policy,
+        analysis_policy: AnalysisPolicy::from_request(Some(&meta.analysis_policy))?,
         started_at: meta.started_at,
         completed_at: meta.completed_at,
-    }
+    })
 }
 
 pub fn analysis_to_wire(a: &AnswerAnalysis) -> pb::AnswerAnalysis {

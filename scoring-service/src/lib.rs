@@ -5,20 +5,20 @@
 //! # Layout
 //! - [`text`]: words, sentences, stop words, stemming, fillers.
 //! - [`answer`]: one answer's relevance, clarity and depth.
-//! - [`interview`]: the interview's technical, communication and engagement components and the
+//! - [`overall`]: the interview's technical, communication and engagement components and the
 //!   documented overall weighting.
 //! - [`report`]: the report and its PDF rendering.
-//! - [`service`]: the use cases; [`grpc`] and [`routes`] are thin front ends over it.
+//! - [`app`]: the use cases ([`app::ScoringApp`]); [`grpc`] and [`routes`] are thin front ends over it.
 //! - [`store`]: durable scores and reports.
 //! - [`error`]: the crate's error enum and its mapping to HTTP and gRPC.
 
 pub mod answer;
+pub mod app;
 pub mod error;
 pub mod grpc;
-pub mod interview;
+pub mod overall;
 pub mod report;
 pub mod routes;
-pub mod service;
 pub mod store;
 pub mod text;
 
@@ -65,7 +65,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .await
         .context("creating the scoring tables")?;
     health.set("database", true, "connected");
-    let scoring = service::Scoring::new(store::ScoreStore::new(pool));
+    let scoring = app::ScoringApp::new(store::ScoreStore::new(pool));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

@@ -3,10 +3,11 @@
 //! Reports hold aggregates and transcripts only: raw frames and video are never stored, so they
 //! can never be part of a report.
 
+use iv_contracts::policy::AnalysisPolicy;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 use serde::{Deserialize, Serialize};
 
-use crate::interview::{Component, EngagementSummary, Insight, Score};
+use crate::overall::{Component, EngagementSummary, Insight, Score};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportAnswer {
@@ -29,7 +30,8 @@ pub struct Report {
     pub user_id: String,
     pub generated_at: i64,
     pub score_calculated_at: i64,
-    pub analysis_policy: String,
+    #[serde(deserialize_with = "iv_contracts::policy::deserialize_stored")]
+    pub analysis_policy: AnalysisPolicy,
     pub sufficient_data: bool,
     pub overall_score: Option<f32>,
     pub feedback: String,
@@ -41,11 +43,11 @@ pub struct Report {
 }
 
 pub fn build(score: &Score, include_emotions: bool, now_ms: i64) -> Report {
-    let mut engagement =
-        (include_emotions && score.analysis_policy != "off").then(|| score.engagement.clone());
+    let mut engagement = (include_emotions && score.analysis_policy != AnalysisPolicy::Off)
+        .then(|| score.engagement.clone());
     if let Some(e) = engagement
         .as_mut()
-        .filter(|_| score.analysis_policy == "engagement")
+        .filter(|_| score.analysis_policy == AnalysisPolicy::Engagement)
     {
         e.emotion_distribution.clear();
         e.composure = None;
@@ -55,7 +57,7 @@ pub fn build(score: &Score, include_emotions: bool, now_ms: i64) -> Report {
         user_id: score.user_id.clone(),
         generated_at: now_ms,
         score_calculated_at: score.calculated_at,
-        analysis_policy: score.analysis_policy.clone(),
+        analysis_policy: score.analysis_policy,
         sufficient_data: score.sufficient_data,
         overall_score: score.overall_score,
         feedback: score.feedback.clone(),
@@ -260,7 +262,7 @@ pub fn to_pdf(report: &Report) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::answer::AnswerInput;
-    use crate::interview::{ScoreInput, calculate};
+    use crate::overall::{ScoreInput, calculate};
 
     fn score() -> Score {
         let input = ScoreInput {

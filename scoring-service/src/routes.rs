@@ -10,13 +10,13 @@ use iv_platform::health::Health;
 use serde::Deserialize;
 
 use crate::answer::AnswerInput;
+use crate::app::{ReportFormat, ScoringApp};
 use crate::error::ScoringError;
-use crate::interview::ScoreInput;
-use crate::service::{ReportFormat, Scoring};
+use crate::overall::ScoreInput;
 
 #[derive(Clone)]
 pub struct RestState {
-    pub scoring: Scoring,
+    pub scoring: ScoringApp,
     pub health: Health,
 }
 

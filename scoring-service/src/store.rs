@@ -4,7 +4,7 @@ use iv_platform::db::Pool;
 use sqlx::Row;
 
 use crate::error::ScoringError;
-use crate::interview::Score;
+use crate::overall::Score;
 use crate::report::Report;
 
 pub const SCHEMA: &[&str] = &[
@@ -35,8 +35,7 @@ impl ScoreStore {
 
     /// Saves a score; scoring the same interview again replaces it (events may be redelivered).
     pub async fn save_score(&self, score: &Score) -> Result<(), ScoringError> {
-        let payload =
-            serde_json::to_string(score).map_err(|e| ScoringError::InvalidInput(e.to_string()))?;
+        let payload = serde_json::to_string(score).map_err(ScoringError::Serialize)?;
         sqlx::query(
             "INSERT INTO scores (session_id, user_id, overall_score, sufficient_data, payload, calculated_at)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -65,8 +64,7 @@ impl ScoreStore {
     }
 
     pub async fn save_report(&self, report: &Report) -> Result<(), ScoringError> {
-        let payload =
-            serde_json::to_string(report).map_err(|e| ScoringError::InvalidInput(e.to_string()))?;
+        let payload = serde_json::to_string(report).map_err(ScoringError::Serialize)?;
         sqlx::query(
             "INSERT INTO reports (session_id, payload, generated_at) VALUES ($1, $2, $3)
              ON CONFLICT (session_id) DO UPDATE SET payload = excluded.payload, generated_at = excluded.generated_at",
@@ -90,8 +88,8 @@ impl ScoreStore {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(session: &str, payload: &str) -> Result<T, ScoringError> {
-    serde_json::from_str(payload).map_err(|e| ScoringError::Corrupt {
+    serde_json::from_str(payload).map_err(|source| ScoringError::Corrupt {
         session: session.to_string(),
-        reason: e.to_string(),
+        source,
     })
 }

@@ -2,7 +2,7 @@
 //! retry-or-dead-letter choice, and an ops request's failure to the HTTP status and code.
 
 use iv_platform::bus::{BusError, HandlerError};
-use iv_platform::errors::{ApiError, Chain, ErrorClass};
+use iv_platform::errors::{ApiError, Chain, ErrorClass, code};
 use iv_platform::resilience::CallError;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +61,12 @@ impl From<WorkerError> for HandlerError {
 impl From<WorkerError> for ApiError {
     fn from(err: WorkerError) -> Self {
         let (class, code) = match &err {
-            WorkerError::Unauthenticated => (ErrorClass::Unauthenticated, "UNAUTHENTICATED"),
-            WorkerError::UnknownQueue { .. } => (ErrorClass::InvalidInput, "UNKNOWN_QUEUE"),
-            WorkerError::InvalidLimit { .. } => (ErrorClass::InvalidInput, "INVALID_LIMIT"),
+            WorkerError::Unauthenticated => (ErrorClass::Unauthenticated, code::UNAUTHENTICATED),
+            WorkerError::UnknownQueue { .. } | WorkerError::InvalidLimit { .. } => {
+                (ErrorClass::InvalidInput, code::INVALID_ARGUMENT)
+            }
             WorkerError::Broker(_) | WorkerError::Publish { .. } => {
-                (ErrorClass::Unavailable, "BROKER_UNAVAILABLE")
+                (ErrorClass::Unavailable, code::BROKER_UNAVAILABLE)
             }
             WorkerError::Call { .. } => return ApiError::internal("worker call", &Chain(&err)),
         };

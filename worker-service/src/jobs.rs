@@ -30,7 +30,7 @@ impl Jobs {
         last_attempt: bool,
     ) -> Result<(), WorkerError> {
         let session_id = event.session_id.clone();
-        let policy = AnalysisPolicy::parse(&event.analysis_policy).unwrap_or(AnalysisPolicy::Full);
+        let policy = AnalysisPolicy::from_stored(&event.analysis_policy);
         let summary = match policy {
             AnalysisPolicy::Off => None,
             _ => match self.emotion.session_summary(&session_id).await {
@@ -122,7 +122,7 @@ impl Jobs {
         if !event.deferred || event.image_data.is_empty() {
             return Ok(());
         }
-        let policy = AnalysisPolicy::parse(&event.analysis_policy).unwrap_or(AnalysisPolicy::Full);
+        let policy = AnalysisPolicy::from_stored(&event.analysis_policy);
         let request = FrameRequest {
             session_id: event.session_id.clone(),
             image_data: event.image_data,

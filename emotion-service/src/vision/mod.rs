@@ -366,7 +366,6 @@ impl FrameAnalyzer for Pipeline {
         policy: AnalysisPolicy,
         hint: Option<FaceBox>,
     ) -> Result<FrameAnalysis, AnalyzerError> {
-        self.run(frame, policy, hint)
-            .map_err(|e| AnalyzerError::Failed(e.to_string()))
+        self.run(frame, policy, hint).map_err(AnalyzerError::Failed)
     }
 }

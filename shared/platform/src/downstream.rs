@@ -47,12 +47,12 @@ pub fn scoring_source(env: &Env) -> Result<Source, ConfigError> {
 /// One lazily connected channel per instance of a downstream; each attempt goes to the next
 /// instance, so a retry after a refused connection lands on another one.
 #[derive(Clone)]
-struct Pool {
+struct Channels {
     instances: Instances,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
-impl Pool {
+impl Channels {
     fn new(source: &Source, name: &'static str) -> Self {
         Self {
             instances: source.start(name),
@@ -104,6 +104,34 @@ impl Pool {
         }
         result
     }
+
+    /// One unary call under `policy`: every attempt goes to the next instance (or to `key`'s
+    /// instance), so a retry after a refused connection lands elsewhere.
+    async fn unary<Req, Resp, F, Fut>(
+        &self,
+        policy: &Downstream,
+        method: &'static str,
+        key: Option<&str>,
+        request: Req,
+        call: F,
+    ) -> Result<Resp, CallError>
+    where
+        Req: Clone,
+        F: Fn(Channel, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        policy
+            .call(method, || {
+                let request = request.clone();
+                let call = &call;
+                async move {
+                    self.attempt(key, |channel| call(channel, request))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await
+    }
 }
 
 fn emotion_client(channel: Channel) -> EmotionServiceClient<Channel> {
@@ -122,7 +150,7 @@ fn scoring_client(channel: Channel) -> ScoringServiceClient<Channel> {
 /// CPU, queries only the database, and one failing must not block the other.
 #[derive(Clone)]
 pub struct EmotionClient {
-    pool: Pool,
+    channels: Channels,
     policy: Downstream,
     queries: Downstream,
 }
@@ -131,7 +159,7 @@ impl EmotionClient {
     /// Follows `source` (spawns a Consul poller when it is Consul).
     pub fn new(source: &Source, policy: PolicyConfig, queries: PolicyConfig) -> Self {
         Self {
-            pool: Pool::new(source, "emotion-service"),
+            channels: Channels::new(source, "emotion-service"),
             policy: Downstream::new(policy),
             queries: Downstream::new(queries),
         }
@@ -139,7 +167,7 @@ impl EmotionClient {
 
     /// The instances calls go to.
     pub fn instances(&self) -> &Instances {
-        &self.pool.instances
+        &self.channels.instances
     }
 
     /// The frame-analysis policy (the live path).
@@ -150,48 +178,37 @@ impl EmotionClient {
     /// Analyses a frame on its session's instance ([`Instances::pick_for`]): the emotion service
     /// tracks each session's face and blinks in memory.
     pub async fn analyze_frame(&self, request: FrameRequest) -> Result<EmotionResponse, CallError> {
-        self.policy
-            .call("analyze_frame", || {
-                let pool = self.pool.clone();
-                let request = request.clone();
-                let session = request.session_id.clone();
-                async move {
-                    pool.attempt(Some(&session), |channel| async move {
-                        emotion_client(channel)
-                            .analyze_frame(request)
-                            .await
-                            .map(tonic::Response::into_inner)
-                    })
-                    .await
-                }
-            })
+        let session = request.session_id.clone();
+        self.channels
+            .unary(
+                &self.policy,
+                "analyze_frame",
+                Some(&session),
+                request,
+                |c, r| async move { emotion_client(c).analyze_frame(r).await },
+            )
             .await
     }
 
     pub async fn session_summary(&self, session_id: &str) -> Result<SessionSummary, CallError> {
-        self.queries
-            .call("get_session_summary", || {
-                let pool = self.pool.clone();
-                let request = SessionRequest {
-                    session_id: session_id.to_string(),
-                };
-                async move {
-                    pool.attempt(None, |channel| async move {
-                        emotion_client(channel)
-                            .get_session_summary(request)
-                            .await
-                            .map(tonic::Response::into_inner)
-                    })
-                    .await
-                }
-            })
+        let request = SessionRequest {
+            session_id: session_id.to_string(),
+        };
+        self.channels
+            .unary(
+                &self.queries,
+                "get_session_summary",
+                None,
+                request,
+                |c, r| async move { emotion_client(c).get_session_summary(r).await },
+            )
             .await
     }
 }
 
 #[derive(Clone)]
 pub struct ScoringClient {
-    pool: Pool,
+    channels: Channels,
     policy: Downstream,
 }
 
@@ -199,14 +216,14 @@ impl ScoringClient {
     /// Follows `source` (spawns a Consul poller when it is Consul).
     pub fn new(source: &Source, policy: PolicyConfig) -> Self {
         Self {
-            pool: Pool::new(source, "scoring-service"),
+            channels: Channels::new(source, "scoring-service"),
             policy: Downstream::new(policy),
         }
     }
 
     /// The instances calls go to.
     pub fn instances(&self) -> &Instances {
-        &self.pool.instances
+        &self.channels.instances
     }
 
     pub fn policy(&self) -> &Downstream {
@@ -217,38 +234,26 @@ impl ScoringClient {
         &self,
         request: AnswerRequest,
     ) -> Result<AnswerAnalysis, CallError> {
-        self.policy
-            .call("analyze_answer", || {
-                let pool = self.pool.clone();
-                let request = request.clone();
-                async move {
-                    pool.attempt(None, |channel| async move {
-                        scoring_client(channel)
-                            .analyze_answer(request)
-                            .await
-                            .map(tonic::Response::into_inner)
-                    })
-                    .await
-                }
-            })
+        self.channels
+            .unary(
+                &self.policy,
+                "analyze_answer",
+                None,
+                request,
+                |c, r| async move { scoring_client(c).analyze_answer(r).await },
+            )
             .await
     }
 
     pub async fn calculate_score(&self, request: ScoreRequest) -> Result<ScoreResponse, CallError> {
-        self.policy
-            .call("calculate_score", || {
-                let pool = self.pool.clone();
-                let request = request.clone();
-                async move {
-                    pool.attempt(None, |channel| async move {
-                        scoring_client(channel)
-                            .calculate_score(request)
-                            .await
-                            .map(tonic::Response::into_inner)
-                    })
-                    .await
-                }
-            })
+        self.channels
+            .unary(
+                &self.policy,
+                "calculate_score",
+                None,
+                request,
+                |c, r| async move { scoring_client(c).calculate_score(r).await },
+            )
             .await
     }
 
@@ -256,20 +261,14 @@ impl ScoringClient {
         &self,
         request: ReportRequest,
     ) -> Result<ReportResponse, CallError> {
-        self.policy
-            .call("generate_report", || {
-                let pool = self.pool.clone();
-                let request = request.clone();
-                async move {
-                    pool.attempt(None, |channel| async move {
-                        scoring_client(channel)
-                            .generate_report(request)
-                            .await
-                            .map(tonic::Response::into_inner)
-                    })
-                    .await
-                }
-            })
+        self.channels
+            .unary(
+                &self.policy,
+                "generate_report",
+                None,
+                request,
+                |c, r| async move { scoring_client(c).generate_report(r).await },
+            )
             .await
     }
 }

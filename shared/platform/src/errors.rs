@@ -77,6 +77,37 @@ impl ErrorClass {
     }
 }
 
+/// The stable codes that mean the same thing in every service, whatever the protocol. Services add
+/// codes for failures only they have (`SESSION_NOT_FOUND`, `ANALYSIS_OFF`, ...).
+///
+/// | code | class | when |
+/// |---|---|---|
+/// | `INVALID_ARGUMENT` | invalid input | a field is missing, out of range, or names something unknown (a policy, a limit) |
+/// | `INVALID_JSON` | invalid input | a REST body that is not JSON of the expected shape |
+/// | `UNSUPPORTED_MEDIA_TYPE` | invalid input | a REST body of a content type the route does not take |
+/// | `INVALID_MESSAGE` | invalid input | a WebSocket message that is not one of the protocol's messages |
+/// | `INVALID_FRAME` | invalid input | a frame that is not one whole JPEG or PNG of sane size, or not base64 |
+/// | `FRAME_TOO_LARGE`, `PAYLOAD_TOO_LARGE` | too large | over the frame or body limit |
+/// | `NOT_FOUND` | not found | no such route |
+/// | `UNAUTHENTICATED` | unauthenticated | missing or wrong credentials |
+/// | `RATE_LIMITED`, `OVERLOADED` | overloaded | a client over its rate, or a service shedding load |
+/// | `BROKER_UNAVAILABLE`, `DOWNSTREAM_UNAVAILABLE`, `MODELS_UNAVAILABLE` | unavailable | a dependency is down |
+/// | `INTERNAL` | internal | anything else; details stay in the service's log |
+pub mod code {
+    pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+    pub const INVALID_JSON: &str = "INVALID_JSON";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
+    pub const INVALID_MESSAGE: &str = "INVALID_MESSAGE";
+    pub const INVALID_FRAME: &str = "INVALID_FRAME";
+    pub const FRAME_TOO_LARGE: &str = "FRAME_TOO_LARGE";
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const OVERLOADED: &str = "OVERLOADED";
+    pub const BROKER_UNAVAILABLE: &str = "BROKER_UNAVAILABLE";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
 /// The error every client sees: a class, a stable machine-readable code and a human message.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -99,9 +130,19 @@ impl ApiError {
         tracing::error!(error = %err, "{context}");
         Self::new(
             ErrorClass::Internal,
-            "INTERNAL",
+            code::INTERNAL,
             "internal error; see the service logs",
         )
+    }
+
+    /// A refused frame, the same in every service that takes frames.
+    pub fn frame(err: &iv_frames::FrameError) -> Self {
+        let (class, code) = if err.is_too_large() {
+            (ErrorClass::TooLarge, code::FRAME_TOO_LARGE)
+        } else {
+            (ErrorClass::InvalidInput, code::INVALID_FRAME)
+        };
+        Self::new(class, code, Chain(err).to_string())
     }
 }
 
@@ -137,10 +178,10 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let (class, code) = match &rejection {
             JsonRejection::MissingJsonContentType(_) => {
-                (ErrorClass::InvalidInput, "UNSUPPORTED_MEDIA_TYPE")
+                (ErrorClass::InvalidInput, code::UNSUPPORTED_MEDIA_TYPE)
             }
-            JsonRejection::BytesRejection(_) => (ErrorClass::TooLarge, "PAYLOAD_TOO_LARGE"),
-            _ => (ErrorClass::InvalidInput, "INVALID_JSON"),
+            JsonRejection::BytesRejection(_) => (ErrorClass::TooLarge, code::PAYLOAD_TOO_LARGE),
+            _ => (ErrorClass::InvalidInput, code::INVALID_JSON),
         };
         Self::new(class, code, rejection.body_text())
     }

@@ -75,7 +75,12 @@ pub async fn not_found(headers: HeaderMap) -> Response {
     if grpc {
         return tonic::Status::unimplemented("unknown gRPC method").into_http::<axum::body::Body>();
     }
-    ApiError::new(ErrorClass::NotFound, "NOT_FOUND", "not found").into_response()
+    ApiError::new(
+        ErrorClass::NotFound,
+        crate::errors::code::NOT_FOUND,
+        "not found",
+    )
+    .into_response()
 }
 
 /// One port for REST and gRPC: the service's gRPC routes (its own service and grpc.health.v1)

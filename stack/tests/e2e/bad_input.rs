@@ -47,7 +47,7 @@ async fn rest_rejects_bad_input_with_status_and_code_and_keeps_stored_answers() 
         .await;
     assert_eq!(
         (resp.status.as_u16(), resp.json()["code"].clone()),
-        (400, json!("INVALID_MESSAGE"))
+        (400, json!("INVALID_ARGUMENT"))
     );
 
     let missing = t.get("/api/v1/interviews/does-not-exist").await;
@@ -64,7 +64,7 @@ async fn rest_rejects_bad_input_with_status_and_code_and_keeps_stored_answers() 
 
     let frames = format!("/api/v1/interviews/{id}/frames");
     let cases: Vec<(Value, u16, &str)> = vec![
-        (json!({"image": "%%%not base64%%%"}), 400, "INVALID_MESSAGE"),
+        (json!({"image": "%%%not base64%%%"}), 400, "INVALID_FRAME"),
         (
             json!({"image": b64(b"GIF89a just some bytes")}),
             400,
@@ -96,7 +96,7 @@ async fn rest_rejects_bad_input_with_status_and_code_and_keeps_stored_answers() 
     let (status, body) = send_raw(&t, &frames, "text/plain", b"hello".to_vec()).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (400, Some("INVALID_MESSAGE"))
+        (400, Some("UNSUPPORTED_MEDIA_TYPE"))
     );
 
     let answers = format!("/api/v1/interviews/{id}/answers");
@@ -119,7 +119,7 @@ async fn rest_rejects_bad_input_with_status_and_code_and_keeps_stored_answers() 
         (
             json!({"question_id": "tech-1", "transcript": "x", "duration": -3.0}),
             400,
-            "INVALID_MESSAGE",
+            "INVALID_ARGUMENT",
         ),
         (json!({"transcript": "no question id"}), 400, "INVALID_JSON"),
     ] {
@@ -194,7 +194,7 @@ async fn the_socket_answers_bad_messages_with_error_codes_and_stays_open() {
         ),
         (
             json!({"type": "frame", "data": {"image": "@@@"}}).to_string(),
-            "INVALID_MESSAGE",
+            "INVALID_FRAME",
         ),
         (
             json!({"type": "frame", "data": {"image": b64(b"\x89PNG\r\n\x1a\ntruncated")}})

@@ -3,6 +3,7 @@
 //! The overall score is a documented weighting of three components (see [`WEIGHTS`]); a component
 //! without enough input is reported as insufficient data, never as an invented number.
 
+use iv_contracts::policy::AnalysisPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::answer::{self, AnswerAnalysis, AnswerInput, round1};
@@ -48,9 +49,12 @@ pub struct ScoreInput {
     /// Questions asked; unanswered ones count as zero technical coverage.
     #[serde(default)]
     pub total_questions: u32,
-    /// full, engagement or off.
-    #[serde(default)]
-    pub analysis_policy: String,
+    /// Absent or blank means full.
+    #[serde(
+        default,
+        deserialize_with = "iv_contracts::policy::deserialize_request"
+    )]
+    pub analysis_policy: AnalysisPolicy,
     #[serde(default)]
     pub started_at: i64,
     #[serde(default)]
@@ -113,7 +117,8 @@ pub struct Score {
     pub insights: Vec<Insight>,
     pub answers: Vec<ScoredAnswer>,
     pub engagement: EngagementSummary,
-    pub analysis_policy: String,
+    #[serde(deserialize_with = "iv_contracts::policy::deserialize_stored")]
+    pub analysis_policy: AnalysisPolicy,
     pub total_questions: u32,
 }
 
@@ -134,7 +139,7 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
 
     let technical = technical(&answers, total_questions, &mut insights);
     let communication = communication(&answers, &mut insights);
-    let (engagement, summary) = engagement(&input.frames, &input.analysis_policy, &mut insights);
+    let (engagement, summary) = engagement(&input.frames, input.analysis_policy, &mut insights);
 
     // Overall: weights renormalised over the components that have data; without answers there is
     // nothing to hire on, so no overall score.
@@ -211,11 +216,7 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
         insights,
         answers,
         engagement: summary,
-        analysis_policy: if input.analysis_policy.is_empty() {
-            "full".into()
-        } else {
-            input.analysis_policy.clone()
-        },
+        analysis_policy: input.analysis_policy,
         total_questions,
         components,
     }
@@ -339,14 +340,14 @@ const COMPOSED: &[&str] = &["neutral", "happy", "surprised"];
 
 fn engagement(
     frames: &[FrameSample],
-    policy: &str,
+    policy: AnalysisPolicy,
     insights: &mut Vec<Insight>,
 ) -> (Component, EngagementSummary) {
     let mut summary = EngagementSummary {
         frames_analyzed: frames.len() as u32,
         ..Default::default()
     };
-    if policy == "off" {
+    if policy == AnalysisPolicy::Off {
         return (
             insufficient(
                 "engagement",
@@ -378,7 +379,7 @@ fn engagement(
             .entry(f.emotion.clone())
             .or_default() += 1;
     }
-    let composure = (policy != "engagement" && !labelled.is_empty()).then(|| {
+    let composure = (policy.allows_emotion() && !labelled.is_empty()).then(|| {
         labelled
             .iter()
             .filter(|f| COMPOSED.contains(&f.emotion.as_str()))
@@ -418,7 +419,7 @@ fn engagement(
             "; composed expression in {:.0}% of frames",
             c * 100.0
         ));
-    } else if policy == "engagement" {
+    } else if policy == AnalysisPolicy::Engagement {
         reason.push_str("; expression not inferred (engagement-only policy)");
     }
     if presence < 0.8 {
@@ -620,7 +621,7 @@ mod tests {
             session_id: "s".into(),
             answers: good_answers(),
             frames: frames(30, true, "angry", 0.9),
-            analysis_policy: "engagement".into(),
+            analysis_policy: AnalysisPolicy::Engagement,
             ..Default::default()
         };
         let s = calculate(&input, 1);

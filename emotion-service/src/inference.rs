@@ -10,8 +10,12 @@ use tokio::sync::Semaphore;
 pub enum PoolError {
     #[error("all {0} analysis slots are busy; try again shortly")]
     Overloaded(usize),
-    #[error("the analysis task failed: {0}")]
-    Crashed(String),
+    /// The pool was closed (the service is stopping).
+    #[error("the inference pool is closed")]
+    Closed(#[from] tokio::sync::AcquireError),
+    /// The job panicked.
+    #[error("the analysis task failed")]
+    Crashed(#[from] tokio::task::JoinError),
 }
 
 #[derive(Clone)]
@@ -41,15 +45,8 @@ impl InferencePool {
             metrics::counter!("inference_shed_total").increment(1);
             PoolError::Overloaded(self.capacity)
         })?;
-        let _worker = self
-            .workers
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| PoolError::Crashed(e.to_string()))?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| PoolError::Crashed(e.to_string()))
+        let _worker = self.workers.clone().acquire_owned().await?;
+        Ok(tokio::task::spawn_blocking(job).await?)
     }
 }
 

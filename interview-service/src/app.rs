@@ -1,17 +1,21 @@
 //! The interview use cases, shared by REST and the WebSocket: start, frames, answers, completion.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, EmotionResponse, FrameRequest};
 use iv_contracts::events::{CompletedAnswer, FrameCaptured, InterviewCompleted, ScoreCalculated};
 use iv_contracts::now_millis;
 use iv_contracts::policy::AnalysisPolicy;
 use iv_contracts::scoring::AnswerRequest;
-use iv_platform::downstream::{EmotionClient, ScoringClient};
 use iv_platform::outbox::Relay;
 use serde::Deserialize;
 
+use crate::downstream::{AnswerScoring, FrameAnalysis};
+
 use crate::error::InterviewError;
 use crate::hub::Hub;
-use crate::messages::{AnswerData, EmotionUpdate, ServerMessage, StatusMessage};
+use crate::messages::{AnswerData, EmotionUpdate, LiveFeedback, ServerMessage, StatusMessage};
 use crate::questions::{self, Question, QuestionSpec};
 use crate::store::{AnswerFeedback, InterviewStore, Session, SessionState, StoredAnswer};
 
@@ -43,10 +47,18 @@ pub struct FrameUpload {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FrameOutcome {
-    /// Analysed live.
-    Analyzed(EmotionUpdate),
-    /// The emotion service is unavailable: queued for the worker to analyse later.
-    Deferred { frame_number: i64, reason: String },
+    /// Analysed live; `resumed` when the session's live feedback was paused until this frame.
+    Analyzed {
+        update: EmotionUpdate,
+        resumed: bool,
+    },
+    /// The emotion service is unavailable: queued for the worker to analyse later. `paused_now`
+    /// for the first such frame of a spell, so the candidate is told once.
+    Deferred {
+        frame_number: i64,
+        reason: String,
+        paused_now: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -60,18 +72,21 @@ pub struct AnswerOutcome {
 #[derive(Clone)]
 pub struct InterviewApp {
     pub(crate) store: InterviewStore,
-    emotion: EmotionClient,
-    scoring: ScoringClient,
+    emotion: Arc<dyn FrameAnalysis>,
+    scoring: Arc<dyn AnswerScoring>,
     relay: Relay,
     hub: Hub,
+    /// Sessions whose last frame could not be analysed live. Kept in memory: after a restart
+    /// the next frame tells again.
+    paused: Arc<Mutex<HashSet<String>>>,
     max_frame_bytes: usize,
 }
 
 impl InterviewApp {
     pub fn new(
         store: InterviewStore,
-        emotion: EmotionClient,
-        scoring: ScoringClient,
+        emotion: Arc<dyn FrameAnalysis>,
+        scoring: Arc<dyn AnswerScoring>,
         relay: Relay,
         max_frame_bytes: usize,
     ) -> Self {
@@ -81,7 +96,33 @@ impl InterviewApp {
             scoring,
             relay,
             hub: Hub::default(),
+            paused: Arc::default(),
             max_frame_bytes,
+        }
+    }
+
+    /// Whether the session's frames are analysed live right now.
+    pub fn live_feedback(&self, id: &str) -> LiveFeedback {
+        let paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.contains(id) {
+            LiveFeedback::Paused
+        } else {
+            LiveFeedback::Active
+        }
+    }
+
+    /// The session's status as the candidate sees it.
+    pub fn status(&self, session: &Session, message: Option<String>) -> StatusMessage {
+        StatusMessage::of(session, self.live_feedback(&session.id), message)
+    }
+
+    /// Records whether the session's feedback is paused; true when that changed.
+    fn set_paused(&self, id: &str, paused: bool) -> bool {
+        let mut set = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        if paused {
+            set.insert(id.to_string())
+        } else {
+            set.remove(id)
         }
     }
 
@@ -96,21 +137,14 @@ impl InterviewApp {
     pub async fn start(&self, req: StartRequest) -> Result<Session, InterviewError> {
         let user_id = req.user_id.trim();
         if user_id.is_empty() || user_id.len() > 128 {
-            return Err(InterviewError::InvalidInput(
+            return Err(InterviewError::InvalidArgument(
                 "user_id is required (at most 128 characters)".into(),
             ));
         }
-        let policy = match req.policy.as_deref() {
-            None => AnalysisPolicy::Full,
-            Some(p) => AnalysisPolicy::parse(p).ok_or_else(|| {
-                InterviewError::InvalidInput(format!(
-                    "unknown policy {p:?}; use full, engagement or off"
-                ))
-            })?,
-        };
+        let policy = AnalysisPolicy::from_request(req.policy.as_deref())?;
         let questions = match req.questions {
             None => questions::default_set(),
-            Some(specs) => questions::from_specs(specs).map_err(InterviewError::InvalidInput)?,
+            Some(specs) => questions::from_specs(specs).map_err(InterviewError::InvalidArgument)?,
         };
         let session = Session {
             id: uuid::Uuid::new_v4().to_string(),
@@ -208,7 +242,10 @@ impl InterviewApp {
                 self.store.count_frame(id, true, &event).await?;
                 self.relay.notify();
                 metrics::counter!("frames_total", "outcome" => "analyzed").increment(1);
-                Ok(FrameOutcome::Analyzed(update_from(&response, frame_number)))
+                Ok(FrameOutcome::Analyzed {
+                    update: update_from(&response, frame_number),
+                    resumed: self.set_paused(id, false),
+                })
             }
             Err(err) if err.is_unavailable() => {
                 // Not lost: the frame travels with its event, and the worker analyses it later.
@@ -218,7 +255,7 @@ impl InterviewApp {
                     iv_frames::decode(&bytes, info).map(|_| bytes)
                 })
                 .await
-                .map_err(|e| InterviewError::FrameNotQueued(e.to_string()))??;
+                .map_err(InterviewError::FrameNotQueued)??;
                 event.image_data = bytes;
                 event.deferred = true;
                 // Stored with the count, published by the relay when the broker is there.
@@ -228,12 +265,11 @@ impl InterviewApp {
                 Ok(FrameOutcome::Deferred {
                     frame_number,
                     reason: err.to_string(),
+                    paused_now: self.set_paused(id, true),
                 })
             }
             Err(err) => match err.status().code() {
-                tonic::Code::InvalidArgument => Err(InterviewError::FrameRejected(
-                    err.status().message().to_string(),
-                )),
+                tonic::Code::InvalidArgument => Err(InterviewError::FrameRejected(err)),
                 tonic::Code::FailedPrecondition => Err(InterviewError::AnalysisOff),
                 _ => Err(err.into()),
             },
@@ -246,13 +282,13 @@ impl InterviewApp {
         answer: AnswerData,
     ) -> Result<AnswerOutcome, InterviewError> {
         if answer.transcript.chars().count() > MAX_TRANSCRIPT_CHARS {
-            return Err(InterviewError::InvalidInput(format!(
+            return Err(InterviewError::InvalidArgument(format!(
                 "transcript longer than {MAX_TRANSCRIPT_CHARS} characters"
             )));
         }
         let duration = answer.duration.unwrap_or(0.0);
         if !duration.is_finite() || !(0.0..=MAX_ANSWER_SECONDS).contains(&duration) {
-            return Err(InterviewError::InvalidInput(format!(
+            return Err(InterviewError::InvalidArgument(format!(
                 "duration must be 0 to {MAX_ANSWER_SECONDS} seconds"
             )));
         }
@@ -372,6 +408,7 @@ impl InterviewApp {
         };
         self.store.complete(id, now, &event).await?;
         self.relay.notify();
+        self.set_paused(id, false); // no more frames: nothing left to pause
         let session = self.store.get(id).await?;
         metrics::counter!("interviews_completed_total").increment(1);
         tracing::info!(
@@ -381,9 +418,8 @@ impl InterviewApp {
         );
         self.hub.send(
             id,
-            ServerMessage::Status(StatusMessage::of(
+            ServerMessage::Status(self.status(
                 &session,
-                "active",
                 Some("Interview completed; your report is being prepared.".into()),
             )),
         );
@@ -401,11 +437,9 @@ impl InterviewApp {
         };
         self.hub.send(
             &event.session_id,
-            ServerMessage::Status(StatusMessage::of(
-                &session,
-                "active",
-                Some("Your interview report is ready.".into()),
-            )),
+            ServerMessage::Status(
+                self.status(&session, Some("Your interview report is ready.".into())),
+            ),
         );
         Ok(())
     }
@@ -433,3 +467,6 @@ fn update_from(r: &EmotionResponse, frame_number: i64) -> EmotionUpdate {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer};
 use crate::blink::{Blink, BlinkTracker};
 use crate::error::EmotionError;
-use crate::pool::InferencePool;
+use crate::inference::InferencePool;
 use crate::store::{EmotionStore, StoredFrame};
 use iv_frames as frame;
 
@@ -159,8 +159,8 @@ impl EmotionApp {
         }
     }
 
-    /// `Err(reason)` when this instance cannot analyse frames (models missing).
-    pub fn availability(&self) -> Result<(), String> {
+    /// `Err` with the reason when this instance cannot analyse frames (models missing).
+    pub fn availability(&self) -> Result<(), crate::analysis::Unavailable> {
         self.analyzer.availability()
     }
 
@@ -174,9 +174,7 @@ impl EmotionApp {
         if policy == AnalysisPolicy::Off {
             return Err(EmotionError::AnalysisOff(input.session_id));
         }
-        self.analyzer
-            .availability()
-            .map_err(EmotionError::ModelsUnavailable)?;
+        self.analyzer.availability()?;
 
         let slot = self.session_state(&input.session_id);
         let mut state = slot.lock().await;
@@ -190,16 +188,7 @@ impl EmotionApp {
             .pool
             .run(move || {
                 let decoded = frame::decode(&image, info)?;
-                analyzer
-                    .analyze(&decoded, policy, hint)
-                    .map_err(|e| match e {
-                        crate::analysis::AnalyzerError::Unavailable(r) => {
-                            EmotionError::ModelsUnavailable(r)
-                        }
-                        crate::analysis::AnalyzerError::Failed(r) => {
-                            EmotionError::AnalysisFailed(r)
-                        }
-                    })
+                Ok::<_, EmotionError>(analyzer.analyze(&decoded, policy, hint)?)
             })
             .await??;
         metrics::histogram!("frame_analysis_seconds").record(started.elapsed().as_secs_f64());

@@ -4,7 +4,7 @@ use iv_contracts::now_millis;
 
 use crate::answer::{self, AnswerAnalysis, AnswerInput};
 use crate::error::ScoringError;
-use crate::interview::{self, Score, ScoreInput};
+use crate::overall::{self, Score, ScoreInput};
 use crate::report::{self, Report};
 use crate::store::ScoreStore;
 
@@ -52,11 +52,11 @@ impl ReportFormat {
 }
 
 #[derive(Clone)]
-pub struct Scoring {
+pub struct ScoringApp {
     store: ScoreStore,
 }
 
-impl Scoring {
+impl ScoringApp {
     pub fn new(store: ScoreStore) -> Self {
         Self { store }
     }
@@ -84,7 +84,7 @@ impl Scoring {
         for a in &input.answers {
             validate_answer(a)?;
         }
-        let score = interview::calculate(input, now_millis());
+        let score = overall::calculate(input, now_millis());
         self.store.save_score(&score).await?;
         metrics::counter!("scores_calculated_total", "sufficient" => score.sufficient_data.to_string()).increment(1);
         Ok(score)
@@ -112,8 +112,7 @@ impl Scoring {
         let report = report::build(&score, include_emotions, now_millis());
         self.store.save_report(&report).await?;
         let bytes = match format {
-            ReportFormat::Json => serde_json::to_vec(&report)
-                .map_err(|e| ScoringError::InvalidInput(e.to_string()))?,
+            ReportFormat::Json => serde_json::to_vec(&report).map_err(ScoringError::Serialize)?,
             ReportFormat::Pdf => report::to_pdf(&report),
         };
         Ok(RenderedReport {
