@@ -145,7 +145,7 @@ pub fn score_response(s: &Score) -> ScoreResponse {
             .components
             .iter()
             .map(|c| pb::ScoreComponent {
-                name: c.name.clone(),
+                name: c.name.as_str().into(),
                 score: c.score.unwrap_or_default(),
                 weight: c.weight,
                 sufficient_data: c.sufficient_data,

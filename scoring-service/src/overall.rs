@@ -8,14 +8,86 @@ use serde::{Deserialize, Serialize};
 
 use crate::answer::{self, AnswerAnalysis, AnswerInput, round1};
 
-/// Weights of the overall score: technical 50%, communication 30%, engagement 20%.
+/// The parts of the score; `Overall` is their weighted sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentName {
+    Technical,
+    Communication,
+    Engagement,
+    Overall,
+}
+
+impl ComponentName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Technical => "technical",
+            Self::Communication => "communication",
+            Self::Engagement => "engagement",
+            Self::Overall => "overall",
+        }
+    }
+}
+
+impl std::fmt::Display for ComponentName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How much each component counts in the overall score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights {
+    pub technical: f32,
+    pub communication: f32,
+    pub engagement: f32,
+}
+
 /// Technical substance matters most for hiring; communication is how it came across; engagement
 /// (from the camera) is a supporting signal only, and is left out entirely when unavailable.
-pub const WEIGHTS: [(&str, f32); 3] = [
-    ("technical", 0.5),
-    ("communication", 0.3),
-    ("engagement", 0.2),
-];
+pub const WEIGHTS: Weights = Weights {
+    technical: 0.5,
+    communication: 0.3,
+    engagement: 0.2,
+};
+
+impl Weights {
+    /// "Technical 50%, communication 30%, engagement 20%.": what reports say about the weighting.
+    pub fn describe(&self) -> String {
+        let parts = [
+            (ComponentName::Technical, self.technical),
+            (ComponentName::Communication, self.communication),
+            (ComponentName::Engagement, self.engagement),
+        ];
+        let text: Vec<String> = parts
+            .iter()
+            .map(|(name, w)| format!("{name} {:.0}%", w * 100.0))
+            .collect();
+        format!("{}.", capitalise(&text.join(", ")))
+    }
+}
+
+/// The three weighted components of one interview, by name.
+struct Parts {
+    technical: Component,
+    communication: Component,
+    engagement: Component,
+}
+
+impl Parts {
+    /// Each component with its nominal weight.
+    fn weighted(&mut self, w: &Weights) -> [(&mut Component, f32); 3] {
+        [
+            (&mut self.technical, w.technical),
+            (&mut self.communication, w.communication),
+            (&mut self.engagement, w.engagement),
+        ]
+    }
+
+    fn into_vec(self) -> Vec<Component> {
+        vec![self.technical, self.communication, self.engagement]
+    }
+}
 
 /// Fewer analysed frames than this (≈ 3 s at 5 fps) say nothing about engagement.
 pub const MIN_FRAMES: usize = 15;
@@ -64,7 +136,7 @@ pub struct ScoreInput {
 /// One component of the score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Component {
-    pub name: String,
+    pub name: ComponentName,
     /// `None` when there was not enough input to score it.
     pub score: Option<f32>,
     /// Weight in the overall score as applied (after leaving out insufficient components).
@@ -122,6 +194,16 @@ pub struct Score {
     pub total_questions: u32,
 }
 
+impl Score {
+    /// One component of the score (every score has all four).
+    pub fn component(&self, name: ComponentName) -> &Component {
+        self.components
+            .iter()
+            .find(|c| c.name == name)
+            .expect("a score has every component")
+    }
+}
+
 pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
     let answers: Vec<ScoredAnswer> = input
         .answers
@@ -143,21 +225,31 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
 
     // Overall: weights renormalised over the components that have data; without answers there is
     // nothing to hire on, so no overall score.
-    let mut components = vec![technical, communication, engagement];
-    let available: f32 = components
+    let mut parts = Parts {
+        technical,
+        communication,
+        engagement,
+    };
+    let available: f32 = parts
+        .weighted(&WEIGHTS)
         .iter()
-        .zip(WEIGHTS)
         .filter(|(c, _)| c.sufficient_data)
-        .map(|(_, (_, w))| w)
+        .map(|(_, w)| w)
         .sum();
-    for (c, (_, w)) in components.iter_mut().zip(WEIGHTS) {
+    for (c, w) in parts.weighted(&WEIGHTS) {
         c.weight = if c.sufficient_data && available > 0.0 {
             round3(w / available)
         } else {
             0.0
         };
     }
-    let overall_ok = components[0].sufficient_data;
+    let overall_ok = parts.technical.sufficient_data;
+    let (technical_score, communication_score, engagement_score) = (
+        parts.technical.score,
+        parts.communication.score,
+        parts.engagement.score,
+    );
+    let mut components = parts.into_vec();
     let overall = overall_ok.then(|| {
         round1(
             components
@@ -173,7 +265,7 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
         .collect();
     let overall_reason = match (overall_ok, left_out.is_empty()) {
         (false, _) => "Insufficient data: no answer had enough words to assess.".to_string(),
-        (true, true) => "Technical 50%, communication 30%, engagement 20%.".to_string(),
+        (true, true) => WEIGHTS.describe(),
         (true, false) => format!(
             "Weighted over the components with data ({}); left out: {}.",
             components
@@ -188,15 +280,19 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
     for c in &components {
         if let Some(s) = c.score {
             insights.push(Insight {
-                category: c.name.clone(),
-                description: format!("{} score {s:.0}/100: {}", capitalise(&c.name), c.reason),
+                category: c.name.as_str().into(),
+                description: format!(
+                    "{} score {s:.0}/100: {}",
+                    capitalise(c.name.as_str()),
+                    c.reason
+                ),
                 impact: round3((s - 50.0) / 50.0 * c.weight),
             });
         }
     }
     let feedback = summary_feedback(overall, &components);
     components.push(Component {
-        name: "overall".into(),
+        name: ComponentName::Overall,
         score: overall,
         weight: 1.0,
         sufficient_data: overall_ok,
@@ -209,9 +305,9 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
         calculated_at: now_ms,
         sufficient_data: overall_ok,
         overall_score: overall,
-        technical_score: components[0].score,
-        communication_score: components[1].score,
-        engagement_score: components[2].score,
+        technical_score,
+        communication_score,
+        engagement_score,
         feedback,
         insights,
         answers,
@@ -233,7 +329,7 @@ fn technical(
         .collect();
     if assessed.is_empty() {
         return insufficient(
-            "technical",
+            ComponentName::Technical,
             "Insufficient data: no answer had enough words to assess.",
         );
     }
@@ -275,7 +371,7 @@ fn technical(
         ));
     }
     Component {
-        name: "technical".into(),
+        name: ComponentName::Technical,
         score: Some(score),
         weight: 0.0,
         sufficient_data: true,
@@ -291,7 +387,7 @@ fn communication(answers: &[ScoredAnswer], insights: &mut Vec<Insight>) -> Compo
         .collect();
     if assessed.is_empty() {
         return insufficient(
-            "communication",
+            ComponentName::Communication,
             "Insufficient data: no transcript to assess.",
         );
     }
@@ -327,7 +423,7 @@ fn communication(answers: &[ScoredAnswer], insights: &mut Vec<Insight>) -> Compo
         });
     }
     Component {
-        name: "communication".into(),
+        name: ComponentName::Communication,
         score: Some(score),
         weight: 0.0,
         sufficient_data: true,
@@ -350,7 +446,7 @@ fn engagement(
     if policy == AnalysisPolicy::Off {
         return (
             insufficient(
-                "engagement",
+                ComponentName::Engagement,
                 "Not assessed: frame analysis was switched off for this interview.",
             ),
             summary,
@@ -361,7 +457,7 @@ fn engagement(
             "Insufficient data: {} analysed frame(s); at least {MIN_FRAMES} are needed.",
             frames.len()
         );
-        return (insufficient("engagement", &reason), summary);
+        return (insufficient(ComponentName::Engagement, &reason), summary);
     }
     let with_face: Vec<&FrameSample> = frames.iter().filter(|f| f.face_present).collect();
     let presence = with_face.len() as f32 / frames.len() as f32;
@@ -434,7 +530,7 @@ fn engagement(
     }
     (
         Component {
-            name: "engagement".into(),
+            name: ComponentName::Engagement,
             score: Some(score),
             weight: 0.0,
             sufficient_data: true,
@@ -444,9 +540,9 @@ fn engagement(
     )
 }
 
-fn insufficient(name: &str, reason: &str) -> Component {
+fn insufficient(name: ComponentName, reason: &str) -> Component {
     Component {
-        name: name.into(),
+        name,
         score: None,
         weight: 0.0,
         sufficient_data: false,
@@ -562,6 +658,23 @@ mod tests {
     }
 
     #[test]
+    fn the_weighting_is_described_from_the_weights_themselves() {
+        assert_eq!(
+            WEIGHTS.describe(),
+            "Technical 50%, communication 30%, engagement 20%."
+        );
+        let other = Weights {
+            technical: 0.6,
+            communication: 0.4,
+            engagement: 0.0,
+        };
+        assert_eq!(
+            other.describe(),
+            "Technical 60%, communication 40%, engagement 0%."
+        );
+    }
+
+    #[test]
     fn too_few_frames_leave_engagement_out_and_reweight_the_rest() {
         let input = ScoreInput {
             session_id: "s".into(),
@@ -572,14 +685,19 @@ mod tests {
         };
         let s = calculate(&input, 1);
         assert_eq!(s.engagement_score, None);
-        let e = &s.components[2];
+        let e = s.component(ComponentName::Engagement);
         assert!(
             !e.sufficient_data && e.reason.starts_with("Insufficient data"),
             "{e:?}"
         );
-        assert!((s.components[0].weight - 0.625).abs() < 1e-3);
+        // 0.5 and 0.3 renormalised over 0.8.
+        assert!((s.component(ComponentName::Technical).weight - 0.625).abs() < 1e-3);
+        assert!((s.component(ComponentName::Communication).weight - 0.375).abs() < 1e-3);
         assert!(s.overall_score.is_some());
-        assert!(s.components[3].reason.contains("left out: engagement"));
+        assert_eq!(
+            s.component(ComponentName::Overall).reason,
+            "Weighted over the components with data (technical 62%, communication 38%); left out: engagement."
+        );
     }
 
     #[test]
