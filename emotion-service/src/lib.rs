@@ -90,7 +90,7 @@ pub fn default_models_dir() -> String {
 pub fn load_analyzer(config: &Config) -> anyhow::Result<Arc<dyn FrameAnalyzer>> {
     let dir = std::path::Path::new(&config.models_dir);
     let pipeline = vision::Pipeline::load(dir).map_err(|e| {
-        anyhow::anyhow!("{e}\nthe face models are fetched and converted by scripts/fetch-assets.sh (MODELS_DIR={})", config.models_dir)
+        anyhow::anyhow!("{}\nthe face models are fetched and converted by scripts/fetch-assets.sh (MODELS_DIR={})", iv_platform::errors::Chain(&e), config.models_dir)
     })?;
     tracing::info!(models = %config.models_dir, "face models loaded");
     Ok(Arc::new(pipeline))

@@ -1,0 +1,167 @@
+//! Running a prepared graph: each step reads its inputs, applies its operator, and stores the
+//! result under the step's output id.
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+
+use super::kernels::{BiasAct, Im2Col};
+use super::padding::pad_value;
+use super::{Graph, GraphError, Op, Step};
+
+/// A value during execution: a feature map in NCHW, or a plain tensor in the model's own layout.
+#[derive(Debug, Clone)]
+enum Value {
+    Nchw(Tensor),
+    Plain(Tensor),
+}
+
+impl Value {
+    fn nchw(&self) -> candle_core::Result<&Tensor> {
+        match self {
+            Self::Nchw(t) => Ok(t),
+            Self::Plain(_) => candle_core::bail!("expected a feature map"),
+        }
+    }
+
+    /// The value in the model's layout (NHWC for feature maps).
+    fn plain(&self) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Nchw(t) => t.permute((0, 2, 3, 1))?.contiguous(),
+            Self::Plain(t) => Ok(t.clone()),
+        }
+    }
+}
+
+impl Graph {
+    /// Runs the model on an NCHW input and returns its outputs in the model's own layout, in the
+    /// graph's output order.
+    pub fn run(&self, input: &Tensor) -> Result<Vec<Tensor>, GraphError> {
+        let mut values: HashMap<usize, Value> = HashMap::with_capacity(self.steps.len() + 1);
+        values.insert(self.input, Value::Nchw(input.clone()));
+        for step in &self.steps {
+            let inputs = step
+                .inputs
+                .iter()
+                .map(|id| match (values.get(id), self.constants.get(id)) {
+                    (Some(v), _) => Ok(v.clone()),
+                    (None, Some(c)) => Ok(Value::Plain(c.clone())),
+                    (None, None) => candle_core::bail!("tensor {id} used before it is computed"),
+                })
+                .collect::<candle_core::Result<Vec<Value>>>()?;
+            values.insert(step.output, step.eval(&inputs)?);
+        }
+        self.outputs
+            .iter()
+            .map(|o| {
+                let v = values
+                    .get(o)
+                    .ok_or_else(|| candle_core::Error::Msg(format!("output {o} not computed")))?;
+                Ok(v.plain()?)
+            })
+            .collect()
+    }
+}
+
+impl Step {
+    fn eval(&self, inputs: &[Value]) -> candle_core::Result<Value> {
+        let first = || {
+            inputs
+                .first()
+                .ok_or_else(|| candle_core::Error::Msg("an operator without input".into()))
+        };
+        Ok(match &self.op {
+            Op::Conv {
+                weight,
+                bias_act,
+                im2col,
+            } => Value::Nchw(conv(first()?.nchw()?, weight, bias_act, im2col.as_ref())?),
+            Op::Depthwise(d) => Value::Nchw(first()?.nchw()?.contiguous()?.apply_op1_no_bwd(d)?),
+            Op::MaxPool {
+                filter,
+                stride,
+                padding,
+            } => {
+                let x = first()?.nchw()?;
+                let (_, _, h, w) = x.dims4()?;
+                let (_, top, bottom) = padding.along(h, filter.0, stride.0);
+                let (_, left, right) = padding.along(w, filter.1, stride.1);
+                let x = pad_value(x, 2, top, bottom, f32::MIN)?;
+                let x = pad_value(&x, 3, left, right, f32::MIN)?;
+                Value::Nchw(x.max_pool2d_with_stride(*filter, *stride)?)
+            }
+            Op::Pad { paddings } => {
+                // NHWC paddings applied to NCHW dims.
+                let mut x = first()?.nchw()?.clone();
+                for (nhwc_dim, nchw_dim) in [(1, 2), (2, 3), (3, 1)] {
+                    let p = &paddings[nhwc_dim];
+                    if p[0] + p[1] > 0 {
+                        x = x.pad_with_zeros(nchw_dim, p[0], p[1])?;
+                    }
+                }
+                Value::Nchw(x)
+            }
+            Op::Add { activation } => match inputs {
+                [Value::Nchw(a), Value::Nchw(b)] => {
+                    Value::Nchw(activation.apply(a.broadcast_add(b)?)?)
+                }
+                [a, b] => Value::Plain(activation.apply(a.plain()?.broadcast_add(&b.plain()?)?)?),
+                _ => candle_core::bail!("ADD takes two inputs, got {}", inputs.len()),
+            },
+            Op::Relu => match first()? {
+                Value::Nchw(t) => Value::Nchw(t.relu()?),
+                Value::Plain(t) => Value::Plain(t.relu()?),
+            },
+            Op::PRelu(p) => Value::Nchw(first()?.nchw()?.contiguous()?.apply_op1_no_bwd(p)?),
+            Op::Reshape { shape } => Value::Plain(first()?.plain()?.reshape(shape.as_slice())?),
+            Op::Concat { axis } => concat(inputs, *axis)?,
+            Op::Mean => Value::Plain(first()?.nchw()?.mean((2, 3))?),
+            Op::Softmax => Value::Plain(candle_nn::ops::softmax_last_dim(&first()?.plain()?)?),
+        })
+    }
+}
+
+/// A convolution as one matrix product: im2col (unless it is 1x1), multiply, bias + activation.
+fn conv(
+    x: &Tensor,
+    weight: &Tensor,
+    bias_act: &BiasAct,
+    im2col: Option<&Im2Col>,
+) -> candle_core::Result<Tensor> {
+    let x = x.contiguous()?;
+    let (n, c, h, w) = x.dims4()?;
+    if n != 1 {
+        candle_core::bail!("the executor runs one image at a time, got {n}");
+    }
+    let (cols, oh, ow) = match im2col {
+        None => (x.reshape((c, h * w))?, h, w),
+        Some(op) => {
+            let (oh, ..) = op.padding.along(h, op.kernel.0, op.stride);
+            let (ow, ..) = op.padding.along(w, op.kernel.1, op.stride);
+            (x.apply_op1_no_bwd(op)?, oh, ow)
+        }
+    };
+    let y = weight.matmul(&cols)?.reshape((1, weight.dim(0)?, oh, ow))?;
+    y.apply_op1_no_bwd(bias_act)
+}
+
+/// Feature maps joined on channels stay NCHW; anything else is joined in the model's layout.
+fn concat(parts: &[Value], axis: i64) -> candle_core::Result<Value> {
+    if axis == 3 && parts.iter().all(|p| matches!(p, Value::Nchw(_))) {
+        let ts: Vec<&Tensor> = parts
+            .iter()
+            .map(|p| p.nchw())
+            .collect::<candle_core::Result<_>>()?;
+        return Ok(Value::Nchw(Tensor::cat(&ts, 1)?));
+    }
+    let ts: Vec<Tensor> = parts
+        .iter()
+        .map(|p| p.plain())
+        .collect::<candle_core::Result<_>>()?;
+    let rank = ts
+        .first()
+        .ok_or_else(|| candle_core::Error::Msg("CONCATENATION of nothing".into()))?
+        .rank() as i64;
+    let axis = if axis < 0 { rank + axis } else { axis } as usize;
+    Ok(Value::Plain(Tensor::cat(&ts, axis)?))
+}

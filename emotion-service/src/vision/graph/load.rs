@@ -1,0 +1,220 @@
+//! Loading `<name>.graph.json` and `<name>.safetensors` into prepared operators: weights are
+//! re-laid out once here so that running a frame only multiplies.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use serde::Deserialize;
+
+use super::kernels::{Activation, BiasAct, Depthwise, Im2Col, PRelu};
+use super::padding::Padding;
+use super::{Graph, GraphError, Op, Step};
+
+#[derive(Debug, Deserialize)]
+struct GraphFile {
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
+    ops: Vec<OpFile>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OpFile {
+    op: String,
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
+    #[serde(default)]
+    stride: Vec<usize>,
+    #[serde(default)]
+    padding: Padding,
+    #[serde(default)]
+    activation: String,
+    #[serde(default)]
+    filter: Vec<usize>,
+    #[serde(default)]
+    axis: i64,
+    #[serde(default)]
+    shape: Vec<i64>,
+    #[serde(default)]
+    paddings: Vec<Vec<usize>>,
+}
+
+/// What building one operator needs: the graph's constants and a way to say what is wrong.
+struct Builder<'a> {
+    constants: &'a HashMap<usize, Tensor>,
+    path: &'a Path,
+}
+
+impl Builder<'_> {
+    fn invalid(&self, reason: impl Into<String>) -> GraphError {
+        GraphError::Invalid {
+            path: self.path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn constant(&self, id: usize) -> Result<Tensor, GraphError> {
+        self.constants
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| self.invalid(format!("missing constant t{id}")))
+    }
+
+    /// The operator, and the inputs it reads at run time (weights are folded in).
+    fn op(&self, o: &OpFile) -> Result<(Op, Vec<usize>), GraphError> {
+        let activation = Activation::parse(&o.activation);
+        let stride = (
+            o.stride.first().copied().unwrap_or(1),
+            o.stride.get(1).copied().unwrap_or(1),
+        );
+        let first = o.inputs[..1.min(o.inputs.len())].to_vec();
+        let op = match o.op.as_str() {
+            "CONV_2D" => return Ok((self.conv(o, stride, activation)?, first)),
+            "DEPTHWISE_CONV_2D" => return Ok((self.depthwise(o, stride, activation)?, first)),
+            "PRELU" => {
+                let alpha = self
+                    .constant(o.inputs[1])?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                return Ok((Op::PRelu(PRelu { alpha }), first));
+            }
+            "MAX_POOL_2D" => Op::MaxPool {
+                filter: (o.filter[0], o.filter[1]),
+                stride,
+                padding: o.padding,
+            },
+            "PAD" => Op::Pad {
+                paddings: o.paddings.clone(),
+            },
+            "ADD" => Op::Add { activation },
+            "RELU" => Op::Relu,
+            "RESHAPE" => Op::Reshape {
+                shape: o.shape.iter().map(|d| (*d).max(1) as usize).collect(),
+            },
+            "CONCATENATION" => Op::Concat { axis: o.axis },
+            "MEAN" => Op::Mean,
+            "SOFTMAX" => Op::Softmax,
+            other => return Err(self.invalid(format!("unsupported operator {other}"))),
+        };
+        Ok((op, o.inputs.clone()))
+    }
+
+    fn conv(
+        &self,
+        o: &OpFile,
+        stride: (usize, usize),
+        activation: Activation,
+    ) -> Result<Op, GraphError> {
+        let w = self.constant(o.inputs[1])?; // OHWI
+        let (oc, kh, kw, ic) = w.dims4().map_err(|e| self.invalid(e.to_string()))?;
+        if stride.0 != stride.1 {
+            return Err(self.invalid("non-square convolution stride"));
+        }
+        let pointwise = kh == 1 && kw == 1 && stride == (1, 1);
+        let weight = w
+            .permute((0, 3, 1, 2))?
+            .contiguous()?
+            .reshape((oc, ic * kh * kw))?;
+        let bias = self
+            .constant(o.inputs[2])?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        if bias.len() != oc {
+            return Err(self.invalid("convolution bias does not match its channels"));
+        }
+        Ok(Op::Conv {
+            weight,
+            bias_act: BiasAct { bias, activation },
+            im2col: (!pointwise).then_some(Im2Col {
+                kernel: (kh, kw),
+                stride: stride.0,
+                padding: o.padding,
+            }),
+        })
+    }
+
+    fn depthwise(
+        &self,
+        o: &OpFile,
+        stride: (usize, usize),
+        activation: Activation,
+    ) -> Result<Op, GraphError> {
+        let w = self.constant(o.inputs[1])?; // 1HWC
+        let (_, kh, kw, c) = w.dims4().map_err(|e| self.invalid(e.to_string()))?;
+        let weights = w
+            .permute((3, 1, 2, 0))?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let bias = self
+            .constant(o.inputs[2])?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        if bias.len() != c {
+            return Err(self.invalid("depthwise bias does not match its channels"));
+        }
+        Ok(Op::Depthwise(Depthwise {
+            weights,
+            bias,
+            kernel: (kh, kw),
+            stride,
+            padding: o.padding,
+            activation,
+        }))
+    }
+}
+
+impl Graph {
+    /// Loads `<name>.graph.json` and `<name>.safetensors` from `dir`.
+    pub fn load(dir: &Path, name: &str) -> Result<Self, GraphError> {
+        let json_path = dir.join(format!("{name}.graph.json"));
+        let weights_path = dir.join(format!("{name}.safetensors"));
+        let shown = |p: &Path| p.display().to_string();
+        let text = std::fs::read_to_string(&json_path).map_err(|source| GraphError::Read {
+            path: shown(&json_path),
+            source,
+        })?;
+        let file: GraphFile = serde_json::from_str(&text).map_err(|source| GraphError::Parse {
+            path: shown(&json_path),
+            source,
+        })?;
+        let tensors =
+            candle_core::safetensors::load(&weights_path, &Device::Cpu).map_err(|source| {
+                GraphError::Weights {
+                    path: shown(&weights_path),
+                    source,
+                }
+            })?;
+        let constants: HashMap<usize, Tensor> = tensors
+            .into_iter()
+            .filter_map(|(k, t)| {
+                k.strip_prefix('t')
+                    .and_then(|i| i.parse().ok())
+                    .map(|i| (i, t))
+            })
+            .collect();
+        let builder = Builder {
+            constants: &constants,
+            path: &json_path,
+        };
+        let mut steps = Vec::with_capacity(file.ops.len());
+        for o in &file.ops {
+            let output = *o
+                .outputs
+                .first()
+                .ok_or_else(|| builder.invalid(format!("{} has no output", o.op)))?;
+            let (op, inputs) = builder.op(o)?;
+            steps.push(Step { op, inputs, output });
+        }
+        let input = *file
+            .inputs
+            .first()
+            .ok_or_else(|| builder.invalid("no input"))?;
+        Ok(Self {
+            input,
+            outputs: file.outputs,
+            constants,
+            steps,
+        })
+    }
+}
