@@ -96,7 +96,7 @@ impl Channels {
                 self.instances.name()
             )));
         };
-        let result = call(self.channel(&url)?).await;
+        let result = call(self.channel(&url)?).await.map_err(connection_lost);
         if let Err(status) = &result
             && status.code() == Code::Unavailable
         {
@@ -131,6 +131,22 @@ impl Channels {
                 }
             })
             .await
+    }
+}
+
+/// A request cut off by a dying instance (broken pipe, reset) reaches tonic as `Unknown` with a
+/// transport error inside; it says the instance is gone as surely as a refused connection, so it
+/// is `Unavailable`: set aside and retried elsewhere.
+fn connection_lost(status: Status) -> Status {
+    let transport =
+        std::error::Error::source(&status).is_some_and(|s| s.is::<tonic::transport::Error>());
+    if status.code() == Code::Unknown && transport {
+        Status::unavailable(format!(
+            "connection to the instance lost: {}",
+            status.message()
+        ))
+    } else {
+        status
     }
 }
 

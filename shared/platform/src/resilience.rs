@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(got, vec![100, 200, 350, 350]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_breaker_opens_after_consecutive_failures_and_then_fails_fast() {
         let d = Downstream::new(fast("t-open"));
         let calls = AtomicUsize::new(0);
@@ -395,7 +395,7 @@ mod tests {
                 .await;
             assert!(matches!(r, Err(CallError::Failed { .. })));
         }
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let r: Result<(), _> = d
             .call("op", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
@@ -403,7 +403,8 @@ mod tests {
             })
             .await;
         assert!(matches!(r, Err(CallError::Open("t-open"))), "{r:?}");
-        assert!(started.elapsed() < Duration::from_millis(50));
+        // On the paused clock any timeout or backoff would show: refused without waiting at all.
+        assert_eq!(started.elapsed(), Duration::ZERO);
         assert_eq!(
             calls.load(Ordering::SeqCst),
             3,
@@ -580,10 +581,11 @@ mod tests {
         });
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_hanging_call_times_out_and_counts_as_a_failure() {
         let d = Downstream::new(fast("t-hang"));
         for _ in 0..3 {
+            let started = tokio::time::Instant::now();
             let r: Result<(), _> = d
                 .call("op", || async {
                     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -591,6 +593,11 @@ mod tests {
                 })
                 .await;
             assert_eq!(r.unwrap_err().status().code(), Code::DeadlineExceeded);
+            assert_eq!(
+                started.elapsed(),
+                Duration::from_millis(100),
+                "cut at the attempt timeout"
+            );
         }
         assert_eq!(d.state(), BreakerState::Open);
     }

@@ -4,7 +4,7 @@ use base64::Engine;
 use iv_platform::client::HttpClient;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use iv_test_support::*;
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)

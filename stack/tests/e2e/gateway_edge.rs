@@ -3,7 +3,7 @@
 use iv_platform::client::HttpClient;
 use serde_json::json;
 
-use crate::helpers::*;
+use iv_test_support::*;
 
 #[tokio::test]
 async fn unknown_paths_get_a_json_not_found_and_every_response_a_request_id() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use iv_stack::sim::{SimOptions, SimResult, run};
 use serde_json::Value;
 
-use crate::helpers::*;
+use iv_test_support::*;
 
 async fn play(t: &TestStack) -> SimResult {
     let mut opts = SimOptions::new(t.gateway.clone(), face_frames());

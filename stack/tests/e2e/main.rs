@@ -1,7 +1,5 @@
 //! End-to-end tests: the five services on free ports, driven as a client would, through the gateway.
 
-mod helpers;
-
 mod bad_input;
 mod gateway_edge;
 mod interview;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use iv_contracts::events::{Event, InterviewCompleted};
 
-use crate::helpers::*;
+use iv_test_support::*;
 
 #[tokio::test]
 async fn dead_letters_are_listed_with_their_reason_and_replayed_behind_the_ops_token() {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use iv_test_support::*;
 
 #[tokio::test]
 async fn sessions_and_answers_survive_a_restart() {

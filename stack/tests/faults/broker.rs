@@ -12,17 +12,9 @@ use iv_platform::{db, outbox};
 use iv_stack::test_env;
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::process::ServiceProcess;
-
-fn rabbitmqctl(args: &[&str]) {
-    let status = std::process::Command::new("rabbitmqctl")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("rabbitmqctl runs");
-    assert!(status.success(), "rabbitmqctl {args:?} failed");
-}
+use iv_test_support::ServiceProcess;
+use iv_test_support::machine::{rabbitmqctl, require_rabbitmqctl};
+use iv_test_support::*;
 
 /// Stops the broker's application (connections drop, durable queues and persistent messages
 /// stay on disk); starts it again when dropped, whatever the test did.
@@ -30,9 +22,12 @@ struct BrokerDown;
 
 impl BrokerDown {
     async fn begin() -> Self {
-        tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(|| {
+            require_rabbitmqctl();
+            rabbitmqctl(&["stop_app"])
+        })
+        .await
+        .unwrap();
         BrokerDown
     }
 
@@ -56,7 +51,7 @@ fn namespace() -> String {
 /// arrives (zero lost), in order of first arrival; duplicates are counted and harmless.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_numbered_event_stream_loses_nothing_across_a_broker_restart() {
-    let _turn = crate::one_at_a_time().await;
+    let _turn = iv_test_support::one_at_a_time().await;
     const N: i64 = 2000;
     let dir = fresh_dir();
     std::fs::create_dir_all(&dir).unwrap();
@@ -218,7 +213,7 @@ fn worker_env(
 /// to the next worker, and the interview is scored once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_before_it_acks_leaves_the_event_to_the_next_one() {
-    let _turn = crate::one_at_a_time().await;
+    let _turn = iv_test_support::one_at_a_time().await;
     let ns = namespace();
     let t = stack_without_worker(&ns).await;
     // A scoring address that accepts connections and never answers: the first worker hangs
@@ -266,7 +261,7 @@ async fn a_worker_killed_before_it_acks_leaves_the_event_to_the_next_one() {
 /// events wait in its outbox, and the reports are produced after the broker returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interviews_completed_while_the_broker_is_down_are_reported_after_it_returns() {
-    let _turn = crate::one_at_a_time().await;
+    let _turn = iv_test_support::one_at_a_time().await;
     let ns = namespace();
     let t = stack_without_worker(&ns).await;
     let scoring = format!("http://{}", t.stack.as_ref().unwrap().addresses.scoring);

@@ -6,8 +6,8 @@ use base64::Engine;
 use iv_stack::test_env;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::process::ServiceProcess;
+use iv_test_support::ServiceProcess;
+use iv_test_support::*;
 
 fn frame_message(jpeg: &[u8], timestamp: i64) -> Value {
     json!({"type": "frame", "data": {
@@ -37,7 +37,7 @@ async fn breaker_state(t: &TestStack, base: &str, downstream: &str) -> Option<f6
 /// calls fail fast; after the service returns, feedback resumes and every queued frame is analysed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emotion_service_outage_pauses_live_feedback_and_loses_no_frame() {
-    let _turn = crate::one_at_a_time().await;
+    let _turn = iv_test_support::one_at_a_time().await;
     let dir = fresh_dir();
     let mut emotion = ServiceProcess::start("emotion", test_env(&dir.join("emotion"), &[])).await;
     let emotion_url = emotion.url();
@@ -182,7 +182,7 @@ async fn an_emotion_service_outage_pauses_live_feedback_and_loses_no_frame() {
 /// live analysis is skipped), completion is accepted, and the report is produced once it returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scoring_service_outage_delays_the_report_but_loses_no_answer() {
-    let _turn = crate::one_at_a_time().await;
+    let _turn = iv_test_support::one_at_a_time().await;
     let dir = fresh_dir();
     let mut scoring = ServiceProcess::start("scoring", test_env(&dir.join("scoring"), &[])).await;
     let scoring_url = scoring.url();

@@ -18,9 +18,9 @@ use iv_stack::test_env;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
-use crate::eventually;
-use crate::helpers::{fresh_dir, fresh_pg_database, ws_connect, ws_send, ws_until};
-use crate::process::ServiceProcess;
+use iv_test_support::ServiceProcess;
+use iv_test_support::eventually;
+use iv_test_support::{fresh_dir, fresh_pg_database, ws_connect, ws_send, ws_until};
 
 fn nginx_binary() -> PathBuf {
     ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
@@ -181,9 +181,9 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() {
-    let _turn = crate::one_at_a_time().await;
+    let _turn = iv_test_support::one_at_a_time().await;
     let http = HttpClient::new();
-    let (_, database) = fresh_pg_database().await;
+    let (db_name, database) = fresh_pg_database().await;
     let dir = fresh_dir();
     let env = |name: &str| -> HashMap<String, String> {
         test_env(&dir.join(name), &[("DATABASE_URL", &database)])
@@ -258,4 +258,8 @@ async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() 
         tried_dead <= 3,
         "max_fails=3: the dead instance is skipped after 3 failures, not retried: {after:#?}"
     );
+    drop(b);
+    drop(nginx);
+    iv_test_support::machine::drop_pg_database(&db_name).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use iv_stack::sim::{SimOptions, run};
 
 use crate::consul_double::ConsulDouble;
-use crate::eventually;
-use crate::helpers::*;
+use iv_test_support::eventually;
+use iv_test_support::*;
 
 const TOKEN: &str = "a2c1f6de-test-acl-token";
 
@@ -22,7 +22,7 @@ fn all_passing(consul: &ConsulDouble, expected: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_registers_with_its_checks_is_found_through_consul_and_leaves_on_shutdown() {
-    let _turn = crate::one_at_a_time().await;
+    let _turn = iv_test_support::one_at_a_time().await;
     let consul = ConsulDouble::start(Some(TOKEN)).await;
     let consul_url = consul.url();
     let t = spawn_stack(&[
@@ -116,7 +116,7 @@ async fn every_service_registers_with_its_checks_is_found_through_consul_and_lea
 /// retried with backoff until the agent accepts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_registration_does_not_stop_the_service_and_is_retried() {
-    let _turn = crate::one_at_a_time().await;
+    let _turn = iv_test_support::one_at_a_time().await;
     let consul = ConsulDouble::start(Some(TOKEN)).await;
     let consul_url = consul.url();
     let t = spawn_stack(&[

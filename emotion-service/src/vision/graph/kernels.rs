@@ -158,17 +158,12 @@ impl CustomOp1 for PRelu {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = layout.shape().dims4()?;
-        let input = contiguous_f32(storage, layout, self.name())?;
-        let mut out = Vec::with_capacity(input.len());
-        for (i, plane) in input.chunks_exact(h * w).enumerate() {
-            let a = self.alpha[i % c];
+        map_planes(storage, layout, self.name(), |channel, plane, out| {
+            let a = self.alpha[channel];
             // A select, not a branch: the loop vectorises (measured: the branchy form cost 12%
             // of a whole frame).
             out.extend(plane.iter().map(|&v| if v < 0.0 { v * a } else { v }));
-        }
-        debug_assert_eq!(out.len(), n * c * h * w);
-        Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
+        })
     }
 }
 
@@ -252,19 +247,33 @@ impl CustomOp1 for BiasAct {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = layout.shape().dims4()?;
-        let input = contiguous_f32(storage, layout, self.name())?;
-        let mut out = Vec::with_capacity(input.len());
-        for (i, plane) in input.chunks_exact(h * w).enumerate() {
-            let b = self.bias[i % c];
+        map_planes(storage, layout, self.name(), |channel, plane, out| {
+            let b = self.bias[channel];
             match self.activation {
                 Activation::None => out.extend(plane.iter().map(|&v| v + b)),
                 Activation::Relu => out.extend(plane.iter().map(|&v| (v + b).max(0.0))),
                 Activation::Relu6 => out.extend(plane.iter().map(|&v| (v + b).clamp(0.0, 6.0))),
             }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
+        })
     }
+}
+
+/// An NCHW f32 map of the same shape, built plane by plane: `f` gets each plane's channel and
+/// appends the plane's output, in one pass and one allocation.
+fn map_planes(
+    storage: &CpuStorage,
+    layout: &Layout,
+    op: &str,
+    f: impl Fn(usize, &[f32], &mut Vec<f32>),
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (n, c, h, w) = layout.shape().dims4()?;
+    let input = contiguous_f32(storage, layout, op)?;
+    let mut out = Vec::with_capacity(input.len());
+    for (i, plane) in input.chunks_exact(h * w).enumerate() {
+        f(i % c, plane, &mut out);
+    }
+    debug_assert_eq!(out.len(), n * c * h * w);
+    Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
 }
 
 #[cfg(test)]

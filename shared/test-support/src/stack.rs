@@ -1,4 +1,4 @@
-//! Test support: stacks on free ports with fresh storage, and small client helpers.
+//! Stacks on free ports with fresh storage, and small client helpers.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -6,6 +6,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use iv_platform::client::{HttpClient, HttpResponse};
 use iv_stack::{Stack, test_env};
+
+use crate::machine::{amqp_url, fresh_pg_database};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -58,33 +60,6 @@ pub async fn spawn_with(
         data_dir: dir.to_path_buf(),
         pg_database: None,
     }
-}
-
-pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-pub fn pg_admin_url() -> String {
-    std::env::var("TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A new, empty PostgreSQL database on the machine's server: its name and URL.
-pub async fn fresh_pg_database() -> (String, String) {
-    sqlx::any::install_default_drivers();
-    let db = unique("iv_test_");
-    let admin = iv_platform::db::connect(&pg_admin_url())
-        .await
-        .expect("PostgreSQL is reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let base = pg_admin_url();
-    let url = format!("{}/{db}", base.rsplit_once('/').expect("a database path").0);
-    (db, url)
 }
 
 /// A stack on the machine's real RabbitMQ (own namespace) and PostgreSQL (own database).
@@ -143,15 +118,7 @@ impl TestStack {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some(db) = self.pg_database.take() {
-            let admin = iv_platform::db::connect(&pg_admin_url())
-                .await
-                .expect("PostgreSQL is reachable");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-            )))
-            .execute(&admin)
-            .await;
-            admin.close().await;
+            crate::machine::drop_pg_database(&db).await;
         }
     }
 }

@@ -10,6 +10,23 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// The `stack` binary next to the running test binary (`target/<profile>/deps/<test>` ->
+/// `target/<profile>/stack`); cargo builds it for the stack crate's integration tests.
+fn stack_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("stack"))
+        .expect("a test binary under target/<profile>/deps");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p iv-stack --bin stack`",
+        bin.display()
+    );
+    bin
+}
+
 pub struct ServiceProcess {
     name: &'static str,
     env: HashMap<String, String>,
@@ -38,7 +55,7 @@ impl ServiceProcess {
     }
 
     async fn launch(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stack"))
+        let mut child = Command::new(stack_binary())
             .envs(&self.env)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
