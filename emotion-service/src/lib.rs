@@ -24,6 +24,7 @@ pub mod vision;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::Router;
 use iv_contracts::emotion::emotion_service_server::EmotionServiceServer;
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::ServiceSpec;
@@ -135,6 +136,15 @@ pub async fn build_with(
         store::EmotionStore::new(pool),
     );
 
+    let router = service_router(app, health).await?;
+    Server::bind(&config.server, &SERVICE, router, CancellationToken::new())
+        .await
+        .context("binding the emotion port")
+}
+
+/// The service's whole surface on one port: gRPC (with health, which says NOT_SERVING without
+/// models, and reflection), REST, health and metrics, with the common layers and the JSON 404.
+pub async fn service_router(app: app::EmotionApp, health: Health) -> anyhow::Result<Router> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     match app.availability() {
         Ok(()) => {
@@ -159,9 +169,5 @@ pub async fn build_with(
         health: health.clone(),
     })
     .merge(health.router());
-    let router =
-        http::rest_and_grpc(rest, grpc, "emotion-service").context("building gRPC reflection")?;
-    Server::bind(&config.server, &SERVICE, router, CancellationToken::new())
-        .await
-        .context("binding the emotion port")
+    http::rest_and_grpc(rest, grpc, SERVICE.name).context("building gRPC reflection")
 }

@@ -4,7 +4,6 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use iv_contracts::policy::AnalysisPolicy;
 use iv_platform::errors::AppJson;
 use iv_platform::health::Health;
@@ -52,7 +51,7 @@ pub struct FrameBody {
 impl FrameBody {
     fn into_input(self) -> Result<FrameInput, EmotionError> {
         let policy = AnalysisPolicy::from_request(Some(&self.policy))?;
-        let image = decode_base64(&self.image)?;
+        let image = iv_frames::decode_base64(&self.image, MAX_FRAME_BYTES)?;
         Ok(FrameInput {
             session_id: self.session_id,
             image,
@@ -69,20 +68,6 @@ impl FrameBody {
 }
 
 /// Decodes base64 (standard alphabet, optional `data:image/...;base64,` prefix).
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, EmotionError> {
-    let data = text.split_once(";base64,").map_or(text, |(_, d)| d).trim();
-    if data.len() > MAX_FRAME_BYTES * 4 / 3 + 4 {
-        return Err(iv_frames::FrameError::TooLarge {
-            size: data.len() * 3 / 4,
-            limit: MAX_FRAME_BYTES,
-        }
-        .into());
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|e| EmotionError::InvalidInput(format!("image is not valid base64: {e}")))
-}
-
 async fn analyze(
     State(s): State<RestState>,
     AppJson(body): AppJson<FrameBody>,
@@ -125,3 +110,6 @@ async fn session(
 async fn health(State(s): State<RestState>) -> impl IntoResponse {
     Json(s.health.report())
 }
+
+#[cfg(test)]
+mod tests;

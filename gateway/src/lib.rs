@@ -177,3 +177,6 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     .await
     .context("binding the gateway port")
 }
+
+#[cfg(test)]
+mod tests;

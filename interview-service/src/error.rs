@@ -22,8 +22,7 @@ pub enum InterviewError {
         "send a frame as application/json {{image, timestamp}} or as an image/jpeg or image/png body"
     )]
     UnsupportedMediaType,
-    #[error("frame image is not valid base64")]
-    FrameNotBase64(#[source] base64::DecodeError),
+
     #[error("interview session {0} not found")]
     SessionNotFound(String),
     #[error("interview session {0} is already completed")]
@@ -72,7 +71,6 @@ impl From<InterviewError> for ApiError {
             }
             InterviewError::InvalidMessage(_) => (InvalidInput, code::INVALID_MESSAGE),
             InterviewError::UnsupportedMediaType => (InvalidInput, code::UNSUPPORTED_MEDIA_TYPE),
-            InterviewError::FrameNotBase64(_) => (InvalidInput, code::INVALID_FRAME),
             InterviewError::SessionNotFound(_) => (NotFound, "SESSION_NOT_FOUND"),
             InterviewError::SessionCompleted(_) => (Conflict, "SESSION_COMPLETED"),
             InterviewError::UnknownQuestion(_) => (InvalidInput, "UNKNOWN_QUESTION"),

@@ -20,6 +20,8 @@ pub mod messages;
 pub mod questions;
 pub mod routes;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod ws;
 
 use std::time::Duration;
@@ -35,7 +37,7 @@ use iv_platform::health::Health;
 use iv_platform::outbox::{self, Relay};
 use iv_platform::resilience::PolicyConfig;
 use iv_platform::server::{Server, ServerConfig};
-use iv_platform::{CancellationToken, db, http};
+use iv_platform::{CancellationToken, db};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -130,13 +132,12 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     .await
     .context("subscribing to scores")?;
 
-    let routes = routes::router(routes::AppState {
-        app: app.clone(),
-        shutdown: cancel.clone(),
-    });
-    let router = http::observe(
-        routes.merge(health.router()).fallback(http::not_found),
-        "interview-service",
+    let router = routes::router(
+        routes::AppState {
+            app: app.clone(),
+            shutdown: cancel.clone(),
+        },
+        &health,
     );
     Server::bind(&config.server, &SERVICE, router, cancel)
         .await

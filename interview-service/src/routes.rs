@@ -10,6 +10,8 @@ use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use iv_platform::CancellationToken;
 use iv_platform::errors::AppJson;
+use iv_platform::health::Health;
+use iv_platform::http;
 use serde::Serialize;
 
 use crate::app::{FrameOutcome, FrameUpload, InterviewApp, StartRequest};
@@ -25,8 +27,10 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The service's whole HTTP surface: REST, the socket, health and metrics, with the common layers
+/// and the JSON 404.
+pub fn router(state: AppState, health: &Health) -> Router {
+    let routes = Router::new()
         .route("/api/v1/interviews/start", post(start))
         .route("/api/v1/interviews/{id}", get(session))
         .route("/api/v1/interviews/{id}/frames", post(frame))
@@ -37,7 +41,11 @@ pub fn router(state: AppState) -> Router {
         // Frames are checked against the service's own limit with a JSON error; this only stops
         // absurd bodies before they are buffered.
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
-        .with_state(state)
+        .with_state(state);
+    http::observe(
+        routes.merge(health.router()).fallback(http::not_found),
+        "interview-service",
+    )
 }
 
 /// A session as clients see it (expected answer points stay server-side).
@@ -248,3 +256,6 @@ async fn serve_socket(socket: WebSocket, s: AppState, id: String) {
     });
     ws::run(s.app, id, sink, Box::pin(stream), s.shutdown).await;
 }
+
+#[cfg(test)]
+mod tests;

@@ -200,19 +200,11 @@ impl<S: Sink<String> + Unpin> Connection<S> {
     }
 }
 
-/// Decodes a JSON frame's base64 image (a `data:` URL prefix is accepted).
+/// Decodes a JSON frame's base64 image (a `data:` URL prefix is accepted); what is over the
+/// frame limit is refused later, with the limit this service is configured with.
 pub(crate) fn decode_frame(data: FrameData) -> Result<FrameUpload, InterviewError> {
-    use base64::Engine;
-    let text = data
-        .image
-        .split_once(";base64,")
-        .map_or(data.image.as_str(), |(_, d)| d)
-        .trim();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(InterviewError::FrameNotBase64)?;
     Ok(FrameUpload {
-        bytes,
+        bytes: iv_frames::decode_base64(&data.image, iv_frames::MAX_FRAME_BYTES)?,
         timestamp: data.timestamp,
         format: data.format.unwrap_or_default(),
     })

@@ -23,6 +23,7 @@ pub mod store;
 pub mod text;
 
 use anyhow::Context;
+use axum::Router;
 use iv_contracts::scoring::scoring_service_server::ScoringServiceServer;
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::ServiceSpec;
@@ -67,6 +68,15 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     health.set("database", true, "connected");
     let scoring = app::ScoringApp::new(store::ScoreStore::new(pool));
 
+    let router = service_router(scoring, health).await?;
+    Server::bind(&config.server, &SERVICE, router, CancellationToken::new())
+        .await
+        .context("binding the scoring port")
+}
+
+/// The service's whole surface on one port: gRPC (with health and reflection), REST, health and
+/// metrics, with the common layers and the JSON 404.
+pub async fn service_router(scoring: app::ScoringApp, health: Health) -> anyhow::Result<Router> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ScoringServiceServer<grpc::GrpcScoring>>()
@@ -80,9 +90,5 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         health: health.clone(),
     })
     .merge(health.router());
-    let router =
-        http::rest_and_grpc(rest, grpc, SERVICE.name).context("building gRPC reflection")?;
-    Server::bind(&config.server, &SERVICE, router, CancellationToken::new())
-        .await
-        .context("binding the scoring port")
+    http::rest_and_grpc(rest, grpc, SERVICE.name).context("building gRPC reflection")
 }

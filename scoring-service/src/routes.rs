@@ -108,3 +108,6 @@ async fn render(s: &RestState, q: ReportQuery) -> Result<Response, ScoringError>
 async fn health(State(s): State<RestState>) -> impl IntoResponse {
     Json(s.health.report())
 }
+
+#[cfg(test)]
+mod tests;

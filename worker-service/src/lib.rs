@@ -123,15 +123,29 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     .await
     .context("subscribing to deferred frames")?;
 
-    let ops = ops::router(ops::Ops {
-        bus: bus.clone(),
-        token: config.ops_token.clone(),
-    });
-    let router = http::observe(
-        health.router().merge(ops).fallback(http::not_found),
-        "worker-service",
+    let router = service_router(
+        ops::Ops {
+            bus: bus.clone(),
+            token: config.ops_token.clone(),
+        },
+        &health,
     );
     Server::bind(&config.server, &SERVICE, router, cancel)
         .await
         .context("binding the worker port")
 }
+
+/// The worker's HTTP surface: health, metrics and the ops endpoints, with the common layers and
+/// the JSON 404.
+pub fn service_router(ops: ops::Ops, health: &Health) -> axum::Router {
+    http::observe(
+        health
+            .router()
+            .merge(ops::router(ops))
+            .fallback(http::not_found),
+        SERVICE.name,
+    )
+}
+
+#[cfg(test)]
+mod tests;

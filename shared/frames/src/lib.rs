@@ -32,6 +32,8 @@ pub enum FrameError {
     Truncated,
     #[error("the image data is corrupt")]
     Corrupt(#[source] image::ImageError),
+    #[error("the frame image is not valid base64")]
+    NotBase64(#[source] base64::DecodeError),
 }
 
 impl FrameError {
@@ -147,6 +149,20 @@ fn is_complete(bytes: &[u8], format: FrameFormat) -> bool {
     }
 }
 
+/// The bytes of a frame sent as base64 text (a `data:` URL prefix is accepted). Text that would
+/// decode to more than `limit` bytes is refused before decoding.
+pub fn decode_base64(text: &str, limit: usize) -> Result<Vec<u8>, FrameError> {
+    use base64::Engine;
+    let data = text.split_once(";base64,").map_or(text, |(_, d)| d).trim();
+    let size = data.len() / 4 * 3;
+    if size > limit + 3 {
+        return Err(FrameError::TooLarge { size, limit });
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(FrameError::NotBase64)
+}
+
 /// Decodes a frame that passed [`inspect`] to RGB, with an allocation limit as a second guard.
 pub fn decode(bytes: &[u8], info: FrameInfo) -> Result<RgbImage, FrameError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), info.format.image_format());
@@ -244,6 +260,24 @@ mod tests {
             ),
             "refused for its size, from the header alone"
         );
+    }
+
+    #[test]
+    fn base64_frames_decode_with_or_without_a_data_url_prefix() {
+        use base64::Engine;
+        let jpeg = jpeg(64, 48);
+        let text = base64::engine::general_purpose::STANDARD.encode(&jpeg);
+        assert_eq!(decode_base64(&text, MAX_FRAME_BYTES).unwrap(), jpeg);
+        let url = format!("data:image/jpeg;base64,{text}");
+        assert_eq!(decode_base64(&url, MAX_FRAME_BYTES).unwrap(), jpeg);
+        assert!(matches!(
+            decode_base64("%%%", MAX_FRAME_BYTES),
+            Err(FrameError::NotBase64(_))
+        ));
+        assert!(matches!(
+            decode_base64(&text, 100),
+            Err(FrameError::TooLarge { limit: 100, .. })
+        ));
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl ErrorClass {
 /// | code | class | when |
 /// |---|---|---|
 /// | `INVALID_ARGUMENT` | invalid input | a field is missing, out of range, or names something unknown (a policy, a limit) |
-/// | `INVALID_JSON` | invalid input | a REST body that is not JSON of the expected shape |
+/// | `INVALID_JSON` | invalid input | a REST body that is not JSON at all |
 /// | `UNSUPPORTED_MEDIA_TYPE` | invalid input | a REST body of a content type the route does not take |
 /// | `INVALID_MESSAGE` | invalid input | a WebSocket message that is not one of the protocol's messages |
 /// | `INVALID_FRAME` | invalid input | a frame that is not one whole JPEG or PNG of sane size, or not base64 |
@@ -181,6 +181,9 @@ impl From<JsonRejection> for ApiError {
                 (ErrorClass::InvalidInput, code::UNSUPPORTED_MEDIA_TYPE)
             }
             JsonRejection::BytesRejection(_) => (ErrorClass::TooLarge, code::PAYLOAD_TOO_LARGE),
+            // JSON, but a field is missing, of the wrong type or an unknown value: the same
+            // failure as a field a service checks itself.
+            JsonRejection::JsonDataError(_) => (ErrorClass::InvalidInput, code::INVALID_ARGUMENT),
             _ => (ErrorClass::InvalidInput, code::INVALID_JSON),
         };
         Self::new(class, code, rejection.body_text())

@@ -121,7 +121,11 @@ async fn rest_rejects_bad_input_with_status_and_code_and_keeps_stored_answers() 
             400,
             "INVALID_ARGUMENT",
         ),
-        (json!({"transcript": "no question id"}), 400, "INVALID_JSON"),
+        (
+            json!({"transcript": "no question id"}),
+            400,
+            "INVALID_ARGUMENT",
+        ),
     ] {
         let resp = t.post(&answers, &body).await;
         assert_eq!(

@@ -1,0 +1,183 @@
+//! Fakes of the emotion and scoring services and a fresh store, for the crate's unit tests.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use iv_contracts::emotion::{EmotionResponse, FaceMetrics, FrameRequest};
+use iv_contracts::scoring::{AnswerAnalysis, AnswerRequest};
+use iv_platform::bus::EventBus;
+use iv_platform::db;
+use iv_platform::outbox::{self, Relay};
+use iv_platform::resilience::CallError;
+use tonic::Status;
+
+use crate::app::{AnswerOutcome, FrameOutcome, FrameUpload, InterviewApp, StartRequest};
+use crate::downstream::{AnswerScoring, FrameAnalysis};
+use crate::error::InterviewError;
+use crate::messages::AnswerData;
+use crate::store::{self, InterviewStore, Session};
+
+/// What a fake downstream does with the next call.
+#[derive(Clone)]
+pub enum Answer {
+    Works,
+    /// Down (breaker open): the caller should fall back.
+    Down,
+    /// Up, but refuses this request.
+    Rejects(&'static str),
+}
+
+fn failure(answer: &Answer, downstream: &'static str) -> Option<CallError> {
+    match answer {
+        Answer::Works => None,
+        Answer::Down => Some(CallError::Open(downstream)),
+        Answer::Rejects(why) => Some(CallError::Failed {
+            downstream,
+            status: Status::invalid_argument(*why),
+        }),
+    }
+}
+
+pub struct FakeEmotion {
+    answer: Mutex<Answer>,
+    pub calls: AtomicU32,
+}
+
+impl FrameAnalysis for FakeEmotion {
+    fn analyze_frame(
+        &self,
+        request: FrameRequest,
+    ) -> BoxFuture<'_, Result<EmotionResponse, CallError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = self.answer.lock().unwrap().clone();
+        Box::pin(async move {
+            if let Some(err) = failure(&answer, "emotion") {
+                return Err(err);
+            }
+            Ok(EmotionResponse {
+                session_id: request.session_id,
+                timestamp: request.timestamp,
+                emotion: "neutral".into(),
+                confidence: 0.8,
+                face_metrics: Some(FaceMetrics {
+                    detected: true,
+                    face_count: 1,
+                    ..Default::default()
+                }),
+                frame_number: request.frame_number,
+                ..Default::default()
+            })
+        })
+    }
+}
+
+pub struct FakeScoring {
+    answer: Mutex<Answer>,
+}
+
+impl AnswerScoring for FakeScoring {
+    fn analyze_answer(
+        &self,
+        request: AnswerRequest,
+    ) -> BoxFuture<'_, Result<AnswerAnalysis, CallError>> {
+        let answer = self.answer.lock().unwrap().clone();
+        Box::pin(async move {
+            if let Some(err) = failure(&answer, "scoring") {
+                return Err(err);
+            }
+            Ok(AnswerAnalysis {
+                relevance_score: 71.0,
+                clarity_score: 62.0,
+                depth_score: 53.0,
+                feedback: format!("heard {} words", request.answer.split_whitespace().count()),
+                sufficient_data: true,
+                ..Default::default()
+            })
+        })
+    }
+}
+
+pub struct Fixture {
+    pub app: InterviewApp,
+    pub emotion: Arc<FakeEmotion>,
+    pub scoring: Arc<FakeScoring>,
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("iv-app-{}", uuid::Uuid::new_v4().simple()));
+        let pool = db::connect(&db::sqlite_url(dir.to_str().unwrap(), "t"))
+            .await
+            .unwrap();
+        db::apply_schema(&pool, store::SCHEMA).await.unwrap();
+        db::apply_schema(&pool, outbox::SCHEMA).await.unwrap();
+        let bus = EventBus::connect(None, "").await.unwrap();
+        let emotion = Arc::new(FakeEmotion {
+            answer: Mutex::new(Answer::Works),
+            calls: AtomicU32::new(0),
+        });
+        let scoring = Arc::new(FakeScoring {
+            answer: Mutex::new(Answer::Works),
+        });
+        let app = InterviewApp::new(
+            InterviewStore::new(pool.clone()),
+            emotion.clone(),
+            scoring.clone(),
+            Relay::new(pool, bus),
+            2 << 20,
+        );
+        Self {
+            app,
+            emotion,
+            scoring,
+        }
+    }
+
+    pub fn emotion(&self, answer: Answer) {
+        *self.emotion.answer.lock().unwrap() = answer;
+    }
+
+    pub fn scoring(&self, answer: Answer) {
+        *self.scoring.answer.lock().unwrap() = answer;
+    }
+
+    pub async fn start(&self, consent: bool) -> Session {
+        self.app
+            .start(StartRequest {
+                user_id: "candidate-1".into(),
+                consent,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    pub async fn frame(&self, id: &str) -> Result<FrameOutcome, InterviewError> {
+        self.app.submit_frame(id, png()).await
+    }
+
+    pub async fn answer(
+        &self,
+        id: &str,
+        question_id: &str,
+    ) -> Result<AnswerOutcome, InterviewError> {
+        let answer = AnswerData {
+            question_id: question_id.into(),
+            transcript: "I would keep a table from short code to address.".into(),
+            duration: Some(12.0),
+        };
+        self.app.submit_answer(id, answer).await
+    }
+}
+
+pub fn png() -> FrameUpload {
+    let img = image::RgbImage::from_pixel(64, 48, image::Rgb([90, 120, 150]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    FrameUpload {
+        bytes: out.into_inner(),
+        timestamp: None,
+        format: String::new(),
+    }
+}
