@@ -69,10 +69,18 @@ fn the_blink_in_single_face_is_found_at_frames_26_to_28_and_nowhere_else() {
         1,
         "one blink; eye aspect ratios: {ratios:.2?}"
     );
+    // Frames are 33 ms apart. The eyes close in frame 26 (ratio 0.12 against 0.37 open), are
+    // shut in 27 and still closing in 28 (0.19), and are open again in frame 29.
+    let closed: Vec<usize> = (0..ratios.len())
+        .filter(|&i| ratios[i] < 0.5 * ratios[10])
+        .collect();
     let start_frame = blinks[0].started_at / 33;
-    assert!(
-        (25..=28).contains(&start_frame),
-        "blink starts at frame {start_frame}: {ratios:.2?}"
+    let end_frame = (blinks[0].started_at + blinks[0].duration_ms) / 33;
+    assert_eq!(closed, [26, 27], "{ratios:.2?}");
+    assert_eq!(
+        (start_frame, end_frame),
+        (26, 29),
+        "the blink lasts from frame 26 until the eyes are open at 29: {ratios:.2?}"
     );
     assert!(
         ratios[27] < 0.5 * ratios[10],
@@ -90,12 +98,46 @@ fn a_clip_without_a_face_gives_no_face() {
     }
 }
 
+/// The group photo (1000x667) shows five people. The short-range detector, made for one person
+/// near a webcam, finds the three largest faces; the boy at the back and the woman on the right
+/// are missed (a known limit, measured on more media in the signal-quality work). Each face
+/// found must be a different person: one face found twice would overlap.
 #[test]
-fn several_faces_are_counted_in_the_group_photo() {
+fn the_faces_found_in_the_group_photo_are_three_different_people() {
+    let img = image("multi_face.jpg");
+    let found = pipeline().detect(&img).unwrap().faces;
+    // Face centres labelled by hand: sunglasses (top left), long hair (left), dark top (middle).
+    let people = [(260.0, 110.0), (390.0, 310.0), (580.0, 385.0)];
+    assert_eq!(found.len(), people.len(), "{found:?}");
+    for (x, y) in people {
+        let hits: Vec<&FaceBox> = found
+            .iter()
+            .filter(|f| (f.x..f.x + f.width).contains(&x) && (f.y..f.y + f.height).contains(&y))
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "one box on the face at ({x}, {y}): {found:?}"
+        );
+    }
+    for (i, a) in found.iter().enumerate() {
+        for b in &found[i + 1..] {
+            assert!(iou(a, b) < 0.1, "overlapping boxes {a:?} {b:?}");
+        }
+    }
+    // The frame's count takes the main face and the other detections scored 0.6 or more: here
+    // one of the two others (0.64; the face at the top left scores 0.55).
     let a = pipeline()
-        .analyze(&image("multi_face.jpg"), AnalysisPolicy::Full, None)
+        .analyze(&img, AnalysisPolicy::Full, None)
         .unwrap();
-    assert!(a.face_count > 1, "{} faces", a.face_count);
+    assert_eq!(a.face_count, 2);
+}
+
+fn iou(a: &FaceBox, b: &FaceBox) -> f32 {
+    let w = (a.x + a.width).min(b.x + b.width) - a.x.max(b.x);
+    let h = (a.y + a.height).min(b.y + b.height) - a.y.max(b.y);
+    let inter = w.max(0.0) * h.max(0.0);
+    inter / (a.width * a.height + b.width * b.height - inter)
 }
 
 #[test]

@@ -285,13 +285,21 @@ mod tests {
 
     #[test]
     fn the_pdf_is_a_complete_document_with_the_scores_in_it() {
-        let pdf = to_pdf(&build(&score(), true, 6));
+        let report = build(&score(), true, 6);
+        let pdf = to_pdf(&report);
         assert!(pdf.starts_with(b"%PDF-"));
         assert!(pdf.ends_with(b"%%EOF") || pdf.ends_with(b"%%EOF\n"));
         let text = String::from_utf8_lossy(&pdf);
         assert!(text.contains("Interview report"));
         assert!(text.contains("sess-1"));
-        assert!(text.contains("technical"));
+        let overall = report.components.last().unwrap();
+        let technical = &report.components[0];
+        for c in [technical, overall] {
+            let score = c.score.expect("scored");
+            let line = format!("{}: {score:.0}/100", c.name);
+            assert!(text.contains(&line), "{line:?} is in the PDF");
+        }
+        assert!(overall.score.unwrap() > 0.0);
     }
 
     #[test]

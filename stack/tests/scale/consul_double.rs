@@ -37,6 +37,8 @@ pub struct ConsulDouble {
 struct Agent {
     token: Mutex<Option<String>>,
     services: Mutex<BTreeMap<String, Registered>>,
+    /// Requests refused for a missing or wrong token.
+    refused: std::sync::atomic::AtomicUsize,
 }
 
 struct Registered {
@@ -80,6 +82,7 @@ impl ConsulDouble {
         let state = Arc::new(Agent {
             token: Mutex::new(token.map(String::from)),
             services: Mutex::default(),
+            refused: Default::default(),
         });
         let app = Router::new()
             .route("/v1/agent/service/register", put(register))
@@ -109,6 +112,11 @@ impl ConsulDouble {
     /// From now on the agent takes `token` (an operator creating it).
     pub fn accept_token(&self, token: &str) {
         *self.state.token.lock().unwrap() = Some(token.to_string());
+    }
+
+    /// How many requests were refused for their token.
+    pub fn refused(&self) -> usize {
+        self.state.refused.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Registered services by id (`/v1/agent/services`).
@@ -153,6 +161,9 @@ async fn acl(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Respo
             .get("x-consul-token")
             .and_then(|v| v.to_str().ok());
         if given != Some(token.as_str()) {
+            agent
+                .refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             return (StatusCode::FORBIDDEN, "ACL not found").into_response();
         }
     }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use iv_stack::sim::{SimOptions, run};
 
 use crate::consul_double::ConsulDouble;
-use iv_test_support::eventually;
 use iv_test_support::*;
 
 const TOKEN: &str = "a2c1f6de-test-acl-token";
@@ -132,8 +131,17 @@ async fn a_refused_registration_does_not_stop_the_service_and_is_retried() {
         .await
         .unwrap();
     assert_eq!(ready.status, 200, "serving without being registered");
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(consul.services().is_empty(), "refused so far");
+    eventually(
+        Duration::from_secs(10),
+        "registration tried and refused",
+        || async { consul.refused() >= 2 },
+    )
+    .await;
+    assert!(
+        consul.services().is_empty(),
+        "tried {} times, refused every time",
+        consul.refused()
+    );
 
     consul.accept_token("a-token-the-agent-does-not-know-yet");
     let took = eventually(
