@@ -134,6 +134,21 @@ struct SessionState {
     blinks: BlinkTracker,
 }
 
+impl SessionState {
+    /// Keeps what the next frame needs: where the face was and when the detector last ran. A
+    /// tracked frame (no detector) keeps the face count the detector last saw.
+    fn track(&mut self, analysis: &mut FrameAnalysis) {
+        if analysis.detector_ran {
+            self.frames_since_detection = 0;
+            self.face_count = analysis.face_count;
+        } else {
+            self.frames_since_detection += 1;
+            analysis.face_count = self.face_count.max(1);
+        }
+        self.last_face = analysis.face;
+    }
+}
+
 /// A session's state behind its own lock: frames of one session are analysed in order (blinks
 /// need the sequence), frames of different sessions in parallel.
 struct SessionSlot {
@@ -193,14 +208,7 @@ impl EmotionApp {
             .await??;
         metrics::histogram!("frame_analysis_seconds").record(started.elapsed().as_secs_f64());
         let mut analysis = analysis;
-        if analysis.detector_ran {
-            state.frames_since_detection = 0;
-            state.face_count = analysis.face_count;
-        } else {
-            state.frames_since_detection += 1;
-            analysis.face_count = state.face_count.max(1);
-        }
-        state.last_face = analysis.face;
+        state.track(&mut analysis);
         let openness = analysis.eye_openness.map(|(l, r)| (l + r) / 2.0);
         let observation = state.blinks.observe(input.timestamp, openness);
         if let Some(blink) = observation.blink {

@@ -9,6 +9,7 @@ use iv_contracts::now_millis;
 use iv_contracts::policy::AnalysisPolicy;
 use iv_contracts::scoring::AnswerRequest;
 use iv_platform::outbox::Relay;
+use iv_platform::resilience::CallError;
 use serde::Deserialize;
 
 use crate::downstream::{AnswerScoring, FrameAnalysis};
@@ -224,7 +225,7 @@ impl InterviewApp {
             policy: WirePolicy::from(session.policy) as i32,
             frame_number,
         };
-        let mut event = FrameCaptured {
+        let event = FrameCaptured {
             session_id: id.to_string(),
             timestamp,
             image_data: Vec::new(),
@@ -248,25 +249,7 @@ impl InterviewApp {
                 })
             }
             Err(err) if err.is_unavailable() => {
-                // Not lost: the frame travels with its event, and the worker analyses it later.
-                // Decoded first (only on this path) so that no broken frame enters the queue.
-                let bytes = request.image_data;
-                let bytes = tokio::task::spawn_blocking(move || {
-                    iv_frames::decode(&bytes, info).map(|_| bytes)
-                })
-                .await
-                .map_err(InterviewError::FrameNotQueued)??;
-                event.image_data = bytes;
-                event.deferred = true;
-                // Stored with the count, published by the relay when the broker is there.
-                self.store.count_frame(id, false, &event).await?;
-                self.relay.notify();
-                metrics::counter!("frames_total", "outcome" => "deferred").increment(1);
-                Ok(FrameOutcome::Deferred {
-                    frame_number,
-                    reason: err.to_string(),
-                    paused_now: self.set_paused(id, true),
-                })
+                self.defer(id, request.image_data, info, event, err).await
             }
             Err(err) => match err.status().code() {
                 tonic::Code::InvalidArgument => Err(InterviewError::FrameRejected(err)),
@@ -274,6 +257,34 @@ impl InterviewApp {
                 _ => Err(err.into()),
             },
         }
+    }
+
+    /// The emotion service is unavailable: the frame is not lost but travels with its event,
+    /// and the worker analyses it later. Decoded first (only on this path) so that no broken
+    /// frame enters the queue; stored with the count, and published by the relay when the
+    /// broker is there.
+    async fn defer(
+        &self,
+        id: &str,
+        bytes: Vec<u8>,
+        info: iv_frames::FrameInfo,
+        mut event: FrameCaptured,
+        err: CallError,
+    ) -> Result<FrameOutcome, InterviewError> {
+        let bytes =
+            tokio::task::spawn_blocking(move || iv_frames::decode(&bytes, info).map(|_| bytes))
+                .await
+                .map_err(InterviewError::FrameNotQueued)??;
+        event.image_data = bytes;
+        event.deferred = true;
+        self.store.count_frame(id, false, &event).await?;
+        self.relay.notify();
+        metrics::counter!("frames_total", "outcome" => "deferred").increment(1);
+        Ok(FrameOutcome::Deferred {
+            frame_number: event.frame_number,
+            reason: err.to_string(),
+            paused_now: self.set_paused(id, true),
+        })
     }
 
     pub async fn submit_answer(

@@ -77,8 +77,47 @@ pub fn analyze(input: &AnswerInput) -> AnswerAnalysis {
 
     let answer_stems: Vec<String> = text::content_stems(&input.transcript);
     let answer_set: HashSet<&str> = answer_stems.iter().map(String::as_str).collect();
+    let relevance = relevance(input, &answer_set);
+    let clarity = clarity(input, word_count, fillers);
+    let depth = depth(input, &answer_stems, &answer_set, word_count);
+    let keywords = keywords(
+        &input.transcript,
+        &relevance.question_stems,
+        &input.expected_points,
+    );
+    let notes: Vec<String> = [relevance.notes, clarity.notes, depth.notes].concat();
+    AnswerAnalysis {
+        relevance: round1(relevance.score * 100.0),
+        clarity: round1(clarity.score),
+        depth: round1(depth.score * 100.0),
+        keywords,
+        feedback: notes.join(" "),
+        covered_points: relevance.covered,
+        missed_points: relevance.missed,
+        word_count: word_count as u32,
+        filler_count: fillers as u32,
+        words_per_minute: clarity.wpm.map(round1),
+        sufficient_data: true,
+    }
+}
 
-    // Relevance: coverage of the expected points, plus overlap with the question's own terms.
+/// One part of an answer's analysis, with what the candidate is told about it.
+struct Part {
+    /// 0..1.
+    score: f32,
+    notes: Vec<String>,
+}
+
+struct Relevance {
+    score: f32,
+    covered: Vec<String>,
+    missed: Vec<String>,
+    question_stems: HashSet<String>,
+    notes: Vec<String>,
+}
+
+/// Coverage of the expected points, plus overlap with the question's own terms.
+fn relevance(input: &AnswerInput, answer_set: &HashSet<&str>) -> Relevance {
     let (mut covered, mut missed) = (Vec::new(), Vec::new());
     for point in &input.expected_points {
         let stems: HashSet<String> = text::content_stems(point).into_iter().collect();
@@ -103,49 +142,11 @@ pub fn analyze(input: &AnswerInput) -> AnswerAnalysis {
             .count() as f32
             / question_stems.len() as f32
     };
-    let relevance = if input.expected_points.is_empty() {
+    let score = if input.expected_points.is_empty() {
         (question_overlap * 1.5).min(1.0)
     } else {
         0.8 * covered.len() as f32 / input.expected_points.len() as f32 + 0.2 * question_overlap
     };
-
-    // Clarity: start from full marks and take off for fillers, sentence length and pace.
-    let filler_rate = fillers as f32 / word_count as f32;
-    let filler_penalty = (filler_rate * 400.0).min(40.0);
-    let sentences = text::sentences(&input.transcript);
-    let mean_sentence = word_count as f32 / sentences.len().max(1) as f32;
-    let sentence_penalty = if mean_sentence > SENTENCE_RANGE.1 {
-        ((mean_sentence - SENTENCE_RANGE.1) * 1.5).min(30.0)
-    } else if mean_sentence < SENTENCE_RANGE.0 {
-        ((SENTENCE_RANGE.0 - mean_sentence) * 3.0).min(20.0)
-    } else {
-        0.0
-    };
-    let wpm = input
-        .duration_secs
-        .filter(|d| *d > 0.5)
-        .map(|d| word_count as f32 / d * 60.0);
-    let pace_penalty = match wpm {
-        Some(w) if w > PACE_RANGE.1 => ((w - PACE_RANGE.1) * 0.5).min(30.0),
-        Some(w) if w < PACE_RANGE.0 => ((PACE_RANGE.0 - w) * 0.5).min(30.0),
-        _ => 0.0,
-    };
-    let clarity = (100.0 - filler_penalty - sentence_penalty - pace_penalty).clamp(0.0, 100.0);
-
-    // Depth: substance (content words), reasoning and evidence, and variety of vocabulary.
-    let content = answer_stems.len() as f32;
-    let substance = (content / 40.0).min(1.0);
-    let markers = text::reasoning_markers(&input.transcript);
-    let evidence = (markers as f32 / 3.0).min(1.0);
-    let variety = if content > 0.0 {
-        (answer_set.len() as f32 / content / 0.6).min(1.0)
-    } else {
-        0.0
-    };
-    let depth = 0.5 * substance + 0.3 * evidence + 0.2 * variety;
-
-    let keywords = keywords(&input.transcript, &question_stems, &input.expected_points);
-
     let mut notes = Vec::new();
     if !input.expected_points.is_empty() {
         notes.push(format!(
@@ -157,24 +158,86 @@ pub fn analyze(input: &AnswerInput) -> AnswerAnalysis {
             notes.push(format!("Not covered: {}.", missed.join("; ")));
         }
     }
+    Relevance {
+        score,
+        covered,
+        missed,
+        question_stems,
+        notes,
+    }
+}
+
+struct Clarity {
+    score: f32,
+    wpm: Option<f32>,
+    notes: Vec<String>,
+}
+
+/// Starts from full marks and takes off for fillers, sentence length and pace.
+fn clarity(input: &AnswerInput, word_count: usize, fillers: usize) -> Clarity {
+    let mut notes = Vec::new();
+    let filler_rate = fillers as f32 / word_count as f32;
+    let filler_penalty = (filler_rate * 400.0).min(40.0);
     if fillers > 0 {
         notes.push(format!(
             "{fillers} filler word(s) ({:.0}% of words).",
             filler_rate * 100.0
         ));
     }
+    let sentences = text::sentences(&input.transcript);
+    let mean_sentence = word_count as f32 / sentences.len().max(1) as f32;
+    let sentence_penalty = if mean_sentence > SENTENCE_RANGE.1 {
+        ((mean_sentence - SENTENCE_RANGE.1) * 1.5).min(30.0)
+    } else if mean_sentence < SENTENCE_RANGE.0 {
+        ((SENTENCE_RANGE.0 - mean_sentence) * 3.0).min(20.0)
+    } else {
+        0.0
+    };
     if sentence_penalty > 0.0 {
         notes.push(format!(
             "Sentences average {mean_sentence:.0} words; {}-{} reads most clearly.",
             SENTENCE_RANGE.0, SENTENCE_RANGE.1
         ));
     }
+    let wpm = input
+        .duration_secs
+        .filter(|d| *d > 0.5)
+        .map(|d| word_count as f32 / d * 60.0);
+    let pace_penalty = match wpm {
+        Some(w) if w > PACE_RANGE.1 => ((w - PACE_RANGE.1) * 0.5).min(30.0),
+        Some(w) if w < PACE_RANGE.0 => ((PACE_RANGE.0 - w) * 0.5).min(30.0),
+        _ => 0.0,
+    };
     if let Some(w) = wpm.filter(|_| pace_penalty > 0.0) {
         notes.push(format!(
             "Pace {w:.0} words/min; {}-{} is easiest to follow.",
             PACE_RANGE.0, PACE_RANGE.1
         ));
     }
+    Clarity {
+        score: (100.0 - filler_penalty - sentence_penalty - pace_penalty).clamp(0.0, 100.0),
+        wpm,
+        notes,
+    }
+}
+
+/// Substance (content words), reasoning and evidence, and variety of vocabulary.
+fn depth(
+    input: &AnswerInput,
+    answer_stems: &[String],
+    answer_set: &HashSet<&str>,
+    word_count: usize,
+) -> Part {
+    let content = answer_stems.len() as f32;
+    let substance = (content / 40.0).min(1.0);
+    let markers = text::reasoning_markers(&input.transcript);
+    let evidence = (markers as f32 / 3.0).min(1.0);
+    let variety = if content > 0.0 {
+        (answer_set.len() as f32 / content / 0.6).min(1.0)
+    } else {
+        0.0
+    };
+    let mut notes = Vec::new();
     if markers == 0 {
         notes.push(
             "No reasoning or concrete example (because, for example, numbers) to show depth."
@@ -186,19 +249,9 @@ pub fn analyze(input: &AnswerInput) -> AnswerAnalysis {
             "Short answer ({word_count} words); more detail would show depth."
         ));
     }
-
-    AnswerAnalysis {
-        relevance: round1(relevance * 100.0),
-        clarity: round1(clarity),
-        depth: round1(depth * 100.0),
-        keywords,
-        feedback: notes.join(" "),
-        covered_points: covered,
-        missed_points: missed,
-        word_count: word_count as u32,
-        filler_count: fillers as u32,
-        words_per_minute: wpm.map(round1),
-        sufficient_data: true,
+    Part {
+        score: 0.5 * substance + 0.3 * evidence + 0.2 * variety,
+        notes,
     }
 }
 

@@ -84,6 +84,23 @@ impl Parts {
         ]
     }
 
+    /// Sets each applied weight: the nominal ones renormalised over the components with data.
+    fn renormalise(&mut self, w: &Weights) {
+        let available: f32 = self
+            .weighted(w)
+            .iter()
+            .filter(|(c, _)| c.sufficient_data)
+            .map(|(_, w)| w)
+            .sum();
+        for (c, w) in self.weighted(w) {
+            c.weight = if c.sufficient_data && available > 0.0 {
+                round3(w / available)
+            } else {
+                0.0
+            };
+        }
+    }
+
     fn into_vec(self) -> Vec<Component> {
         vec![self.technical, self.communication, self.engagement]
     }
@@ -230,19 +247,7 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
         communication,
         engagement,
     };
-    let available: f32 = parts
-        .weighted(&WEIGHTS)
-        .iter()
-        .filter(|(c, _)| c.sufficient_data)
-        .map(|(_, w)| w)
-        .sum();
-    for (c, w) in parts.weighted(&WEIGHTS) {
-        c.weight = if c.sufficient_data && available > 0.0 {
-            round3(w / available)
-        } else {
-            0.0
-        };
-    }
+    parts.renormalise(&WEIGHTS);
     let overall_ok = parts.technical.sufficient_data;
     let (technical_score, communication_score, engagement_score) = (
         parts.technical.score,
@@ -258,38 +263,8 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
                 .sum::<f32>(),
         )
     });
-    let left_out: Vec<&str> = components
-        .iter()
-        .filter(|c| !c.sufficient_data)
-        .map(|c| c.name.as_str())
-        .collect();
-    let overall_reason = match (overall_ok, left_out.is_empty()) {
-        (false, _) => "Insufficient data: no answer had enough words to assess.".to_string(),
-        (true, true) => WEIGHTS.describe(),
-        (true, false) => format!(
-            "Weighted over the components with data ({}); left out: {}.",
-            components
-                .iter()
-                .filter(|c| c.sufficient_data)
-                .map(|c| format!("{} {:.0}%", c.name, c.weight * 100.0))
-                .collect::<Vec<_>>()
-                .join(", "),
-            left_out.join(", ")
-        ),
-    };
-    for c in &components {
-        if let Some(s) = c.score {
-            insights.push(Insight {
-                category: c.name.as_str().into(),
-                description: format!(
-                    "{} score {s:.0}/100: {}",
-                    capitalise(c.name.as_str()),
-                    c.reason
-                ),
-                impact: round3((s - 50.0) / 50.0 * c.weight),
-            });
-        }
-    }
+    let overall_reason = overall_reason(overall_ok, &components);
+    insights.extend(components.iter().filter_map(component_insight));
     let feedback = summary_feedback(overall, &components);
     components.push(Component {
         name: ComponentName::Overall,
@@ -315,6 +290,43 @@ pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
         analysis_policy: input.analysis_policy,
         total_questions,
         components,
+    }
+}
+
+/// What a scored component says to the recruiter, and how much it pulled the score.
+fn component_insight(c: &Component) -> Option<Insight> {
+    let s = c.score?;
+    Some(Insight {
+        category: c.name.as_str().into(),
+        description: format!(
+            "{} score {s:.0}/100: {}",
+            capitalise(c.name.as_str()),
+            c.reason
+        ),
+        impact: round3((s - 50.0) / 50.0 * c.weight),
+    })
+}
+
+/// Why the overall score is what it is: the weighting, or what was left out and why.
+fn overall_reason(overall_ok: bool, components: &[Component]) -> String {
+    let left_out: Vec<&str> = components
+        .iter()
+        .filter(|c| !c.sufficient_data)
+        .map(|c| c.name.as_str())
+        .collect();
+    match (overall_ok, left_out.is_empty()) {
+        (false, _) => "Insufficient data: no answer had enough words to assess.".to_string(),
+        (true, true) => WEIGHTS.describe(),
+        (true, false) => format!(
+            "Weighted over the components with data ({}); left out: {}.",
+            components
+                .iter()
+                .filter(|c| c.sufficient_data)
+                .map(|c| format!("{} {:.0}%", c.name, c.weight * 100.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            left_out.join(", ")
+        ),
     }
 }
 
@@ -488,36 +500,9 @@ fn engagement(
     summary.blink_count = frames.iter().map(|f| f.blink_count).max().unwrap_or(0);
 
     // Presence 40%, attention 40%, composure 20%, renormalised over the parts that are known.
-    let parts = [(Some(presence), 0.4), (attention, 0.4), (composure, 0.2)];
-    let weight: f32 = parts
-        .iter()
-        .filter(|(v, _)| v.is_some())
-        .map(|(_, w)| w)
-        .sum();
-    let score = round1(
-        parts
-            .iter()
-            .filter_map(|(v, w)| v.map(|v| v * w))
-            .sum::<f32>()
-            / weight
-            * 100.0,
-    );
-    let mut reason = format!(
-        "face visible in {:.0}% of {} frames",
-        presence * 100.0,
-        frames.len()
-    );
-    if let Some(a) = attention {
-        reason.push_str(&format!("; mean attention {:.0}%", a * 100.0));
-    }
-    if let Some(c) = composure {
-        reason.push_str(&format!(
-            "; composed expression in {:.0}% of frames",
-            c * 100.0
-        ));
-    } else if policy == AnalysisPolicy::Engagement {
-        reason.push_str("; expression not inferred (engagement-only policy)");
-    }
+    let score =
+        round1(known_mean(&[(Some(presence), 0.4), (attention, 0.4), (composure, 0.2)]) * 100.0);
+    let reason = engagement_reason(frames.len(), presence, attention, composure, policy);
     if presence < 0.8 {
         insights.push(Insight {
             category: "engagement".into(),
@@ -538,6 +523,39 @@ fn engagement(
         },
         summary,
     )
+}
+
+/// The weighted mean of the parts that are known, their weights renormalised.
+fn known_mean(parts: &[(Option<f32>, f32)]) -> f32 {
+    let known = parts.iter().filter_map(|(v, w)| v.map(|v| (v, *w)));
+    let (sum, weight) = known.fold((0.0, 0.0), |(s, t), (v, w)| (s + v * w, t + w));
+    if weight > 0.0 { sum / weight } else { 0.0 }
+}
+
+/// "face visible in 95% of 40 frames; mean attention 80%; ...": what the engagement score rests on.
+fn engagement_reason(
+    frames: usize,
+    presence: f32,
+    attention: Option<f32>,
+    composure: Option<f32>,
+    policy: AnalysisPolicy,
+) -> String {
+    let mut reason = format!(
+        "face visible in {:.0}% of {frames} frames",
+        presence * 100.0
+    );
+    if let Some(a) = attention {
+        reason.push_str(&format!("; mean attention {:.0}%", a * 100.0));
+    }
+    if let Some(c) = composure {
+        reason.push_str(&format!(
+            "; composed expression in {:.0}% of frames",
+            c * 100.0
+        ));
+    } else if policy == AnalysisPolicy::Engagement {
+        reason.push_str("; expression not inferred (engagement-only policy)");
+    }
+    reason
 }
 
 fn insufficient(name: ComponentName, reason: &str) -> Component {

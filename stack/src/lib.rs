@@ -150,6 +150,9 @@ impl Stack {
     /// Starts the services named by `STACK_SERVICES` (all five by default) from `env`, the same
     /// variables the services read alone; the others must be given by their URL variables.
     /// `analyzer` replaces the emotion service's own model loading when given.
+    ///
+    /// One function on purpose (about 85 lines): the five services start in dependency order,
+    /// each learning the addresses of those before it, and that order reads best top to bottom.
     pub async fn start(
         mut env: HashMap<String, String>,
         analyzer: Option<Arc<dyn FrameAnalyzer>>,

@@ -135,7 +135,28 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
         .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
         .map(|b| b.map(|b| base64::engine::general_purpose::STANDARD.encode(b)))
         .collect::<anyhow::Result<_>>()?;
+    let session_id = start_interview(&http, opts, &auth).await?;
+    let played = play(opts, &session_id, &frames).await?;
+    let results = fetch_results(&http, opts, &auth, &session_id).await?;
+    Ok(SimResult {
+        session_id,
+        messages: played.messages,
+        frames_sent: played.frames_sent,
+        answers_sent: played.answers_sent,
+        score: results.score,
+        report: results.report,
+        pdf_bytes: results.pdf_bytes,
+        emotions: results.emotions,
+        elapsed: started.elapsed(),
+    })
+}
 
+/// Starts the interview through the gateway; returns its id.
+async fn start_interview(
+    http: &HttpClient,
+    opts: &SimOptions,
+    auth: &[(&str, &str)],
+) -> anyhow::Result<String> {
     let start_body = json!({"user_id": format!("sim-{}", std::process::id()), "policy": opts.policy, "consent": true});
     let resp = http
         .send(
@@ -143,7 +164,7 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
             &format!("{}/api/v1/interviews/start", opts.gateway),
             Some("application/json"),
             serde_json::to_vec(&start_body)?,
-            &auth,
+            auth,
         )
         .await?;
     if resp.status != http::StatusCode::CREATED {
@@ -164,7 +185,93 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
             session["total_questions"]
         );
     }
+    Ok(session_id)
+}
 
+/// What the socket saw and sent.
+#[derive(Default)]
+struct Played {
+    messages: Vec<Value>,
+    frames_sent: usize,
+    answers_sent: usize,
+}
+
+/// The candidate's side of the socket: what has been asked, sent and answered so far.
+#[derive(Default)]
+struct Player {
+    played: Played,
+    current: Option<String>,
+    frames_since_question: usize,
+    completed_at: Option<Instant>,
+    report_ready: bool,
+    /// Like a real client, keep at most two frames waiting for live feedback; while feedback is
+    /// paused no reply comes per frame, so none is waited for.
+    in_flight: usize,
+    paused: bool,
+}
+
+impl Player {
+    fn may_send_frame(&self) -> bool {
+        self.completed_at.is_none() && (self.paused || self.in_flight < 2)
+    }
+
+    /// Takes in one server message; returns the message to send back, if any (`complete` once
+    /// every question is answered: on the socket, so it is handled after every frame sent).
+    fn on_message(&mut self, message: Value) -> Option<Value> {
+        let mut reply = None;
+        match message["type"].as_str() {
+            Some("emotion_update") => self.in_flight = self.in_flight.saturating_sub(1),
+            Some("error") if message["data"]["code"] != "FACE_NOT_DETECTED" => {
+                self.in_flight = self.in_flight.saturating_sub(1)
+            }
+            Some("question") => {
+                self.current = message["data"]["id"].as_str().map(String::from);
+                self.frames_since_question = 0;
+            }
+            Some("status") => {
+                let data = &message["data"];
+                self.paused = data["live_feedback"] == "paused";
+                if self.paused {
+                    self.in_flight = 0;
+                }
+                self.report_ready |= data["report_ready"] == true;
+                let all_answered = data["answered"] == data["total_questions"];
+                if all_answered && self.completed_at.is_none() {
+                    self.completed_at = Some(Instant::now());
+                    reply = Some(json!({"type": "complete", "data": {}}));
+                }
+            }
+            _ => {}
+        }
+        self.played.messages.push(message);
+        reply
+    }
+
+    /// The next frame, and the answer to the current question once enough frames went by.
+    fn on_tick(&mut self, opts: &SimOptions, session_id: &str, frames: &[String]) -> Vec<Value> {
+        let image = &frames[self.played.frames_sent % frames.len()];
+        let mut out = vec![
+            json!({"type": "frame", "data": {"session_id": session_id, "timestamp": iv_contracts::now_millis(), "image": image, "format": "jpeg"}}),
+        ];
+        self.played.frames_sent += 1;
+        if !self.paused {
+            self.in_flight += 1;
+        }
+        self.frames_since_question += 1;
+        if self.frames_since_question >= opts.frames_per_answer
+            && let Some(q) = self.current.take()
+        {
+            let transcript = answer_for(&q);
+            let duration = words(transcript) as f32 / 2.4;
+            out.push(json!({"type": "answer", "data": {"question_id": q, "transcript": transcript, "duration": duration}}));
+            self.played.answers_sent += 1;
+        }
+        out
+    }
+}
+
+/// Plays the interview over the WebSocket until the report is ready.
+async fn play(opts: &SimOptions, session_id: &str, frames: &[String]) -> anyhow::Result<Played> {
     let mut ws_url = format!(
         "{}/ws/interviews/{session_id}",
         opts.gateway.replacen("http", "ws", 1)
@@ -176,28 +283,16 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
         .await
         .context("opening the WebSocket")?;
     let (mut tx, mut rx) = socket.split();
-
-    let mut messages = Vec::new();
-    let mut current: Option<String> = None;
-    let mut frames_since_question = 0usize;
-    let (mut frames_sent, mut answers_sent) = (0usize, 0usize);
-    let mut completed = false;
-    let mut report_ready = false;
-    let mut completed_at: Option<Instant> = None;
+    let mut player = Player::default();
     let mut ticker = tokio::time::interval(Duration::from_secs_f32(1.0 / opts.fps.max(0.1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Like a real client, keep at most two frames waiting for live feedback; while feedback is
-    // paused no reply comes per frame, so none is waited for.
-    let mut in_flight = 0usize;
-    let mut live = true;
-
-    while !report_ready {
-        if let Some(t) = completed_at
+    while !player.report_ready {
+        if let Some(t) = player.completed_at
             && t.elapsed() > opts.report_timeout
         {
             bail!("no report within {:?} of completing", opts.report_timeout);
         }
-        tokio::select! {
+        let outgoing = tokio::select! {
             incoming = rx.next() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(t))) => t.to_string(),
@@ -209,67 +304,44 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
                 if opts.verbose {
                     print_message(&message);
                 }
-                match message["type"].as_str() {
-                    Some("emotion_update") => in_flight = in_flight.saturating_sub(1),
-                    Some("error") if message["data"]["code"] != "FACE_NOT_DETECTED" => in_flight = in_flight.saturating_sub(1),
-                    Some("question") => {
-                        current = message["data"]["id"].as_str().map(String::from);
-                        frames_since_question = 0;
-                    }
-                    Some("status") => {
-                        let data = &message["data"];
-                        live = data["live_feedback"] != "paused";
-                        if !live {
-                            in_flight = 0;
-                        }
-                        if data["report_ready"] == true {
-                            report_ready = true;
-                        }
-                        let all_answered = data["answered"] == data["total_questions"];
-                        if all_answered && !completed {
-                            // On the socket, so it is handled after every frame already sent.
-                            completed = true;
-                            completed_at = Some(Instant::now());
-                            tx.send(Message::Text(json!({"type": "complete", "data": {}}).to_string().into())).await?;
-                        }
-                    }
-                    _ => {}
-                }
-                messages.push(message);
+                player.on_message(message).into_iter().collect()
             }
-            _ = ticker.tick(), if !completed && (!live || in_flight < 2) => {
-                let image = &frames[frames_sent % frames.len()];
-                let frame = json!({"type": "frame", "data": {"session_id": session_id, "timestamp": iv_contracts::now_millis(), "image": image, "format": "jpeg"}});
-                tx.send(Message::Text(frame.to_string().into())).await?;
-                frames_sent += 1;
-                if live {
-                    in_flight += 1;
-                }
-                frames_since_question += 1;
-                if frames_since_question >= opts.frames_per_answer && let Some(q) = current.take() {
-                    let transcript = answer_for(&q);
-                    let duration = words(transcript) as f32 / 2.4;
-                    let answer = json!({"type": "answer", "data": {"question_id": q, "transcript": transcript, "duration": duration}});
-                    tx.send(Message::Text(answer.to_string().into())).await?;
-                    answers_sent += 1;
-                }
-            }
+            _ = ticker.tick(), if player.may_send_frame() => player.on_tick(opts, session_id, frames),
+        };
+        for message in outgoing {
+            tx.send(Message::Text(message.to_string().into())).await?;
         }
     }
     let _ = tx.send(Message::Close(None)).await;
+    Ok(player.played)
+}
 
+/// What a recruiter then fetches: the score, the JSON and PDF reports, the emotion timeline.
+struct Results {
+    score: Value,
+    report: Value,
+    pdf_bytes: usize,
+    emotions: Value,
+}
+
+async fn fetch_results(
+    http: &HttpClient,
+    opts: &SimOptions,
+    auth: &[(&str, &str)],
+    session_id: &str,
+) -> anyhow::Result<Results> {
     let score = fetch_json(
-        &http,
+        http,
         &format!("{}/api/v1/scores/session/{session_id}", opts.gateway),
-        &auth,
+        auth,
     )
     .await?;
     let report_url = format!("{}/api/v1/scores/report", opts.gateway);
     let report = post_json(
-        &http,
+        http,
         &report_url,
         &json!({"session_id": session_id, "format": "json"}),
-        &auth,
+        auth,
     )
     .await?;
     let pdf = http
@@ -278,7 +350,7 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
             &report_url,
             Some("application/json"),
             serde_json::to_vec(&json!({"session_id": session_id, "format": "pdf"}))?,
-            &auth,
+            auth,
         )
         .await?;
     if !pdf.status.is_success() || !pdf.body.starts_with(b"%PDF-") {
@@ -288,21 +360,16 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
         std::fs::write(path, &pdf.body).with_context(|| format!("writing {}", path.display()))?;
     }
     let emotions = fetch_json(
-        &http,
+        http,
         &format!("{}/api/v1/emotions/session/{session_id}", opts.gateway),
-        &auth,
+        auth,
     )
     .await?;
-    Ok(SimResult {
-        session_id,
-        messages,
-        frames_sent,
-        answers_sent,
+    Ok(Results {
         score,
         report,
         pdf_bytes: pdf.body.len(),
         emotions,
-        elapsed: started.elapsed(),
     })
 }
 

@@ -31,56 +31,8 @@ impl Jobs {
     ) -> Result<(), WorkerError> {
         let session_id = event.session_id.clone();
         let policy = AnalysisPolicy::from_stored(&event.analysis_policy);
-        let summary = match policy {
-            AnalysisPolicy::Off => None,
-            _ => match self.emotion.session_summary(&session_id).await {
-                Ok(s) => Some(s),
-                Err(e) if last_attempt && e.is_unavailable() => {
-                    tracing::warn!(%session_id, error = %e, "scoring without engagement: the emotion service stayed unavailable");
-                    None
-                }
-                Err(e) => return Err(WorkerError::call("session summary")(e)),
-            },
-        };
-        let emotions = match summary {
-            None => Vec::new(),
-            Some(summary) => summary
-                .timeline
-                .into_iter()
-                .map(|t| EmotionData {
-                    timestamp: t.timestamp,
-                    emotion: t.emotion,
-                    confidence: t.confidence,
-                    blink_count: t.blink_count,
-                    face_present: t.face_present,
-                    attention: t.attention,
-                })
-                .collect(),
-        };
-        let request = ScoreRequest {
-            session_id: session_id.clone(),
-            answers: event
-                .answers
-                .into_iter()
-                .map(|a| Answer {
-                    question_id: a.question_id,
-                    transcript: a.transcript,
-                    duration: a.duration,
-                    confidence: 0.0,
-                    question: a.question,
-                    category: a.category,
-                    expected_points: a.expected_points,
-                })
-                .collect(),
-            emotions,
-            metadata: Some(InterviewMetadata {
-                user_id: event.user_id,
-                started_at: event.started_at,
-                completed_at: event.completed_at,
-                total_questions: event.total_questions,
-                analysis_policy: policy.as_str().into(),
-            }),
-        };
+        let emotions = self.timeline(&session_id, policy, last_attempt).await?;
+        let request = score_request(event, emotions, policy);
         let score = self
             .scoring
             .calculate_score(request)
@@ -114,6 +66,42 @@ impl Jobs {
         metrics::counter!("interviews_scored_total").increment(1);
         tracing::info!(%session_id, overall = score.overall_score, sufficient = score.sufficient_data, "interview scored; report stored");
         Ok(())
+    }
+
+    /// The session's emotion timeline for scoring: none under `off`; on the last attempt, none
+    /// either when the emotion service is still unavailable (the score then says so).
+    async fn timeline(
+        &self,
+        session_id: &str,
+        policy: AnalysisPolicy,
+        last_attempt: bool,
+    ) -> Result<Vec<EmotionData>, WorkerError> {
+        let summary = match policy {
+            AnalysisPolicy::Off => None,
+            _ => match self.emotion.session_summary(session_id).await {
+                Ok(s) => Some(s),
+                Err(e) if last_attempt && e.is_unavailable() => {
+                    tracing::warn!(%session_id, error = %e, "scoring without engagement: the emotion service stayed unavailable");
+                    None
+                }
+                Err(e) => return Err(WorkerError::call("session summary")(e)),
+            },
+        };
+        Ok(match summary {
+            None => Vec::new(),
+            Some(summary) => summary
+                .timeline
+                .into_iter()
+                .map(|t| EmotionData {
+                    timestamp: t.timestamp,
+                    emotion: t.emotion,
+                    confidence: t.confidence,
+                    blink_count: t.blink_count,
+                    face_present: t.face_present,
+                    attention: t.attention,
+                })
+                .collect(),
+        })
     }
 
     /// FrameCaptured: only frames queued while live analysis was unavailable carry pixels; those
@@ -154,5 +142,37 @@ impl Jobs {
             }
             Err(e) => Err(WorkerError::call("analyze deferred frame")(e)),
         }
+    }
+}
+
+/// The CalculateScore request for a completed interview.
+fn score_request(
+    event: InterviewCompleted,
+    emotions: Vec<EmotionData>,
+    policy: AnalysisPolicy,
+) -> ScoreRequest {
+    ScoreRequest {
+        session_id: event.session_id,
+        answers: event
+            .answers
+            .into_iter()
+            .map(|a| Answer {
+                question_id: a.question_id,
+                transcript: a.transcript,
+                duration: a.duration,
+                confidence: 0.0,
+                question: a.question,
+                category: a.category,
+                expected_points: a.expected_points,
+            })
+            .collect(),
+        emotions,
+        metadata: Some(InterviewMetadata {
+            user_id: event.user_id,
+            started_at: event.started_at,
+            completed_at: event.completed_at,
+            total_questions: event.total_questions,
+            analysis_policy: policy.as_str().into(),
+        }),
     }
 }

@@ -254,75 +254,21 @@ impl Pipeline {
         policy: AnalysisPolicy,
         hint: Option<FaceBox>,
     ) -> Result<FrameAnalysis, GraphError> {
-        // Track: refit the mesh where the face was; detect only when it is lost.
-        let mut tracked = None;
-        if let Some(h) = hint {
-            let (mesh, flag) = self.mesh(frame, &h)?;
-            if flag >= FACE_FLAG_MIN {
-                tracked = Some((h, mesh, flag));
-            }
-        }
-        let (mut analysis, face, mesh, presence) = match tracked {
-            Some((h, mesh, flag)) => (
-                FrameAnalysis {
-                    face_count: 1,
-                    detector_ran: false,
-                    ..Default::default()
-                },
-                h,
-                mesh,
-                flag,
-            ),
-            None => {
-                // A face needs both stages to agree: the largest detection the mesh confirms is
-                // the candidate; the others count only when the detector is sure of them.
-                let found = self.detect(frame)?;
-                let mut confirmed = None;
-                for (i, face) in found.faces.iter().take(3).enumerate() {
-                    let (mesh, flag) = self.mesh(frame, face)?;
-                    if flag >= FACE_FLAG_MIN {
-                        confirmed = Some((i, *face, mesh, flag));
-                        break;
-                    }
-                }
-                let Some((main_index, main, mesh, flag)) = confirmed else {
-                    return Ok(FrameAnalysis {
-                        detector_ran: true,
-                        ..Default::default()
-                    });
-                };
-                let others = found
-                    .faces
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, f)| *i != main_index && f.confidence >= SURE_FACE)
-                    .count() as u32;
-                let analysis = FrameAnalysis {
-                    face_count: 1 + others,
-                    detector_ran: true,
-                    ..Default::default()
-                };
-                (analysis, main, mesh, flag)
-            }
+        let Some(Located {
+            mut analysis,
+            face,
+            mesh,
+            presence,
+        }) = self.locate(frame, hint)?
+        else {
+            return Ok(FrameAnalysis {
+                detector_ran: true,
+                ..Default::default()
+            });
         };
 
         // The mesh's own bounding box is the steadier face box, and the next frame's hint.
-        let (xs, ys): (Vec<f32>, Vec<f32>) = mesh.iter().map(|p| (p.x, p.y)).unzip();
-        let (x0, x1) = (
-            xs.iter().cloned().fold(f32::MAX, f32::min),
-            xs.iter().cloned().fold(f32::MIN, f32::max),
-        );
-        let (y0, y1) = (
-            ys.iter().cloned().fold(f32::MAX, f32::min),
-            ys.iter().cloned().fold(f32::MIN, f32::max),
-        );
-        let face_box = FaceBox {
-            x: x0,
-            y: y0,
-            width: x1 - x0,
-            height: y1 - y0,
-            confidence: face.confidence.max(presence),
-        };
+        let face_box = mesh_box(&mesh, face.confidence.max(presence));
         analysis.face = Some(face_box);
         analysis.landmarks = geometry::MESH_TO_68.iter().map(|&i| mesh[i]).collect();
 
@@ -357,6 +303,83 @@ pub fn attention(pose: Option<HeadPose>, gaze: f32, openness: f32) -> f32 {
     let gaze_term = (1.0 - 2.0 * (gaze - 0.5).abs()).clamp(0.0, 1.0);
     let eyes_term = (openness / 0.2).clamp(0.0, 1.0);
     0.4 * pose_term + 0.35 * gaze_term + 0.25 * eyes_term
+}
+
+/// The face a frame is analysed for, and how it was found.
+struct Located {
+    /// Face count and whether the detector ran; the rest is filled in by the caller.
+    analysis: FrameAnalysis,
+    face: FaceBox,
+    mesh: Vec<Point>,
+    /// The mesh's face-presence flag.
+    presence: f32,
+}
+
+impl Pipeline {
+    /// Tracks the hinted face (refitting the mesh where it was) and detects only when it is lost.
+    /// `None` when no face is found.
+    fn locate(
+        &self,
+        frame: &RgbImage,
+        hint: Option<FaceBox>,
+    ) -> Result<Option<Located>, GraphError> {
+        if let Some(h) = hint {
+            let (mesh, flag) = self.mesh(frame, &h)?;
+            if flag >= FACE_FLAG_MIN {
+                return Ok(Some(Located {
+                    analysis: FrameAnalysis {
+                        face_count: 1,
+                        detector_ran: false,
+                        ..Default::default()
+                    },
+                    face: h,
+                    mesh,
+                    presence: flag,
+                }));
+            }
+        }
+        // A face needs both stages to agree: the largest detection the mesh confirms is the
+        // candidate; the others count only when the detector is sure of them.
+        let found = self.detect(frame)?;
+        for (main_index, face) in found.faces.iter().take(3).enumerate() {
+            let (mesh, flag) = self.mesh(frame, face)?;
+            if flag < FACE_FLAG_MIN {
+                continue;
+            }
+            let others = found
+                .faces
+                .iter()
+                .enumerate()
+                .filter(|(i, f)| *i != main_index && f.confidence >= SURE_FACE)
+                .count() as u32;
+            return Ok(Some(Located {
+                analysis: FrameAnalysis {
+                    face_count: 1 + others,
+                    detector_ran: true,
+                    ..Default::default()
+                },
+                face: *face,
+                mesh,
+                presence: flag,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+/// The bounding box of the mesh's points.
+fn mesh_box(mesh: &[Point], confidence: f32) -> FaceBox {
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for p in mesh {
+        (x0, y0, x1, y1) = (x0.min(p.x), y0.min(p.y), x1.max(p.x), y1.max(p.y));
+    }
+    FaceBox {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+        confidence,
+    }
 }
 
 impl FrameAnalyzer for Pipeline {
