@@ -82,14 +82,18 @@ async fn bad_frames_are_invalid_argument_and_the_service_stays_up() {
     let channel = spawn().await;
     let mut client = EmotionServiceClient::new(channel);
     let full = png(64, 64);
+    // A valid PNG whose header claims 20000x20000 pixels (checksum fixed, so only the size is
+    // wrong): refused for its size before anything is decoded.
     let mut bomb = png(64, 64);
     bomb[16..20].copy_from_slice(&20000u32.to_be_bytes());
     bomb[20..24].copy_from_slice(&20000u32.to_be_bytes());
+    let crc = crc32fast::hash(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", Vec::new(), "empty"),
         ("truncated", full[..full.len() - 20].to_vec(), "truncated"),
         ("one pixel", png(1, 1), "1x1"),
-        ("bomb", bomb, ""),
+        ("bomb", bomb, "20000x20000"),
         (
             "gif",
             b"GIF89a\x01\x00\x01\x00".to_vec(),
