@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use serde_json::Value;
+use iv_platform::testing::call;
 use tower::ServiceExt;
 
 use crate::{Config, app};
@@ -29,8 +28,9 @@ fn config(extra: &[(&str, &str)]) -> Config {
     Config::from_env(&env).unwrap()
 }
 
+/// A GET from one client address (the rate limits key on it), with an API key when given.
 fn get(uri: &str, key: Option<&str>) -> Request<Body> {
-    let mut request = Request::get(uri).body(Body::empty()).unwrap();
+    let mut request = iv_platform::testing::get(uri);
     let client: SocketAddr = ([127, 0, 0, 1], 40000).into();
     request.extensions_mut().insert(ConnectInfo(client));
     if let Some(key) = key {
@@ -39,13 +39,6 @@ fn get(uri: &str, key: Option<&str>) -> Request<Body> {
             .insert("x-api-key", key.parse().unwrap());
     }
     request
-}
-
-async fn call(router: &axum::Router, request: Request<Body>) -> (StatusCode, Value) {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 #[tokio::test]

@@ -7,7 +7,6 @@ use futures_util::future::BoxFuture;
 use iv_contracts::emotion::{EmotionResponse, FaceMetrics, FrameRequest};
 use iv_contracts::scoring::{AnswerAnalysis, AnswerRequest};
 use iv_platform::bus::EventBus;
-use iv_platform::db;
 use iv_platform::outbox::{self, Relay};
 use iv_platform::resilience::CallError;
 use tonic::Status;
@@ -106,12 +105,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("iv-app-{}", uuid::Uuid::new_v4().simple()));
-        let pool = db::connect(&db::sqlite_url(dir.to_str().unwrap(), "t"))
-            .await
-            .unwrap();
-        db::apply_schema(&pool, store::SCHEMA).await.unwrap();
-        db::apply_schema(&pool, outbox::SCHEMA).await.unwrap();
+        let pool = iv_platform::testing::fresh_sqlite(&[store::SCHEMA, outbox::SCHEMA]).await;
         let bus = EventBus::connect(None, "").await.unwrap();
         let emotion = Arc::new(FakeEmotion {
             answer: Mutex::new(Answer::Works),

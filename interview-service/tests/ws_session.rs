@@ -8,12 +8,12 @@ use futures_util::StreamExt;
 use interview_service::app::{InterviewApp, StartRequest};
 use interview_service::store::{self, InterviewStore};
 use interview_service::ws::{self, Incoming};
+use iv_platform::CancellationToken;
 use iv_platform::bus::EventBus;
 use iv_platform::discovery::Source;
 use iv_platform::downstream::{EmotionClient, ScoringClient};
 use iv_platform::outbox::{self, Relay};
 use iv_platform::resilience::PolicyConfig;
-use iv_platform::{CancellationToken, db};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -24,12 +24,7 @@ fn quick(mut p: PolicyConfig) -> PolicyConfig {
 }
 
 async fn app() -> InterviewApp {
-    let dir = std::env::temp_dir().join(format!("iv-ws-{}", uuid::Uuid::new_v4().simple()));
-    let pool = db::connect(&db::sqlite_url(dir.to_str().unwrap(), "t"))
-        .await
-        .unwrap();
-    db::apply_schema(&pool, store::SCHEMA).await.unwrap();
-    db::apply_schema(&pool, outbox::SCHEMA).await.unwrap();
+    let pool = iv_platform::testing::fresh_sqlite(&[store::SCHEMA, outbox::SCHEMA]).await;
     let bus = EventBus::connect(None, "").await.unwrap();
     // Nothing listens on port 1: both downstreams are unavailable.
     let nowhere = Source::url("http://127.0.0.1:1");

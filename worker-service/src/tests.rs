@@ -3,34 +3,29 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use iv_platform::bus::EventBus;
 use iv_platform::health::Health;
+use iv_platform::testing::{expect_codes, get};
 use serde_json::Value;
-use tower::ServiceExt;
 
-async fn call(token: Option<&str>, request: Request<Body>) -> (StatusCode, Value) {
+async fn app(token: Option<&str>) -> axum::Router {
     let bus = EventBus::connect(None, "").await.unwrap();
-    let router = crate::service_router(
+    crate::service_router(
         crate::ops::Ops {
             bus,
             token: token.map(String::from),
         },
         &Health::new("worker-service"),
-    );
-    let response = router.oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    )
 }
 
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
+async fn call(token: Option<&str>, request: Request<Body>) -> (StatusCode, Value) {
+    iv_platform::testing::call(&app(token).await, request).await
 }
 
 #[tokio::test]
 async fn ops_requests_get_their_status_and_code() {
-    let cases = [
+    let cases = vec![
         (
             get("/ops/dead-letters?queue=nope"),
             StatusCode::BAD_REQUEST,
@@ -43,15 +38,7 @@ async fn ops_requests_get_their_status_and_code() {
         ),
         (get("/nothing/here"), StatusCode::NOT_FOUND, "NOT_FOUND"),
     ];
-    for (request, status, code) in cases {
-        let what = request.uri().to_string();
-        let (got, body) = call(None, request).await;
-        assert_eq!(
-            (got, body["code"].as_str()),
-            (status, Some(code)),
-            "{what}: {body}"
-        );
-    }
+    expect_codes(&app(None).await, cases).await;
 }
 
 #[tokio::test]

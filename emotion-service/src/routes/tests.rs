@@ -1,60 +1,46 @@
 //! The whole router without sockets (`oneshot`), on an instance without models: routes exist
 //! where clients expect them, and every failure comes back as the documented status and code.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine;
-use http_body_util::BodyExt;
-use iv_platform::db;
 use iv_platform::health::Health;
+use iv_platform::testing::{call, expect_codes, fresh_sqlite, get, grpc_status, post_json};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::app::EmotionApp;
 use crate::inference::InferencePool;
 use crate::store::{self, EmotionStore};
 
 async fn app() -> axum::Router {
-    let dir = std::env::temp_dir().join(format!("iv-emotion-{}", uuid::Uuid::new_v4().simple()));
-    let pool = db::connect(&db::sqlite_url(dir.to_str().unwrap(), "t"))
-        .await
-        .unwrap();
-    db::apply_schema(&pool, store::SCHEMA).await.unwrap();
     let app = EmotionApp::new(
         crate::models_missing("no models in this test"),
         InferencePool::new(1, 1),
-        EmotionStore::new(pool),
+        EmotionStore::new(fresh_sqlite(&[store::SCHEMA]).await),
     );
     crate::service_router(app, Health::new("emotion-service"))
         .await
         .unwrap()
 }
 
-async fn call(request: Request<Body>) -> (StatusCode, Value) {
-    let response = app().await.oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+fn analyze(body: Value) -> axum::http::Request<axum::body::Body> {
+    post_json("/api/v1/emotions/analyze", &body)
 }
 
-fn analyze(body: Value) -> Request<Body> {
-    Request::post("/api/v1/emotions/analyze")
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
+fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn png_base64() -> String {
+fn png() -> Vec<u8> {
     let img = image::RgbImage::from_pixel(64, 48, image::Rgb([90, 120, 150]));
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(out.into_inner())
+    out.into_inner()
 }
 
 #[tokio::test]
 async fn failures_get_their_status_and_code() {
-    let frame = png_base64();
-    let cases = [
+    let frame = base64(&png());
+    let cases = vec![
         (
             analyze(json!({"session_id": "s", "image": frame, "policy": "telepathy"})),
             StatusCode::BAD_REQUEST,
@@ -66,9 +52,7 @@ async fn failures_get_their_status_and_code() {
             "INVALID_FRAME",
         ),
         (
-            analyze(
-                json!({"session_id": "s", "image": base64::engine::general_purpose::STANDARD.encode(b"GIF89a")}),
-            ),
+            analyze(json!({"session_id": "s", "image": base64(b"GIF89a")})),
             StatusCode::BAD_REQUEST,
             "INVALID_FRAME",
         ),
@@ -82,26 +66,14 @@ async fn failures_get_their_status_and_code() {
             StatusCode::SERVICE_UNAVAILABLE,
             "MODELS_UNAVAILABLE",
         ),
-        (
-            Request::get("/api/v2/nothing").body(Body::empty()).unwrap(),
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-        ),
+        (get("/api/v2/nothing"), StatusCode::NOT_FOUND, "NOT_FOUND"),
     ];
-    for (request, status, code) in cases {
-        let what = format!("{} {}", request.method(), request.uri());
-        let (got, body) = call(request).await;
-        assert_eq!(
-            (got, body["code"].as_str()),
-            (status, Some(code)),
-            "{what}: {body}"
-        );
-    }
+    expect_codes(&app().await, cases).await;
 }
 
 #[tokio::test]
 async fn health_says_why_frames_cannot_be_analysed() {
-    let (status, body) = call(Request::get("/health/ready").body(Body::empty()).unwrap()).await;
+    let (status, body) = call(&app().await, get("/health/ready")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
         body.to_string().contains("no models in this test"),
@@ -111,22 +83,6 @@ async fn health_says_why_frames_cannot_be_analysed() {
 
 #[tokio::test]
 async fn an_unknown_grpc_method_is_unimplemented_not_a_json_404() {
-    let response = app()
-        .await
-        .oneshot(
-            Request::post("/emotion.EmotionService/NoSuchMethod")
-                .header("content-type", "application/grpc")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        response
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok()),
-        Some("12"),
-        "UNIMPLEMENTED"
-    );
+    let status = grpc_status(&app().await, "/emotion.EmotionService/NoSuchMethod").await;
+    assert_eq!(status.as_deref(), Some("12"), "UNIMPLEMENTED");
 }

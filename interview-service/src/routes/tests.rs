@@ -1,49 +1,30 @@
 //! The router without sockets (`oneshot`): routes exist where clients expect them, and every
 //! failure comes back as the documented status and JSON code.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use iv_platform::CancellationToken;
 use iv_platform::health::Health;
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use iv_platform::testing::{call, expect_codes, get, post_json, post_raw};
+use serde_json::json;
 
 use super::{AppState, router};
-use crate::testing::Fixture;
+use crate::testing::{Answer, Fixture};
 
-async fn call(f: &Fixture, request: Request<Body>) -> (StatusCode, Value) {
-    let app = router(
+fn app(f: &Fixture) -> axum::Router {
+    router(
         AppState {
             app: f.app.clone(),
             shutdown: CancellationToken::new(),
         },
         &Health::new("interview-service"),
-    );
-    let response = app.oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-fn post_json(uri: &str, body: Value) -> Request<Body> {
-    Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
+    )
 }
 
 #[tokio::test]
 async fn starting_an_interview_answers_201_with_the_session() {
     let f = Fixture::new().await;
-    let (status, body) = call(
-        &f,
-        post_json(
-            "/api/v1/interviews/start",
-            json!({"user_id": "c1", "consent": true, "policy": "engagement"}),
-        ),
-    )
-    .await;
+    let body = json!({"user_id": "c1", "consent": true, "policy": "engagement"});
+    let (status, body) = call(&app(&f), post_json("/api/v1/interviews/start", &body)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["policy"], "engagement");
     assert_eq!(body["current_question"]["id"], "intro-1");
@@ -53,85 +34,53 @@ async fn starting_an_interview_answers_201_with_the_session() {
 async fn bad_input_gets_its_status_and_code() {
     let f = Fixture::new().await;
     let id = f.start(true).await.id;
-    let cases = [
+    let (frames, answers) = (
+        format!("/api/v1/interviews/{id}/frames"),
+        format!("/api/v1/interviews/{id}/answers"),
+    );
+    let start = "/api/v1/interviews/start";
+    let cases = vec![
         (
-            post_json(
-                "/api/v1/interviews/start",
-                json!({"user_id": "c", "policy": "telepathy"}),
-            ),
+            post_json(start, &json!({"user_id": "c", "policy": "telepathy"})),
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",
         ),
         (
-            post_json("/api/v1/interviews/start", json!({"consent": true})),
+            post_json(start, &json!({"consent": true})),
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",
         ),
         (
-            Request::post("/api/v1/interviews/start")
-                .header("content-type", "application/json")
-                .body(Body::from("{not json"))
-                .unwrap(),
+            post_raw(start, "application/json", "{not json"),
             StatusCode::BAD_REQUEST,
             "INVALID_JSON",
         ),
         (
-            Request::post(format!("/api/v1/interviews/{id}/frames"))
-                .header("content-type", "text/plain")
-                .body(Body::from("hello"))
-                .unwrap(),
+            post_raw(&frames, "text/plain", "hello"),
             StatusCode::BAD_REQUEST,
             "UNSUPPORTED_MEDIA_TYPE",
         ),
         (
-            post_json(
-                &format!("/api/v1/interviews/{id}/frames"),
-                json!({"image": "%%%"}),
-            ),
+            post_json(&frames, &json!({"image": "%%%"})),
             StatusCode::BAD_REQUEST,
             "INVALID_FRAME",
         ),
         (
             post_json(
-                &format!("/api/v1/interviews/{id}/answers"),
-                json!({"question_id": "tech-9", "transcript": "x"}),
+                &answers,
+                &json!({"question_id": "tech-9", "transcript": "x"}),
             ),
             StatusCode::BAD_REQUEST,
             "UNKNOWN_QUESTION",
         ),
         (
-            Request::get("/api/v1/interviews/no-such-session")
-                .body(Body::empty())
-                .unwrap(),
+            get("/api/v1/interviews/no-such-session"),
             StatusCode::NOT_FOUND,
             "SESSION_NOT_FOUND",
         ),
+        (get("/api/v2/nothing"), StatusCode::NOT_FOUND, "NOT_FOUND"),
     ];
-    for (request, status, code) in cases {
-        let what = format!("{} {}", request.method(), request.uri());
-        let (got, body) = call(&f, request).await;
-        assert_eq!(
-            (got, body["code"].as_str()),
-            (status, Some(code)),
-            "{what}: {body}"
-        );
-        assert!(
-            body["error"].as_str().is_some_and(|e| !e.is_empty()),
-            "{what}: {body}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn an_unknown_path_is_a_json_404() {
-    let f = Fixture::new().await;
-    let (status, body) = call(
-        &f,
-        Request::get("/api/v2/nothing").body(Body::empty()).unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body, json!({"error": "not found", "code": "NOT_FOUND"}));
+    expect_codes(&app(&f), cases).await;
 }
 
 #[tokio::test]
@@ -139,11 +88,11 @@ async fn the_status_route_reports_live_feedback_from_the_session_state() {
     let f = Fixture::new().await;
     let id = f.start(true).await.id;
     let uri = format!("/api/v1/interviews/{id}/status");
-    let (_, body) = call(&f, Request::get(&uri).body(Body::empty()).unwrap()).await;
+    let (_, body) = call(&app(&f), get(&uri)).await;
     assert_eq!(body["live_feedback"], "active");
-    f.emotion(crate::testing::Answer::Down);
+    f.emotion(Answer::Down);
     f.frame(&id).await.unwrap();
-    let (status, body) = call(&f, Request::get(&uri).body(Body::empty()).unwrap()).await;
+    let (status, body) = call(&app(&f), get(&uri)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["live_feedback"], "paused", "{body}");
 }

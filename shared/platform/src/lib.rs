@@ -24,6 +24,7 @@
 //!   the bus once confirmed, so a broker outage loses nothing.
 //! - [`client`]: a small HTTP client for tools and tests.
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
+//! - `testing` (feature `testing`, for tests): fresh SQLite databases and `oneshot` requests.
 
 pub mod assets;
 pub mod bus;
@@ -41,5 +42,7 @@ pub mod resilience;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use tokio_util::sync::CancellationToken;
