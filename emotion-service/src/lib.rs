@@ -123,12 +123,9 @@ pub async fn build_with(
     analyzer: Arc<dyn FrameAnalyzer>,
 ) -> anyhow::Result<Server> {
     let health = Health::new("emotion-service");
-    let pool = db::connect(&config.database_url)
+    let pool = db::open(&config.database_url, &[store::SCHEMA])
         .await
-        .context("connecting to the database")?;
-    db::apply_schema(&pool, store::SCHEMA)
-        .await
-        .context("creating the emotion tables")?;
+        .context("opening the database")?;
     health.set("database", true, "connected");
     let app = app::EmotionApp::new(
         analyzer,

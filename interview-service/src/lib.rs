@@ -82,15 +82,9 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
 /// Connects storage and clients, starts the outbox relay and the score consumer, binds.
 pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let health = Health::new("interview-service");
-    let pool = db::connect(&config.database_url)
+    let pool = db::open(&config.database_url, &[store::SCHEMA, outbox::SCHEMA])
         .await
-        .context("connecting to the database")?;
-    db::apply_schema(&pool, store::SCHEMA)
-        .await
-        .context("creating the interview tables")?;
-    db::apply_schema(&pool, outbox::SCHEMA)
-        .await
-        .context("creating the outbox")?;
+        .context("opening the database")?;
     health.set("database", true, "connected");
     health.set("broker", true, bus.kind());
 

@@ -59,12 +59,9 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
 /// Opens storage and binds the port: a scoring service ready to run.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let health = Health::new("scoring-service");
-    let pool = db::connect(&config.database_url)
+    let pool = db::open(&config.database_url, &[store::SCHEMA])
         .await
-        .context("connecting to the database")?;
-    db::apply_schema(&pool, store::SCHEMA)
-        .await
-        .context("creating the scoring tables")?;
+        .context("opening the database")?;
     health.set("database", true, "connected");
     let scoring = app::ScoringApp::new(store::ScoreStore::new(pool));
 

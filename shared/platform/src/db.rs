@@ -53,6 +53,16 @@ pub fn url_from_env(env: &crate::config::Env) -> String {
     env.string("DATABASE_URL", &sqlite_url(&data_dir, "interview"))
 }
 
+/// Opens the service's database and creates its tables (each schema in turn): what every
+/// service with storage does at start.
+pub async fn open(url: &str, schemas: &[&[&'static str]]) -> Result<Pool, DbError> {
+    let pool = connect(url).await?;
+    for schema in schemas {
+        apply_schema(&pool, schema).await?;
+    }
+    Ok(pool)
+}
+
 /// Opens a pool. For SQLite the directory is created and the file switched to WAL, so readers
 /// do not block the writer; several services may share one file.
 pub async fn connect(url: &str) -> Result<Pool, DbError> {

@@ -14,15 +14,12 @@ use crate::db::{self, Pool};
 /// A new SQLite database in a fresh temporary directory, with `schemas` applied.
 pub async fn fresh_sqlite(schemas: &[&[&'static str]]) -> Pool {
     let dir = std::env::temp_dir().join(format!("iv-test-{}", uuid::Uuid::new_v4().simple()));
-    let pool = db::connect(&db::sqlite_url(dir.to_str().expect("a UTF-8 path"), "t"))
-        .await
-        .expect("a SQLite file in the temporary directory");
-    for schema in schemas {
-        db::apply_schema(&pool, schema)
-            .await
-            .expect("the schema applies");
-    }
-    pool
+    db::open(
+        &db::sqlite_url(dir.to_str().expect("a UTF-8 path"), "t"),
+        schemas,
+    )
+    .await
+    .expect("a SQLite file in the temporary directory, with its tables")
 }
 
 /// A JSON POST request.
