@@ -1,6 +1,5 @@
 //! The emotion service's errors and their one mapping to what clients see.
 
-use axum::response::{IntoResponse, Response};
 use iv_platform::errors::{ApiError, Chain, ErrorClass, code};
 
 use crate::analysis::{AnalyzerError, Unavailable};
@@ -62,14 +61,4 @@ impl From<EmotionError> for ApiError {
     }
 }
 
-impl From<EmotionError> for tonic::Status {
-    fn from(err: EmotionError) -> Self {
-        ApiError::from(err).into()
-    }
-}
-
-impl IntoResponse for EmotionError {
-    fn into_response(self) -> Response {
-        ApiError::from(self).into_response()
-    }
-}
+iv_platform::answers_with_api_error!(EmotionError);

@@ -1,6 +1,5 @@
 //! The interview service's errors and their one mapping to HTTP, gRPC and WebSocket codes.
 
-use axum::response::{IntoResponse, Response};
 use iv_contracts::policy::UnknownPolicy;
 use iv_frames::FrameError;
 use iv_platform::bus::BusError;
@@ -99,8 +98,4 @@ impl From<InterviewError> for ApiError {
     }
 }
 
-impl IntoResponse for InterviewError {
-    fn into_response(self) -> Response {
-        ApiError::from(self).into_response()
-    }
-}
+iv_platform::answers_with_api_error!(InterviewError);

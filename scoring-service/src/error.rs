@@ -1,6 +1,5 @@
 //! The scoring service's errors and their one mapping to what clients see.
 
-use axum::response::{IntoResponse, Response};
 use iv_platform::errors::{ApiError, Chain, ErrorClass, code};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,14 +54,4 @@ impl From<ScoringError> for ApiError {
     }
 }
 
-impl From<ScoringError> for tonic::Status {
-    fn from(err: ScoringError) -> Self {
-        ApiError::from(err).into()
-    }
-}
-
-impl IntoResponse for ScoringError {
-    fn into_response(self) -> Response {
-        ApiError::from(self).into_response()
-    }
-}
+iv_platform::answers_with_api_error!(ScoringError);

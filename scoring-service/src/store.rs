@@ -55,12 +55,11 @@ impl ScoreStore {
     }
 
     pub async fn score(&self, session_id: &str) -> Result<Option<Score>, ScoringError> {
-        let row = sqlx::query("SELECT payload FROM scores WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| decode(session_id, &r.try_get::<String, _>("payload")?))
-            .transpose()
+        self.payload(
+            "SELECT payload FROM scores WHERE session_id = $1",
+            session_id,
+        )
+        .await
     }
 
     pub async fn save_report(&self, report: &Report) -> Result<(), ScoringError> {
@@ -78,18 +77,30 @@ impl ScoreStore {
     }
 
     pub async fn report(&self, session_id: &str) -> Result<Option<Report>, ScoringError> {
-        let row = sqlx::query("SELECT payload FROM reports WHERE session_id = $1")
+        self.payload(
+            "SELECT payload FROM reports WHERE session_id = $1",
+            session_id,
+        )
+        .await
+    }
+
+    /// A session's stored JSON record, decoded; `None` when there is none.
+    async fn payload<T: serde::de::DeserializeOwned>(
+        &self,
+        select: &'static str,
+        session_id: &str,
+    ) -> Result<Option<T>, ScoringError> {
+        let row = sqlx::query(select)
             .bind(session_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| decode(session_id, &r.try_get::<String, _>("payload")?))
-            .transpose()
+        let Some(row) = row else { return Ok(None) };
+        let payload: String = row.try_get("payload")?;
+        serde_json::from_str(&payload)
+            .map(Some)
+            .map_err(|source| ScoringError::Corrupt {
+                session: session_id.to_string(),
+                source,
+            })
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(session: &str, payload: &str) -> Result<T, ScoringError> {
-    serde_json::from_str(payload).map_err(|source| ScoringError::Corrupt {
-        session: session.to_string(),
-        source,
-    })
 }

@@ -201,6 +201,25 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
     }
 }
 
+/// Makes a crate's error enum answer HTTP (`IntoResponse`) and gRPC (`From<E> for Status`)
+/// through its one mapping to [`ApiError`], so each crate writes only that mapping.
+#[macro_export]
+macro_rules! answers_with_api_error {
+    ($error:ty) => {
+        impl ::axum::response::IntoResponse for $error {
+            fn into_response(self) -> ::axum::response::Response {
+                ::axum::response::IntoResponse::into_response($crate::errors::ApiError::from(self))
+            }
+        }
+
+        impl ::core::convert::From<$error> for ::tonic::Status {
+            fn from(err: $error) -> Self {
+                $crate::errors::ApiError::from(err).into()
+            }
+        }
+    };
+}
+
 /// Shows an error with its causes, `outer: inner: root`, for logs and stored reasons. Error types
 /// here keep their causes as sources, so a plain `{}` shows only the outermost message.
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
