@@ -222,6 +222,20 @@ impl EmotionClient {
     }
 }
 
+/// A scoring-service method: one unary call under the client's policy, on the next instance.
+macro_rules! unary {
+    ($(#[$doc:meta])* $method:ident($request:ty) -> $response:ty) => {
+        $(#[$doc])*
+        pub async fn $method(&self, request: $request) -> Result<$response, CallError> {
+            self.channels
+                .unary(&self.policy, stringify!($method), None, request, |c, r| async move {
+                    scoring_client(c).$method(r).await
+                })
+                .await
+        }
+    };
+}
+
 #[derive(Clone)]
 pub struct ScoringClient {
     channels: Channels,
@@ -246,45 +260,16 @@ impl ScoringClient {
         &self.policy
     }
 
-    pub async fn analyze_answer(
-        &self,
-        request: AnswerRequest,
-    ) -> Result<AnswerAnalysis, CallError> {
-        self.channels
-            .unary(
-                &self.policy,
-                "analyze_answer",
-                None,
-                request,
-                |c, r| async move { scoring_client(c).analyze_answer(r).await },
-            )
-            .await
-    }
-
-    pub async fn calculate_score(&self, request: ScoreRequest) -> Result<ScoreResponse, CallError> {
-        self.channels
-            .unary(
-                &self.policy,
-                "calculate_score",
-                None,
-                request,
-                |c, r| async move { scoring_client(c).calculate_score(r).await },
-            )
-            .await
-    }
-
-    pub async fn generate_report(
-        &self,
-        request: ReportRequest,
-    ) -> Result<ReportResponse, CallError> {
-        self.channels
-            .unary(
-                &self.policy,
-                "generate_report",
-                None,
-                request,
-                |c, r| async move { scoring_client(c).generate_report(r).await },
-            )
-            .await
-    }
+    unary!(
+        /// One answer's relevance, clarity and depth.
+        analyze_answer(AnswerRequest) -> AnswerAnalysis
+    );
+    unary!(
+        /// Scores a completed interview (and stores the score).
+        calculate_score(ScoreRequest) -> ScoreResponse
+    );
+    unary!(
+        /// Builds, stores and renders the report of a scored interview.
+        generate_report(ReportRequest) -> ReportResponse
+    );
 }
