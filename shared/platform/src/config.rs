@@ -33,7 +33,23 @@ impl EnvSource for HashMap<String, String> {
 pub struct ConfigError {
     pub key: String,
     pub value: String,
+    /// What was expected.
     pub reason: String,
+    /// The parser's own error, when there is one.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ConfigError {
+    /// A value that is readable but not acceptable, and what was expected instead.
+    pub fn invalid(key: &str, value: &str, reason: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+            source: None,
+        }
+    }
 }
 
 /// Typed reads over an [`EnvSource`]; empty values count as unset.
@@ -57,14 +73,15 @@ impl<'a> Env<'a> {
     pub fn parse<T>(&self, key: &str, default: T) -> Result<T, ConfigError>
     where
         T: FromStr,
-        T::Err: std::fmt::Display,
+        T::Err: std::error::Error + Send + Sync + 'static,
     {
         match self.optional(key) {
             None => Ok(default),
             Some(value) => value.trim().parse().map_err(|e: T::Err| ConfigError {
                 key: key.to_string(),
                 value: value.clone(),
-                reason: e.to_string(),
+                reason: format!("expected a {}", std::any::type_name::<T>()),
+                source: Some(Box::new(e)),
             }),
         }
     }

@@ -53,11 +53,11 @@ impl ConsulAgent {
             format!("http://{addr}")
         };
         if addr.parse::<http::Uri>().is_err() {
-            return Err(ConfigError {
-                key: "CONSUL_HTTP_ADDR".into(),
-                value: addr,
-                reason: "not an address such as http://127.0.0.1:8500".into(),
-            });
+            return Err(ConfigError::invalid(
+                "CONSUL_HTTP_ADDR",
+                &addr,
+                "not an address such as http://127.0.0.1:8500",
+            ));
         }
         Ok(Some(Self {
             addr,
@@ -101,11 +101,7 @@ impl Source {
             .map(|u| u.trim().trim_end_matches('/').to_string())
             .filter(|u| !u.is_empty())
             .collect();
-        let invalid = |value: &str, reason: &str| ConfigError {
-            key: key.to_string(),
-            value: value.to_string(),
-            reason: reason.to_string(),
-        };
+        let invalid = |value: &str, reason: &str| ConfigError::invalid(key, value, reason);
         if urls.is_empty() {
             return Err(invalid("", "needs at least one URL"));
         }

@@ -106,7 +106,9 @@ impl Builder<'_> {
         activation: Activation,
     ) -> Result<Op, GraphError> {
         let w = self.constant(o.inputs[1])?; // OHWI
-        let (oc, kh, kw, ic) = w.dims4().map_err(|e| self.invalid(e.to_string()))?;
+        let (oc, kh, kw, ic) = w
+            .dims4()
+            .map_err(|_| self.invalid("convolution weights are not 4-dimensional"))?;
         if stride.0 != stride.1 {
             return Err(self.invalid("non-square convolution stride"));
         }
@@ -140,7 +142,9 @@ impl Builder<'_> {
         activation: Activation,
     ) -> Result<Op, GraphError> {
         let w = self.constant(o.inputs[1])?; // 1HWC
-        let (_, kh, kw, c) = w.dims4().map_err(|e| self.invalid(e.to_string()))?;
+        let (_, kh, kw, c) = w
+            .dims4()
+            .map_err(|_| self.invalid("depthwise weights are not 4-dimensional"))?;
         let weights = w
             .permute((3, 1, 2, 0))?
             .contiguous()?
