@@ -105,9 +105,12 @@ async fn a_numbered_event_stream_loses_nothing_across_a_broker_restart() {
         })
     };
     // Restart the broker once a quarter of the stream is through.
-    while (received.lock().unwrap().len() as i64) < N / 4 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "a quarter of the stream",
+        || async { received.lock().unwrap().len() as i64 >= N / 4 },
+    )
+    .await;
     let down = BrokerDown::begin().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     down.end().await;
