@@ -244,16 +244,24 @@ async fn a_worker_killed_before_it_acks_leaves_the_event_to_the_next_one() {
         "worker killed before ack -> report by the next worker in {} ms",
         took.as_millis()
     );
-    let metrics = t
-        .http
-        .get(&format!("{}/metrics", second.url()))
-        .await
-        .unwrap();
-    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
-    assert!(
-        metrics.lines().any(|l| l == "interviews_scored_total 1"),
-        "scored exactly once by the second worker:\n{metrics}"
-    );
+    // The worker counts a score once its event is published, so the interview service may
+    // mark the report ready a moment before the count shows.
+    let scored_once = || async {
+        let metrics = t
+            .http
+            .get(&format!("{}/metrics", second.url()))
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&metrics.body)
+            .lines()
+            .any(|l| l == "interviews_scored_total 1")
+    };
+    eventually(
+        Duration::from_secs(10),
+        "scored exactly once by the second worker",
+        scored_once,
+    )
+    .await;
     let score = t.get(&format!("/api/v1/scores/session/{id}")).await;
     assert_eq!(score.status, 200, "{:?}", score.body);
     drop(second);
