@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
+use axum::serve::{ListenerExt, TapIo};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Env};
@@ -41,9 +42,23 @@ impl ServerConfig {
     }
 }
 
+/// The listener every server accepts on: a TCP listener that sets TCP_NODELAY on each accepted
+/// socket.
+type Acceptor = TapIo<TcpListener, fn(&mut TcpStream)>;
+
+/// Without TCP_NODELAY, a response written in more than one piece (HTTP/2 and gRPC frames
+/// often are) waits for the client's delayed ACK under Nagle's algorithm: about 40 ms added to
+/// every analysed frame, measured through gRPC against the running emotion service. Every
+/// protocol served here (HTTP, WebSocket, gRPC) accepts through this one place.
+fn no_delay(tcp: &mut TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY could not be set on an accepted socket");
+    }
+}
+
 /// A bound service, ready to run.
 pub struct Server {
-    listener: TcpListener,
+    listener: Acceptor,
     router: Router,
     spec: &'static ServiceSpec,
     grace: Duration,
@@ -62,7 +77,9 @@ impl Server {
         router: Router,
         cancel: CancellationToken,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .await?
+            .tap_io(no_delay as fn(&mut TcpStream));
         Ok(Self {
             listener,
             router,
@@ -74,9 +91,7 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        axum::serve::Listener::local_addr(&self.listener).expect("a bound listener has an address")
     }
 
     /// Serves until SIGINT or SIGTERM (what a binary's `main` runs).
@@ -135,6 +150,23 @@ mod tests {
         assert_eq!(config.port, 9000);
         assert_eq!(config.grace, Duration::from_secs(10));
         assert!(config.consul.is_none());
+    }
+
+    #[tokio::test]
+    async fn accepted_sockets_have_tcp_nodelay() {
+        let map: HashMap<String, String> = HashMap::new();
+        let config = ServerConfig::from_env(&Env::new(&map), "UNSET", 0).unwrap();
+        let router = Router::new();
+        let mut server = Server::bind(&config, &SPEC, router, CancellationToken::new())
+            .await
+            .unwrap();
+        let client = TcpStream::connect(server.local_addr()).await.unwrap();
+        let (accepted, from) = axum::serve::Listener::accept(&mut server.listener).await;
+        assert_eq!(from, client.local_addr().unwrap());
+        assert!(
+            accepted.nodelay().unwrap(),
+            "TCP_NODELAY on the server's side"
+        );
     }
 
     #[tokio::test]
