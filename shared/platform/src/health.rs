@@ -42,7 +42,11 @@ struct Component {
 }
 
 impl Health {
+    /// Also installs the process's metrics recorder, which must exist before the service does
+    /// anything worth counting: a consumer that starts at once (a redelivered event) would
+    /// otherwise count into nothing.
     pub fn new(service: &'static str) -> Self {
+        let _ = prometheus();
         Self {
             service,
             components: Arc::default(),
@@ -92,7 +96,6 @@ impl Health {
 
     /// `/health`, `/health/ready`, `/health/live` and `/metrics`.
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        let _ = prometheus();
         Router::new()
             .route("/health", get(summary))
             .route("/health/ready", get(ready))
