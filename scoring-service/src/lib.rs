@@ -15,6 +15,7 @@
 pub mod answer;
 pub mod app;
 pub mod error;
+pub mod meaning;
 pub mod grpc;
 pub mod overall;
 pub mod report;

@@ -1,0 +1,162 @@
+//! The sentence encoder: all-MiniLM-L6-v2 (a 6-layer BERT) run in candle, mean-pooled over the
+//! real tokens and L2-normalised, exactly as sentence-transformers builds the model's embeddings.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// Tokens per sentence the model was trained with (`max_seq_length` in its sentence-transformers
+/// folder); longer sentences are cut there, as the original runtime cuts them.
+pub const MAX_TOKENS: usize = 256;
+/// Sentences embedded in one forward pass. Sentences are sorted by length first, so a batch pads
+/// to a similar length; 16 keeps the padded work small without many tiny passes.
+const BATCH: usize = 16;
+
+/// A sentence's meaning as a unit vector: the dot product of two is their cosine similarity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding(Vec<f32>);
+
+impl Embedding {
+    /// Cosine similarity, -1..1 (both vectors are unit length).
+    pub fn similarity(&self, other: &Embedding) -> f32 {
+        self.0.iter().zip(&other.0).map(|(a, b)| a * b).sum()
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+/// What can go wrong loading or running the model; each keeps its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a BERT configuration")]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the tokenizer failed")]
+    Tokenizer(#[source] tokenizers::Error),
+    #[error("the sentence model failed")]
+    Tensor(#[from] candle_core::Error),
+}
+
+/// The loaded model and its tokenizer. Loaded once at start and shared; `embed` is pure CPU work,
+/// so callers run it off the async runtime.
+pub struct SentenceEncoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+}
+
+impl std::fmt::Debug for SentenceEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentenceEncoder").finish_non_exhaustive()
+    }
+}
+
+impl SentenceEncoder {
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir` (as
+    /// `scripts/fetch-assets.sh` leaves them).
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|source| ModelError::Read { path, source })
+        };
+        let config_path = dir.join("config.json");
+        let config: Config = serde_json::from_slice(&read("config.json")?).map_err(|source| {
+            ModelError::Config {
+                path: config_path,
+                source,
+            }
+        })?;
+        let mut tokenizer =
+            Tokenizer::from_bytes(read("tokenizer.json")?).map_err(ModelError::Tokenizer)?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(ModelError::Tokenizer)?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
+        let device = Device::Cpu;
+        let weights = read("model.safetensors")?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
+        let model = BertModel::load(vb, &config)?;
+        Ok(Self {
+            model,
+            tokenizer,
+            device,
+        })
+    }
+
+    /// The token ids the model sees for one sentence (with `[CLS]` and `[SEP]`).
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(ModelError::Tokenizer)?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// One embedding per text, in the order given.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>, ModelError> {
+        let _span = tracing::debug_span!("embed", sentences = texts.len()).entered();
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out: Vec<Option<Embedding>> = vec![None; texts.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            for (&i, e) in chunk.iter().zip(self.embed_batch(&batch)?) {
+                out[i] = Some(e);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|e| e.expect("every text embedded"))
+            .collect())
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Embedding>, ModelError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(ModelError::Tokenizer)?;
+        let len = encodings.first().map_or(0, |e| e.get_ids().len());
+        let (mut ids, mut mask) = (Vec::new(), Vec::new());
+        for e in &encodings {
+            ids.extend_from_slice(e.get_ids());
+            mask.extend_from_slice(e.get_attention_mask());
+        }
+        let shape = (texts.len(), len);
+        let ids = Tensor::from_vec(ids, shape, &self.device)?;
+        let mask = Tensor::from_vec(mask, shape, &self.device)?;
+        let types = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (batch, len, 384)
+        // Mean over the real tokens only: padding must not dilute a short sentence.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let unit = mean.broadcast_div(&norms)?;
+        Ok(unit
+            .to_vec2::<f32>()?
+            .into_iter()
+            .map(Embedding)
+            .collect())
+    }
+}
