@@ -1,9 +1,12 @@
 //! The scoring use cases, shared by the gRPC and REST front ends.
 
+use std::sync::Arc;
+
 use iv_contracts::now_millis;
 
 use crate::answer::{self, AnswerAnalysis, AnswerInput};
 use crate::error::ScoringError;
+use crate::meaning::SentenceEncoder;
 use crate::overall::{self, Score, ScoreInput};
 use crate::report::{self, Report};
 use crate::store::ScoreStore;
@@ -54,16 +57,24 @@ impl ReportFormat {
 #[derive(Clone)]
 pub struct ScoringApp {
     store: ScoreStore,
+    /// The sentence model, loaded once at start and shared by every request.
+    encoder: Arc<SentenceEncoder>,
 }
 
 impl ScoringApp {
-    pub fn new(store: ScoreStore) -> Self {
-        Self { store }
+    pub fn new(store: ScoreStore, encoder: Arc<SentenceEncoder>) -> Self {
+        Self { store, encoder }
     }
 
-    pub fn analyze_answer(&self, input: &AnswerInput) -> Result<AnswerAnalysis, ScoringError> {
-        validate_answer(input)?;
-        Ok(answer::analyze(input))
+    pub async fn analyze_answer(&self, input: AnswerInput) -> Result<AnswerAnalysis, ScoringError> {
+        validate_answer(&input)?;
+        let encoder = self.encoder.clone();
+        let started = std::time::Instant::now();
+        let analysis = tokio::task::spawn_blocking(move || answer::analyze(&input, &encoder))
+            .await
+            .map_err(ScoringError::WorkerGone)??;
+        metrics::histogram!("answer_analysis_seconds").record(started.elapsed().as_secs_f64());
+        Ok(analysis)
     }
 
     /// Scores an interview and stores the result (replacing an earlier score of the same session).
@@ -84,7 +95,13 @@ impl ScoringApp {
         for a in &input.answers {
             validate_answer(a)?;
         }
-        let score = overall::calculate(input, now_millis());
+        let encoder = self.encoder.clone();
+        let owned = input.clone();
+        let analyses =
+            tokio::task::spawn_blocking(move || overall::analyze_answers(&owned, &encoder))
+                .await
+                .map_err(ScoringError::WorkerGone)??;
+        let score = overall::calculate(input, analyses, now_millis());
         self.store.save_score(&score).await?;
         metrics::counter!("scores_calculated_total", "sufficient" => score.sufficient_data.to_string()).increment(1);
         Ok(score)
@@ -128,6 +145,11 @@ fn validate_answer(a: &AnswerInput) -> Result<(), ScoringError> {
         return Err(ScoringError::InvalidInput(format!(
             "transcript longer than {MAX_TRANSCRIPT_CHARS} characters"
         )));
+    }
+    if a.question.trim().is_empty() {
+        return Err(ScoringError::InvalidInput(
+            "question is required: an answer is scored against its question".into(),
+        ));
     }
     if a.expected_points.len() > 50 {
         return Err(ScoringError::InvalidInput(

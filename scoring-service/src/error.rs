@@ -18,6 +18,10 @@ pub enum ScoringError {
     Database(#[from] sqlx::Error),
     #[error("a record could not be written as JSON")]
     Serialize(#[source] serde_json::Error),
+    #[error("the sentence model failed")]
+    Model(#[from] crate::meaning::ModelError),
+    #[error("the scoring worker stopped before answering")]
+    WorkerGone(#[source] tokio::task::JoinError),
     #[error("stored record for session {session} is unreadable")]
     Corrupt {
         session: String,
@@ -50,6 +54,9 @@ impl From<ScoringError> for ApiError {
             ScoringError::Database(_)
             | ScoringError::Serialize(_)
             | ScoringError::Corrupt { .. } => ApiError::internal("scoring storage", &Chain(&err)),
+            ScoringError::Model(_) | ScoringError::WorkerGone(_) => {
+                ApiError::internal("answer scoring", &Chain(&err))
+            }
         }
     }
 }

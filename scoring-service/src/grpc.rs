@@ -6,7 +6,7 @@ use iv_contracts::scoring::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::answer::{AnswerAnalysis, AnswerInput};
+use crate::answer::{self, AnswerAnalysis, AnswerInput, PointStatus};
 use crate::app::{ReportFormat, ScoringApp};
 use crate::error::ScoringError;
 use crate::overall::{FrameSample, Score, ScoreInput};
@@ -40,7 +40,7 @@ impl ScoringService for GrpcScoring {
             transcript: r.answer,
             duration_secs: (r.duration > 0.0).then_some(r.duration),
         };
-        let analysis = self.scoring.analyze_answer(&input)?;
+        let analysis = self.scoring.analyze_answer(input).await?;
         Ok(Response::new(analysis_to_wire(&analysis)))
     }
 
@@ -121,6 +121,28 @@ pub fn analysis_to_wire(a: &AnswerAnalysis) -> pb::AnswerAnalysis {
         filler_count: a.filler_count as i32,
         words_per_minute: a.words_per_minute.unwrap_or_default(),
         sufficient_data: a.sufficient_data,
+        evidence: a
+            .evidence
+            .iter()
+            .map(|e| pb::PointEvidence {
+                point: e.point.clone(),
+                status: point_status(e.status) as i32,
+                sentence: e.sentence.clone().unwrap_or_default(),
+                similarity: e.similarity,
+            })
+            .collect(),
+        question_relevance: a.question_relevance,
+        method: answer::METHOD.into(),
+    }
+}
+
+fn point_status(s: PointStatus) -> pb::PointStatus {
+    match s {
+        PointStatus::Covered => pb::PointStatus::Covered,
+        PointStatus::Partial => pb::PointStatus::Partial,
+        PointStatus::Rejected => pb::PointStatus::Rejected,
+        PointStatus::Listed => pb::PointStatus::Listed,
+        PointStatus::Missing => pb::PointStatus::Missing,
     }
 }
 

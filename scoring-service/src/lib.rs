@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`text`]: words, sentences, stop words, stemming, fillers.
-//! - [`answer`]: one answer's relevance, clarity and depth.
+//! - [`meaning`]: the sentence model (all-MiniLM-L6-v2 in candle) that compares meanings.
+//! - [`answer`]: one answer's relevance, clarity and depth, with the evidence for each point.
 //! - [`overall`]: the interview's technical, communication and engagement components and the
 //!   documented overall weighting.
 //! - [`report`]: the report and its PDF rendering.
@@ -15,8 +16,8 @@
 pub mod answer;
 pub mod app;
 pub mod error;
-pub mod meaning;
 pub mod grpc;
+pub mod meaning;
 pub mod overall;
 pub mod report;
 pub mod routes;
@@ -38,6 +39,8 @@ pub struct Config {
     /// Port 8083 by default (`SCORING_PORT`).
     pub server: ServerConfig,
     pub database_url: String,
+    /// The sentence model's folder (`SENTENCE_MODEL_DIR`, default where the fetch script puts it).
+    pub sentence_model_dir: std::path::PathBuf,
 }
 
 impl Config {
@@ -46,6 +49,12 @@ impl Config {
         Ok(Self {
             server: ServerConfig::from_env(&env, "SCORING_PORT", 8083)?,
             database_url: db::url_from_env(&env),
+            sentence_model_dir: env
+                .string(
+                    "SENTENCE_MODEL_DIR",
+                    &meaning::default_model_dir().display().to_string(),
+                )
+                .into(),
         })
     }
 }
@@ -64,12 +73,27 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .await
         .context("opening the database")?;
     health.set("database", true, "connected");
-    let scoring = app::ScoringApp::new(store::ScoreStore::new(pool));
+    let scoring = app::ScoringApp::new(store::ScoreStore::new(pool), load_encoder(&config)?);
 
     let router = service_router(scoring, health).await?;
     Server::bind(&config.server, &SERVICE, router, CancellationToken::new())
         .await
         .context("binding the scoring port")
+}
+
+/// Loads the sentence model once, at start. A missing or corrupt file stops the service with what
+/// failed and how to fetch it.
+pub fn load_encoder(config: &Config) -> anyhow::Result<std::sync::Arc<meaning::SentenceEncoder>> {
+    let dir = &config.sentence_model_dir;
+    let encoder = meaning::SentenceEncoder::load(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "{}\nthe sentence model is fetched by scripts/fetch-assets.sh (SENTENCE_MODEL_DIR={})",
+            iv_platform::errors::Chain(&e),
+            dir.display()
+        )
+    })?;
+    tracing::info!(model = %dir.display(), "sentence model loaded");
+    Ok(std::sync::Arc::new(encoder))
 }
 
 /// The service's whole surface on one port: gRPC (with health and reflection), REST, health and

@@ -7,6 +7,7 @@ use iv_contracts::policy::AnalysisPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::answer::{self, AnswerAnalysis, AnswerInput, round1};
+use crate::meaning::{ModelError, SentenceEncoder};
 
 /// The parts of the score; `Overall` is their weighted sum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,16 +222,30 @@ impl Score {
     }
 }
 
-pub fn calculate(input: &ScoreInput, now_ms: i64) -> Score {
+/// Every answer of an interview analysed, in order. CPU work: run it off the async runtime.
+pub fn analyze_answers(
+    input: &ScoreInput,
+    encoder: &SentenceEncoder,
+) -> Result<Vec<AnswerAnalysis>, ModelError> {
+    input
+        .answers
+        .iter()
+        .map(|a| answer::analyze(a, encoder))
+        .collect()
+}
+
+/// The interview's score from its answers' analyses (one per answer, in order) and its frames.
+pub fn calculate(input: &ScoreInput, analyses: Vec<AnswerAnalysis>, now_ms: i64) -> Score {
     let answers: Vec<ScoredAnswer> = input
         .answers
         .iter()
-        .map(|a| ScoredAnswer {
+        .zip(analyses)
+        .map(|(a, analysis)| ScoredAnswer {
             question_id: a.question_id.clone(),
             question: a.question.clone(),
             category: a.category.clone(),
             transcript: a.transcript.clone(),
-            analysis: answer::analyze(a),
+            analysis,
         })
         .collect();
     let total_questions = input.total_questions.max(answers.len() as u32);
@@ -607,6 +622,11 @@ fn round3(v: f32) -> f32 {
 mod tests {
     use super::*;
 
+    fn score(input: &ScoreInput, now_ms: i64) -> Score {
+        let analyses = analyze_answers(input, &crate::meaning::test_encoder()).unwrap();
+        calculate(input, analyses, now_ms)
+    }
+
     fn answer(q: &str, points: &[&str], transcript: &str) -> AnswerInput {
         AnswerInput {
             question_id: q.into(),
@@ -662,7 +682,7 @@ mod tests {
             total_questions: 2,
             ..Default::default()
         };
-        let s = calculate(&input, 1);
+        let s = score(&input, 1);
         assert!(s.sufficient_data);
         let (t, c, e) = (
             s.technical_score.unwrap(),
@@ -701,7 +721,7 @@ mod tests {
             total_questions: 2,
             ..Default::default()
         };
-        let s = calculate(&input, 1);
+        let s = score(&input, 1);
         assert_eq!(s.engagement_score, None);
         let e = s.component(ComponentName::Engagement);
         assert!(
@@ -727,7 +747,7 @@ mod tests {
             total_questions: 2,
             ..Default::default()
         };
-        let s = calculate(&input, 1);
+        let s = score(&input, 1);
         assert!(!s.sufficient_data);
         assert_eq!(s.overall_score, None);
         assert_eq!(s.technical_score, None);
@@ -746,8 +766,8 @@ mod tests {
             total_questions: 4,
             ..base.clone()
         };
-        let a = calculate(&base, 1).technical_score.unwrap();
-        let b = calculate(&more_asked, 1).technical_score.unwrap();
+        let a = score(&base, 1).technical_score.unwrap();
+        let b = score(&more_asked, 1).technical_score.unwrap();
         assert!((b - a / 2.0).abs() < 0.2, "{a} {b}");
     }
 
@@ -760,7 +780,7 @@ mod tests {
             analysis_policy: AnalysisPolicy::Engagement,
             ..Default::default()
         };
-        let s = calculate(&input, 1);
+        let s = score(&input, 1);
         assert_eq!(s.engagement.composure, None);
         assert!(
             (s.engagement_score.unwrap() - 95.0).abs() < 0.01,
@@ -779,7 +799,7 @@ mod tests {
             frames: f,
             ..Default::default()
         };
-        let s = calculate(&input, 1);
+        let s = score(&input, 1);
         assert!(s.engagement_score.unwrap() < 70.0);
         assert!(
             s.insights

@@ -262,7 +262,7 @@ pub fn to_pdf(report: &Report) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::answer::AnswerInput;
-    use crate::overall::{ScoreInput, calculate};
+    use crate::overall::{ScoreInput, analyze_answers, calculate};
 
     fn score() -> Score {
         let input = ScoreInput {
@@ -280,7 +280,11 @@ mod tests {
             total_questions: 1,
             ..Default::default()
         };
-        calculate(&input, 5)
+        calculate(
+            &input,
+            analyze_answers(&input, &crate::meaning::test_encoder()).unwrap(),
+            5,
+        )
     }
 
     #[test]

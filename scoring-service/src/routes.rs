@@ -41,7 +41,7 @@ async fn analyze(
     State(s): State<RestState>,
     AppJson(input): AppJson<AnswerInput>,
 ) -> Result<Response, ScoringError> {
-    Ok(Json(s.scoring.analyze_answer(&input)?).into_response())
+    Ok(Json(s.scoring.analyze_answer(input).await?).into_response())
 }
 
 async fn session_score(

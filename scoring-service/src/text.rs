@@ -14,9 +14,21 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Sentences: split on terminal punctuation; a transcript without any is one sentence.
+/// Sentences: split on terminal punctuation followed by a space or the end, so "e.g." inside a
+/// word run and "99.9" stay whole; a transcript without any is one sentence.
 pub fn sentences(text: &str) -> Vec<&str> {
-    text.split(['.', '!', '?', ';'])
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let next_is_break = chars.peek().is_none_or(|(_, n)| n.is_whitespace());
+        if matches!(c, '.' | '!' | '?' | ';') && next_is_break {
+            out.push(&text[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    out.push(&text[start..]);
+    out.into_iter()
         .map(str::trim)
         .filter(|s| s.chars().any(char::is_alphanumeric))
         .collect()
@@ -323,5 +335,9 @@ mod tests {
         assert_eq!(sentences("One. Two? Three!").len(), 3);
         assert_eq!(sentences("no punctuation at all").len(), 1);
         assert!(sentences("  ... ").is_empty());
+        assert_eq!(
+            sentences("It cut latency to 99.9 ms. Then we shipped").len(),
+            2
+        );
     }
 }

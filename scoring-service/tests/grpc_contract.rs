@@ -108,6 +108,118 @@ async fn analyze_answer_scores_coverage_and_says_insufficient_for_an_empty_answe
     assert!(empty.feedback.contains("Insufficient data"));
 }
 
+const URL_QUESTION: &str = "How would you design a URL shortening service?";
+const URL_POINTS: [&str; 5] = [
+    "generate unique short keys or hashes",
+    "database storage mapping keys to URLs",
+    "cache popular redirects",
+    "scale reads with replicas or load balancing",
+    "handle expiry, collisions and abuse",
+];
+
+async fn url_answer(
+    client: &mut ScoringServiceClient<Channel>,
+    answer: &str,
+) -> iv_contracts::scoring::AnswerAnalysis {
+    client
+        .analyze_answer(AnswerRequest {
+            question: URL_QUESTION.into(),
+            answer: answer.into(),
+            category: "technical".into(),
+            expected_points: URL_POINTS.iter().map(|p| p.to_string()).collect(),
+            duration: 0.0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn answers_are_judged_by_meaning_not_by_the_rubric_words_they_repeat() {
+    let (mut client, _, _) = spawn().await;
+    let own_words = url_answer(
+        &mut client,
+        "I would keep a counter and write each new number in base 62, so every link gets its own          code of six or seven characters. A key-value table holds the code and the original address          it points to. Most traffic goes to a few famous links, so I would keep those hot entries in memory in front of the table. Reading is far more common than writing, so I would put          several read copies of the data behind a balancer. Links should run out after a date, and          I would limit how many links one client can make so spammers cannot flood it.",
+    )
+    .await;
+    let partial = url_answer(
+        &mut client,
+        "I would create a short code for every long link by hashing the URL. Then I would save the          code and the original URL together in a database table.",
+    )
+    .await;
+    let keywords = url_answer(
+        &mut client,
+        "unique short keys hashes database storage mapping keys URLs cache popular redirects scale          reads replicas load balancing expiry collisions abuse",
+    )
+    .await;
+    let negated = url_answer(
+        &mut client,
+        "I would not generate unique short keys or hashes, and I would not bother with database          storage mapping keys to URLs. Caching popular redirects is pointless. Scaling reads with          replicas or load balancing is unnecessary. Handling expiry, collisions and abuse is a          waste of time.",
+    )
+    .await;
+    let off_topic = url_answer(
+        &mut client,
+        "Last weekend I went hiking in the mountains with my dog. We walked for six hours along a          ridge and could see three lakes from the top.",
+    )
+    .await;
+
+    let r = |a: &iv_contracts::scoring::AnswerAnalysis| a.relevance_score;
+    assert!(r(&own_words) >= 60.0, "{own_words:?}");
+    assert!(
+        r(&own_words) > r(&partial) + 15.0,
+        "{own_words:?}\n{partial:?}"
+    );
+    for low in [&keywords, &negated, &off_topic] {
+        assert!(r(&partial) > r(low) + 15.0, "{partial:?}\n{low:?}");
+        assert!(r(low) <= 10.0, "{low:?}");
+    }
+    // The evidence says why, point by point.
+    use iv_contracts::scoring::PointStatus;
+    assert_eq!(own_words.evidence.len(), URL_POINTS.len());
+    let cache = &own_words.evidence[2];
+    assert_eq!(cache.point, "cache popular redirects");
+    assert!(cache.status == PointStatus::Covered as i32, "{cache:?}");
+    assert!(
+        cache.sentence.contains("famous links") || cache.sentence.contains("hot entries"),
+        "{cache:?}"
+    );
+    assert!(
+        negated
+            .evidence
+            .iter()
+            .all(|e| e.status == PointStatus::Rejected as i32),
+        "{negated:?}"
+    );
+    assert!(
+        keywords
+            .evidence
+            .iter()
+            .all(|e| e.status != PointStatus::Covered as i32),
+        "{keywords:?}"
+    );
+    assert!(
+        keywords.feedback.contains("list of keywords"),
+        "{}",
+        keywords.feedback
+    );
+    assert!(!own_words.method.is_empty());
+}
+
+#[tokio::test]
+async fn an_empty_question_is_refused_and_says_what_is_missing() {
+    let (mut client, _, _) = spawn().await;
+    let err = client
+        .analyze_answer(AnswerRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("question is required"),
+        "{}",
+        err.message()
+    );
+}
+
 #[tokio::test]
 async fn calculate_score_weights_components_and_reports_missing_engagement_honestly() {
     let (mut client, _, _) = spawn().await;

@@ -30,7 +30,12 @@ fn encoder() -> SentenceEncoder {
 fn the_tokenizer_gives_the_reference_token_ids() {
     let encoder = encoder();
     for r in fixture().sentences {
-        assert_eq!(encoder.token_ids(&r.text).unwrap(), r.token_ids, "{}", r.text);
+        assert_eq!(
+            encoder.token_ids(&r.text).unwrap(),
+            r.token_ids,
+            "{}",
+            r.text
+        );
     }
 }
 
@@ -43,7 +48,12 @@ fn embeddings_match_the_original_runtime_in_one_batch_and_alone() {
     for (r, got) in fixture.sentences.iter().zip(&batched) {
         let alone = &encoder.embed(&[r.text.as_str()]).unwrap()[0];
         for e in [got, alone] {
-            let cosine: f32 = e.as_slice().iter().zip(&r.embedding).map(|(a, b)| a * b).sum();
+            let cosine: f32 = e
+                .as_slice()
+                .iter()
+                .zip(&r.embedding)
+                .map(|(a, b)| a * b)
+                .sum();
             let worst = e
                 .as_slice()
                 .iter()

@@ -74,12 +74,11 @@ impl SentenceEncoder {
             std::fs::read(&path).map_err(|source| ModelError::Read { path, source })
         };
         let config_path = dir.join("config.json");
-        let config: Config = serde_json::from_slice(&read("config.json")?).map_err(|source| {
-            ModelError::Config {
+        let config: Config =
+            serde_json::from_slice(&read("config.json")?).map_err(|source| ModelError::Config {
                 path: config_path,
                 source,
-            }
-        })?;
+            })?;
         let mut tokenizer =
             Tokenizer::from_bytes(read("tokenizer.json")?).map_err(ModelError::Tokenizer)?;
         tokenizer
@@ -153,10 +152,6 @@ impl SentenceEncoder {
         let mean = summed.broadcast_div(&counts)?;
         let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
         let unit = mean.broadcast_div(&norms)?;
-        Ok(unit
-            .to_vec2::<f32>()?
-            .into_iter()
-            .map(Embedding)
-            .collect())
+        Ok(unit.to_vec2::<f32>()?.into_iter().map(Embedding).collect())
     }
 }

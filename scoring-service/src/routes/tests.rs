@@ -14,7 +14,7 @@ use crate::store::{self, ScoreStore};
 async fn app() -> axum::Router {
     let pool = fresh_sqlite(&[store::SCHEMA]).await;
     crate::service_router(
-        ScoringApp::new(ScoreStore::new(pool)),
+        ScoringApp::new(ScoreStore::new(pool), crate::meaning::test_encoder()),
         Health::new("scoring-service"),
     )
     .await
