@@ -7,6 +7,7 @@ use iv_contracts::policy::AnalysisPolicy;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 use serde::{Deserialize, Serialize};
 
+use crate::answer::PointEvidence;
 use crate::overall::{Component, EngagementSummary, Insight, Score};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +23,13 @@ pub struct ReportAnswer {
     pub missed_points: Vec<String>,
     pub feedback: String,
     pub sufficient_data: bool,
+    /// For every expected point: how it was judged and the candidate's statement behind it.
+    #[serde(default)]
+    pub evidence: Vec<PointEvidence>,
 }
+
+/// How answers are scored, in words a recruiter reads in every report.
+pub const SCORING_EXPLAINED: &str = "How answers are scored: each expected point is compared by meaning with every statement of the answer, using the sentence model all-MiniLM-L6-v2 (a pretrained English model; cosine similarity of sentence embeddings). A point counts as covered when a statement is close enough in meaning, and in part when it comes near; a statement that rejects or negates the point, or a point only named in a list of keywords, does not count. Relevance is 80% point coverage and 20% closeness to the question (100% closeness when no points are set), scaled down when much of the answer is off the question. Depth counts on-topic substance, reasoning and examples; clarity takes off for fillers, very long or short sentences, pace and keyword lists. Known limits: English only; very short answers (under 5 words) are not assessed; the model judges topic better than correctness, so a fluent wrong statement about the right topic can still count. Scores are advisory: a person makes the decision.";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -40,6 +47,9 @@ pub struct Report {
     pub answers: Vec<ReportAnswer>,
     /// Present when asked for and when the policy allowed frame analysis.
     pub engagement: Option<EngagementSummary>,
+    /// How the answer scores were computed, their limits, and that they are advisory.
+    #[serde(default)]
+    pub scoring_method: String,
 }
 
 pub fn build(score: &Score, include_emotions: bool, now_ms: i64) -> Report {
@@ -78,9 +88,11 @@ pub fn build(score: &Score, include_emotions: bool, now_ms: i64) -> Report {
                 missed_points: a.analysis.missed_points.clone(),
                 feedback: a.analysis.feedback.clone(),
                 sufficient_data: a.analysis.sufficient_data,
+                evidence: a.analysis.evidence.clone(),
             })
             .collect(),
         engagement,
+        scoring_method: SCORING_EXPLAINED.into(),
     }
 }
 
@@ -129,8 +141,20 @@ fn lines(report: &Report) -> Vec<(bool, String)> {
             ));
         }
         out.push((false, format!("    {}", a.feedback)));
+        for e in &a.evidence {
+            let said = e.sentence.as_deref().map_or(String::new(), |s| {
+                format!(": \"{s}\" (similarity {:.2})", e.similarity)
+            });
+            out.push((
+                false,
+                format!("    - {} [{}]{said}", e.point, e.status.as_str()),
+            ));
+        }
         out.push((false, format!("    Transcript: {}", a.transcript)));
     }
+    out.push((false, String::new()));
+    out.push((true, "How this report was made".into()));
+    out.push((false, SCORING_EXPLAINED.into()));
     if let Some(e) = &report.engagement {
         out.push((false, String::new()));
         out.push((true, "Engagement".into()));
@@ -304,6 +328,22 @@ mod tests {
             assert!(text.contains(&line), "{line:?} is in the PDF");
         }
         assert!(overall.score.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn each_point_shows_its_evidence_and_the_report_says_how_it_scores() {
+        let report = build(&score(), false, 6);
+        let evidence = &report.answers[0].evidence;
+        assert_eq!(evidence.len(), 1);
+        assert_eq!(evidence[0].status, crate::answer::PointStatus::Covered);
+        let text: Vec<String> = lines(&report).into_iter().map(|(_, l)| l).collect();
+        let text = text.join("\n");
+        assert!(
+            text.contains("- speeds up lookups [covered]: \"An index speeds up lookups"),
+            "{text}"
+        );
+        assert!(text.contains("all-MiniLM-L6-v2") && text.contains("advisory"));
+        assert!(report.scoring_method.contains("English only"));
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub const LIST_FUNCTION_SHARE: f32 = 0.2;
 /// Shorter fragments ("Redis for hot links") are too short to judge their form.
 pub const LIST_MIN_WORDS: usize = 6;
 
+/// Sentences longer than this are also cut into clauses (as are negated ones): a long sentence
+/// often holds several points, a short one rarely. Each cut sentence is embedded twice, whole and
+/// in pieces, so cutting every sentence would nearly double the model's work.
+const CLAUSE_SPLIT_WORDS: usize = 16;
+
 /// Words that end one claim and start another within a sentence. Negation does not reach across
 /// them: in "we don't want collisions, so we generate unique keys" the keys are affirmed.
 const CONNECTIVES: &[&str] = &[
@@ -121,7 +126,11 @@ pub fn statements(transcript: &str) -> Vec<Statement> {
         // applying here because your team builds fast systems") and also cut into its clauses, so
         // that one claim can match a point alone and what it affirms beside what it rejects still
         // counts. Counting words (depth, focus) uses only the pieces, never both.
-        let pieces = clauses(sentence);
+        let pieces = if is_negated(&words) || words.len() > CLAUSE_SPLIT_WORDS {
+            clauses(sentence)
+        } else {
+            vec![sentence.to_string()]
+        };
         let mut push = |text: String, piece: bool| {
             let words = text::words(&text);
             if !words.is_empty() {
@@ -312,14 +321,16 @@ mod tests {
     }
 
     #[test]
-    fn an_affirmative_sentence_stays_whole() {
+    fn a_short_sentence_stays_whole_and_a_long_one_is_also_cut() {
         let s =
             statements("I am applying here because your team builds fast systems, so I can grow.");
-        assert_eq!(
-            s[0].text,
-            "I am applying here because your team builds fast systems, so I can grow"
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(s[0].piece);
+        let long = statements(
+            "I own the services that plan delivery routes, and I mentor two junior developers, \
+             because our team grew quickly last year.",
         );
-        assert!(!s[0].piece);
-        assert_eq!(s.iter().filter(|s| s.piece).count(), 3, "{s:?}");
+        assert!(!long[0].piece, "a long sentence is also kept whole");
+        assert_eq!(long.iter().filter(|s| s.piece).count(), 3, "{long:?}");
     }
 }

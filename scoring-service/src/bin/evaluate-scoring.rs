@@ -283,3 +283,21 @@ fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::agreement;
+
+    #[test]
+    fn agreement_is_full_for_the_grader_order_and_none_for_its_reverse() {
+        let ranks = [1, 2, 3, 3];
+        let same = agreement(&ranks, &[90.0, 50.0, 10.0, 5.0]);
+        assert_eq!((same.pairs, same.agreeing), (5, 5.0));
+        assert!((same.tau_b - 0.9129).abs() < 1e-3, "{}", same.tau_b);
+        let reversed = agreement(&ranks, &[5.0, 50.0, 90.0, 90.0]);
+        assert_eq!(reversed.agreeing, 0.0);
+        assert!(reversed.tau_b < -0.9);
+        let tied = agreement(&ranks, &[10.0, 10.0, 10.0, 10.0]);
+        assert_eq!(tied.agreeing, 2.5, "a scorer tie counts half");
+    }
+}

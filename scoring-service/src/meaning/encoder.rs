@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 /// Tokens per sentence the model was trained with (`max_seq_length` in its sentence-transformers
 /// folder); longer sentences are cut there, as the original runtime cuts them.
 pub const MAX_TOKENS: usize = 256;
-/// Sentences embedded in one forward pass. Sentences are sorted by length first, so a batch pads
-/// to a similar length; 16 keeps the padded work small without many tiny passes.
+/// Most sentences embedded in one forward pass.
 const BATCH: usize = 16;
+/// Most padding tokens a batch may add to its shortest sentence: a pass per few tokens of length
+/// costs less than the padding it saves.
+const PAD_SLACK: usize = 3;
 
 /// A sentence's meaning as a unit vector: the dot product of two is their cosine similarity.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,10 +89,9 @@ impl SentenceEncoder {
                 ..Default::default()
             }))
             .map_err(ModelError::Tokenizer)?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..Default::default()
-        }));
+        // tokenizer.json pads every sentence to 128 tokens; batches are padded here instead, to
+        // their own longest sentence.
+        tokenizer.with_padding(None);
         let device = Device::Cpu;
         let weights = read("model.safetensors")?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
@@ -114,14 +115,34 @@ impl SentenceEncoder {
     /// One embedding per text, in the order given.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>, ModelError> {
         let _span = tracing::debug_span!("embed", sentences = texts.len()).entered();
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(ModelError::Tokenizer)?;
+        // Work grows with the padded length of a batch, so texts are grouped by token count:
+        // sorted, then cut into batches whose longest text is at most a few tokens over the
+        // shortest. Every token of padding costs as much as a real one.
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
         let mut out: Vec<Option<Embedding>> = vec![None; texts.len()];
-        for chunk in order.chunks(BATCH) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            for (&i, e) in chunk.iter().zip(self.embed_batch(&batch)?) {
+        let mut start = 0;
+        while start < order.len() {
+            let shortest = encodings[order[start]].get_ids().len();
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < BATCH
+                && encodings[order[end]].get_ids().len() <= shortest + PAD_SLACK
+            {
+                end += 1;
+            }
+            let batch: Vec<&[u32]> = order[start..end]
+                .iter()
+                .map(|&i| encodings[i].get_ids())
+                .collect();
+            for (&i, e) in order[start..end].iter().zip(self.embed_batch(&batch)?) {
                 out[i] = Some(e);
             }
+            start = end;
         }
         Ok(out
             .into_iter()
@@ -129,18 +150,17 @@ impl SentenceEncoder {
             .collect())
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Embedding>, ModelError> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(ModelError::Tokenizer)?;
-        let len = encodings.first().map_or(0, |e| e.get_ids().len());
+    /// Token id sequences of close lengths, padded here to the longest.
+    fn embed_batch(&self, batch: &[&[u32]]) -> Result<Vec<Embedding>, ModelError> {
+        let len = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
         let (mut ids, mut mask) = (Vec::new(), Vec::new());
-        for e in &encodings {
-            ids.extend_from_slice(e.get_ids());
-            mask.extend_from_slice(e.get_attention_mask());
+        for tokens in batch {
+            ids.extend_from_slice(tokens);
+            ids.extend(std::iter::repeat_n(0u32, len - tokens.len()));
+            mask.extend(std::iter::repeat_n(1u32, tokens.len()));
+            mask.extend(std::iter::repeat_n(0u32, len - tokens.len()));
         }
-        let shape = (texts.len(), len);
+        let shape = (batch.len(), len);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
         let types = ids.zeros_like()?;
