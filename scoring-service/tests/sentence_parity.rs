@@ -78,3 +78,22 @@ fn similar_meanings_are_closer_than_unrelated_ones() {
         .unwrap();
     assert!(e[0].similarity(&e[1]) > e[0].similarity(&e[2]) + 0.1);
 }
+
+#[test]
+fn a_missing_model_stops_the_service_with_the_fix() {
+    let env: std::collections::HashMap<String, String> = [(
+        "SENTENCE_MODEL_DIR".to_string(),
+        "/nonexistent/all-minilm-l6-v2".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let config = scoring_service::Config::from_env(&env).unwrap();
+    let err = scoring_service::load_encoder(&config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/nonexistent/all-minilm-l6-v2/config.json"),
+        "{err}"
+    );
+    assert!(err.contains("scripts/fetch-assets.sh"), "{err}");
+}
