@@ -361,3 +361,50 @@ async fn the_grpc_health_service_reports_serving() {
         .status;
     assert_eq!(status, ServingStatus::Serving as i32);
 }
+
+/// Lists the services over one version of gRPC reflection, as a client of that version would.
+macro_rules! listed_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("reflection answers")
+            .into_inner();
+        match responses.message().await.unwrap().unwrap().message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => list
+                .service
+                .into_iter()
+                .map(|s| s.name)
+                .collect::<Vec<String>>(),
+            other => panic!("not a service list: {other:?}"),
+        }
+    }};
+}
+
+#[tokio::test]
+async fn reflection_v1_lists_the_services() {
+    let (_, channel, _) = spawn().await;
+    let services = listed_services!(v1, channel);
+    assert!(
+        services.iter().any(|s| s == "scoring.ScoringService"),
+        "{services:?}"
+    );
+}
+
+#[tokio::test]
+async fn reflection_v1alpha_lists_the_services_for_older_clients() {
+    let (_, channel, _) = spawn().await;
+    let services = listed_services!(v1alpha, channel);
+    assert!(
+        services.iter().any(|s| s == "scoring.ScoringService"),
+        "{services:?}"
+    );
+}

@@ -84,16 +84,23 @@ pub async fn not_found(headers: HeaderMap) -> Response {
 }
 
 /// One port for REST and gRPC: the service's gRPC routes (its own service and grpc.health.v1)
-/// get reflection added, are merged with its REST routes, and the whole wears the common layers
+/// get reflection (`grpc.reflection.v1` and `v1alpha`) added, are merged with its REST routes, and the whole wears the common layers
 /// with the JSON/UNIMPLEMENTED fallback. The request's content type tells the protocols apart.
 pub fn rest_and_grpc(
     rest: Router,
     grpc: tonic::service::Routes,
     service: &'static str,
 ) -> Result<Router, tonic_reflection::server::Error> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(iv_contracts::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let grpc = grpc.add_service(reflection).prepare().into_axum_router();
+    // Both versions: grpcurl and current clients ask v1; Python's grpcio-reflection, Postman and
+    // older grpcurl builds ask only v1alpha and would otherwise get UNIMPLEMENTED.
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(iv_contracts::FILE_DESCRIPTOR_SET)
+    };
+    let grpc = grpc
+        .add_service(builder().build_v1()?)
+        .add_service(builder().build_v1alpha()?)
+        .prepare()
+        .into_axum_router();
     Ok(observe(rest.merge(grpc).fallback(not_found), service))
 }
