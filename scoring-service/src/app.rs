@@ -96,9 +96,10 @@ impl ScoringApp {
             validate_answer(a)?;
         }
         let encoder = self.encoder.clone();
-        let owned = input.clone();
+        // Only the answers go to the blocking pool: the frames (up to MAX_FRAMES) stay here.
+        let answers = input.answers.clone();
         let analyses =
-            tokio::task::spawn_blocking(move || overall::analyze_answers(&owned, &encoder))
+            tokio::task::spawn_blocking(move || overall::analyze_answers(&answers, &encoder))
                 .await
                 .map_err(ScoringError::WorkerGone)??;
         let score = overall::calculate(input, analyses, now_millis());

@@ -224,11 +224,10 @@ impl Score {
 
 /// Every answer of an interview analysed, in order. CPU work: run it off the async runtime.
 pub fn analyze_answers(
-    input: &ScoreInput,
+    answers: &[AnswerInput],
     encoder: &SentenceEncoder,
 ) -> Result<Vec<AnswerAnalysis>, ModelError> {
-    input
-        .answers
+    answers
         .iter()
         .map(|a| answer::analyze(a, encoder))
         .collect()
@@ -623,7 +622,7 @@ mod tests {
     use super::*;
 
     fn score(input: &ScoreInput, now_ms: i64) -> Score {
-        let analyses = analyze_answers(input, &crate::meaning::test_encoder()).unwrap();
+        let analyses = analyze_answers(&input.answers, &crate::meaning::test_encoder()).unwrap();
         calculate(input, analyses, now_ms)
     }
 

@@ -306,7 +306,7 @@ mod tests {
         };
         calculate(
             &input,
-            analyze_answers(&input, &crate::meaning::test_encoder()).unwrap(),
+            analyze_answers(&input.answers, &crate::meaning::test_encoder()).unwrap(),
             5,
         )
     }

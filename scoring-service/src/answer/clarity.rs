@@ -3,7 +3,6 @@
 
 use super::statements::{Form, Statement};
 use super::{AnswerInput, PACE_RANGE, SENTENCE_RANGE};
-use crate::text;
 
 pub(super) struct Clarity {
     /// 0..100.
@@ -30,8 +29,9 @@ pub(super) fn clarity(
             filler_rate * 100.0
         ));
     }
-    let sentences = text::sentences(&input.transcript);
-    let mean_sentence = word_count as f32 / sentences.len().max(1) as f32;
+    // Statements keep their sentence's index, in order: the last one's tells how many there are.
+    let sentences = statements.last().map_or(0, |s| s.sentence + 1);
+    let mean_sentence = word_count as f32 / sentences.max(1) as f32;
     let sentence_penalty = if mean_sentence > SENTENCE_RANGE.1 {
         ((mean_sentence - SENTENCE_RANGE.1) * 1.5).min(30.0)
     } else if mean_sentence < SENTENCE_RANGE.0 {

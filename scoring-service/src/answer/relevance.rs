@@ -69,15 +69,19 @@ pub(super) fn relevance(
     let ask = NegativeAsk::of(&input.question);
     let counts = |s: &Statement| s.affirms() || (s.form == Form::Prose && ask.answered_by(s));
 
+    // Similarity of every point to every statement, computed once.
+    let by_point: Vec<Vec<f32>> = points
+        .iter()
+        .map(|p| said.iter().map(|e| p.similarity(e)).collect())
+        .collect();
     let mut evidence = Vec::with_capacity(points.len());
     let mut credit = 0.0;
-    for (point_text, point) in input.expected_points.iter().zip(points) {
-        let sims: Vec<f32> = said.iter().map(|e| point.similarity(e)).collect();
+    for (point_text, sims) in input.expected_points.iter().zip(&by_point) {
         let negative_point = statements::is_negative_phrase(point_text);
-        let best_counting = best(statements, &sims, |s| {
+        let best_counting = best(statements, sims, |s| {
             counts(s) || (negative_point && s.form == Form::Prose)
         });
-        let best_any = best(statements, &sims, |_| true);
+        let best_any = best(statements, sims, |_| true);
         let (status, at) = match (best_counting, best_any) {
             (Some((i, sim)), _) if sim >= t.covered => (PointStatus::Covered, Some((i, sim))),
             (_, Some((i, sim))) if sim >= t.covered && statements[i].negated => {
@@ -122,24 +126,15 @@ pub(super) fn relevance(
     };
     // A sentence is on topic when it, or one of its clauses, is close to the question or to a
     // point; its affirmed clauses then all count ("..., so every link gets its own code").
-    let near: Vec<bool> = (0..statements.len())
-        .map(|i| {
-            let nearest_point = points
-                .iter()
-                .map(|p| p.similarity(&said[i]))
-                .fold(f32::MIN, f32::max);
-            to_question[i].max(nearest_point) >= t.on_topic
-        })
-        .collect();
+    let sentences = statements.last().map_or(0, |s| s.sentence + 1);
+    let mut sentence_near = vec![false; sentences];
+    for (i, s) in statements.iter().enumerate() {
+        let nearest_point = by_point.iter().map(|sims| sims[i]).fold(f32::MIN, f32::max);
+        sentence_near[s.sentence] |= to_question[i].max(nearest_point) >= t.on_topic;
+    }
     let on_topic: Vec<bool> = statements
         .iter()
-        .map(|s| {
-            counts(s)
-                && statements
-                    .iter()
-                    .zip(&near)
-                    .any(|(o, n)| *n && o.sentence == s.sentence)
-        })
+        .map(|s| counts(s) && sentence_near[s.sentence])
         .collect();
 
     let coverage = if points.is_empty() {
