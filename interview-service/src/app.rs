@@ -437,15 +437,27 @@ impl InterviewApp {
         Ok(session)
     }
 
-    /// The worker scored the interview: remember it and tell the candidate's socket.
-    pub async fn on_score(&self, event: &ScoreCalculated) -> Result<(), InterviewError> {
+    /// The worker scored the interview: remember it. Durable work, done once by whichever
+    /// instance takes the event from the shared queue.
+    pub async fn record_score(&self, event: &ScoreCalculated) -> Result<(), InterviewError> {
         let overall = event.sufficient_data.then_some(event.overall_score as f32);
-        self.store.mark_scored(&event.session_id, overall).await?;
-        let session = match self.store.get(&event.session_id).await {
+        self.store.mark_scored(&event.session_id, overall).await
+    }
+
+    /// The worker scored the interview: tell the candidate's sockets on this instance. Every
+    /// instance hears every score (its own queue), since any of them may hold the socket. The
+    /// status is made from the event, which may arrive before [`Self::record_score`] ran.
+    pub async fn notify_score(&self, event: &ScoreCalculated) -> Result<(), InterviewError> {
+        if !self.hub.has(&event.session_id) {
+            return Ok(());
+        }
+        let mut session = match self.store.get(&event.session_id).await {
             Ok(s) => s,
             Err(InterviewError::SessionNotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
+        session.report_ready = true;
+        session.overall_score = event.sufficient_data.then_some(event.overall_score as f32);
         self.hub.send(
             &event.session_id,
             ServerMessage::Status(

@@ -22,6 +22,13 @@ impl Hub {
             .subscribe()
     }
 
+    /// Whether a socket of the session is open on this instance.
+    pub fn has(&self, session_id: &str) -> bool {
+        let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(session_id)
+            .is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
     /// Delivers to every open socket of the session; none open is fine.
     pub fn send(&self, session_id: &str, message: ServerMessage) {
         let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());

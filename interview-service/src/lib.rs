@@ -27,7 +27,7 @@ pub mod ws;
 use std::time::Duration;
 
 use anyhow::Context;
-use iv_contracts::events::ScoreCalculated;
+use iv_contracts::events::{Event, ScoreCalculated};
 use iv_platform::bus::{EventBus, HandlerError, Subscription, handler};
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::ServiceSpec;
@@ -108,23 +108,38 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         config.max_frame_bytes,
     );
 
-    let on_score = app.clone();
+    let scores = app.clone();
     bus.subscribe(
-        Subscription::new(
-            "interview-service.scores",
-            &[<ScoreCalculated as iv_contracts::events::Event>::ROUTING_KEY],
-        ),
+        Subscription::new("interview-service.scores", &[ScoreCalculated::ROUTING_KEY]),
         handler(move |delivery| {
-            let app = on_score.clone();
+            let app = scores.clone();
             async move {
                 let event: ScoreCalculated = delivery.decode()?;
-                app.on_score(&event).await.map_err(HandlerError::transient)
+                app.record_score(&event)
+                    .await
+                    .map_err(HandlerError::transient)
             }
         }),
         cancel.clone(),
     )
     .await
     .context("subscribing to scores")?;
+    let notices = app.clone();
+    bus.subscribe(
+        Subscription::per_instance("interview-service.notify", &[ScoreCalculated::ROUTING_KEY]),
+        handler(move |delivery| {
+            let app = notices.clone();
+            async move {
+                let event: ScoreCalculated = delivery.decode()?;
+                app.notify_score(&event)
+                    .await
+                    .map_err(HandlerError::transient)
+            }
+        }),
+        cancel.clone(),
+    )
+    .await
+    .context("subscribing to score notifications")?;
 
     let router = routes::router(
         routes::AppState {

@@ -287,12 +287,15 @@ async fn play(opts: &SimOptions, session_id: &str, frames: &[String]) -> anyhow:
     let mut ticker = tokio::time::interval(Duration::from_secs_f32(1.0 / opts.fps.max(0.1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !player.report_ready {
-        if let Some(t) = player.completed_at
-            && t.elapsed() > opts.report_timeout
-        {
-            bail!("no report within {:?} of completing", opts.report_timeout);
-        }
+        // Checked even while nothing arrives: a report that never comes must not hang the run.
+        let report_due = async {
+            match player.completed_at {
+                Some(t) => tokio::time::sleep_until((t + opts.report_timeout).into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let outgoing = tokio::select! {
+            _ = report_due => bail!("no report within {:?} of completing", opts.report_timeout),
             incoming = rx.next() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(t))) => t.to_string(),

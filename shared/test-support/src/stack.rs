@@ -16,6 +16,8 @@ pub struct TestStack {
     pub http: HttpClient,
     pub gateway: String,
     pub data_dir: PathBuf,
+    /// The environment the stack was started with.
+    pub env: std::collections::HashMap<String, String>,
     /// A PostgreSQL database created for this test, dropped at the end.
     pub pg_database: Option<String>,
 }
@@ -49,7 +51,8 @@ pub async fn spawn_with(
     analyzer: Option<std::sync::Arc<dyn emotion_service::analysis::FrameAnalyzer>>,
 ) -> TestStack {
     iv_platform::telemetry::init_for_tests();
-    let stack = Stack::start(test_env(dir, extra), analyzer)
+    let env = test_env(dir, extra);
+    let stack = Stack::start(env.clone(), analyzer)
         .await
         .expect("the stack starts");
     let gateway = stack.gateway_url();
@@ -58,6 +61,7 @@ pub async fn spawn_with(
         http: HttpClient::new(),
         gateway,
         data_dir: dir.to_path_buf(),
+        env,
         pg_database: None,
     }
 }

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod gateway_edge;
+mod instances;
 mod interview;
 mod ops;
 mod restart;

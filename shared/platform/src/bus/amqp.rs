@@ -23,7 +23,8 @@ use super::headers::{
     QUEUE_EXPIRES, REPLAYED_AFTER, ROUTING_KEY,
 };
 use super::{
-    BusError, DeadLetter, Delivery, EXCHANGE, Handler, OutgoingMessage, Settle, Subscription,
+    BusError, DeadLetter, Delivery, EXCHANGE, Handler, OutgoingMessage, QueueKind, Settle,
+    Subscription,
 };
 
 /// The longest a publish (or a batch of them) waits for the broker's confirms.
@@ -316,6 +317,7 @@ impl RabbitBus {
                     let dlq = format!("{queue}.dlq");
                     publish_confirmed(&ch, &dlq, &message.data, props).await?;
                 }
+                Settle::Drop { .. } => {}
             }
             message.acker.ack(BasicAckOptions::default()).await?;
         }
@@ -384,9 +386,20 @@ impl RabbitBus {
         Ok(replayed)
     }
 
-    /// The main queue, its retry queue (TTL, dead-letters back into the main queue) and its DLQ.
+    /// A shared queue with its retry queue (TTL, dead-letters back into the main queue) and its
+    /// DLQ; or a per-instance queue alone, exclusive to this connection and deleted with it.
     async fn declare_queues(&self, ch: &Channel, sub: &Subscription) -> Result<(), BusError> {
         let queue = self.queue_name(&sub.queue);
+        if sub.kind == QueueKind::PerInstance {
+            let own = QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            };
+            ch.queue_declare(queue.as_str().into(), own, FieldTable::default())
+                .await?;
+            return self.bind(ch, &queue, sub).await;
+        }
         ch.queue_declare(queue.as_str().into(), durable(), self.queue_args())
             .await?;
         let mut retry_args = self.queue_args();
@@ -396,9 +409,13 @@ impl RabbitBus {
             .await?;
         ch.queue_declare(format!("{queue}.dlq").into(), durable(), self.queue_args())
             .await?;
+        self.bind(ch, &queue, sub).await
+    }
+
+    async fn bind(&self, ch: &Channel, queue: &str, sub: &Subscription) -> Result<(), BusError> {
         for binding in &sub.bindings {
             ch.queue_bind(
-                queue.as_str().into(),
+                queue.into(),
                 self.exchange().into(),
                 binding.as_str().into(),
                 QueueBindOptions::default(),

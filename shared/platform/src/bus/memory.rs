@@ -56,6 +56,11 @@ impl MemoryBus {
             .collect()
     }
 
+    #[cfg(test)]
+    pub(super) fn dead_letters_total(&self) -> usize {
+        lock(&self.inner.dead).len()
+    }
+
     pub(super) fn replay_dead_letters(&self, queue: &str, limit: usize) -> Result<usize, BusError> {
         let queues = lock(&self.inner.queues);
         let target =
@@ -149,7 +154,12 @@ impl MemoryBus {
                         });
                     }
                     Settle::DeadLetter { reason } => bus.dead_letter(&sub.queue, delivery, reason),
+                    Settle::Drop { .. } => {}
                 }
+            }
+            // A per-instance queue goes with its consumer, as RabbitMQ's auto-delete does.
+            if sub.kind == super::QueueKind::PerInstance {
+                lock(&bus.inner.queues).retain(|q| q.name != sub.queue);
             }
         })
     }

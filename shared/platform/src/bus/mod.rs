@@ -112,10 +112,23 @@ where
     Arc::new(move |d| Box::pin(f(d)))
 }
 
-/// A durable queue bound to routing-key patterns, and its retry policy.
+/// Who a subscription's queue serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// Durable work shared by every instance: each message is handled once, by one of them, with
+    /// retries and a dead-letter queue.
+    Shared,
+    /// Notifications this instance needs for what it alone holds (its open sockets): a queue of
+    /// its own, exclusive and deleted with its connection, so every instance hears every message.
+    /// A failed handler drops the message: nothing durable depends on it.
+    PerInstance,
+}
+
+/// A queue bound to routing-key patterns, and its retry policy.
 #[derive(Debug, Clone)]
 pub struct Subscription {
     pub queue: String,
+    pub kind: QueueKind,
     /// Topic patterns (`*` one word, `#` any number of words).
     pub bindings: Vec<String>,
     pub max_attempts: u32,
@@ -126,13 +139,25 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A durable queue shared by every instance that subscribes to it.
     pub fn new(queue: &str, bindings: &[&str]) -> Self {
         Self {
             queue: queue.to_string(),
+            kind: QueueKind::Shared,
             bindings: bindings.iter().map(|b| b.to_string()).collect(),
             max_attempts: 5,
             retry_delay: Duration::from_secs(2),
             prefetch: 16,
+        }
+    }
+
+    /// A queue of this instance's own, named `<prefix>.<unique id>`.
+    pub fn per_instance(prefix: &str, bindings: &[&str]) -> Self {
+        Self {
+            queue: format!("{prefix}.{}", uuid::Uuid::new_v4().simple()),
+            kind: QueueKind::PerInstance,
+            max_attempts: 1,
+            ..Self::new(prefix, bindings)
         }
     }
 }
@@ -355,6 +380,46 @@ mod tests {
         assert_eq!(dead[0].reason, "transient failure: down");
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 3, "no attempt after the last");
+        cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_per_instance_queue_hears_every_message_and_a_failure_is_dropped() {
+        let bus = EventBus::Memory(MemoryBus::default());
+        let cancel = CancellationToken::new();
+        let mut heard = Vec::new();
+        for fails in [false, true] {
+            let count = Arc::new(AtomicU32::new(0));
+            let c = count.clone();
+            let sub = Subscription::per_instance("notify", &["a.*"]);
+            bus.subscribe(
+                sub,
+                handler(move |_d| {
+                    let c = c.clone();
+                    async move {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        match fails {
+                            true => Err(HandlerError::transient("socket gone")),
+                            false => Ok(()),
+                        }
+                    }
+                }),
+                cancel.clone(),
+            )
+            .await
+            .unwrap();
+            heard.push(count);
+        }
+        bus.publish_raw("a.b", "m1", b"x").await.unwrap();
+        bus.publish_raw("a.c", "m2", b"x").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let counts: Vec<u32> = heard.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        assert_eq!(counts, [2, 2], "each instance hears both, once");
+        let notify_dead: usize = match &bus {
+            EventBus::Memory(m) => m.dead_letters_total(),
+            EventBus::Rabbit(_) => unreachable!(),
+        };
+        assert_eq!(notify_dead, 0, "a failed notification is dropped, not kept");
         cancel.cancel();
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{HandlerError, Subscription};
+use super::{HandlerError, QueueKind, Subscription};
 use crate::errors::Chain;
 
 /// The fate of a handled message.
@@ -19,6 +19,8 @@ pub enum Settle {
     },
     /// Failed for good (or for the last time): keep it with the reason, out of the way.
     DeadLetter { reason: String },
+    /// Failed, on a per-instance queue: dropped, as nothing durable depends on it.
+    Drop { reason: String },
 }
 
 impl Settle {
@@ -33,6 +35,9 @@ impl Settle {
             Err(err) => err,
         };
         let reason = Chain(&err).to_string();
+        if sub.kind == QueueKind::PerInstance {
+            return Self::Drop { reason };
+        }
         match err {
             HandlerError::Transient(_) if attempt < sub.max_attempts => Self::Retry {
                 next_attempt: attempt + 1,
@@ -49,6 +54,7 @@ impl Settle {
             Self::Ack => "ok",
             Self::Retry { .. } => "retried",
             Self::DeadLetter { .. } => "dead_lettered",
+            Self::Drop { .. } => "dropped",
         }
     }
 
@@ -61,6 +67,9 @@ impl Settle {
             }
             Self::DeadLetter { reason } => {
                 tracing::error!(queue, message_id, attempt, %reason, "dead-lettering message");
+            }
+            Self::Drop { reason } => {
+                tracing::warn!(queue, message_id, %reason, "notification not handled; dropped");
             }
         }
         metrics::counter!("events_consumed_total", "queue" => queue.to_string(), "outcome" => self.outcome())
