@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer};
 use crate::blink::{Blink, BlinkTracker};
 use crate::error::EmotionError;
-use crate::inference::InferencePool;
+use crate::inference::{InferencePool, Priority};
 use crate::store::{EmotionStore, StoredFrame};
 use iv_frames as frame;
 
@@ -31,6 +31,9 @@ pub struct FrameInput {
     pub policy: AnalysisPolicy,
     /// Sequence number within the session; 0 means "use the timestamp".
     pub frame_number: i64,
+    pub priority: Priority,
+    /// When the caller stops waiting for the answer (its gRPC deadline).
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -201,7 +204,7 @@ impl EmotionApp {
         let started = Instant::now();
         let analysis = self
             .pool
-            .run(move || {
+            .run(input.priority, input.deadline, move || {
                 let decoded = frame::decode(&image, info)?;
                 Ok::<_, EmotionError>(analyzer.analyze(&decoded, policy, hint)?)
             })

@@ -51,9 +51,9 @@ impl From<EmotionError> for ApiError {
             EmotionError::ModelsUnavailable(_) => {
                 ApiError::new(ErrorClass::Unavailable, "MODELS_UNAVAILABLE", message)
             }
-            EmotionError::Pool(PoolError::Overloaded(_)) => {
-                ApiError::new(ErrorClass::Overloaded, "OVERLOADED", message)
-            }
+            EmotionError::Pool(
+                PoolError::Overloaded(_) | PoolError::PastDeadline(_) | PoolError::LiveFirst,
+            ) => ApiError::new(ErrorClass::Overloaded, "OVERLOADED", message),
             EmotionError::Pool(PoolError::Closed(_) | PoolError::Crashed(_))
             | EmotionError::AnalysisFailed(_)
             | EmotionError::Database(_) => ApiError::internal("frame analysis", &Chain(&err)),

@@ -15,6 +15,9 @@ use tonic::{Request, Response, Status};
 use crate::analysis::{FaceBox, FrameAnalysis};
 use crate::app::{BlinkStats, EmotionApp, FrameInput, FrameResult, SessionSummary};
 use crate::error::EmotionError;
+use crate::inference::Priority;
+use iv_platform::deadline::grpc_timeout;
+use tokio::time::Instant;
 
 /// Frames per AnalyzeBatch call: a batch is a catch-up of a few seconds, not a whole video.
 pub const MAX_BATCH: usize = 64;
@@ -24,8 +27,21 @@ pub struct GrpcEmotion {
 }
 
 /// A request as the use case takes it; an unknown policy number is refused here, at the edge.
-fn input(r: FrameRequest) -> Result<FrameInput, EmotionError> {
+/// `deadline` is the caller's, when it sent one.
+fn input(r: FrameRequest, deadline: Option<Instant>) -> Result<FrameInput, EmotionError> {
+    let priority = match pb::FramePriority::try_from(r.priority) {
+        Ok(pb::FramePriority::Live) => Priority::Live,
+        Ok(pb::FramePriority::Background) => Priority::Background,
+        Err(_) => {
+            return Err(EmotionError::InvalidInput(format!(
+                "unknown priority {}; expected 0 (live) or 1 (background)",
+                r.priority
+            )));
+        }
+    };
     Ok(FrameInput {
+        priority,
+        deadline,
         policy: AnalysisPolicy::from_wire(r.policy)?,
         session_id: r.session_id,
         image: r.image_data,
@@ -35,13 +51,19 @@ fn input(r: FrameRequest) -> Result<FrameInput, EmotionError> {
     })
 }
 
+/// A unary call's frame, with the deadline its caller sent.
+fn unary_input(request: Request<FrameRequest>) -> Result<FrameInput, EmotionError> {
+    let deadline = grpc_timeout(request.metadata()).map(|t| Instant::now() + t);
+    input(request.into_inner(), deadline)
+}
+
 #[tonic::async_trait]
 impl EmotionService for GrpcEmotion {
     async fn analyze_frame(
         &self,
         request: Request<FrameRequest>,
     ) -> Result<Response<EmotionResponse>, Status> {
-        let result = self.app.analyze(input(request.into_inner())?).await?;
+        let result = self.app.analyze(unary_input(request)?).await?;
         Ok(Response::new(emotion_response(&result)))
     }
 
@@ -65,7 +87,7 @@ impl EmotionService for GrpcEmotion {
                 if frame.session_id.is_empty() {
                     frame.session_id.clone_from(&batch.session_id);
                 }
-                let item = match input(frame) {
+                let item = match input(frame, None) {
                     Ok(frame) => app.analyze(frame).await.map(|r| emotion_response(&r)),
                     Err(e) => Err(e),
                 }
@@ -82,7 +104,7 @@ impl EmotionService for GrpcEmotion {
         &self,
         request: Request<FrameRequest>,
     ) -> Result<Response<FaceResponse>, Status> {
-        let r = self.app.analyze(input(request.into_inner())?).await?;
+        let r = self.app.analyze(unary_input(request)?).await?;
         let a = &r.analysis;
         Ok(Response::new(FaceResponse {
             detected: a.face.is_some(),
@@ -97,7 +119,7 @@ impl EmotionService for GrpcEmotion {
         &self,
         request: Request<FrameRequest>,
     ) -> Result<Response<BlinkResponse>, Status> {
-        let r = self.app.analyze(input(request.into_inner())?).await?;
+        let r = self.app.analyze(unary_input(request)?).await?;
         Ok(Response::new(blink_response(&r.blinks)))
     }
 

@@ -63,6 +63,7 @@ impl FrameBody {
             format: self.format,
             policy,
             frame_number: self.frame_number,
+            ..FrameInput::default()
         })
     }
 }

@@ -74,6 +74,7 @@ fn frame(session: &str, bytes: Vec<u8>) -> FrameRequest {
         format: String::new(),
         policy: 0,
         frame_number: 1,
+        ..Default::default()
     }
 }
 
@@ -196,6 +197,7 @@ async fn analyze_batch_streams_one_answer_per_frame_in_order_and_detect_blink_co
             format: "jpeg".into(),
             policy: 0,
             frame_number: i as i64 + 1,
+            ..Default::default()
         })
         .collect();
     let mut stream = client
@@ -226,6 +228,7 @@ async fn analyze_batch_streams_one_answer_per_frame_in_order_and_detect_blink_co
             format: "jpeg".into(),
             policy: 0,
             frame_number: 41,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -259,6 +262,7 @@ async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened
         format: "jpeg".into(),
         policy: engagement,
         frame_number: 1,
+        ..Default::default()
     };
     let r = client.analyze_frame(first).await.unwrap().into_inner();
     assert!(
@@ -274,6 +278,7 @@ async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened
         format: "jpeg".into(),
         policy: 1,
         frame_number: 2,
+        ..Default::default()
     };
     let r = client.analyze_frame(second).await.unwrap().into_inner();
     assert!(r.emotion.is_empty(), "the policy cannot be loosened");

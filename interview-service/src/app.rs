@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, EmotionResponse, FrameRequest};
+use iv_contracts::emotion::{
+    AnalysisPolicy as WirePolicy, EmotionResponse, FramePriority, FrameRequest,
+};
 use iv_contracts::events::{CompletedAnswer, FrameCaptured, InterviewCompleted, ScoreCalculated};
 use iv_contracts::now_millis;
 use iv_contracts::policy::AnalysisPolicy;
@@ -46,7 +48,7 @@ pub struct FrameUpload {
     pub format: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum FrameOutcome {
     /// Analysed live; `resumed` when the session's live feedback was paused until this frame.
     Analyzed {
@@ -60,6 +62,10 @@ pub enum FrameOutcome {
         reason: String,
         paused_now: bool,
     },
+    /// The emotion service is up but busy and shed the frame: not analysed, and not queued
+    /// either (that would only add work to a busy system). Figures follow timestamps, so the
+    /// frames that are analysed keep them right.
+    Shed { frame_number: i64, cause: CallError },
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +118,14 @@ impl InterviewApp {
         }
     }
 
+    /// A frame the socket sampled out, replaced by a newer one while the emotion service was
+    /// busy: counted as received and skipped, so the session's figures add up.
+    pub async fn sample_out(&self, id: &str) -> Result<(), InterviewError> {
+        self.store.count_sampled_out(id).await?;
+        metrics::counter!("frames_total", "outcome" => "sampled_out").increment(1);
+        Ok(())
+    }
+
     /// The session's status as the candidate sees it.
     pub fn status(&self, session: &Session, message: Option<String>) -> StatusMessage {
         StatusMessage::of(session, self.live_feedback(&session.id), message)
@@ -158,6 +172,7 @@ impl InterviewApp {
             frames_received: 0,
             frames_analyzed: 0,
             frames_deferred: 0,
+            frames_skipped: 0,
             created_at: now_millis(),
             started_at: None,
             completed_at: None,
@@ -224,6 +239,7 @@ impl InterviewApp {
             format: info.format.as_str().into(),
             policy: WirePolicy::from(session.policy) as i32,
             frame_number,
+            priority: FramePriority::Live as i32,
         };
         let event = FrameCaptured {
             session_id: id.to_string(),
@@ -246,6 +262,14 @@ impl InterviewApp {
                 Ok(FrameOutcome::Analyzed {
                     update: update_from(&response, frame_number),
                     resumed: self.set_paused(id, false),
+                })
+            }
+            Err(err) if err.is_busy() => {
+                self.store.count_shed(id).await?;
+                metrics::counter!("frames_total", "outcome" => "shed").increment(1);
+                Ok(FrameOutcome::Shed {
+                    frame_number,
+                    cause: err,
                 })
             }
             Err(err) if err.is_unavailable() => {

@@ -42,6 +42,9 @@ pub enum InterviewError {
     Frame(#[from] FrameError),
     #[error("the frame could not be analysed now or queued for later")]
     FrameNotQueued(#[source] tokio::task::JoinError),
+    /// The task analysing a socket's frame ended without an outcome (it panicked).
+    #[error("the frame's analysis failed")]
+    AnalysisTask(#[source] tokio::task::JoinError),
     #[error("the emotion service rejected the frame: {}", .0.status().message())]
     FrameRejected(#[source] CallError),
     #[error(transparent)]
@@ -81,6 +84,7 @@ impl From<InterviewError> for ApiError {
             InterviewError::Frame(f) => return ApiError::frame(f),
             InterviewError::FrameRejected(_) => (InvalidInput, code::INVALID_FRAME),
             InterviewError::FrameNotQueued(_) => (Unavailable, "FRAME_NOT_QUEUED"),
+            InterviewError::Downstream(e) if e.is_busy() => (Overloaded, "ANALYSIS_BUSY"),
             InterviewError::Downstream(e) if e.is_unavailable() => {
                 (Unavailable, "DOWNSTREAM_UNAVAILABLE")
             }
@@ -89,6 +93,7 @@ impl From<InterviewError> for ApiError {
             }
             InterviewError::Bus(_) => (Unavailable, code::BROKER_UNAVAILABLE),
             InterviewError::Database(_)
+            | InterviewError::AnalysisTask(_)
             | InterviewError::Corrupt { .. }
             | InterviewError::UnknownState(_) => {
                 return ApiError::internal("interview storage", &Chain(&err));

@@ -8,7 +8,8 @@
 //! - [`store`]: sessions and answers, durable; completion writes its event to the outbox.
 //! - [`app`]: the use cases ([`app::InterviewApp`]: start, frame, answer, complete, score
 //!   arrived), and [`downstream`] what they ask of the emotion and scoring services.
-//! - [`messages`], [`ws`]: the WebSocket protocol and the per-socket loop.
+//! - [`messages`], [`ws`]: the WebSocket protocol and the per-socket loop; [`sampling`]: how a
+//!   socket samples frames past capacity, and when it tells the candidate.
 //! - [`hub`]: fan-out to a session's sockets. [`routes`]: REST and the socket endpoint.
 //! - [`error`]: the crate's errors and their mapping to HTTP status and stable codes.
 
@@ -19,6 +20,7 @@ pub mod hub;
 pub mod messages;
 pub mod questions;
 pub mod routes;
+pub mod sampling;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -85,6 +87,9 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let pool = db::open(&config.database_url, &[store::SCHEMA, outbox::SCHEMA])
         .await
         .context("opening the database")?;
+    db::add_missing_columns(&pool, store::ADDED_COLUMNS)
+        .await
+        .context("upgrading the database")?;
     health.set("database", true, "connected");
     health.set("broker", true, bus.kind());
 

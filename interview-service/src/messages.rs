@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::InterviewError;
 use crate::questions::Question;
+use crate::sampling::Sampling;
 use crate::store::{Session, SessionState};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +127,9 @@ pub struct StatusMessage {
     pub total_questions: usize,
     pub answered: usize,
     pub live_feedback: LiveFeedback,
+    /// While live feedback is sampled: how many frames are analysed, and a rate that would do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
     pub report_ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overall_score: Option<f32>,
@@ -140,9 +144,21 @@ pub enum LiveFeedback {
     Active,
     /// The emotion service is unavailable: frames are queued and analysed later by the worker.
     Paused,
+    /// The server is busy: only some frames are analysed, the newest first (see
+    /// [`crate::sampling`]); a lower frame rate is suggested.
+    Sampled,
 }
 
 impl StatusMessage {
+    /// The same status, with the socket's sampling in force (if any).
+    pub fn sampled(mut self, sampling: Option<Sampling>) -> Self {
+        if sampling.is_some() && self.live_feedback == LiveFeedback::Active {
+            self.live_feedback = LiveFeedback::Sampled;
+            self.sampling = sampling;
+        }
+        self
+    }
+
     pub fn of(session: &Session, live_feedback: LiveFeedback, message: Option<String>) -> Self {
         Self {
             state: session.state,
@@ -151,6 +167,7 @@ impl StatusMessage {
             total_questions: session.questions.len(),
             answered: session.current_index,
             live_feedback,
+            sampling: None,
             report_ready: session.report_ready,
             overall_score: session.overall_score,
             message,

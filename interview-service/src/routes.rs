@@ -62,6 +62,8 @@ pub struct SessionView {
     pub frames_received: i64,
     pub frames_analyzed: i64,
     pub frames_deferred: i64,
+    /// Sampled out or shed while the emotion service was busy.
+    pub frames_skipped: i64,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
@@ -96,6 +98,7 @@ impl SessionView {
             frames_received: s.frames_received,
             frames_analyzed: s.frames_analyzed,
             frames_deferred: s.frames_deferred,
+            frames_skipped: s.frames_skipped,
             created_at: s.created_at,
             started_at: s.started_at,
             completed_at: s.completed_at,
@@ -186,6 +189,7 @@ async fn frame(
             live_feedback: s.app.live_feedback(&id),
             message: "emotion service unavailable; the frame is queued for later analysis".into(),
         },
+        FrameOutcome::Shed { cause, .. } => return Err(InterviewError::Downstream(cause)),
     };
     let code = if matches!(reply, FrameReply::Queued { .. }) {
         StatusCode::ACCEPTED

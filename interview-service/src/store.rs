@@ -2,7 +2,7 @@
 //! only counters of how many arrived, were analysed live, or were queued for the worker.
 
 use iv_contracts::policy::AnalysisPolicy;
-use iv_platform::db::Pool;
+use iv_platform::db::{AddedColumn, Pool};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -21,6 +21,7 @@ pub const SCHEMA: &[&str] = &[
         frames_received BIGINT NOT NULL,
         frames_analyzed BIGINT NOT NULL,
         frames_deferred BIGINT NOT NULL,
+        frames_skipped BIGINT NOT NULL DEFAULT 0,
         created_at BIGINT NOT NULL,
         started_at BIGINT,
         completed_at BIGINT,
@@ -38,6 +39,14 @@ pub const SCHEMA: &[&str] = &[
         PRIMARY KEY (session_id, question_id)
     )",
 ];
+
+/// Columns added since the tables first shipped, for databases made before (a new database has
+/// them from [`SCHEMA`]).
+pub const ADDED_COLUMNS: &[AddedColumn] = &[AddedColumn {
+    table: "interviews",
+    column: "frames_skipped",
+    definition: "BIGINT NOT NULL DEFAULT 0",
+}];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,9 +89,12 @@ pub struct Session {
     pub questions: Vec<Question>,
     /// Index of the question being asked; equal to the number of questions once all are answered.
     pub current_index: usize,
+    /// Every frame received is analysed live, deferred to the worker, or skipped: sampled out
+    /// or shed while the emotion service was busy (received = analysed + deferred + skipped).
     pub frames_received: i64,
     pub frames_analyzed: i64,
     pub frames_deferred: i64,
+    pub frames_skipped: i64,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
@@ -167,7 +179,8 @@ impl InterviewStore {
     pub async fn get(&self, id: &str) -> Result<Session, InterviewError> {
         let row = sqlx::query(
             "SELECT id, user_id, state, policy, consent, questions, current_index, frames_received, frames_analyzed,
-                frames_deferred, created_at, started_at, completed_at, report_ready, overall_score
+                frames_deferred, frames_skipped, created_at, started_at, completed_at, report_ready,
+                overall_score
              FROM interviews WHERE id = $1",
         )
         .bind(id)
@@ -187,6 +200,7 @@ impl InterviewStore {
             frames_received: row.try_get("frames_received")?,
             frames_analyzed: row.try_get("frames_analyzed")?,
             frames_deferred: row.try_get("frames_deferred")?,
+            frames_skipped: row.try_get("frames_skipped")?,
             created_at: row.try_get("created_at")?,
             started_at: row.try_get("started_at")?,
             completed_at: row.try_get("completed_at")?,
@@ -216,6 +230,27 @@ impl InterviewStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(n)
+    }
+
+    /// A frame sampled out at the socket, before it was numbered: received and skipped.
+    pub async fn count_sampled_out(&self, id: &str) -> Result<(), InterviewError> {
+        sqlx::query(
+            "UPDATE interviews SET frames_received = frames_received + 1,
+                frames_skipped = frames_skipped + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A numbered frame the emotion service was too busy for: skipped.
+    pub async fn count_shed(&self, id: &str) -> Result<(), InterviewError> {
+        sqlx::query("UPDATE interviews SET frames_skipped = frames_skipped + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Counts a frame and stores its FrameCaptured event in the same transaction (the outbox

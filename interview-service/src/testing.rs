@@ -25,6 +25,8 @@ pub enum Answer {
     Down,
     /// Up, but refuses this request.
     Rejects(&'static str),
+    /// Up, but busy: sheds the request.
+    Busy,
 }
 
 fn failure(answer: &Answer, downstream: &'static str) -> Option<CallError> {
@@ -35,12 +37,20 @@ fn failure(answer: &Answer, downstream: &'static str) -> Option<CallError> {
             downstream,
             status: Status::invalid_argument(*why),
         }),
+        Answer::Busy => Some(CallError::Failed {
+            downstream,
+            status: Status::resource_exhausted("all analysis slots are busy"),
+        }),
     }
 }
 
 pub struct FakeEmotion {
     answer: Mutex<Answer>,
     pub calls: AtomicU32,
+    /// When set, each call waits for a permit before answering (a slow analysis).
+    gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// The capture time of every frame asked about, in order.
+    pub timestamps: Mutex<Vec<i64>>,
 }
 
 impl FrameAnalysis for FakeEmotion {
@@ -49,8 +59,13 @@ impl FrameAnalysis for FakeEmotion {
         request: FrameRequest,
     ) -> BoxFuture<'_, Result<EmotionResponse, CallError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.timestamps.lock().unwrap().push(request.timestamp);
         let answer = self.answer.lock().unwrap().clone();
+        let gate = self.gate.lock().unwrap().clone();
         Box::pin(async move {
+            if let Some(gate) = gate {
+                gate.acquire().await.unwrap().forget();
+            }
             if let Some(err) = failure(&answer, "emotion") {
                 return Err(err);
             }
@@ -110,6 +125,8 @@ impl Fixture {
         let emotion = Arc::new(FakeEmotion {
             answer: Mutex::new(Answer::Works),
             calls: AtomicU32::new(0),
+            gate: Mutex::default(),
+            timestamps: Mutex::default(),
         });
         let scoring = Arc::new(FakeScoring {
             answer: Mutex::new(Answer::Works),
@@ -130,6 +147,13 @@ impl Fixture {
 
     pub fn emotion(&self, answer: Answer) {
         *self.emotion.answer.lock().unwrap() = answer;
+    }
+
+    /// From now on each frame analysis waits for a permit of the returned gate.
+    pub fn hold_analysis(&self) -> Arc<tokio::sync::Semaphore> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *self.emotion.gate.lock().unwrap() = Some(gate.clone());
+        gate
     }
 
     pub fn scoring(&self, answer: Answer) {

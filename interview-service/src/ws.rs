@@ -1,14 +1,27 @@
 //! The candidate's WebSocket session, generic over a sink and stream of text so it can be driven
 //! by channels in tests and by a real socket in production.
+//!
+//! Frames are analysed one at a time per socket, in a task of their own, while the socket keeps
+//! reading: answers, pings and newer frames are never stuck behind an analysis. While the
+//! emotion service answers, of the frames that arrive meanwhile only the newest waits
+//! ([`crate::sampling`]); while live feedback is paused every frame waits its turn, since each is
+//! only queued for the worker and none may be lost.
+
+use std::collections::VecDeque;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use iv_platform::CancellationToken;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
 
 use crate::app::{FrameOutcome, FrameUpload, InterviewApp};
 use crate::error::InterviewError;
-use crate::messages::{ClientMessage, FrameData, QuestionMessage, ServerMessage};
+use crate::messages::{ClientMessage, FrameData, LiveFeedback, QuestionMessage, ServerMessage};
+use crate::sampling::{Change, Sampler};
 use crate::store::Session;
+
+/// A frame's analysis in progress.
+type Analysis = JoinHandle<Result<FrameOutcome, InterviewError>>;
 
 /// What arrives from the client.
 #[derive(Debug, Clone)]
@@ -22,6 +35,10 @@ pub enum Incoming {
 /// The face has been out of view this long before the candidate is told.
 const FACE_ABSENT_WARN_MS: i64 = 2_000;
 
+/// Frames that may wait while live feedback is paused: each is only stored for the worker (a few
+/// milliseconds), so this is reached only if storing stalls; about 12 s of video at 5 frames/s.
+const PAUSED_BACKLOG: usize = 64;
+
 struct Connection<S> {
     app: InterviewApp,
     session_id: String,
@@ -29,6 +46,10 @@ struct Connection<S> {
     /// When the face was last seen, and whether the candidate was told it is gone.
     face_last_seen: Option<i64>,
     face_warned: bool,
+    /// The frame being analysed, and those waiting for it.
+    analysing: Option<Analysis>,
+    waiting: VecDeque<FrameUpload>,
+    sampler: Sampler,
 }
 
 /// Runs one socket until the client closes it or `cancel` fires.
@@ -49,6 +70,9 @@ pub async fn run<S, R>(
         out,
         face_last_seen: None,
         face_warned: false,
+        analysing: None,
+        waiting: VecDeque::new(),
+        sampler: Sampler::default(),
     };
     let session = match conn.app.join(&conn.session_id).await {
         Ok(s) => s,
@@ -71,11 +95,15 @@ pub async fn run<S, R>(
                     Err(RecvError::Lagged(_)) => Ok(()),
                     Err(RecvError::Closed) => Ok(()),
                 },
+                outcome = finished(&mut conn.analysing) => conn.analysed(outcome).await,
                 message = incoming.next() => match message {
-                    None | Some(Incoming::Close) => break,
+                    None | Some(Incoming::Close) => {
+                        conn.drain().await;
+                        break;
+                    }
                     Some(Incoming::Text(text)) => conn.handle_text(&text).await,
                     Some(Incoming::Binary(bytes)) => {
-                        conn.handle_frame(FrameUpload { bytes, timestamp: None, format: String::new() }).await
+                        conn.offer_frame(FrameUpload { bytes, timestamp: None, format: String::new() }).await
                     }
                 },
             };
@@ -91,6 +119,17 @@ pub async fn run<S, R>(
 /// The socket could not be written to.
 struct Gone;
 
+/// Waits for the frame in analysis, if there is one (forever otherwise); the slot is emptied
+/// once it is done. Dropping this future leaves the analysis in its slot, running.
+async fn finished(slot: &mut Option<Analysis>) -> Result<FrameOutcome, InterviewError> {
+    let Some(analysis) = slot.as_mut() else {
+        return std::future::pending().await;
+    };
+    let outcome = analysis.await;
+    *slot = None;
+    outcome.map_err(InterviewError::AnalysisTask)?
+}
+
 impl<S: Sink<String> + Unpin> Connection<S> {
     async fn send(&mut self, message: ServerMessage) -> Result<(), Gone> {
         self.out.send(message.to_json()).await.map_err(|_| Gone)
@@ -102,8 +141,11 @@ impl<S: Sink<String> + Unpin> Connection<S> {
         let message = message.or_else(|| {
             all_answered.then(|| "All questions answered; complete the interview.".into())
         });
-        self.send(ServerMessage::Status(self.app.status(session, message)))
-            .await?;
+        let status = self.app.status(session, message);
+        self.send(ServerMessage::Status(
+            status.sampled(self.sampler.current()),
+        ))
+        .await?;
         if let Some(q) = session.current_question() {
             self.send(ServerMessage::Question(QuestionMessage::new(
                 q,
@@ -119,7 +161,10 @@ impl<S: Sink<String> + Unpin> Connection<S> {
         match self.app.get(&self.session_id).await {
             Ok(s) => {
                 let status = self.app.status(&s, message);
-                self.send(ServerMessage::Status(status)).await
+                self.send(ServerMessage::Status(
+                    status.sampled(self.sampler.current()),
+                ))
+                .await
             }
             Err(e) => self.send(ServerMessage::from_error(e)).await,
         }
@@ -135,7 +180,7 @@ impl<S: Sink<String> + Unpin> Connection<S> {
                 .await
             }
             Ok(ClientMessage::Frame(data)) => match decode_frame(data) {
-                Ok(upload) => self.handle_frame(upload).await,
+                Ok(upload) => self.offer_frame(upload).await,
                 Err(e) => self.send(ServerMessage::from_error(e)).await,
             },
             Ok(ClientMessage::Answer(answer)) => {
@@ -144,16 +189,96 @@ impl<S: Sink<String> + Unpin> Connection<S> {
                     Err(e) => self.send(ServerMessage::from_error(e)).await,
                 }
             }
-            Ok(ClientMessage::Complete) => match self.app.complete(&self.session_id).await {
-                Ok(_) => Ok(()), // the completion status arrives through the hub
-                Err(e) => self.send(ServerMessage::from_error(e)).await,
-            },
+            Ok(ClientMessage::Complete) => {
+                self.settle().await?;
+                match self.app.complete(&self.session_id).await {
+                    Ok(_) => Ok(()), // the completion status arrives through the hub
+                    Err(e) => self.send(ServerMessage::from_error(e)).await,
+                }
+            }
         }
     }
 
-    async fn handle_frame(&mut self, upload: FrameUpload) -> Result<(), Gone> {
-        match self.app.submit_frame(&self.session_id, upload).await {
+    /// A frame arrived: analysed now if none is, else it waits. While the emotion service
+    /// answers it replaces (samples out) any frame already waiting; while feedback is paused it
+    /// queues behind them. Its capture time is its arrival unless the client gave one, so timing
+    /// figures stay right whichever frames are analysed.
+    async fn offer_frame(&mut self, mut upload: FrameUpload) -> Result<(), Gone> {
+        let now = iv_contracts::now_millis();
+        upload.timestamp = upload.timestamp.filter(|t| *t > 0).or(Some(now));
+        let change = self.sampler.offered(now);
+        if self.analysing.is_none() {
+            self.start(upload);
+            return self.tell(change).await;
+        }
+        let room = match self.app.live_feedback(&self.session_id) {
+            LiveFeedback::Paused => PAUSED_BACKLOG,
+            _ => 1,
+        };
+        self.waiting.push_back(upload);
+        while self.waiting.len() > room {
+            self.waiting.pop_front();
+            if let Err(e) = self.app.sample_out(&self.session_id).await {
+                tracing::warn!(session_id = %self.session_id, error = %e, "a sampled-out frame was not counted");
+            }
+        }
+        self.tell(change).await
+    }
+
+    fn start(&mut self, upload: FrameUpload) {
+        let (app, id) = (self.app.clone(), self.session_id.clone());
+        self.analysing = Some(tokio::spawn(
+            async move { app.submit_frame(&id, upload).await },
+        ));
+    }
+
+    /// Finishes the frames received so far, telling the candidate each outcome: what was sent
+    /// before `complete` belongs to the interview it completes.
+    async fn settle(&mut self) -> Result<(), Gone> {
+        while self.analysing.is_some() {
+            let outcome = finished(&mut self.analysing).await;
+            self.analysed(outcome).await?;
+        }
+        Ok(())
+    }
+
+    /// The candidate left: the frames already received are still analysed (or queued) and
+    /// counted, though nobody reads the outcome.
+    async fn drain(&mut self) {
+        while self.analysing.is_some() {
+            let _ = finished(&mut self.analysing).await;
+            if let Some(next) = self.waiting.pop_front() {
+                self.start(next);
+            }
+        }
+    }
+
+    /// Tells the candidate that sampling began, changed or ended.
+    async fn tell(&mut self, change: Option<Change>) -> Result<(), Gone> {
+        let message = match change {
+            None => return Ok(()),
+            Some(Change::Started(s)) => format!(
+                "The server is busy: about 1 in {} of your frames is analysed. Sending {} frames per second is enough.",
+                s.every, s.suggested_fps
+            ),
+            Some(Change::Ended) => "Every frame is analysed again.".to_string(),
+        };
+        tracing::info!(session_id = %self.session_id, ?change, "frame sampling changed");
+        self.status_now(Some(message)).await
+    }
+
+    /// The frame in analysis is done: the candidate hears the outcome, and the waiting frame
+    /// (if any) goes next.
+    async fn analysed(
+        &mut self,
+        outcome: Result<FrameOutcome, InterviewError>,
+    ) -> Result<(), Gone> {
+        if let Some(next) = self.waiting.pop_front() {
+            self.start(next);
+        }
+        match outcome {
             Ok(FrameOutcome::Analyzed { update, resumed }) => {
+                self.sampler.analysed();
                 if resumed {
                     self.status_now(Some("Live feedback resumed.".into()))
                         .await?;
@@ -166,6 +291,7 @@ impl<S: Sink<String> + Unpin> Connection<S> {
             Ok(FrameOutcome::Deferred {
                 reason, paused_now, ..
             }) => {
+                self.sampler.analysed(); // kept for the worker: paused, not sampled
                 if !paused_now {
                     return Ok(()); // told once; not an error per frame
                 }
@@ -175,6 +301,8 @@ impl<S: Sink<String> + Unpin> Connection<S> {
                 ))
                 .await
             }
+            // Busy: this frame is sampled out; the sampler tells the candidate when it matters.
+            Ok(FrameOutcome::Shed { .. }) => Ok(()),
             Err(e) => self.send(ServerMessage::from_error(e)).await,
         }
     }
@@ -209,3 +337,6 @@ pub(crate) fn decode_frame(data: FrameData) -> Result<FrameUpload, InterviewErro
         format: data.format.unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests;

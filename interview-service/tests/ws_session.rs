@@ -87,13 +87,23 @@ async fn with_both_downstreams_down_the_interview_still_runs_and_says_feedback_i
         let answer = json!({"type": "answer", "data": {"question_id": q, "transcript": "Some answer text here.", "duration": 5}});
         in_tx.send(Incoming::Text(answer.to_string())).unwrap();
     }
+    // Frames are analysed beside the answers: read until both are through, then leave.
+    let mut out_rx = tokio_stream::wrappers::UnboundedReceiverStream::new(out_rx)
+        .map(|t| serde_json::from_str::<Value>(&t).unwrap());
+    let mut out = Vec::new();
+    let told = |out: &[Value]| {
+        out.iter().any(|m| m["data"]["id"] == "tech-2")
+            && out.iter().any(|m| m["data"]["live_feedback"] == "paused")
+    };
+    while !told(&out) {
+        let m = tokio::time::timeout(Duration::from_secs(5), out_rx.next())
+            .await
+            .expect("the questions and the paused notice within 5 s");
+        out.push(m.expect("the socket is open"));
+    }
     in_tx.send(Incoming::Close).unwrap();
     task.await.unwrap();
-
-    let out: Vec<Value> = tokio_stream::wrappers::UnboundedReceiverStream::new(out_rx)
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .collect()
-        .await;
+    out.extend(out_rx.collect::<Vec<_>>().await);
     let questions: Vec<&str> = out
         .iter()
         .filter(|m| m["type"] == "question")
@@ -113,10 +123,14 @@ async fn with_both_downstreams_down_the_interview_still_runs_and_says_feedback_i
                 .is_some_and(|s| s.contains("Live feedback is paused"))
         })
         .count();
-    assert_eq!(notices, 1, "one notice for four frames: {out:#?}");
+    assert_eq!(notices, 1, "one notice for all frames: {out:#?}");
     assert!(out.iter().all(|m| m["type"] != "error"), "{out:#?}");
     let (s, answers) = app.session(&session.id).await.unwrap();
-    assert_eq!((s.frames_received, s.frames_deferred), (4, 4));
+    // Frames that arrive while the first is handled, before the pause is known, are sampled
+    // (only the newest waits); every frame handled is queued for the worker.
+    assert_eq!(s.frames_received, 4);
+    assert!(s.frames_deferred >= 2, "{s:?}");
+    assert_eq!(s.frames_deferred + s.frames_skipped, s.frames_received);
     assert_eq!(answers.len(), 2);
     assert!(
         answers.iter().all(|a| a.analysis.is_none()),

@@ -44,7 +44,7 @@ impl WorkerError {
 impl From<WorkerError> for HandlerError {
     fn from(err: WorkerError) -> Self {
         let transient = match &err {
-            WorkerError::Call { source, .. } => source.is_unavailable(),
+            WorkerError::Call { source, .. } => source.is_unavailable() || source.is_busy(),
             WorkerError::Publish { .. } | WorkerError::Broker(_) => true,
             WorkerError::Unauthenticated
             | WorkerError::UnknownQueue { .. }

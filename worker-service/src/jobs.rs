@@ -1,7 +1,9 @@
 //! The worker's jobs. A failure that may pass (a service down) is transient and retried later;
 //! one that never will (a malformed event, a rejected frame) is permanent and dead-lettered.
 
-use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, FrameRequest};
+use std::time::Duration;
+
+use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, FramePriority, FrameRequest};
 use iv_contracts::events::Event;
 use iv_contracts::events::{EmotionAnalyzed, FrameCaptured, InterviewCompleted, ScoreCalculated};
 use iv_contracts::policy::AnalysisPolicy;
@@ -105,7 +107,9 @@ impl Jobs {
     }
 
     /// FrameCaptured: only frames queued while live analysis was unavailable carry pixels; those
-    /// are analysed now. The others are metadata and need nothing.
+    /// are analysed now, as background work that yields to live frames: while the emotion service
+    /// is busy the worker waits here (the message stays unacknowledged, no attempt is spent) and
+    /// asks again later. The others are metadata and need nothing.
     pub async fn analyze_deferred_frame(&self, event: FrameCaptured) -> Result<(), WorkerError> {
         if !event.deferred || event.image_data.is_empty() {
             return Ok(());
@@ -118,8 +122,9 @@ impl Jobs {
             format: event.format,
             policy: WirePolicy::from(policy) as i32,
             frame_number: event.frame_number,
+            priority: FramePriority::Background as i32,
         };
-        match self.emotion.analyze_frame(request).await {
+        match self.analyze_when_idle(request).await {
             Ok(r) => {
                 let analysed = EmotionAnalyzed {
                     session_id: event.session_id,
@@ -141,6 +146,37 @@ impl Jobs {
                 Ok(())
             }
             Err(e) => Err(WorkerError::call("analyze deferred frame")(e)),
+        }
+    }
+}
+
+/// How long a background frame waits, in all, for the emotion service to have an idle slot
+/// before its attempt counts as failed: long enough to ride out a busy minute of live
+/// interviews, short enough that a frame stuck for another reason is retried by the bus.
+const BUSY_PATIENCE: Duration = Duration::from_secs(120);
+/// The first pause after a busy answer, doubling up to [`BUSY_PAUSE_MAX`]: a few frames' time.
+const BUSY_PAUSE_MIN: Duration = Duration::from_millis(200);
+/// The longest pause: a busy spell ends within seconds and catching up should start soon after.
+const BUSY_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+impl Jobs {
+    /// Analyses a background frame, waiting while the emotion service says it is busy.
+    async fn analyze_when_idle(
+        &self,
+        request: FrameRequest,
+    ) -> Result<iv_contracts::emotion::EmotionResponse, iv_platform::resilience::CallError> {
+        let started = tokio::time::Instant::now();
+        let mut pause = BUSY_PAUSE_MIN;
+        loop {
+            match self.emotion.analyze_frame(request.clone()).await {
+                Err(e) if e.is_busy() && started.elapsed() + pause < BUSY_PATIENCE => {
+                    metrics::counter!("deferred_frames_yielded_total").increment(1);
+                    tracing::debug!(session_id = %request.session_id, error = %e, ?pause, "emotion service busy; the deferred frame waits");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(BUSY_PAUSE_MAX);
+                }
+                result => return result,
+            }
         }
     }
 }

@@ -174,3 +174,40 @@ async fn a_completed_session_refuses_frames_answers_and_a_second_completion() {
         "what was answered before completion is kept"
     );
 }
+
+#[tokio::test]
+async fn a_busy_emotion_service_sheds_the_frame_without_pausing_or_queueing_it() {
+    let f = Fixture::new().await;
+    let s = f.start(true).await;
+    f.emotion(Answer::Busy);
+    for n in 1..=3 {
+        let outcome = f.frame(&s.id).await.unwrap();
+        assert!(
+            matches!(outcome, FrameOutcome::Shed { frame_number, .. } if frame_number == n),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(
+        f.app.live_feedback(&s.id),
+        LiveFeedback::Active,
+        "busy is not down: feedback is not paused"
+    );
+    let session = f.app.get(&s.id).await.unwrap();
+    assert_eq!(
+        (
+            session.frames_received,
+            session.frames_analyzed,
+            session.frames_deferred
+        ),
+        (3, 0, 0),
+        "nothing queued for the worker: that would add work to a busy system"
+    );
+    // Over REST a shed frame is 429 with a stable code, so a client slows down.
+    let shed = f.frame(&s.id).await.unwrap();
+    let FrameOutcome::Shed { cause, .. } = shed else {
+        panic!("{shed:?}")
+    };
+    let api = ApiError::from(InterviewError::Downstream(cause));
+    assert_eq!(api.class.http_status().as_u16(), 429);
+    assert_eq!(api.code, "ANALYSIS_BUSY");
+}

@@ -63,6 +63,43 @@ pub async fn open(url: &str, schemas: &[&[&'static str]]) -> Result<Pool, DbErro
     Ok(pool)
 }
 
+/// A column added to a table after the table first shipped. A database made by an earlier
+/// version gets it on start and keeps its rows; `CREATE TABLE IF NOT EXISTS` alone would leave
+/// such a database without it.
+#[derive(Debug, Clone, Copy)]
+pub struct AddedColumn {
+    pub table: &'static str,
+    pub column: &'static str,
+    /// Type, constraints and a default for the rows already there, e.g. `BIGINT NOT NULL DEFAULT 0`.
+    pub definition: &'static str,
+}
+
+/// Adds each column its table lacks (both engines: SQLite has no `ADD COLUMN IF NOT EXISTS`).
+pub async fn add_missing_columns(pool: &Pool, columns: &[AddedColumn]) -> Result<(), DbError> {
+    // The names and definitions are the services' own constants, never input.
+    for c in columns {
+        let probe = format!("SELECT {} FROM {} WHERE 1 = 0", c.column, c.table);
+        if sqlx::query(sqlx::AssertSqlSafe(probe))
+            .fetch_optional(pool)
+            .await
+            .is_ok()
+        {
+            continue;
+        }
+        tracing::info!(
+            table = c.table,
+            column = c.column,
+            "adding a column to an older database"
+        );
+        let add = format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            c.table, c.column, c.definition
+        );
+        sqlx::query(sqlx::AssertSqlSafe(add)).execute(pool).await?;
+    }
+    Ok(())
+}
+
 /// Opens a pool. For SQLite the directory is created and the file switched to WAL, so readers
 /// do not block the writer; several services may share one file.
 pub async fn connect(url: &str) -> Result<Pool, DbError> {
@@ -139,6 +176,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 3);
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_column_added_later_reaches_an_older_database_and_keeps_its_rows() {
+        let dir = std::env::temp_dir().join(format!("iv-db-{}", uuid::Uuid::new_v4()));
+        let pool = connect(&sqlite_url(dir.to_str().unwrap(), "t"))
+            .await
+            .unwrap();
+        apply_schema(&pool, &["CREATE TABLE t (id TEXT PRIMARY KEY)"])
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t (id) VALUES ('old')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let added = [AddedColumn {
+            table: "t",
+            column: "n",
+            definition: "BIGINT NOT NULL DEFAULT 0",
+        }];
+        add_missing_columns(&pool, &added).await.unwrap();
+        add_missing_columns(&pool, &added).await.unwrap(); // a second start changes nothing
+        let n: i64 = sqlx::query_scalar("SELECT n FROM t WHERE id = 'old'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
         pool.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }

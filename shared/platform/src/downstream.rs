@@ -106,7 +106,8 @@ impl Channels {
     }
 
     /// One unary call under `policy`: every attempt goes to the next instance (or to `key`'s
-    /// instance), so a retry after a refused connection lands elsewhere.
+    /// instance), so a retry after a refused connection lands elsewhere. Each attempt carries the
+    /// policy's attempt timeout as its deadline, so a busy instance can shed it in time.
     async fn unary<Req, Resp, F, Fut>(
         &self,
         policy: &Downstream,
@@ -117,12 +118,14 @@ impl Channels {
     ) -> Result<Resp, CallError>
     where
         Req: Clone,
-        F: Fn(Channel, Req) -> Fut,
+        F: Fn(Channel, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
+        let deadline = policy.config().attempt_timeout;
         policy
             .call(method, || {
-                let request = request.clone();
+                let mut request = tonic::Request::new(request.clone());
+                request.set_timeout(deadline);
                 let call = &call;
                 async move {
                     self.attempt(key, |channel| call(channel, request))

@@ -10,6 +10,7 @@
 //!   and one port for REST and gRPC.
 //! - [`server`]: binding, serving and graceful shutdown, the same for every service, and the
 //!   configuration every service shares.
+//! - [`deadline`]: the deadline a gRPC caller sent (`grpc-timeout`), for shedding work in time.
 //! - [`errors`]: one table from failure class to HTTP status and gRPC code.
 //! - [`resilience`]: one named policy per downstream: circuit breaker (failsafe) inside retries with
 //!   exponential backoff and jitter (backon).
@@ -32,6 +33,7 @@ pub mod client;
 pub mod config;
 pub mod consul;
 pub mod db;
+pub mod deadline;
 pub mod discovery;
 pub mod downstream;
 pub mod errors;

@@ -6,8 +6,15 @@
 //!   and the caller gets `Unavailable` without waiting.
 //! - The per-attempt timeout sits inside the breaker's future: a future dropped by an outer timeout
 //!   records neither success nor failure, so slow calls would never open the breaker.
-//! - Only failures that say the downstream is unhealthy (unavailable, timeouts, internal errors)
+//! - Only failures that say the downstream is unhealthy (unavailable, silence, internal errors)
 //!   count towards opening; a rejected argument is the caller's fault, not the service's.
+//! - A busy downstream is not a dead one. Every call carries its deadline (`grpc-timeout`, the
+//!   attempt timeout); a busy service answers in time, shedding with `RESOURCE_EXHAUSTED` or
+//!   `DEADLINE_EXCEEDED`, and neither opens the breaker nor is retried (for frames the next frame
+//!   is the retry; retrying shed work only adds load). Only silence past the deadline, plus a
+//!   grace for the answer's trip back ([`PolicyConfig::silent_after`]), counts as a failure:
+//!   counting overload as failure opened the breaker under load and turned a spike into minutes of
+//!   paused feedback.
 //!
 //! The numbers and their reasons are in [`PolicyConfig::emotion`], [`PolicyConfig::emotion_queries`]
 //! and [`PolicyConfig::scoring`];
@@ -98,6 +105,14 @@ impl PolicyConfig {
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(2),
         }
+    }
+
+    /// When an attempt without any answer counts as silent (a failure): the deadline sent with it
+    /// plus a fifth. A busy service sheds work at the deadline and answers at once; the fifth
+    /// (300 ms of the emotion service's 1.5 s) covers the answer's trip back and a late wake-up on
+    /// a loaded CPU.
+    pub fn silent_after(&self) -> Duration {
+        self.attempt_timeout + self.attempt_timeout / 5
     }
 
     /// Overrides from `<NAME>_BREAKER_FAILURES`, `<NAME>_BREAKER_OPEN_MS`, `<NAME>_BREAKER_OPEN_MAX_MS`,
@@ -203,16 +218,28 @@ pub enum CallError {
         downstream: &'static str,
         status: Status,
     },
+    /// No answer at all within [`PolicyConfig::silent_after`]: stuck or gone.
+    #[error("{downstream} service did not answer within {} ms", after.as_millis())]
+    Silent {
+        downstream: &'static str,
+        after: Duration,
+    },
 }
 
 impl CallError {
-    /// True when the downstream could not serve the call at all (breaker open, down, timed out),
-    /// as opposed to rejecting this particular request.
+    /// True when the downstream could not serve the call at all (breaker open, down, silent),
+    /// as opposed to rejecting this particular request or being busy.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Open(_) => true,
-            Self::Failed { status, .. } => counts_as_failure(status),
+            Self::Open(_) | Self::Silent { .. } => true,
+            Self::Failed { status, .. } => is_unhealthy(status),
         }
+    }
+
+    /// True when the downstream is up but busy: it shed the call or could not finish it by the
+    /// deadline. Worth trying later, never a reason to route around the service.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Failed { status, .. } if is_busy(status))
     }
 
     pub fn status(&self) -> Status {
@@ -221,30 +248,66 @@ impl CallError {
                 Status::unavailable(format!("{name} service unavailable (circuit open)"))
             }
             Self::Failed { status, .. } => status.clone(),
+            Self::Silent { .. } => Status::deadline_exceeded(self.to_string()),
         }
     }
 }
 
-/// Unhealthy-downstream codes: these open the breaker.
-fn counts_as_failure(status: &Status) -> bool {
+/// Why one attempt failed, as the breaker sees it.
+#[derive(Debug)]
+enum Attempt {
+    /// The downstream answered with this error.
+    Answered(Status),
+    /// It did not answer within [`PolicyConfig::silent_after`].
+    Silent,
+}
+
+/// What opens the breaker: silence, or an answer that says the downstream is unhealthy.
+fn counts_as_failure(attempt: &Attempt) -> bool {
+    match attempt {
+        Attempt::Silent => true,
+        Attempt::Answered(status) => is_unhealthy(status),
+    }
+}
+
+/// The client's own transport gave up at the call's deadline (tonic reports it as CANCELLED with
+/// a [`tonic::TimeoutExpired`] cause): no answer came, which is silence, not an answer.
+fn expired_here(status: &Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(err) = cause {
+        if err.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// Codes of a downstream that cannot serve at all (down, crashing, cut off).
+fn is_unhealthy(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Internal
-            | Code::Unknown
-            | Code::ResourceExhausted
+        Code::Unavailable | Code::Internal | Code::Unknown
     )
 }
 
-/// Worth another attempt: the same request may succeed in a moment.
+/// Codes of a downstream that is up but full: it shed the call, or its deadline passed in queue.
+fn is_busy(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::ResourceExhausted | Code::DeadlineExceeded
+    )
+}
+
+/// Worth another attempt at once: the same request may succeed on the next instance or after a
+/// short pause. Busy answers are not: a retry would add to the load that caused them.
 fn is_retryable(err: &CallError) -> bool {
     match err {
         CallError::Open(_) => false,
-        CallError::Failed { status, .. } => matches!(
-            status.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted
-        ),
+        CallError::Silent { .. } => true,
+        CallError::Failed { status, .. } => {
+            matches!(status.code(), Code::Unavailable | Code::Aborted)
+        }
     }
 }
 
@@ -297,32 +360,35 @@ impl Downstream {
         }
     }
 
-    /// Runs `op` under the policy: each attempt bounded by the attempt timeout and recorded by the
-    /// breaker; transient failures retried with jittered exponential backoff.
+    /// Runs `op` under the policy: each attempt bounded by [`PolicyConfig::silent_after`] and
+    /// recorded by the breaker; transient failures retried with jittered exponential backoff.
+    /// `op` should send [`PolicyConfig::attempt_timeout`] as the call's deadline.
     pub async fn call<T, F, Fut>(&self, operation: &'static str, mut op: F) -> Result<T, CallError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let name = self.config.name;
-        let timeout = self.config.attempt_timeout;
+        let silent_after = self.config.silent_after();
         let attempt = || {
             let fut = op();
             let bounded = async move {
-                match tokio::time::timeout(timeout, fut).await {
-                    Ok(result) => result,
-                    Err(_) => Err(Status::deadline_exceeded(format!(
-                        "{name} did not answer within {} ms",
-                        timeout.as_millis()
-                    ))),
+                match tokio::time::timeout(silent_after, fut).await {
+                    Ok(Err(status)) if expired_here(&status) => Err(Attempt::Silent),
+                    Ok(result) => result.map_err(Attempt::Answered),
+                    Err(_) => Err(Attempt::Silent),
                 }
             };
             let guarded = self.breaker.call_with(counts_as_failure, bounded);
             async move {
                 guarded.await.map_err(|e| match e {
-                    failsafe::Error::Inner(status) => CallError::Failed {
+                    failsafe::Error::Inner(Attempt::Answered(status)) => CallError::Failed {
                         downstream: name,
                         status,
+                    },
+                    failsafe::Error::Inner(Attempt::Silent) => CallError::Silent {
+                        downstream: name,
+                        after: silent_after,
                     },
                     failsafe::Error::Rejected => CallError::Open(name),
                 })
@@ -346,7 +412,8 @@ impl Downstream {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(CallError::Open(_)) => "rejected",
-            Err(CallError::Failed { .. }) => "error",
+            Err(e) if e.is_busy() => "busy",
+            Err(CallError::Failed { .. } | CallError::Silent { .. }) => "error",
         };
         metrics::counter!("downstream_calls_total", "downstream" => name, "operation" => operation, "outcome" => outcome)
             .increment(1);
@@ -506,13 +573,14 @@ mod tests {
                 name: "t-virtual-emotion",
                 ..cfg.clone()
             });
-            // A hung service: each call is two attempts of 1.5 s with one jittered pause between.
+            // A hung service: each call is two silent attempts of 1.8 s with one jittered pause.
             let started = tokio::time::Instant::now();
             let r = d.call("analyze", hang).await;
             let took = started.elapsed();
+            assert!(matches!(r, Err(CallError::Silent { .. })), "{r:?}");
             assert_eq!(r.unwrap_err().status().code(), Code::DeadlineExceeded);
-            let least = cfg.attempt_timeout * 2 + cfg.backoff_min;
-            let most = cfg.attempt_timeout * 2 + cfg.backoff_min * 2;
+            let least = cfg.silent_after() * 2 + cfg.backoff_min;
+            let most = cfg.silent_after() * 2 + cfg.backoff_min * 2;
             assert!(took >= least && took <= most, "one call took {took:?}");
 
             // Five failed attempts open it: the third call's retry is refused by the breaker.
@@ -595,10 +663,69 @@ mod tests {
             assert_eq!(r.unwrap_err().status().code(), Code::DeadlineExceeded);
             assert_eq!(
                 started.elapsed(),
-                Duration::from_millis(100),
-                "cut at the attempt timeout"
+                Duration::from_millis(120),
+                "cut at the deadline and its grace"
             );
         }
         assert_eq!(d.state(), BreakerState::Open);
+    }
+
+    /// A real gRPC client against a server that never answers: tonic's own deadline fires first
+    /// (as CANCELLED), and it still counts as silence.
+    #[tokio::test]
+    async fn a_deadline_cut_by_the_grpc_client_is_silence_too() {
+        use iv_contracts::emotion::FrameRequest;
+        use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                sockets.push(socket); // accepted, never answered
+            }
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        let d = Downstream::new(fast("t-grpc-deadline"));
+        for _ in 0..3 {
+            let r = d
+                .call("analyze", || {
+                    let mut client = EmotionServiceClient::new(channel.clone());
+                    let mut request = tonic::Request::new(FrameRequest::default());
+                    request.set_timeout(Duration::from_millis(100));
+                    async move { client.analyze_frame(request).await }
+                })
+                .await;
+            assert!(matches!(r, Err(CallError::Silent { .. })), "{r:?}");
+        }
+        assert_eq!(d.state(), BreakerState::Open);
+        held.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_downstream_never_opens_the_breaker_and_is_not_retried() {
+        let d = Downstream::new(PolicyConfig {
+            retries: 2,
+            ..fast("t-busy")
+        });
+        let calls = AtomicUsize::new(0);
+        for i in 0..20 {
+            let r: Result<(), _> = d
+                .call("op", || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(match i % 2 {
+                        0 => Status::resource_exhausted("all slots busy"),
+                        _ => Status::deadline_exceeded("queued past the deadline"),
+                    })
+                })
+                .await;
+            let err = r.unwrap_err();
+            assert!(err.is_busy() && !err.is_unavailable(), "{err:?}");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 20, "one attempt per call");
+        assert_eq!(d.state(), BreakerState::Closed);
+        // Still closed: the next call goes through.
+        d.call("op", || async { Ok(()) }).await.unwrap();
     }
 }

@@ -89,8 +89,17 @@ async fn an_emotion_service_outage_pauses_live_feedback_and_loses_no_frame() {
         (iv_contracts::now_millis() - answered_at).abs() < 10_000,
         "the socket still answers, now: {pong}"
     );
+    // The frames are handled beside the socket's reading, so the last may still be on its way.
+    let mut state = None;
+    for _ in 0..50 {
+        state = breaker_state(&t, &interview, "emotion").await;
+        if state == Some(2.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
-        breaker_state(&t, &interview, "emotion").await,
+        state,
         Some(2.0),
         "the breaker is open after consecutive failures"
     );
@@ -156,27 +165,27 @@ async fn an_emotion_service_outage_pauses_live_feedback_and_loses_no_frame() {
     }
     assert_eq!(state, Some(0.0), "the emotion breaker closes again");
 
-    // Every frame sent, live or queued while the service was down, ends up analysed (once).
+    // Every frame sent, live or queued while the service was down, ends up analysed (once),
+    // but for those sampled out while an analysis was slow. Frames still in flight when feedback
+    // resumed may arrive after the others.
     let waited = Instant::now();
-    let summary = loop {
-        let s = t.get(&format!("/api/v1/emotions/session/{id}")).await;
-        if s.status == 200 && s.json()["frames_analyzed"].as_u64() >= Some(sent as u64) {
-            break s.json();
+    loop {
+        let summary = t.get(&format!("/api/v1/emotions/session/{id}")).await;
+        let session = t.get(&format!("/api/v1/interviews/{id}")).await.json();
+        let count = |field: &str| session[field].as_u64().unwrap();
+        let expected = count("frames_received") - count("frames_skipped");
+        let analysed = summary.json()["frames_analyzed"].as_u64().unwrap_or(0);
+        if count("frames_received") == sent as u64 && analysed >= expected {
+            assert_eq!(analysed, expected, "each frame analysed once: {session}");
+            assert!(count("frames_skipped") * 4 < sent as u64, "{session}");
+            break;
         }
         assert!(
             waited.elapsed() < Duration::from_secs(90),
-            "queued frames not all analysed: {} of {sent}",
-            s.json()["frames_analyzed"]
+            "queued frames not all analysed: {analysed} of {expected}: {session}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    // Frames still in flight when feedback resumed may arrive after; each is counted once.
-    let session = t.get(&format!("/api/v1/interviews/{id}")).await.json();
-    assert_eq!(
-        summary["frames_analyzed"].as_u64(),
-        session["frames_received"].as_u64(),
-        "frames analysed == frames received: {summary} {session}"
-    );
+    }
     drop(ws);
     emotion.kill().await;
     t.stop().await;

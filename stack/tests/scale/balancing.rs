@@ -242,6 +242,7 @@ fn frame(session: &str, number: i64, jpeg: &[u8]) -> FrameRequest {
         format: "jpeg".into(),
         policy: 0,
         frame_number: number,
+        ..Default::default()
     }
 }
 

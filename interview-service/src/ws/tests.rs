@@ -1,0 +1,207 @@
+//! The socket loop driven through channels with a fake emotion service that can be held, busy
+//! or down: what the candidate receives, and what the emotion service is asked.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::testing::{Answer, Fixture, png};
+
+/// A socket on `f`'s app: what the client sends, and what it receives.
+struct Client {
+    tx: mpsc::UnboundedSender<Incoming>,
+    rx: mpsc::UnboundedReceiver<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Client {
+    async fn open(f: &Fixture, session_id: &str) -> Self {
+        let (tx, in_rx) = mpsc::unbounded_channel::<Incoming>();
+        let (out_tx, rx) = mpsc::unbounded_channel::<String>();
+        let sink = Box::pin(futures_util::sink::unfold(
+            out_tx,
+            |tx, text: String| async move {
+                tx.send(text).map_err(|_| "closed")?;
+                Ok::<_, &str>(tx)
+            },
+        ));
+        let task = tokio::spawn(run(
+            f.app.clone(),
+            session_id.to_string(),
+            sink,
+            tokio_stream::wrappers::UnboundedReceiverStream::new(in_rx),
+            CancellationToken::new(),
+        ));
+        let mut client = Self { tx, rx, task };
+        client.until("question").await; // joined: status, then the first question
+        client
+    }
+
+    fn frame(&self) {
+        self.tx.send(Incoming::Binary(png().bytes)).unwrap();
+    }
+
+    fn text(&self, message: Value) {
+        self.tx.send(Incoming::Text(message.to_string())).unwrap();
+    }
+
+    async fn next(&mut self) -> Value {
+        let text = tokio::time::timeout(Duration::from_secs(5), self.rx.recv())
+            .await
+            .expect("a message within 5 s")
+            .expect("the socket is open");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    async fn until(&mut self, kind: &str) -> Value {
+        loop {
+            let m = self.next().await;
+            if m["type"] == kind {
+                return m;
+            }
+        }
+    }
+
+    /// Closes the socket; everything it still sent.
+    async fn close(self) -> Vec<Value> {
+        self.tx.send(Incoming::Close).unwrap();
+        self.task.await.unwrap();
+        tokio_stream::wrappers::UnboundedReceiverStream::new(self.rx)
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .collect()
+            .await
+    }
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn frames_that_arrive_during_an_analysis_are_sampled_newest_first_and_answers_never_wait() {
+    let f = Fixture::new().await;
+    let s = f.start(true).await;
+    let gate = f.hold_analysis();
+    let mut c = Client::open(&f, &s.id).await;
+    for _ in 0..5 {
+        c.frame();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The first frame is still being analysed; the answer is handled regardless.
+    c.text(json!({"type": "answer", "data": {"question_id": "intro-1", "transcript": "I build backends.", "duration": 3}}));
+    let q = c.until("question").await;
+    assert_eq!(q["data"]["id"], "tech-1", "answered while a frame was held");
+    assert_eq!(
+        f.emotion.calls.load(Ordering::SeqCst),
+        1,
+        "one frame at a time"
+    );
+
+    gate.add_permits(10);
+    let first = c.until("emotion_update").await;
+    let second = c.until("emotion_update").await;
+    settle().await;
+    assert_eq!(
+        f.emotion.calls.load(Ordering::SeqCst),
+        2,
+        "of the four that arrived meanwhile, only the newest was analysed"
+    );
+    let asked = f.emotion.timestamps.lock().unwrap().clone();
+    assert!(
+        asked[1] >= asked[0] + 15,
+        "the newest frame, timed at arrival: {asked:?}"
+    );
+    assert_eq!(first["data"]["timestamp"], asked[0]);
+    assert_eq!(second["data"]["timestamp"], asked[1]);
+    let rest = c.close().await;
+    assert!(rest.iter().all(|m| m["type"] != "error"), "{rest:#?}");
+    let session = f.app.get(&s.id).await.unwrap();
+    assert_eq!(
+        (
+            session.frames_received,
+            session.frames_analyzed,
+            session.frames_skipped
+        ),
+        (5, 2, 3),
+        "the sampled-out frames are counted as received and skipped"
+    );
+}
+
+#[tokio::test]
+async fn a_frame_waiting_when_the_candidate_leaves_is_still_analysed_and_counted() {
+    let f = Fixture::new().await;
+    let s = f.start(true).await;
+    let gate = f.hold_analysis();
+    let c = Client::open(&f, &s.id).await;
+    c.frame();
+    settle().await;
+    c.frame();
+    settle().await;
+    gate.add_permits(10);
+    c.close().await;
+    let session = f.app.get(&s.id).await.unwrap();
+    assert_eq!((session.frames_received, session.frames_analyzed), (2, 2));
+}
+
+#[tokio::test]
+async fn a_busy_emotion_service_is_neither_an_error_nor_a_pause_for_the_candidate() {
+    let f = Fixture::new().await;
+    let s = f.start(true).await;
+    f.emotion(Answer::Busy);
+    let mut c = Client::open(&f, &s.id).await;
+    for _ in 0..6 {
+        c.frame();
+        settle().await;
+    }
+    c.text(json!({"type": "ping"}));
+    c.until("pong").await;
+    f.emotion(Answer::Works);
+    c.frame();
+    c.until("emotion_update").await;
+    let rest = c.close().await;
+    assert!(
+        rest.iter()
+            .all(|m| m["type"] != "error" && m["data"]["live_feedback"] != "paused"),
+        "{rest:#?}"
+    );
+    let session = f.app.get(&s.id).await.unwrap();
+    assert_eq!(
+        (
+            session.frames_received,
+            session.frames_analyzed,
+            session.frames_deferred,
+            session.frames_skipped
+        ),
+        (7, 1, 0, 6)
+    );
+}
+
+#[tokio::test]
+async fn frames_sent_before_complete_are_analysed_before_the_interview_completes() {
+    let f = Fixture::new().await;
+    let s = f.start(true).await;
+    let gate = f.hold_analysis();
+    let mut c = Client::open(&f, &s.id).await;
+    c.frame();
+    settle().await;
+    c.frame();
+    c.text(json!({"type": "complete"}));
+    settle().await;
+    let held = f.app.get(&s.id).await.unwrap();
+    assert!(
+        held.completed_at.is_none(),
+        "completion waits for the frames sent before it"
+    );
+    gate.add_permits(10);
+    c.until("emotion_update").await;
+    c.until("emotion_update").await;
+    let rest = c.close().await;
+    assert!(rest.iter().all(|m| m["type"] != "error"), "{rest:#?}");
+    let session = f.app.get(&s.id).await.unwrap();
+    assert!(session.completed_at.is_some());
+    assert_eq!((session.frames_received, session.frames_analyzed), (2, 2));
+}
