@@ -10,21 +10,26 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The `stack` binary next to the running test binary (`target/<profile>/deps/<test>` ->
-/// `target/<profile>/stack`); cargo builds it for the stack crate's integration tests.
+/// The `stack` binary of the same build as the running one: beside it (a binary such as
+/// `target/<profile>/loadgen`) or one folder up (a test, `target/<profile>/deps/<test>`); cargo
+/// builds it for the stack crate's integration tests.
 fn stack_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let bin = exe
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let beside = exe.parent().map(|dir| dir.join("stack"));
+    let above = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("stack"))
-        .expect("a test binary under target/<profile>/deps");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p iv-stack --bin stack`",
-        bin.display()
-    );
-    bin
+        .map(|profile| profile.join("stack"));
+    [beside, above]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no stack binary beside {}: build it with `cargo build -p iv-stack --bin stack` (same profile)",
+                exe.display()
+            )
+        })
 }
 
 pub struct ServiceProcess {
@@ -52,6 +57,11 @@ impl ServiceProcess {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
     }
 
     async fn launch(&mut self) {

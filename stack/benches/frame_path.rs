@@ -1,0 +1,222 @@
+//! One face frame's journey, timed at each layer a user's request crosses, side by side: the
+//! vision pipeline alone (inner), gRPC `AnalyzeFrame` to the running emotion service, and the
+//! gateway's WebSocket (interview service, gRPC, emotion service and back), as JSON with base64
+//! and as a binary message. One session, each frame sent once the previous one is answered, so a
+//! gap between two rows is what that layer adds.
+//!
+//! Run, on one core as the target is stated (client and services share it):
+//!   taskset -c 0 cargo bench -p iv-stack --bench frame_path
+//! (after scripts/fetch-assets.sh). `BENCH_PASSES` (default 3) passes over the 72 frames of
+//! `single_face.mp4`; prints the machine, then frames/s, p50 and p95 per path.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use emotion_service::analysis::{FaceBox, FrameAnalyzer};
+use emotion_service::vision::Pipeline;
+use futures_util::{SinkExt, StreamExt};
+use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
+use iv_contracts::emotion::{FramePriority, FrameRequest};
+use iv_contracts::policy::AnalysisPolicy;
+use iv_platform::client::HttpClient;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Row {
+    path: &'static str,
+    samples: Vec<Duration>,
+}
+
+impl Row {
+    fn print(&mut self, inner_p50: f64) {
+        self.samples.sort();
+        let at = |q: f64| {
+            self.samples[((self.samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3
+        };
+        let total: Duration = self.samples.iter().sum();
+        let fps = self.samples.len() as f64 / total.as_secs_f64();
+        println!(
+            "{:<40} {fps:>9.1} {:>8.1} {:>8.1} {:>+10.1}",
+            self.path,
+            at(0.5),
+            at(0.95),
+            at(0.5) - inner_p50
+        );
+    }
+
+    fn p50(&mut self) -> f64 {
+        self.samples.sort();
+        self.samples[self.samples.len() / 2].as_secs_f64() * 1e3
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} core(s) available to this process")
+}
+
+fn main() {
+    emotion_service::one_kernel_thread_per_frame();
+    let assets = iv_platform::assets::dir();
+    let jpegs: Vec<Vec<u8>> = (0..72)
+        .map(|i| {
+            std::fs::read(assets.join(format!("media/single_face/frame_{i:03}.jpg")))
+                .expect("media (run scripts/fetch-assets.sh)")
+        })
+        .collect();
+    let passes: usize = std::env::var("BENCH_PASSES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    println!("machine: {}", machine());
+    println!(
+        "one session, {passes} passes of 72 frames (640x360 JPEG), each sent once the last is answered"
+    );
+
+    let mut inner = Row {
+        path: "pipeline alone (inner, tracking)",
+        samples: Vec::new(),
+    };
+    let pipeline = Pipeline::load(&assets.join("models")).expect("models");
+    for _ in 0..passes {
+        let mut last: Option<FaceBox> = None;
+        for (i, j) in jpegs.iter().enumerate() {
+            let hint = last.filter(|_| i % 10 != 0);
+            let t = Instant::now();
+            let f = image::load_from_memory(j).unwrap().to_rgb8();
+            let a = pipeline.analyze(&f, AnalysisPolicy::Full, hint).unwrap();
+            inner.samples.push(t.elapsed());
+            last = a.face;
+        }
+    }
+    drop(pipeline);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let rows = runtime.block_on(async {
+        let dir = std::env::temp_dir().join(format!("iv-bench-{}", std::process::id()));
+        let stack = iv_stack::Stack::start(iv_stack::test_env(&dir, &[]), None)
+            .await
+            .expect("the stack starts");
+        let grpc = grpc_row(
+            &format!("http://{}", stack.addresses.emotion),
+            &jpegs,
+            passes,
+        )
+        .await;
+        let gateway = stack.gateway_url();
+        let json_ws = ws_row(&gateway, &jpegs, passes, Encoding::Json).await;
+        let binary_ws = ws_row(&gateway, &jpegs, passes, Encoding::Binary).await;
+        stack.stop().await;
+        let _ = std::fs::remove_dir_all(dir);
+        [grpc, json_ws, binary_ws]
+    });
+    println!(
+        "{:<40} {:>9} {:>8} {:>8} {:>10}",
+        "path", "frames/s", "p50 ms", "p95 ms", "p50 - inner"
+    );
+    let inner_p50 = inner.p50();
+    inner.print(inner_p50);
+    for mut row in rows {
+        row.print(inner_p50);
+    }
+}
+
+async fn grpc_row(url: &str, jpegs: &[Vec<u8>], passes: usize) -> Row {
+    let mut client = EmotionServiceClient::connect(url.to_string())
+        .await
+        .expect("gRPC client");
+    let mut samples = Vec::new();
+    for pass in 0..passes {
+        let session_id = format!("bench-grpc-{pass}");
+        for (i, j) in jpegs.iter().enumerate() {
+            let request = FrameRequest {
+                session_id: session_id.clone(),
+                image_data: j.clone(),
+                timestamp: iv_contracts::now_millis(),
+                format: "jpeg".into(),
+                policy: iv_contracts::emotion::AnalysisPolicy::Full as i32,
+                frame_number: i as i64 + 1,
+                priority: FramePriority::Live as i32,
+            };
+            let t = Instant::now();
+            client.analyze_frame(request).await.expect("analysed");
+            samples.push(t.elapsed());
+        }
+    }
+    Row {
+        path: "gRPC AnalyzeFrame (emotion service)",
+        samples,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    Json,
+    Binary,
+}
+
+async fn ws_row(gateway: &str, jpegs: &[Vec<u8>], passes: usize, encoding: Encoding) -> Row {
+    let http = HttpClient::new();
+    let mut samples = Vec::new();
+    for _ in 0..passes {
+        let started = http
+            .post_json(
+                &format!("{gateway}/api/v1/interviews/start"),
+                &json!({"user_id": "bench", "policy": "full", "consent": true}),
+            )
+            .await
+            .expect("interview started");
+        let id = started.json()["id"].as_str().expect("an id").to_string();
+        let url = format!("{}/ws/interviews/{id}", gateway.replacen("http", "ws", 1));
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .expect("socket");
+        for j in jpegs {
+            let message = match encoding {
+                Encoding::Json => Message::Text(
+                    json!({"type": "frame", "data": {
+                        "image": base64::engine::general_purpose::STANDARD.encode(j),
+                        "timestamp": iv_contracts::now_millis(), "format": "jpeg"}})
+                    .to_string()
+                    .into(),
+                ),
+                Encoding::Binary => Message::Binary(j.clone().into()),
+            };
+            let t = Instant::now();
+            socket.send(message).await.expect("sent");
+            loop {
+                let Some(Ok(Message::Text(text))) = socket.next().await else {
+                    panic!("the socket closed");
+                };
+                let m: Value = serde_json::from_str(&text).expect("JSON");
+                match m["type"].as_str() {
+                    Some("emotion_update") => break,
+                    Some("error") if m["data"]["code"] != "FACE_NOT_DETECTED" => {
+                        panic!("error: {m}")
+                    }
+                    _ => {}
+                }
+            }
+            samples.push(t.elapsed());
+        }
+        let _ = socket.close(None).await;
+    }
+    Row {
+        path: match encoding {
+            Encoding::Json => "gateway WebSocket, JSON + base64",
+            Encoding::Binary => "gateway WebSocket, binary JPEG",
+        },
+        samples,
+    }
+}
