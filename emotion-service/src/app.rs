@@ -44,6 +44,7 @@ pub struct BlinkStats {
     pub avg_duration_ms: f32,
     /// Share of time with eyes closed, 0..1.
     pub perclos: f32,
+    /// When each blink of the session began: every one counted, oldest first.
     pub timestamps: Vec<i64>,
 }
 
@@ -205,7 +206,8 @@ impl EmotionApp {
         let analysis = self
             .pool
             .run(input.priority, input.deadline, move || {
-                let decoded = frame::decode(&image, info)?;
+                let decoded =
+                    tracing::info_span!("decode").in_scope(|| frame::decode(&image, info))?;
                 Ok::<_, EmotionError>(analyzer.analyze(&decoded, policy, hint)?)
             })
             .await??;
@@ -222,10 +224,7 @@ impl EmotionApp {
             rate_per_minute: state.blinks.rate_per_minute(input.timestamp),
             avg_duration_ms: state.blinks.mean_duration_ms(),
             perclos: state.blinks.perclos(),
-            timestamps: observation
-                .blink
-                .map(|b| vec![b.started_at])
-                .unwrap_or_default(),
+            timestamps: state.blinks.started_at().to_vec(),
         };
         drop(state);
 

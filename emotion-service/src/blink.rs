@@ -33,6 +33,8 @@ pub struct BlinkTracker {
     count: i64,
     blink_ms: i64,
     first_seen: Option<i64>,
+    /// When each counted blink began, oldest first: clients read them beside the count.
+    started: Vec<i64>,
 }
 
 /// What one observation says.
@@ -91,6 +93,7 @@ impl BlinkTracker {
         if let Some(b) = blink {
             self.count += 1;
             self.blink_ms += b.duration_ms;
+            self.started.push(b.started_at);
         }
         Observation { closed, blink }
     }
@@ -106,6 +109,11 @@ impl BlinkTracker {
 
     pub fn count(&self) -> i64 {
         self.count
+    }
+
+    /// When each blink counted so far began, oldest first (as many as [`Self::count`]).
+    pub fn started_at(&self) -> &[i64] {
+        &self.started
     }
 
     /// Blinks per minute since the first frame with eyes (0 before a full second has passed).
@@ -166,6 +174,21 @@ mod tests {
             }]
         );
         assert!(t.perclos() > 0.05 && t.perclos() < 0.1, "{}", t.perclos());
+    }
+
+    #[test]
+    fn every_counted_blink_keeps_its_start_and_long_closures_add_none() {
+        let mut r = vec![0.31; 120];
+        r[20] = 0.05;
+        r[50..70].fill(0.05); // 660 ms shut: not a blink
+        r[90..92].fill(0.05);
+        let (blinks, t) = feed(&r);
+        assert_eq!(t.count(), 2);
+        assert_eq!(t.started_at(), [20 * 33, 90 * 33]);
+        assert_eq!(
+            t.started_at(),
+            blinks.iter().map(|b| b.started_at).collect::<Vec<_>>()
+        );
     }
 
     #[test]

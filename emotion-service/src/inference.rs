@@ -115,7 +115,9 @@ impl InferencePool {
                 }
             }
         };
-        Ok(tokio::task::spawn_blocking(job).await?)
+        // The models' spans belong to the caller's trace.
+        let span = tracing::Span::current();
+        Ok(tokio::task::spawn_blocking(move || span.in_scope(job)).await?)
     }
 }
 

@@ -6,9 +6,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async {
-            iv_platform::telemetry::init();
+            let telemetry = iv_platform::telemetry::init("emotion-service");
             let config = emotion_service::Config::from_env(&iv_platform::config::ProcessEnv)?;
             emotion_service::build(config).await?.run().await?;
+            telemetry.shutdown().await;
             Ok(())
         })
 }

@@ -64,6 +64,7 @@ impl EmotionStore {
 
     /// The policy in force for a session: the first one seen, never loosened by a later request
     /// (a client cannot turn emotion inference back on for an engagement-only interview).
+    #[tracing::instrument(name = "db.policy", skip_all)]
     pub async fn effective_policy(
         &self,
         session_id: &str,
@@ -94,6 +95,7 @@ impl EmotionStore {
     }
 
     /// Records a frame; a frame recorded before (a redelivered event) is left as it was.
+    #[tracing::instrument(name = "db.record_frame", skip_all)]
     pub async fn record(&self, session_id: &str, f: &StoredFrame) -> Result<(), EmotionError> {
         sqlx::query(
             "INSERT INTO frame_analyses (session_id, frame_number, timestamp, face_present, face_count, emotion,
@@ -149,6 +151,7 @@ impl EmotionStore {
 
 impl EmotionStore {
     /// Records a blink; the same blink recorded twice (a redelivered frame) is kept once.
+    #[tracing::instrument(name = "db.record_blink", skip_all)]
     pub async fn record_blink(
         &self,
         session_id: &str,

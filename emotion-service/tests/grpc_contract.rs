@@ -238,6 +238,9 @@ async fn analyze_batch_streams_one_answer_per_frame_in_order_and_detect_blink_co
         blink.avg_duration > 30.0 && blink.avg_duration < 500.0,
         "{blink:?}"
     );
+    // The timestamps list every blink counted, not only one that ended on this frame: the eyes
+    // close in frame 26 (timestamps are 33 ms apart from 1_000_000).
+    assert_eq!(blink.blink_timestamps, [1_000_000 + 26 * 33], "{blink:?}");
     let summary = client
         .get_session_summary(SessionRequest {
             session_id: "blinker".into(),

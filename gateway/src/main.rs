@@ -2,8 +2,9 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    iv_platform::telemetry::init();
+    let telemetry = iv_platform::telemetry::init("gateway");
     let config = gateway::Config::from_env(&iv_platform::config::ProcessEnv)?;
     gateway::build(config).await?.run().await?;
+    telemetry.shutdown().await;
     Ok(())
 }

@@ -20,6 +20,7 @@ use iv_platform::discovery::Instances;
 use iv_platform::errors::{ApiError, ErrorClass};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as TungMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Headers that describe one hop, not the request: never forwarded.
@@ -100,6 +101,8 @@ impl Upstream {
         if let Ok(v) = HeaderValue::from_str(&forwarded) {
             headers.insert("x-forwarded-for", v);
         }
+        // The upstream's span is a child of this request's, not of the client's.
+        iv_platform::telemetry::context::inject_into_headers(headers);
         if self.instances.is_empty() {
             return self.error(Failure::NoInstance);
         }
@@ -174,7 +177,12 @@ impl Upstream {
         for _ in 0..attempts {
             let base = self.instances.pick()?;
             let url = format!("{}{}", base.replacen("http", "ws", 1), path_and_query);
-            match tokio_tungstenite::connect_async(&url).await {
+            let Ok(mut request) = url.as_str().into_client_request() else {
+                tracing::warn!(upstream = self.name, url, "not a WebSocket address");
+                return None;
+            };
+            iv_platform::telemetry::context::inject_into_headers(request.headers_mut());
+            match tokio_tungstenite::connect_async(request).await {
                 Ok((socket, _)) => return Some(socket),
                 Err(tokio_tungstenite::tungstenite::Error::Io(e)) => {
                     self.instances.eject(&base);

@@ -118,11 +118,11 @@ impl InterviewApp {
         }
     }
 
-    /// A frame the socket sampled out, replaced by a newer one while the emotion service was
+    /// Frames the socket sampled out, replaced by newer ones while the emotion service was
     /// busy: counted as received and skipped, so the session's figures add up.
-    pub async fn sample_out(&self, id: &str) -> Result<(), InterviewError> {
-        self.store.count_sampled_out(id).await?;
-        metrics::counter!("frames_total", "outcome" => "sampled_out").increment(1);
+    pub async fn sample_out(&self, id: &str, frames: i64) -> Result<(), InterviewError> {
+        self.store.count_sampled_out(id, frames).await?;
+        metrics::counter!("frames_total", "outcome" => "sampled_out").increment(frames as u64);
         Ok(())
     }
 

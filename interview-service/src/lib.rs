@@ -87,9 +87,11 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let pool = db::open(&config.database_url, &[store::SCHEMA, outbox::SCHEMA])
         .await
         .context("opening the database")?;
-    db::add_missing_columns(&pool, store::ADDED_COLUMNS)
-        .await
-        .context("upgrading the database")?;
+    for added in [store::ADDED_COLUMNS, outbox::ADDED_COLUMNS] {
+        db::add_missing_columns(&pool, added)
+            .await
+            .context("upgrading the database")?;
+    }
     health.set("database", true, "connected");
     health.set("broker", true, bus.kind());
 

@@ -5,9 +5,10 @@ use iv_platform::config::{Env, ProcessEnv};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    iv_platform::telemetry::init();
+    let telemetry = iv_platform::telemetry::init("interview-service");
     let config = interview_service::Config::from_env(&ProcessEnv)?;
     let bus = EventBus::from_env(&Env::new(&ProcessEnv)).await?;
     interview_service::build(config, bus).await?.run().await?;
+    telemetry.shutdown().await;
     Ok(())
 }

@@ -176,6 +176,7 @@ impl InterviewStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.session", skip_all)]
     pub async fn get(&self, id: &str) -> Result<Session, InterviewError> {
         let row = sqlx::query(
             "SELECT id, user_id, state, policy, consent, questions, current_index, frames_received, frames_analyzed,
@@ -222,6 +223,7 @@ impl InterviewStore {
     }
 
     /// Counts a received frame and returns its number within the session.
+    #[tracing::instrument(name = "db.next_frame_number", skip_all)]
     pub async fn next_frame_number(&self, id: &str) -> Result<i64, InterviewError> {
         let n: i64 = sqlx::query_scalar(
             "UPDATE interviews SET frames_received = frames_received + 1 WHERE id = $1 RETURNING frames_received",
@@ -232,13 +234,14 @@ impl InterviewStore {
         Ok(n)
     }
 
-    /// A frame sampled out at the socket, before it was numbered: received and skipped.
-    pub async fn count_sampled_out(&self, id: &str) -> Result<(), InterviewError> {
+    /// Frames sampled out at the socket, before they were numbered: received and skipped.
+    pub async fn count_sampled_out(&self, id: &str, frames: i64) -> Result<(), InterviewError> {
         sqlx::query(
-            "UPDATE interviews SET frames_received = frames_received + 1,
-                frames_skipped = frames_skipped + 1 WHERE id = $1",
+            "UPDATE interviews SET frames_received = frames_received + $2,
+                frames_skipped = frames_skipped + $2 WHERE id = $1",
         )
         .bind(id)
+        .bind(frames)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -255,6 +258,7 @@ impl InterviewStore {
 
     /// Counts a frame and stores its FrameCaptured event in the same transaction (the outbox
     /// relay publishes it): a frame queued for the worker survives a broker outage.
+    #[tracing::instrument(name = "db.count_frame", skip_all)]
     pub async fn count_frame(
         &self,
         id: &str,
@@ -275,6 +279,7 @@ impl InterviewStore {
 
     /// Stores an answer to the question at `position` and moves to the next question, atomically:
     /// of two racing answers to one question, exactly one is kept.
+    #[tracing::instrument(name = "db.record_answer", skip_all)]
     pub async fn record_answer(
         &self,
         session_id: &str,
@@ -357,6 +362,7 @@ impl InterviewStore {
 
     /// Marks the session completed and stores its InterviewCompleted event in the same
     /// transaction (the outbox relay publishes it). A second completion is refused.
+    #[tracing::instrument(name = "db.complete", skip_all)]
     pub async fn complete(
         &self,
         session_id: &str,

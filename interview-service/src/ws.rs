@@ -13,6 +13,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use iv_platform::CancellationToken;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::app::{FrameOutcome, FrameUpload, InterviewApp};
 use crate::error::InterviewError;
@@ -50,6 +51,9 @@ struct Connection<S> {
     analysing: Option<Analysis>,
     waiting: VecDeque<FrameUpload>,
     sampler: Sampler,
+    /// Frames sampled out and not yet written to the session's counts: written once per
+    /// analysed frame (and at the end) instead of once each, so overload adds no database work.
+    sampled_out: i64,
 }
 
 /// Runs one socket until the client closes it or `cancel` fires.
@@ -73,6 +77,7 @@ pub async fn run<S, R>(
         analysing: None,
         waiting: VecDeque::new(),
         sampler: Sampler::default(),
+        sampled_out: 0,
     };
     let session = match conn.app.join(&conn.session_id).await {
         Ok(s) => s,
@@ -112,6 +117,7 @@ pub async fn run<S, R>(
             }
         }
     }
+    conn.count_sampled_out().await;
     metrics::gauge!("websocket_sessions").decrement(1.0);
     tracing::info!(session_id = %conn.session_id, "candidate disconnected");
 }
@@ -218,17 +224,31 @@ impl<S: Sink<String> + Unpin> Connection<S> {
         self.waiting.push_back(upload);
         while self.waiting.len() > room {
             self.waiting.pop_front();
-            if let Err(e) = self.app.sample_out(&self.session_id).await {
-                tracing::warn!(session_id = %self.session_id, error = %e, "a sampled-out frame was not counted");
-            }
+            self.sampled_out += 1;
         }
         self.tell(change).await
     }
 
+    /// Writes the frames sampled out since the last write into the session's counts.
+    async fn count_sampled_out(&mut self) {
+        let n = std::mem::take(&mut self.sampled_out);
+        if n == 0 {
+            return;
+        }
+        if let Err(e) = self.app.sample_out(&self.session_id, n).await {
+            tracing::warn!(session_id = %self.session_id, frames = n, error = %e, "sampled-out frames were not counted");
+        }
+    }
+
+    /// Each frame is a trace of its own (a socket lives for the whole interview), linked to the
+    /// socket's span.
     fn start(&mut self, upload: FrameUpload) {
         let (app, id) = (self.app.clone(), self.session_id.clone());
+        let span = tracing::info_span!(parent: None, "ws.frame", session_id = %id, trace_id = tracing::field::Empty);
+        span.follows_from(tracing::Span::current());
+        iv_platform::telemetry::context::record_trace_id(&span);
         self.analysing = Some(tokio::spawn(
-            async move { app.submit_frame(&id, upload).await },
+            async move { app.submit_frame(&id, upload).await }.instrument(span),
         ));
     }
 
@@ -267,8 +287,8 @@ impl<S: Sink<String> + Unpin> Connection<S> {
         self.status_now(Some(message)).await
     }
 
-    /// The frame in analysis is done: the candidate hears the outcome, and the waiting frame
-    /// (if any) goes next.
+    /// The frame in analysis is done: the waiting frame (if any) goes next, the candidate hears
+    /// the outcome, and the frames sampled out meanwhile are counted.
     async fn analysed(
         &mut self,
         outcome: Result<FrameOutcome, InterviewError>,
@@ -276,6 +296,15 @@ impl<S: Sink<String> + Unpin> Connection<S> {
         if let Some(next) = self.waiting.pop_front() {
             self.start(next);
         }
+        let told = self.tell_outcome(outcome).await;
+        self.count_sampled_out().await;
+        told
+    }
+
+    async fn tell_outcome(
+        &mut self,
+        outcome: Result<FrameOutcome, InterviewError>,
+    ) -> Result<(), Gone> {
         match outcome {
             Ok(FrameOutcome::Analyzed { update, resumed }) => {
                 self.sampler.analysed();

@@ -169,7 +169,7 @@ impl Options {
 /// Plays the runs and prints each report, then the median of their figures.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let frames = face_frames()?;
-    println!("{}", procs::machine());
+    println!("machine: {}", iv_platform::host::describe());
     let (gateway, stack) = match &options.gateway {
         Some(url) => (url.clone(), None),
         None => {

@@ -111,20 +111,6 @@ impl Sampler {
     }
 }
 
-/// The machine the figures come from: CPU model and count.
-pub fn machine() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("machine: {cores} cores, {model}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,20 +70,6 @@ fn summary(mut samples: Vec<Duration>) -> (f64, f64) {
     (at(0.5), at(0.95))
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
-    format!("{cpu}, {cores} core(s) available to this process, RAYON_NUM_THREADS={threads}")
-}
-
 fn main() {
     let encoder = SentenceEncoder::load(&default_model_dir())
         .expect("the sentence model (run scripts/fetch-assets.sh)");
@@ -92,7 +78,11 @@ fn main() {
         ("short answer", SHORT.to_string()),
         ("300-word answer", long),
     ];
-    println!("machine: {}", machine());
+    println!(
+        "machine: {}, RAYON_NUM_THREADS={}",
+        iv_platform::host::describe(),
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into())
+    );
     println!(
         "{:<18} {:>6} | {:>13} {:>11} | {:>13} {:>11}",
         "answer", "words", "inner p50 ms", "inner p95", "gRPC p50 ms", "gRPC p95"

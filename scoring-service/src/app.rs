@@ -70,9 +70,12 @@ impl ScoringApp {
         validate_answer(&input)?;
         let encoder = self.encoder.clone();
         let started = std::time::Instant::now();
-        let analysis = tokio::task::spawn_blocking(move || answer::analyze(&input, &encoder))
-            .await
-            .map_err(ScoringError::WorkerGone)??;
+        let span = tracing::Span::current();
+        let analysis = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| answer::analyze(&input, &encoder))
+        })
+        .await
+        .map_err(ScoringError::WorkerGone)??;
         metrics::histogram!("answer_analysis_seconds").record(started.elapsed().as_secs_f64());
         Ok(analysis)
     }
@@ -98,10 +101,12 @@ impl ScoringApp {
         let encoder = self.encoder.clone();
         // Only the answers go to the blocking pool: the frames (up to MAX_FRAMES) stay here.
         let answers = input.answers.clone();
-        let analyses =
-            tokio::task::spawn_blocking(move || overall::analyze_answers(&answers, &encoder))
-                .await
-                .map_err(ScoringError::WorkerGone)??;
+        let span = tracing::Span::current();
+        let analyses = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| overall::analyze_answers(&answers, &encoder))
+        })
+        .await
+        .map_err(ScoringError::WorkerGone)??;
         let score = overall::calculate(input, analyses, now_millis());
         self.store.save_score(&score).await?;
         metrics::counter!("scores_calculated_total", "sufficient" => score.sufficient_data.to_string()).increment(1);

@@ -2,8 +2,9 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    iv_platform::telemetry::init();
+    let telemetry = iv_platform::telemetry::init("scoring-service");
     let config = scoring_service::Config::from_env(&iv_platform::config::ProcessEnv)?;
     scoring_service::build(config).await?.run().await?;
+    telemetry.shutdown().await;
     Ok(())
 }

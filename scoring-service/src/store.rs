@@ -34,6 +34,7 @@ impl ScoreStore {
     }
 
     /// Saves a score; scoring the same interview again replaces it (events may be redelivered).
+    #[tracing::instrument(name = "db.save_score", skip_all)]
     pub async fn save_score(&self, score: &Score) -> Result<(), ScoringError> {
         let payload = serde_json::to_string(score).map_err(ScoringError::Serialize)?;
         sqlx::query(
@@ -62,6 +63,7 @@ impl ScoreStore {
         .await
     }
 
+    #[tracing::instrument(name = "db.save_report", skip_all)]
     pub async fn save_report(&self, report: &Report) -> Result<(), ScoringError> {
         let payload = serde_json::to_string(report).map_err(ScoringError::Serialize)?;
         sqlx::query(

@@ -50,19 +50,6 @@ impl Row {
     }
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} core(s) available to this process")
-}
-
 fn main() {
     emotion_service::one_kernel_thread_per_frame();
     let assets = iv_platform::assets::dir();
@@ -76,7 +63,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    println!("machine: {}", machine());
+    println!("machine: {}", iv_platform::host::describe());
     println!(
         "one session, {passes} passes of 72 frames (640x360 JPEG), each sent once the last is answered"
     );

@@ -81,6 +81,16 @@ impl Service {
         }
     }
 
+    /// The `service.name` of this process's traces: the service's own name when it runs alone
+    /// (as it would in its own container), `interview-backend` for several in one process.
+    pub fn trace_name(selected: &[Service]) -> String {
+        match selected {
+            [Service::Gateway] => "gateway".into(),
+            [one] => format!("{}-service", one.name()),
+            _ => "interview-backend".into(),
+        }
+    }
+
     /// `STACK_SERVICES` (comma-separated names; all five when unset).
     pub fn selected(env: &HashMap<String, String>) -> anyhow::Result<Vec<Service>> {
         let Some(list) = env.get("STACK_SERVICES").filter(|s| !s.trim().is_empty()) else {

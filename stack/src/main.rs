@@ -14,8 +14,8 @@ fn main() -> anyhow::Result<()> {
 use iv_stack::Service;
 
 async fn run() -> anyhow::Result<()> {
-    iv_platform::telemetry::init();
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let telemetry = iv_platform::telemetry::init(&Service::trace_name(&Service::selected(&env)?));
     let stack = iv_stack::Stack::start(env, None).await?;
     let a = stack.addresses;
     println!("interview backend running ({} event bus)", stack.bus.kind());
@@ -35,5 +35,6 @@ async fn run() -> anyhow::Result<()> {
     }
     iv_platform::shutdown::signal().await;
     stack.stop().await;
+    telemetry.shutdown().await;
     Ok(())
 }

@@ -101,6 +101,7 @@ impl Pipeline {
     }
 
     /// Faces in the frame, largest first. The frame is letterboxed into the detector's square.
+    #[tracing::instrument(name = "model.detect", skip_all)]
     pub fn detect(&self, frame: &RgbImage) -> Result<Found, GraphError> {
         let (w, h) = (frame.width() as f32, frame.height() as f32);
         let side = w.max(h);
@@ -137,6 +138,7 @@ impl Pipeline {
     }
 
     /// The mesh around `face`: 468 points in frame pixels and the face-presence probability.
+    #[tracing::instrument(name = "model.mesh", skip_all)]
     pub fn mesh(&self, frame: &RgbImage, face: &FaceBox) -> Result<(Vec<Point>, f32), GraphError> {
         let side = face.width.max(face.height) * 1.5;
         let roi = Region::square(face.x + face.width / 2.0, face.y + face.height / 2.0, side);
@@ -169,6 +171,7 @@ impl Pipeline {
 
     /// Eye openness and iris position of the eye between two mesh corners; the eye on the image's
     /// right is mirrored, as the iris model expects.
+    #[tracing::instrument(name = "model.iris", skip_all)]
     pub fn eye(
         &self,
         frame: &RgbImage,
@@ -208,6 +211,7 @@ impl Pipeline {
         })
     }
 
+    #[tracing::instrument(name = "model.expression", skip_all)]
     pub fn expression(&self, frame: &RgbImage, face: &FaceBox) -> Result<Expression, GraphError> {
         let side = face.width.max(face.height);
         let roi = Region::square(face.x + face.width / 2.0, face.y + face.height / 2.0, side);

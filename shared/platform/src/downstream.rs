@@ -15,6 +15,7 @@ use iv_contracts::scoring::{
 };
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 use crate::config::{ConfigError, Env};
 use crate::discovery::{Instances, Source};
@@ -122,10 +123,12 @@ impl Channels {
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
         let deadline = policy.config().attempt_timeout;
+        let span = tracing::info_span!("grpc.call", downstream = self.instances.name(), method);
         policy
             .call(method, || {
                 let mut request = tonic::Request::new(request.clone());
                 request.set_timeout(deadline);
+                crate::telemetry::context::inject_into_metadata(request.metadata_mut());
                 let call = &call;
                 async move {
                     self.attempt(key, |channel| call(channel, request))
@@ -133,6 +136,7 @@ impl Channels {
                         .map(tonic::Response::into_inner)
                 }
             })
+            .instrument(span)
             .await
     }
 }

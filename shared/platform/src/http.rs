@@ -14,7 +14,8 @@ use tracing::Level;
 
 use crate::errors::{ApiError, ErrorClass};
 
-/// Adds request ids, access logs and request metrics to a router.
+/// Adds request ids, access logs (in a span that continues the caller's trace) and request
+/// metrics to a router.
 ///
 /// Order matters: the request id is set first so the access-log span and the response carry it;
 /// metrics sit innermost so they time only the handler and see the matched route.
@@ -36,13 +37,35 @@ pub fn observe(router: Router, service: &'static str) -> Router {
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("-")
                             .to_owned();
-                        tracing::info_span!("http", service, method = %req.method(), path, request_id)
+                        if is_probe(&path) {
+                            // Health checks and scrapes every few seconds: not worth a trace.
+                            return tracing::debug_span!("probe", service, path, request_id);
+                        }
+                        let span = tracing::info_span!(
+                            "http",
+                            service,
+                            method = %req.method(),
+                            path,
+                            request_id,
+                            trace_id = tracing::field::Empty,
+                        );
+                        // gRPC metadata are HTTP/2 headers: one place continues callers' traces
+                        // for REST and gRPC alike.
+                        crate::telemetry::context::continue_from_headers(&span, req.headers());
+                        span
                     })
                     .on_response(DefaultOnResponse::new().level(Level::INFO)),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(middleware::from_fn(move |req, next| record_metrics(service, req, next))),
+            .layer(middleware::from_fn(move |req, next| {
+                record_metrics(service, req, next)
+            })),
     )
+}
+
+/// Consul's and Kubernetes' checks (HTTP and `grpc.health.v1`) and Prometheus scrapes.
+fn is_probe(path: &str) -> bool {
+    path.starts_with("/health") || path == "/metrics" || path.starts_with("/grpc.health.v1.")
 }
 
 async fn record_metrics(service: &'static str, req: Request, next: Next) -> Response {

@@ -4,7 +4,10 @@
 //! # Layout
 //! - [`assets`]: where the fetched models and media are cached.
 //! - [`config`]: typed configuration read from an environment source (tests pass a map, never `set_var`).
-//! - [`telemetry`]: structured logs (`LOG_FORMAT=json|pretty`, `RUST_LOG`).
+//! - [`telemetry`]: structured logs (`LOG_FORMAT=json|pretty`, `RUST_LOG`) and OpenTelemetry traces
+//!   (OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set), with the W3C trace context carried across
+//!   HTTP, gRPC and events.
+//! - [`host`]: the machine a benchmark ran on.
 //! - [`health`]: `/health`, `/health/ready`, `/health/live` and Prometheus `/metrics`.
 //! - [`http`]: the HTTP layers every router wears (request ids, access logs, metrics), the JSON 404,
 //!   and one port for REST and gRPC.
@@ -38,6 +41,7 @@ pub mod discovery;
 pub mod downstream;
 pub mod errors;
 pub mod health;
+pub mod host;
 pub mod http;
 pub mod outbox;
 pub mod resilience;

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{BusError, EventBus, OutgoingMessage};
-use crate::db::Pool;
+use crate::db::{AddedColumn, Pool};
 use iv_contracts::events::Event;
 
 pub const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS outbox (
@@ -22,8 +22,16 @@ pub const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS outbox (
     session_id TEXT NOT NULL,
     payload TEXT NOT NULL,
     created_at BIGINT NOT NULL,
-    attempts BIGINT NOT NULL DEFAULT 0
+    attempts BIGINT NOT NULL DEFAULT 0,
+    traceparent TEXT
 )"];
+
+/// Columns added since the first schema, for databases made before them.
+pub const ADDED_COLUMNS: &[AddedColumn] = &[AddedColumn {
+    table: "outbox",
+    column: "traceparent",
+    definition: "TEXT",
+}];
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -41,7 +49,7 @@ pub async fn enqueue<E: Event>(conn: &mut AnyConnection, event: &E) -> Result<St
     let id = uuid::Uuid::new_v4().to_string();
     let payload = base64::engine::general_purpose::STANDARD.encode(event.encode_to_bytes());
     sqlx::query(
-        "INSERT INTO outbox (id, seq, routing_key, session_id, payload, created_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, 0)",
+        "INSERT INTO outbox (id, seq, routing_key, session_id, payload, created_at, attempts, traceparent) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
     )
     .bind(&id)
     .bind(next_seq())
@@ -49,6 +57,8 @@ pub async fn enqueue<E: Event>(conn: &mut AnyConnection, event: &E) -> Result<St
     .bind(event.session_id())
     .bind(payload)
     .bind(iv_contracts::now_millis())
+    // The relay publishes later, elsewhere: the trace that wrote the event travels with it.
+    .bind(crate::telemetry::context::current_traceparent())
     .execute(conn)
     .await?;
     Ok(id)
@@ -121,23 +131,37 @@ impl Relay {
     pub async fn drain(&self) -> Result<usize, RelayError> {
         let mut sent = 0;
         loop {
-            let rows =
-                sqlx::query("SELECT id, routing_key, payload FROM outbox ORDER BY seq LIMIT 100")
-                    .fetch_all(&self.pool)
-                    .await?;
+            let rows = sqlx::query(
+                "SELECT id, routing_key, payload, traceparent FROM outbox ORDER BY seq LIMIT 100",
+            )
+            .fetch_all(&self.pool)
+            .await?;
             if rows.is_empty() {
                 return Ok(sent);
             }
             let mut batch = Vec::with_capacity(rows.len());
+            let mut spans = Vec::new();
             for row in rows {
                 let payload: String = row.try_get("payload")?;
+                let routing_key: String = row.try_get("routing_key")?;
+                let stored: Option<String> = row.try_get("traceparent")?;
+                // A `publish` span in the trace that wrote the event, parent of its consumer's.
+                let traceparent = stored.and_then(|stored| {
+                    let span = tracing::info_span!(parent: None, "publish", routing_key = %routing_key, trace_id = tracing::field::Empty);
+                    crate::telemetry::context::continue_from_traceparent(&span, Some(&stored));
+                    let traceparent = crate::telemetry::context::traceparent_of(&span);
+                    spans.push(span);
+                    traceparent
+                });
                 batch.push(OutgoingMessage {
                     message_id: row.try_get("id")?,
-                    routing_key: row.try_get("routing_key")?,
+                    routing_key,
                     payload: base64::engine::general_purpose::STANDARD.decode(payload)?,
+                    traceparent,
                 });
             }
             let (confirmed, error) = self.bus.publish_many(&batch).await;
+            drop(spans);
             let mut tx = self.pool.begin().await?;
             for m in &batch[..confirmed] {
                 sqlx::query("DELETE FROM outbox WHERE id = $1")

@@ -5,10 +5,12 @@
 //! - [`stack`]: a whole stack on free ports with fresh storage, and client helpers.
 //! - [`process`]: one service as a real process, to kill and restart.
 //! - [`machine`]: the machine's RabbitMQ and PostgreSQL, checked up front with a clear message.
+//! - [`otlp`]: an OTLP trace receiver, to check the traces the services export.
 //! - [`eventually`], [`one_at_a_time`]: waits that always have a deadline, and the turn-taking of
 //!   tests that kill processes or restart the broker.
 
 pub mod machine;
+pub mod otlp;
 pub mod process;
 pub mod stack;
 

@@ -6,3 +6,4 @@ mod instances;
 mod interview;
 mod ops;
 mod restart;
+mod traces;

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::headers::{
     ATTEMPT, DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, DEATH_REASON, LAST_ERROR,
-    QUEUE_EXPIRES, REPLAYED_AFTER, ROUTING_KEY,
+    QUEUE_EXPIRES, REPLAYED_AFTER, ROUTING_KEY, TRACEPARENT,
 };
 use super::{
     BusError, DeadLetter, Delivery, EXCHANGE, Handler, OutgoingMessage, QueueKind, Settle,
@@ -109,32 +109,24 @@ impl RabbitBus {
         *self.publisher.lock().await = None;
     }
 
-    pub(super) async fn publish(
-        &self,
-        routing_key: &str,
-        message_id: &str,
-        payload: &[u8],
-    ) -> Result<(), BusError> {
+    pub(super) async fn publish(&self, message: OutgoingMessage) -> Result<(), BusError> {
         // Three tries, reconnecting in between: rides out a dropped connection, not a dead broker.
         // One message is a batch of one, under the same deadline.
-        let message = [OutgoingMessage {
-            routing_key: routing_key.to_string(),
-            message_id: message_id.to_string(),
-            payload: payload.to_vec(),
-        }];
+        let routing_key = message.routing_key.clone();
+        let message = [message];
         let mut attempt = 0u32;
         loop {
             let error = match self.publish_many(&message).await {
                 (1, _) => return Ok(()),
                 (_, error) => error.unwrap_or_else(|| BusError::Nacked {
-                    routing_key: routing_key.into(),
+                    routing_key: routing_key.clone(),
                 }),
             };
             attempt += 1;
             if attempt == 3 {
                 return Err(error);
             }
-            tracing::warn!(error = %crate::errors::Chain(&error), routing_key, "publish failed; reconnecting");
+            tracing::warn!(error = %crate::errors::Chain(&error), %routing_key, "publish failed; reconnecting");
             tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
         }
     }
@@ -159,7 +151,10 @@ impl RabbitBus {
         let mut pending = Vec::with_capacity(messages.len());
         let mut error = None;
         for m in messages {
-            let props = persistent(&m.routing_key, &m.message_id);
+            let mut props = persistent(&m.routing_key, &m.message_id);
+            if let Some(tp) = &m.traceparent {
+                props = props.with_headers(table(&[(TRACEPARENT, long_string(tp))]));
+            }
             let publish = channel.basic_publish(
                 exchange.as_str().into(),
                 m.routing_key.as_str().into(),
@@ -284,7 +279,13 @@ impl RabbitBus {
                 payload: message.data.clone(),
                 attempt: header_u32(&message.properties, ATTEMPT).unwrap_or(1),
                 redelivered: message.redelivered,
+                traceparent: header_str(&message.properties, TRACEPARENT),
             };
+            // A retried message keeps its trace.
+            let trace = delivery
+                .traceparent
+                .as_deref()
+                .map(|tp| (TRACEPARENT, long_string(tp)));
             let (routing_key, message_id, attempt) = (
                 delivery.routing_key.clone(),
                 delivery.message_id.clone(),
@@ -300,11 +301,16 @@ impl RabbitBus {
                 } => {
                     let props = props
                         .with_expiration(delay.as_millis().to_string().into())
-                        .with_headers(table(&[
-                            (ATTEMPT, AMQPValue::LongUInt(next_attempt)),
-                            (ROUTING_KEY, long_string(&routing_key)),
-                            (LAST_ERROR, long_string(&reason)),
-                        ]));
+                        .with_headers(table(
+                            &[
+                                (ATTEMPT, AMQPValue::LongUInt(next_attempt)),
+                                (ROUTING_KEY, long_string(&routing_key)),
+                                (LAST_ERROR, long_string(&reason)),
+                            ]
+                            .into_iter()
+                            .chain(trace)
+                            .collect::<Vec<_>>(),
+                        ));
                     let retry = format!("{queue}.retry");
                     publish_confirmed(&ch, &retry, &message.data, props).await?;
                 }

@@ -19,3 +19,6 @@ pub const QUEUE_EXPIRES: &str = "x-expires";
 pub const DEAD_LETTER_EXCHANGE: &str = "x-dead-letter-exchange";
 /// Queue argument: the routing key expired messages of the retry queue get.
 pub const DEAD_LETTER_ROUTING_KEY: &str = "x-dead-letter-routing-key";
+
+/// The W3C trace context of whatever published the message, so its consumer continues that trace.
+pub const TRACEPARENT: &str = crate::telemetry::context::TRACEPARENT;

@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{BusError, DeadLetter, Delivery, Handler, Settle, Subscription, topic_matches};
+use super::{
+    BusError, DeadLetter, Delivery, Handler, OutgoingMessage, Settle, Subscription, topic_matches,
+};
 
 /// Dead letters the in-process bus keeps (oldest dropped first), so a long outage cannot exhaust
 /// memory with queued frames.
@@ -36,13 +38,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn first_attempt(routing_key: String, message_id: String, payload: Vec<u8>) -> Delivery {
+fn first_attempt(
+    routing_key: String,
+    message_id: String,
+    payload: Vec<u8>,
+    traceparent: Option<String>,
+) -> Delivery {
     Delivery {
         routing_key,
         message_id,
         payload,
         attempt: 1,
         redelivered: false,
+        traceparent,
     }
 }
 
@@ -77,7 +85,7 @@ impl MemoryBus {
             if d.queue == queue && replayed < limit {
                 let _ = target
                     .tx
-                    .send(first_attempt(d.routing_key, d.message_id, d.payload));
+                    .send(first_attempt(d.routing_key, d.message_id, d.payload, None));
                 replayed += 1;
             } else {
                 kept.push_back(d);
@@ -87,16 +95,17 @@ impl MemoryBus {
         Ok(replayed)
     }
 
-    pub(super) fn publish(&self, routing_key: &str, message_id: &str, payload: &[u8]) {
+    pub(super) fn publish(&self, m: &OutgoingMessage) {
         let queues = lock(&self.inner.queues);
         for q in queues
             .iter()
-            .filter(|q| q.bindings.iter().any(|b| topic_matches(b, routing_key)))
+            .filter(|q| q.bindings.iter().any(|b| topic_matches(b, &m.routing_key)))
         {
             let _ = q.tx.send(first_attempt(
-                routing_key.to_string(),
-                message_id.to_string(),
-                payload.to_vec(),
+                m.routing_key.clone(),
+                m.message_id.clone(),
+                m.payload.clone(),
+                m.traceparent.clone(),
             ));
         }
     }

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use iv_contracts::events::Event;
 
@@ -51,6 +52,8 @@ pub struct Delivery {
     pub attempt: u32,
     /// The broker may have delivered it before (a consumer died before acking).
     pub redelivered: bool,
+    /// The trace of whatever published it (W3C `traceparent`), when traces are exported.
+    pub traceparent: Option<String>,
 }
 
 impl Delivery {
@@ -193,6 +196,8 @@ pub struct OutgoingMessage {
     pub routing_key: String,
     pub message_id: String,
     pub payload: Vec<u8>,
+    /// The trace the consumer continues (W3C `traceparent`), sent as a message header.
+    pub traceparent: Option<String>,
 }
 
 /// RabbitMQ or the in-process bus.
@@ -245,10 +250,18 @@ impl EventBus {
         message_id: &str,
         payload: &[u8],
     ) -> Result<(), BusError> {
+        // The consumer's span is a child of this one.
+        let span = tracing::info_span!("publish", routing_key);
+        let message = OutgoingMessage {
+            routing_key: routing_key.to_string(),
+            message_id: message_id.to_string(),
+            payload: payload.to_vec(),
+            traceparent: crate::telemetry::context::traceparent_of(&span),
+        };
         let result = match self {
-            Self::Rabbit(b) => b.publish(routing_key, message_id, payload).await,
+            Self::Rabbit(b) => b.publish(message).instrument(span).await,
             Self::Memory(b) => {
-                b.publish(routing_key, message_id, payload);
+                b.publish(&message);
                 Ok(())
             }
         };
@@ -258,12 +271,14 @@ impl EventBus {
 
     /// Publishes several messages in order and waits for all their confirms at once (one round of
     /// broker fsyncs instead of one per message). Returns how many, from the first, were confirmed.
+    /// Each message carries the trace its `traceparent` names (the outbox relay makes one
+    /// `publish` span per message).
     pub async fn publish_many(&self, messages: &[OutgoingMessage]) -> (usize, Option<BusError>) {
         let (confirmed, error) = match self {
             Self::Rabbit(b) => b.publish_many(messages).await,
             Self::Memory(b) => {
                 for m in messages {
-                    b.publish(&m.routing_key, &m.message_id, &m.payload);
+                    b.publish(m);
                 }
                 (messages.len(), None)
             }
@@ -322,10 +337,20 @@ fn record_published(routing_key: &str, confirmed: bool) {
 
 /// Runs one handler call and decides what becomes of the message; a panic counts as a permanent
 /// failure rather than killing the consumer.
+///
+/// The handler runs in a `consume` span that continues the publisher's trace.
 async fn run_handler(handler: &Handler, sub: &Subscription, delivery: Delivery) -> Settle {
     let attempt = delivery.attempt;
     let message_id = delivery.message_id.clone();
-    let outcome = match tokio::spawn(handler(delivery)).await {
+    let span = tracing::info_span!(
+        "consume",
+        queue = %sub.queue,
+        routing_key = %delivery.routing_key,
+        attempt,
+        trace_id = tracing::field::Empty,
+    );
+    crate::telemetry::context::continue_from_traceparent(&span, delivery.traceparent.as_deref());
+    let outcome = match tokio::spawn(handler(delivery).instrument(span)).await {
         Ok(result) => result,
         Err(panicked) => Err(HandlerError::permanent(panicked)),
     };
