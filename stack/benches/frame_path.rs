@@ -7,7 +7,9 @@
 //! Run, on one core as the target is stated (client and services share it):
 //!   taskset -c 0 cargo bench -p iv-stack --bench frame_path
 //! (after scripts/fetch-assets.sh). `BENCH_PASSES` (default 3) passes over the 72 frames of
-//! `single_face.mp4`; prints the machine, then frames/s, p50 and p95 per path.
+//! `single_face.mp4`; prints the machine, then frames/s, p50 and p95 per path. `BENCH_TRACES=1`
+//! exports every span to an OTLP collector in the bench's process, to show what tracing costs.
+//! Logs follow `RUST_LOG` (off by default, as the figures are taken).
 
 use std::time::{Duration, Instant};
 
@@ -90,7 +92,21 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let traced = std::env::var_os("BENCH_TRACES").is_some();
     let rows = runtime.block_on(async {
+        // With BENCH_TRACES set, every service exports its spans to a collector in this process,
+        // as it would with OTEL_EXPORTER_OTLP_ENDPOINT; otherwise no trace layer is installed.
+        let receiver = match traced {
+            true => Some(iv_test_support::otlp::TraceReceiver::start().await),
+            false => None,
+        };
+        let telemetry = iv_platform::telemetry::init_with(
+            &iv_platform::telemetry::TraceExport {
+                endpoint: receiver.as_ref().map(|r| r.endpoint.clone()),
+                service: "interview-backend".into(),
+            },
+            "off",
+        );
         let dir = std::env::temp_dir().join(format!("iv-bench-{}", std::process::id()));
         let stack = iv_stack::Stack::start(iv_stack::test_env(&dir, &[]), None)
             .await
@@ -106,6 +122,10 @@ fn main() {
         let binary_ws = ws_row(&gateway, &jpegs, passes, Encoding::Binary).await;
         stack.stop().await;
         let _ = std::fs::remove_dir_all(dir);
+        telemetry.shutdown().await;
+        if let Some(receiver) = receiver {
+            println!("traces exported: {} spans received", receiver.spans().len());
+        }
         [grpc, json_ws, binary_ws]
     });
     println!(

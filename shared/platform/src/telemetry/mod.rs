@@ -82,8 +82,13 @@ impl Drop for Telemetry {
 /// `RUST_LOG` filters the logs and defaults to `info`; spans are exported at `info` and above
 /// whatever `RUST_LOG` says, so quieting the logs does not break traces.
 pub fn init(service: &str) -> Telemetry {
-    let settings = TraceExport::from_env(&ProcessEnv, service);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with(&TraceExport::from_env(&ProcessEnv, service), "info")
+}
+
+/// [`init`] with the trace settings given rather than read, and the log filter used when
+/// `RUST_LOG` is unset (benchmarks export to a collector of their own and log nothing).
+pub fn init_with(settings: &TraceExport, default_logs: &str) -> Telemetry {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_logs));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let logs = if json {
         fmt::layer()
