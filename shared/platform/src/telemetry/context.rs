@@ -164,14 +164,19 @@ mod tests {
         traceparent.split('-').nth(1).expect("a traceparent")
     }
 
-    #[test]
-    fn a_callers_trace_is_continued_and_handed_on_in_headers_metadata_and_events() {
+    /// Runs `f` under an OpenTelemetry layer (no exporter) with propagation on.
+    fn traced(f: impl FnOnce()) {
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         start_propagating();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, f);
+    }
+
+    #[test]
+    fn a_callers_trace_is_continued_and_handed_on_in_headers_metadata_and_events() {
+        traced(|| {
             let mut incoming = HeaderMap::new();
             incoming.insert(TRACEPARENT, CALLER.parse().unwrap());
             let server = tracing::info_span!("http", trace_id = tracing::field::Empty);
@@ -203,12 +208,7 @@ mod tests {
 
     #[test]
     fn a_request_without_a_trace_starts_one_and_garbage_is_ignored() {
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        start_propagating();
-        tracing::subscriber::with_default(subscriber, || {
+        traced(|| {
             let mut incoming = HeaderMap::new();
             incoming.insert(TRACEPARENT, "not-a-trace".parse().unwrap());
             let server = tracing::info_span!("http", trace_id = tracing::field::Empty);
