@@ -6,7 +6,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async {
-            let telemetry = iv_platform::telemetry::init("emotion-service");
+            let telemetry = iv_platform::telemetry::init(emotion_service::SERVICE.name);
             let config = emotion_service::Config::from_env(&iv_platform::config::ProcessEnv)?;
             emotion_service::build(config).await?.run().await?;
             telemetry.shutdown().await;

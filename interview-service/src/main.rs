@@ -5,7 +5,7 @@ use iv_platform::config::{Env, ProcessEnv};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let telemetry = iv_platform::telemetry::init("interview-service");
+    let telemetry = iv_platform::telemetry::init(interview_service::SERVICE.name);
     let config = interview_service::Config::from_env(&ProcessEnv)?;
     let bus = EventBus::from_env(&Env::new(&ProcessEnv)).await?;
     interview_service::build(config, bus).await?.run().await?;

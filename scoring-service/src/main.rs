@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let telemetry = iv_platform::telemetry::init("scoring-service");
+    let telemetry = iv_platform::telemetry::init(scoring_service::SERVICE.name);
     let config = scoring_service::Config::from_env(&iv_platform::config::ProcessEnv)?;
     scoring_service::build(config).await?.run().await?;
     telemetry.shutdown().await;

@@ -83,11 +83,14 @@ impl Service {
 
     /// The `service.name` of this process's traces: the service's own name when it runs alone
     /// (as it would in its own container), `interview-backend` for several in one process.
-    pub fn trace_name(selected: &[Service]) -> String {
+    pub fn trace_name(selected: &[Service]) -> &'static str {
         match selected {
-            [Service::Gateway] => "gateway".into(),
-            [one] => format!("{}-service", one.name()),
-            _ => "interview-backend".into(),
+            [Service::Scoring] => scoring_service::SERVICE.name,
+            [Service::Emotion] => emotion_service::SERVICE.name,
+            [Service::Interview] => interview_service::SERVICE.name,
+            [Service::Worker] => worker_service::SERVICE.name,
+            [Service::Gateway] => gateway::SERVICE.name,
+            _ => "interview-backend",
         }
     }
 

@@ -15,7 +15,7 @@ use iv_stack::Service;
 
 async fn run() -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let telemetry = iv_platform::telemetry::init(&Service::trace_name(&Service::selected(&env)?));
+    let telemetry = iv_platform::telemetry::init(Service::trace_name(&Service::selected(&env)?));
     let stack = iv_stack::Stack::start(env, None).await?;
     let a = stack.addresses;
     println!("interview backend running ({} event bus)", stack.bus.kind());

@@ -6,7 +6,7 @@ use iv_platform::config::{Env, ProcessEnv};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let telemetry = iv_platform::telemetry::init("worker-service");
+    let telemetry = iv_platform::telemetry::init(worker_service::SERVICE.name);
     let config = worker_service::Config::from_env(&ProcessEnv)?;
     let bus = EventBus::from_env(&Env::new(&ProcessEnv)).await?;
     if let EventBus::Memory(_) = bus {

@@ -115,7 +115,6 @@ impl SentenceEncoder {
     /// One embedding per text, in the order given.
     #[tracing::instrument(name = "model.sentences", skip_all, fields(texts = texts.len()))]
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>, ModelError> {
-        let _span = tracing::debug_span!("embed", sentences = texts.len()).entered();
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)

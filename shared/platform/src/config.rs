@@ -28,6 +28,15 @@ impl EnvSource for HashMap<String, String> {
     }
 }
 
+/// An environment made of `pairs`, for tests.
+#[cfg(test)]
+pub(crate) fn env_map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration {key}={value:?} is not valid: {reason}")]
 pub struct ConfigError {

@@ -386,12 +386,7 @@ async fn follow_consul(agent: ConsulAgent, service: String, publisher: Publisher
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::env_map as env;
 
     #[test]
     fn a_url_variable_may_name_several_instances() {

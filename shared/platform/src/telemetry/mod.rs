@@ -146,14 +146,8 @@ pub fn init_for_tests() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::env_map as env;
 
     #[test]
     fn nothing_is_exported_unless_an_endpoint_is_set() {
