@@ -1,4 +1,7 @@
-//! Edge policies: API-key authentication and per-client rate limits.
+//! Edge policies: every API request and WebSocket proves who it is with a bearer token (the
+//! backend's own, or an organisation's identity provider's), and each identity (or, before it is
+//! known, each client address) has a rate. What passes carries the verified identity to the
+//! services in one signed header, never the token itself.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -9,16 +12,23 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use iv_platform::auth::{AuthError, IDENTITY_HEADER, Principal, ServiceCredential, Verifier};
 use iv_platform::errors::{ApiError, ErrorClass};
 
 #[derive(Clone)]
 pub struct Edge {
-    keys: Arc<Vec<String>>,
+    verifier: Verifier,
+    credential: ServiceCredential,
     limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
 
 impl Edge {
-    pub fn new(keys: Vec<String>, per_minute: u32, burst: u32) -> Self {
+    pub fn new(
+        verifier: Verifier,
+        credential: ServiceCredential,
+        per_minute: u32,
+        burst: u32,
+    ) -> Self {
         let limiter = NonZeroU32::new(per_minute).map(|rate| {
             let burst = NonZeroU32::new(burst).unwrap_or(rate);
             Arc::new(RateLimiter::keyed(
@@ -26,73 +36,84 @@ impl Edge {
             ))
         });
         Self {
-            keys: Arc::new(keys),
+            verifier,
+            credential,
             limiter,
         }
     }
 
-    /// The key a request presents: `Authorization: Bearer`, `X-API-Key`, or `?api_key=` (browsers
-    /// cannot set headers on WebSocket upgrades).
-    fn presented_key(req: &Request) -> Option<String> {
-        let headers = req.headers();
-        if let Some(v) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            && let Some(token) = v.strip_prefix("Bearer ")
-        {
-            return Some(token.trim().to_string());
+    /// The bearer token of a request.
+    fn presented_token(req: &Request) -> Option<String> {
+        let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+            .then(|| token.trim().to_string())
+    }
+
+    /// A 429 when `client` is over its rate.
+    fn limit(&self, client: &str) -> Option<Response> {
+        let limiter = self.limiter.as_ref()?;
+        let not_until = limiter.check_key(&client.to_string()).err()?;
+        metrics::counter!("gateway_rejected_total", "reason" => "rate_limited").increment(1);
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let mut response = ApiError::new(
+            ErrorClass::Overloaded,
+            "RATE_LIMITED",
+            "too many requests; slow down",
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-            return Some(v.trim().to_string());
-        }
-        req.uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("api_key=")))
-            .map(String::from)
+        Some(response)
     }
 }
 
-/// Rejects unauthenticated requests (when keys are configured) and clients over their rate.
+/// The rate-limit key of a verified caller: one bucket per person (or invitation) per
+/// organisation, whatever address they come from.
+fn identity_key(p: &Principal) -> String {
+    let org = p.org.as_ref().map_or("", |o| o.0.as_str());
+    format!("id:{org}:{}", p.subject)
+}
+
+/// Lets through only requests with a valid token, within their identity's rate; refused
+/// authentication counts against the client address's rate, so guessing tokens is slow too.
 pub async fn guard(
     State(edge): State<Edge>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    let key = Edge::presented_key(&req);
-    if !edge.keys.is_empty()
-        && !key
-            .as_ref()
-            .is_some_and(|k| edge.keys.iter().any(|valid| valid == k))
-    {
-        metrics::counter!("gateway_rejected_total", "reason" => "unauthenticated").increment(1);
-        return ApiError::new(
-            ErrorClass::Unauthenticated,
-            "UNAUTHENTICATED",
-            "missing or invalid API key",
-        )
-        .into_response();
-    }
-    if let Some(limiter) = &edge.limiter {
-        let client = key
-            .map(|k| format!("key:{k}"))
-            .unwrap_or_else(|| format!("ip:{}", addr.ip()));
-        if let Err(not_until) = limiter.check_key(&client) {
-            metrics::counter!("gateway_rejected_total", "reason" => "rate_limited").increment(1);
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            let mut response = ApiError::new(
-                ErrorClass::Overloaded,
-                "RATE_LIMITED",
-                "too many requests; slow down",
-            )
-            .into_response();
-            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
+    // Only the gateway asserts identities: whatever a client sent under that name is dropped.
+    req.headers_mut().remove(IDENTITY_HEADER);
+    let verified = match Edge::presented_token(&req) {
+        None => Err(AuthError::Missing),
+        Some(token) => edge.verifier.verify(&token).await,
+    };
+    let principal = match verified {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(limited) = edge.limit(&format!("ip:{}", addr.ip())) {
+                return limited;
             }
-            return response;
+            metrics::counter!("gateway_rejected_total", "reason" => "unauthenticated").increment(1);
+            tracing::debug!(error = %e, "refused credentials");
+            return e.to_api().into_response();
         }
+    };
+    if let Some(limited) = edge.limit(&identity_key(&principal)) {
+        return limited;
+    }
+    // The token stays here; the services get the identity it proved.
+    req.headers_mut().remove(header::AUTHORIZATION);
+    let assertion = edge.credential.assert(&principal);
+    match HeaderValue::from_str(&assertion) {
+        Ok(v) => {
+            req.headers_mut().insert(IDENTITY_HEADER, v);
+        }
+        Err(e) => return ApiError::internal("identity assertion", &e).into_response(),
     }
     next.run(req).await
 }
@@ -102,8 +123,8 @@ mod tests {
     use super::*;
     use axum::body::Body;
 
-    fn request(uri: &str, headers: &[(&str, &str)]) -> Request {
-        let mut b = axum::http::Request::builder().uri(uri);
+    fn request(headers: &[(&str, &str)]) -> Request {
+        let mut b = axum::http::Request::builder().uri("/x");
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -111,22 +132,22 @@ mod tests {
     }
 
     #[test]
-    fn a_key_is_read_from_bearer_header_api_key_header_or_query() {
+    fn the_token_is_read_from_the_bearer_header_only() {
         assert_eq!(
-            Edge::presented_key(&request("/x", &[("authorization", "Bearer abc")])).as_deref(),
+            Edge::presented_token(&request(&[("authorization", "Bearer abc")])).as_deref(),
             Some("abc")
         );
         assert_eq!(
-            Edge::presented_key(&request("/x", &[("x-api-key", " k2 ")])).as_deref(),
-            Some("k2")
+            Edge::presented_token(&request(&[("authorization", "bearer  abc ")])).as_deref(),
+            Some("abc")
         );
-        assert_eq!(
-            Edge::presented_key(&request("/ws/interviews/1?a=b&api_key=q3", &[])).as_deref(),
-            Some("q3")
-        );
-        assert_eq!(
-            Edge::presented_key(&request("/x", &[("authorization", "Basic zzz")])),
-            None
-        );
+        for refused in ["Basic zzz", "Bearer ", "Bearer"] {
+            assert_eq!(
+                Edge::presented_token(&request(&[("authorization", refused)])),
+                None,
+                "{refused}"
+            );
+        }
+        assert_eq!(Edge::presented_token(&request(&[("x-api-key", "k")])), None);
     }
 }

@@ -1,11 +1,12 @@
 //! The API gateway: one entry point that routes groups of paths to the services (gin-style route
 //! groups), passes WebSockets through, and applies what every request needs at the edge: request
-//! ids, access logs, API-key auth and per-client rate limits. Unknown paths get
+//! ids, access logs, bearer-token authentication (the backend's own tokens and organisations'
+//! identity providers) and per-identity rate limits. Unknown paths get
 //! `{"error":"not found"}`.
 //!
 //! # Layout
 //! - [`proxy`]: HTTP forwarding and the WebSocket bridge.
-//! - [`edge`]: authentication and rate limiting.
+//! - [`edge`]: authentication, the identity passed on to the services, and rate limits.
 
 pub mod edge;
 pub mod proxy;
@@ -22,6 +23,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::any;
+use iv_platform::auth::AuthConfig;
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::ServiceSpec;
 use iv_platform::discovery::Source;
@@ -40,9 +42,10 @@ pub struct Config {
     pub interview: Source,
     pub emotion: Source,
     pub scoring: Source,
-    /// Accepted API keys; empty means auth is off (the embedded default).
-    pub api_keys: Vec<String>,
-    /// Requests per minute per client (API key, or IP address without one); 0 turns limits off.
+    /// Whom the gateway trusts: the backend's own key and organisations' providers.
+    pub auth: AuthConfig,
+    /// Requests per minute per client (verified identity, or IP address before one is known); 0
+    /// turns limits off.
     pub rate_per_minute: u32,
     pub rate_burst: u32,
     pub upstream_timeout: Duration,
@@ -81,7 +84,7 @@ impl Config {
                 "SCORING_URL",
                 "http://127.0.0.1:8083",
             )?,
-            api_keys: env.list("GATEWAY_API_KEYS"),
+            auth: AuthConfig::from_env(&env)?,
             rate_per_minute: env.parse("GATEWAY_RATE_PER_MINUTE", 3000)?,
             rate_burst: env.parse("GATEWAY_RATE_BURST", 200)?,
             upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 30_000)?,
@@ -120,14 +123,27 @@ async fn websocket(State(g): State<Group>, ws: WebSocketUpgrade, req: Request<Bo
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
+    // The identity the edge verified goes to the interview service with the upgrade.
+    let identity = req
+        .headers()
+        .get(iv_platform::auth::IDENTITY_HEADER)
+        .cloned();
     let upstream = g.upstream.clone();
     ws.max_message_size(32 * 1024 * 1024)
-        .on_upgrade(move |socket| async move { upstream.bridge(socket, path).await })
+        .on_upgrade(move |socket| async move { upstream.bridge(socket, path, identity).await })
 }
 
 /// The gateway's router. Starts following each upstream's instances (Consul pollers run on the
-/// current runtime).
-pub fn app(config: &Config) -> Router {
+/// current runtime). Fails when the keys it trusts cannot be read or created.
+pub fn app(config: &Config) -> anyhow::Result<Router> {
+    let verifier = config
+        .auth
+        .verifier()
+        .context("loading the keys the gateway trusts")?;
+    let credential = config
+        .auth
+        .credential(SERVICE.name)
+        .context("loading the service credential")?;
     let upstream = |source: &Source, name| {
         Upstream::new(source.start(name), config.upstream_timeout, config.max_body)
     };
@@ -149,7 +165,8 @@ pub fn app(config: &Config) -> Router {
         ))
         .merge(ws);
     let edge = edge::Edge::new(
-        config.api_keys.clone(),
+        verifier,
+        credential,
         config.rate_per_minute,
         config.rate_burst,
     );
@@ -157,21 +174,18 @@ pub fn app(config: &Config) -> Router {
     // load balancers and Prometheus.
     let guarded = api.layer(middleware::from_fn_with_state(edge, edge::guard));
     let health = Health::new("gateway");
-    http::observe(
+    Ok(http::observe(
         guarded.merge(health.router()).fallback(http::not_found),
         "gateway",
-    )
+    ))
 }
 
 /// Binds the port: a gateway ready to run.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
-    if config.api_keys.is_empty() {
-        tracing::warn!("GATEWAY_API_KEYS is empty: the gateway accepts unauthenticated requests");
-    }
     Server::bind(
         &config.server,
         &SERVICE,
-        app(&config),
+        app(&config)?,
         CancellationToken::new(),
     )
     .await

@@ -172,6 +172,7 @@ impl Upstream {
     async fn connect_ws(
         &self,
         path_and_query: &str,
+        identity: Option<&HeaderValue>,
     ) -> Option<WebSocketStream<MaybeTlsStream<TcpStream>>> {
         let attempts = self.instances.len().clamp(1, MAX_ATTEMPTS);
         for _ in 0..attempts {
@@ -182,6 +183,11 @@ impl Upstream {
                 return None;
             };
             iv_platform::telemetry::context::inject_into_headers(request.headers_mut());
+            if let Some(identity) = identity {
+                request
+                    .headers_mut()
+                    .insert(iv_platform::auth::IDENTITY_HEADER, identity.clone());
+            }
             match tokio_tungstenite::connect_async(request).await {
                 Ok((socket, _)) => return Some(socket),
                 Err(tokio_tungstenite::tungstenite::Error::Io(e)) => {
@@ -199,9 +205,14 @@ impl Upstream {
 
     /// Bridges a client's WebSocket to the same path on an upstream instance, message for
     /// message, until either side closes.
-    pub async fn bridge(&self, client: WebSocket, path_and_query: String) {
+    pub async fn bridge(
+        &self,
+        client: WebSocket,
+        path_and_query: String,
+        identity: Option<HeaderValue>,
+    ) {
         let (mut client_tx, mut client_rx) = client.split();
-        let Some(upstream) = self.connect_ws(&path_and_query).await else {
+        let Some(upstream) = self.connect_ws(&path_and_query, identity.as_ref()).await else {
             let msg = r#"{"type":"error","data":{"code":"UPSTREAM_UNAVAILABLE","message":"the interview service is unavailable; reconnect shortly"}}"#;
             let _ = client_tx.send(AxumMessage::Text(msg.into())).await;
             let _ = client_tx.send(AxumMessage::Close(None)).await;

@@ -1,6 +1,10 @@
 //! The gateway's router without a listening socket (`oneshot`), with every upstream down: the
 //! edge's codes (auth, rate limit), the upstream failure codes, and the JSON 404.
 
+use std::time::Duration;
+
+use iv_platform::auth::{OrgId, Principal, Role};
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -12,12 +16,14 @@ use tower::ServiceExt;
 
 use crate::{Config, app};
 
-/// Every upstream on port 1, where nothing listens.
+/// Every upstream on port 1, where nothing listens; keys in a fresh data directory.
 fn config(extra: &[(&str, &str)]) -> Config {
+    let dir = std::env::temp_dir().join(format!("iv-gateway-{}", uuid::Uuid::new_v4()));
     let mut env: HashMap<String, String> = [
         ("INTERVIEW_URL", "http://127.0.0.1:1"),
         ("EMOTION_URL", "http://127.0.0.1:1"),
         ("SCORING_URL", "http://127.0.0.1:1"),
+        ("DATA_DIR", dir.to_str().unwrap()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -28,23 +34,36 @@ fn config(extra: &[(&str, &str)]) -> Config {
     Config::from_env(&env).unwrap()
 }
 
-/// A GET from one client address (the rate limits key on it), with an API key when given.
-fn get(uri: &str, key: Option<&str>) -> Request<Body> {
+/// A token of the backend's own issuer for `subject`, a recruiter of `acme`.
+fn token(config: &Config, subject: &str) -> String {
+    let principal = Principal::member(subject, Role::Recruiter, OrgId("acme".into()));
+    config
+        .auth
+        .signing_key()
+        .unwrap()
+        .mint(&principal, Duration::from_secs(600))
+        .unwrap()
+}
+
+/// A GET from one client address (the rate limits key on it), with a bearer token when given.
+fn get(uri: &str, token: Option<&str>) -> Request<Body> {
     let mut request = iv_platform::testing::get(uri);
     let client: SocketAddr = ([127, 0, 0, 1], 40000).into();
     request.extensions_mut().insert(ConnectInfo(client));
-    if let Some(key) = key {
+    if let Some(token) = token {
         request
             .headers_mut()
-            .insert("x-api-key", key.parse().unwrap());
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
     }
     request
 }
 
 #[tokio::test]
 async fn a_down_upstream_is_a_502_with_a_code_and_an_unknown_path_a_json_404() {
-    let router = app(&config(&[]));
-    let (status, body) = call(&router, get("/api/v1/interviews/abc", None)).await;
+    let config = config(&[]);
+    let router = app(&config).unwrap();
+    let token = token(&config, "alice");
+    let (status, body) = call(&router, get("/api/v1/interviews/abc", Some(&token))).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::BAD_GATEWAY, Some("UPSTREAM_UNAVAILABLE")),
@@ -58,8 +77,9 @@ async fn a_down_upstream_is_a_502_with_a_code_and_an_unknown_path_a_json_404() {
 }
 
 #[tokio::test]
-async fn with_keys_set_the_api_needs_one_and_health_does_not() {
-    let router = app(&config(&[("GATEWAY_API_KEYS", "k1,k2")]));
+async fn the_api_needs_a_valid_token_and_health_does_not() {
+    let config = config(&[]);
+    let router = app(&config).unwrap();
     let (status, body) = call(&router, get("/api/v1/scores/session/x", None)).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -67,7 +87,12 @@ async fn with_keys_set_the_api_needs_one_and_health_does_not() {
     );
     let (status, _) = call(&router, get("/api/v1/scores/session/x", Some("wrong"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, body) = call(&router, get("/api/v1/scores/session/x", Some("k2"))).await;
+    // A token of another installation's key: well-formed, but not this backend's.
+    let stranger = token(&super::tests::config(&[]), "mallory");
+    let (status, _) = call(&router, get("/api/v1/scores/session/x", Some(&stranger))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let good = token(&config, "alice");
+    let (status, body) = call(&router, get("/api/v1/scores/session/x", Some(&good))).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "past the edge: {body}");
     let (status, _) = call(&router, get("/health/live", None)).await;
     assert_eq!(status, StatusCode::OK);
@@ -75,17 +100,19 @@ async fn with_keys_set_the_api_needs_one_and_health_does_not() {
 
 #[tokio::test]
 async fn a_client_over_its_rate_gets_429_with_retry_after() {
-    let router = app(&config(&[
+    let config = config(&[
         ("GATEWAY_RATE_PER_MINUTE", "60"),
         ("GATEWAY_RATE_BURST", "2"),
-    ]));
+    ]);
+    let router = app(&config).unwrap();
+    let alice = token(&config, "alice");
     for _ in 0..2 {
-        let (status, _) = call(&router, get("/api/v1/emotions/session/x", None)).await;
+        let (status, _) = call(&router, get("/api/v1/emotions/session/x", Some(&alice))).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "within the burst");
     }
     let response = router
         .clone()
-        .oneshot(get("/api/v1/emotions/session/x", None))
+        .oneshot(get("/api/v1/emotions/session/x", Some(&alice)))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -98,5 +125,61 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
     assert!(
         (1..=2).contains(&retry_after),
         "one token a second: {retry_after}"
+    );
+}
+
+#[tokio::test]
+async fn one_identity_over_its_rate_leaves_another_on_the_same_address_alone() {
+    let config = config(&[
+        ("GATEWAY_RATE_PER_MINUTE", "60"),
+        ("GATEWAY_RATE_BURST", "3"),
+    ]);
+    let router = app(&config).unwrap();
+    let (alice, bob) = (token(&config, "alice"), token(&config, "bob"));
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            call(&router, get("/api/v1/scores/session/x", Some(&alice)))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        3,
+        "{statuses:?}"
+    );
+    let (status, _) = call(&router, get("/api/v1/scores/session/x", Some(&bob))).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "bob has his own bucket");
+}
+
+#[tokio::test]
+async fn refused_credentials_count_against_the_address() {
+    let config = config(&[
+        ("GATEWAY_RATE_PER_MINUTE", "60"),
+        ("GATEWAY_RATE_BURST", "3"),
+    ]);
+    let router = app(&config).unwrap();
+    let mut statuses = Vec::new();
+    for guess in 0..5 {
+        let guess = format!("guess-{guess}");
+        statuses.push(
+            call(&router, get("/api/v1/scores/session/x", Some(&guess)))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
     );
 }

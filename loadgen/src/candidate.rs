@@ -59,8 +59,20 @@ pub struct CandidateLog {
     pub failure: Option<String>,
 }
 
+/// Where the candidates go, and the recruiter's token that starts their interviews.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub url: String,
+    pub token: String,
+}
+
 /// Plays one candidate; a failure is recorded in the log, never panics the run.
-pub async fn play(gateway: &str, frames: &[String], plan: Plan, epoch: Instant) -> CandidateLog {
+pub async fn play(
+    gateway: &Gateway,
+    frames: &[String],
+    plan: Plan,
+    epoch: Instant,
+) -> CandidateLog {
     tokio::time::sleep_until(TokioInstant::from_std(epoch + plan.start_after)).await;
     let mut log = CandidateLog::default();
     if let Err(e) = session(gateway, frames, &plan, epoch, &mut log).await {
@@ -70,15 +82,19 @@ pub async fn play(gateway: &str, frames: &[String], plan: Plan, epoch: Instant) 
 }
 
 async fn session(
-    gateway: &str,
+    gateway: &Gateway,
     frames: &[String],
     plan: &Plan,
     epoch: Instant,
     log: &mut CandidateLog,
 ) -> anyhow::Result<()> {
     let id = start_interview(gateway, plan.index).await?;
-    let url = format!("{}/ws/interviews/{id}", gateway.replacen("http", "ws", 1));
-    let (socket, _) = tokio_tungstenite::connect_async(&url)
+    let url = format!(
+        "{}/ws/interviews/{id}",
+        gateway.url.replacen("http", "ws", 1)
+    );
+    let request = iv_stack::ws_request(&url, Some(&gateway.token))?;
+    let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .context("opening the WebSocket")?;
     let (mut tx, mut rx) = socket.split();
@@ -220,10 +236,11 @@ impl State {
 }
 
 /// Starts an interview through the gateway, as a browser would; returns its id.
-async fn start_interview(gateway: &str, index: usize) -> anyhow::Result<String> {
+async fn start_interview(gateway: &Gateway, index: usize) -> anyhow::Result<String> {
     let body = json!({"user_id": format!("load-{index}"), "policy": "full", "consent": true});
     let response = HttpClient::new()
-        .post_json(&format!("{gateway}/api/v1/interviews/start"), &body)
+        .with_bearer(&gateway.token)
+        .post_json(&format!("{}/api/v1/interviews/start", gateway.url), &body)
         .await
         .context("starting an interview")?;
     if response.status != http::StatusCode::CREATED {

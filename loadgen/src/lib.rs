@@ -50,6 +50,9 @@ pub struct Options {
     /// `--gateway URL`: a running stack to drive; the services are not started, and their CPU and
     /// memory are read only for the processes named with `--pid name=PID`.
     pub gateway: Option<String>,
+    /// `--token JWT`: with `--gateway`, a recruiter's or admin's token (default: `IV_TOKEN`, else
+    /// one minted from the local signing key under `DATA_DIR`).
+    pub token: Option<String>,
     pub pids: Vec<(String, u32)>,
     /// `--interview URL`: with `--gateway`, the interview service, whose `/metrics` count the
     /// emotion breaker's openings.
@@ -70,6 +73,7 @@ impl Default for Options {
             answer_every: 30.0,
             runs: 1,
             gateway: None,
+            token: None,
             pids: Vec::new(),
             interview: None,
             wait_report: 0.0,
@@ -87,7 +91,8 @@ usage: loadgen [flags]
   --runs R          repeat the run, then print the median of the figures (1)
   --wait-report S   after completing, wait up to S for each report (0: do not wait)
   --gateway URL     drive a running stack instead of starting the services; then
-                    --interview URL (breaker figures) and --pid name=PID (CPU, memory)";
+                    --interview URL (breaker figures), --pid name=PID (CPU, memory) and
+                    --token JWT (default IV_TOKEN, else minted from DATA_DIR's key)";
 
 impl Options {
     pub fn from_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Self> {
@@ -115,6 +120,7 @@ impl Options {
                 "--runs" => o.runs = (number()? as usize).max(1),
                 "--wait-report" => o.wait_report = number()?,
                 "--gateway" => o.gateway = Some(value.trim_end_matches('/').to_string()),
+                "--token" => o.token = Some(value),
                 "--interview" => o.interview = Some(value.trim_end_matches('/').to_string()),
                 "--pid" => {
                     let (name, pid) = value
@@ -171,10 +177,25 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let frames = face_frames()?;
     println!("machine: {}", iv_platform::host::describe());
     let (gateway, stack) = match &options.gateway {
-        Some(url) => (url.clone(), None),
+        Some(url) => {
+            let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+            let token = match options
+                .token
+                .clone()
+                .or_else(|| env.get("IV_TOKEN").cloned())
+            {
+                Some(token) => token,
+                None => iv_stack::tokens::local_admin_token(&env)?,
+            };
+            let gateway = candidate::Gateway {
+                url: url.clone(),
+                token,
+            };
+            (gateway, None)
+        }
         None => {
             let stack = services::Processes::start().await?;
-            (stack.gateway_url(), Some(stack))
+            (stack.gateway()?, Some(stack))
         }
     };
     let (watched, metrics) = match &stack {
@@ -185,7 +206,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         ),
     };
     println!(
-        "{} candidates at {} frames/s for {} s{} against {gateway}",
+        "{} candidates at {} frames/s for {} s{} against {}",
         options.candidates,
         options.fps,
         options.seconds,
@@ -196,7 +217,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             )
         } else {
             String::new()
-        }
+        },
+        gateway.url
     );
     let mut reports = Vec::new();
     for run in 1..=options.runs {
@@ -217,7 +239,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
 async fn play_once(
     options: &Options,
-    gateway: &str,
+    gateway: &candidate::Gateway,
     frames: &[String],
     watched: &[(String, u32)],
     metrics: Option<&str>,
@@ -229,7 +251,7 @@ async fn play_once(
         .plans()
         .into_iter()
         .map(|plan| {
-            let (gateway, frames) = (gateway.to_string(), frames.to_vec());
+            let (gateway, frames) = (gateway.clone(), frames.to_vec());
             tokio::spawn(async move { candidate::play(&gateway, &frames, plan, epoch).await })
         })
         .collect();

@@ -21,6 +21,7 @@ const ORDER: [(&str, &[&str]); 5] = [
 pub struct Processes {
     running: Vec<ServiceProcess>,
     dir: std::path::PathBuf,
+    env: HashMap<String, String>,
 }
 
 impl Processes {
@@ -44,15 +45,23 @@ impl Processes {
             }
             running.push(process);
         }
-        Ok(Self { running, dir })
+        Ok(Self { running, dir, env })
     }
 
     fn url_of(&self, index: usize) -> String {
         self.running[index].url()
     }
 
-    pub fn gateway_url(&self) -> String {
-        self.url_of(4)
+    /// The gateway, with a token of the processes' own signing key.
+    pub fn gateway(&self) -> anyhow::Result<crate::candidate::Gateway> {
+        Ok(crate::candidate::Gateway {
+            url: self.url_of(4),
+            token: iv_stack::tokens::mint(
+                &self.env,
+                &iv_stack::tokens::first_admin(),
+                std::time::Duration::from_secs(4 * 3600),
+            )?,
+        })
     }
 
     /// Where the interview service's breaker figures are.

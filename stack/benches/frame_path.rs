@@ -108,7 +108,8 @@ fn main() {
             "off",
         );
         let dir = std::env::temp_dir().join(format!("iv-bench-{}", std::process::id()));
-        let stack = iv_stack::Stack::start(iv_stack::test_env(&dir, &[]), None)
+        let env = iv_stack::test_env(&dir, &[]);
+        let stack = iv_stack::Stack::start(env.clone(), None)
             .await
             .expect("the stack starts");
         let grpc = grpc_row(
@@ -118,8 +119,14 @@ fn main() {
         )
         .await;
         let gateway = stack.gateway_url();
-        let json_ws = ws_row(&gateway, &jpegs, passes, Encoding::Json).await;
-        let binary_ws = ws_row(&gateway, &jpegs, passes, Encoding::Binary).await;
+        let token = iv_stack::tokens::mint(
+            &env,
+            &iv_stack::tokens::first_admin(),
+            std::time::Duration::from_secs(3600),
+        )
+        .expect("a token");
+        let json_ws = ws_row(&gateway, &token, &jpegs, passes, Encoding::Json).await;
+        let binary_ws = ws_row(&gateway, &token, &jpegs, passes, Encoding::Binary).await;
         stack.stop().await;
         let _ = std::fs::remove_dir_all(dir);
         telemetry.shutdown().await;
@@ -173,8 +180,14 @@ enum Encoding {
     Binary,
 }
 
-async fn ws_row(gateway: &str, jpegs: &[Vec<u8>], passes: usize, encoding: Encoding) -> Row {
-    let http = HttpClient::new();
+async fn ws_row(
+    gateway: &str,
+    token: &str,
+    jpegs: &[Vec<u8>],
+    passes: usize,
+    encoding: Encoding,
+) -> Row {
+    let http = HttpClient::new().with_bearer(token);
     let mut samples = Vec::new();
     for _ in 0..passes {
         let started = http
@@ -186,7 +199,8 @@ async fn ws_row(gateway: &str, jpegs: &[Vec<u8>], passes: usize, encoding: Encod
             .expect("interview started");
         let id = started.json()["id"].as_str().expect("an id").to_string();
         let url = format!("{}/ws/interviews/{id}", gateway.replacen("http", "ws", 1));
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        let request = iv_stack::ws_request(&url, Some(token)).expect("a request");
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("socket");
         for j in jpegs {

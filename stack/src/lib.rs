@@ -6,9 +6,13 @@
 //! - [`Stack`]: starts the five services in dependency order and wires their addresses.
 //! - [`sim`]: the candidate simulator (used by the `candidate-sim` binary and the end-to-end tests).
 //! - [`media`]: where the fetched test media live.
+//! - [`tokens`]: tokens of the backend's own issuer (the first admin's sign-in link, `mint-token`).
 
 pub mod media;
 pub mod sim;
+pub mod tokens;
+
+pub use tokens::ws_request;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

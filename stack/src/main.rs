@@ -2,8 +2,15 @@
 //! (default `data/`) and the in-process event bus. Set `AMQP_URL` and `DATABASE_URL` to use
 //! RabbitMQ and PostgreSQL instead, and `STACK_SERVICES` (e.g. `emotion`) to run only some of
 //! them, the others found through their URL variables. Stops cleanly on Ctrl-C or SIGTERM.
+//!
+//! `stack mint-token --role admin|recruiter [--org ID] [--subject NAME] [--hours N]` prints a
+//! token of the backend's own issuer (signing key under `DATA_DIR`) instead.
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("mint-token") {
+        return mint_token(&args[1..]);
+    }
     emotion_service::one_kernel_thread_per_frame();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -11,12 +18,41 @@ fn main() -> anyhow::Result<()> {
         .block_on(run())
 }
 
-use iv_stack::Service;
+use iv_platform::auth::{OrgId, Principal, Role};
+use iv_stack::{Service, tokens};
+
+fn mint_token(args: &[String]) -> anyhow::Result<()> {
+    const USAGE: &str =
+        "usage: stack mint-token --role admin|recruiter [--org ID] [--subject NAME] [--hours N]";
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let (mut role, mut org, mut subject) = (None, tokens::DEFAULT_ORG.to_string(), None);
+    let mut ttl = tokens::member_ttl(&env)?;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
+        match flag.as_str() {
+            "--role" => role = Some(value.parse::<Role>()?),
+            "--org" => org = value.clone(),
+            "--subject" => subject = Some(value.clone()),
+            "--hours" => ttl = std::time::Duration::from_secs(value.parse::<u64>()? * 3600),
+            _ => anyhow::bail!("{USAGE}"),
+        }
+    }
+    let role = role.ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
+    anyhow::ensure!(
+        role.is_member(),
+        "only admin and recruiter tokens are minted here; candidates get theirs with an invitation"
+    );
+    let subject = subject.unwrap_or_else(|| role.as_str().to_string());
+    let token = tokens::mint(&env, &Principal::member(subject, role, OrgId(org)), ttl)?;
+    println!("{token}");
+    Ok(())
+}
 
 async fn run() -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let telemetry = iv_platform::telemetry::init(Service::trace_name(&Service::selected(&env)?));
-    let stack = iv_stack::Stack::start(env, None).await?;
+    let stack = iv_stack::Stack::start(env.clone(), None).await?;
     let a = stack.addresses;
     println!("interview backend running ({} event bus)", stack.bus.kind());
     for service in &stack.services {
@@ -31,6 +67,10 @@ async fn run() -> anyhow::Result<()> {
         println!("  {:<10} http://{addr}  {what}", service.name());
     }
     if stack.services.contains(&Service::Gateway) {
+        // The embedded default has no identity provider: the first admin signs in with a
+        // short-lived token of the backend's own key (also `Authorization: Bearer` on the API).
+        let token = tokens::mint(&env, &tokens::first_admin(), tokens::member_ttl(&env)?)?;
+        println!("admin sign-in: http://{}/?token={token}", a.gateway);
         println!("play an interview:  cargo run -p iv-stack --bin candidate-sim");
     }
     iv_platform::shutdown::signal().await;

@@ -24,7 +24,8 @@ pub struct SimOptions {
     pub policy: String,
     /// Where to write the PDF report, if anywhere.
     pub pdf_path: Option<PathBuf>,
-    pub api_key: Option<String>,
+    /// Bearer token of a recruiter or admin (`--token`, or minted from the local signing key).
+    pub token: Option<String>,
     /// How long to wait for the report after completing.
     pub report_timeout: Duration,
     /// Print every message as it arrives.
@@ -40,7 +41,7 @@ impl SimOptions {
             frames_per_answer: 10,
             policy: "full".into(),
             pdf_path: None,
-            api_key: None,
+            token: None,
             report_timeout: Duration::from_secs(60),
             verbose: false,
         }
@@ -124,10 +125,10 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
     anyhow::ensure!(!opts.frames.is_empty(), "no frames to send");
     let started = Instant::now();
     let http = HttpClient::new();
-    let auth: Vec<(&str, &str)> = opts
-        .api_key
+    let bearer = opts.token.as_ref().map(|t| format!("Bearer {t}"));
+    let auth: Vec<(&str, &str)> = bearer
         .as_deref()
-        .map(|k| vec![("x-api-key", k)])
+        .map(|b| vec![("authorization", b)])
         .unwrap_or_default();
     let frames: Vec<String> = opts
         .frames
@@ -272,14 +273,12 @@ impl Player {
 
 /// Plays the interview over the WebSocket until the report is ready.
 async fn play(opts: &SimOptions, session_id: &str, frames: &[String]) -> anyhow::Result<Played> {
-    let mut ws_url = format!(
+    let ws_url = format!(
         "{}/ws/interviews/{session_id}",
         opts.gateway.replacen("http", "ws", 1)
     );
-    if let Some(key) = &opts.api_key {
-        ws_url.push_str(&format!("?api_key={key}"));
-    }
-    let (socket, _) = tokio_tungstenite::connect_async(&ws_url)
+    let request = crate::ws_request(&ws_url, opts.token.as_deref())?;
+    let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .context("opening the WebSocket")?;
     let (mut tx, mut rx) = socket.split();

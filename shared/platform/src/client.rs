@@ -11,6 +11,8 @@ use serde_json::Value;
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Client<HttpConnector, Full<Bytes>>,
+    /// Sent as `Authorization: Bearer` with every request when set.
+    bearer: Option<std::sync::Arc<str>>,
 }
 
 impl Default for HttpClient {
@@ -39,6 +41,15 @@ impl HttpClient {
     pub fn new() -> Self {
         Self {
             inner: Client::builder(TokioExecutor::new()).build_http(),
+            bearer: None,
+        }
+    }
+
+    /// The same client, authenticating every request with `token`.
+    pub fn with_bearer(&self, token: &str) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            bearer: Some(token.into()),
         }
     }
 
@@ -54,6 +65,13 @@ impl HttpClient {
         let mut req = Request::builder().method(method).uri(url);
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(token) = &self.bearer
+            && !extra_headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         for (k, v) in extra_headers {
             req = req.header(*k, *v);

@@ -21,6 +21,8 @@ pub enum ErrorClass {
     /// The request is valid but not in the current state (a completed session, say).
     Conflict,
     Unauthenticated,
+    /// Authenticated, but the role does not allow it.
+    Forbidden,
     /// Too many requests: rate limit or load shedding.
     Overloaded,
     /// A dependency is down or the breaker is open.
@@ -39,6 +41,7 @@ impl ErrorClass {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
@@ -53,6 +56,7 @@ impl ErrorClass {
             Self::NotFound => tonic::Code::NotFound,
             Self::Conflict => tonic::Code::FailedPrecondition,
             Self::Unauthenticated => tonic::Code::Unauthenticated,
+            Self::Forbidden => tonic::Code::PermissionDenied,
             Self::Overloaded => tonic::Code::ResourceExhausted,
             Self::Unavailable | Self::BadGateway => tonic::Code::Unavailable,
             Self::Timeout => tonic::Code::DeadlineExceeded,
@@ -68,7 +72,8 @@ impl ErrorClass {
             tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists | tonic::Code::Aborted => {
                 Self::Conflict
             }
-            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Self::Unauthenticated,
+            tonic::Code::Unauthenticated => Self::Unauthenticated,
+            tonic::Code::PermissionDenied => Self::Forbidden,
             tonic::Code::ResourceExhausted => Self::Overloaded,
             tonic::Code::Unavailable => Self::Unavailable,
             tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => Self::Timeout,
@@ -90,6 +95,7 @@ impl ErrorClass {
 /// | `FRAME_TOO_LARGE`, `PAYLOAD_TOO_LARGE` | too large | over the frame or body limit |
 /// | `NOT_FOUND` | not found | no such route |
 /// | `UNAUTHENTICATED` | unauthenticated | missing or wrong credentials |
+/// | `FORBIDDEN` | forbidden | valid credentials whose role may not do this |
 /// | `RATE_LIMITED`, `OVERLOADED` | overloaded | a client over its rate, or a service shedding load |
 /// | `BROKER_UNAVAILABLE`, `DOWNSTREAM_UNAVAILABLE`, `MODELS_UNAVAILABLE` | unavailable | a dependency is down |
 /// | `INTERNAL` | internal | anything else; details stay in the service's log |

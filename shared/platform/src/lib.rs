@@ -2,6 +2,8 @@
 //! own behaviour.
 //!
 //! # Layout
+//! - [`auth`]: identity: verified tokens (the backend's own key or an organisation's identity
+//!   provider), roles and organisations, and the identity each request carries between services.
 //! - [`assets`]: where the fetched models and media are cached.
 //! - [`config`]: typed configuration read from an environment source (tests pass a map, never `set_var`).
 //! - [`telemetry`]: structured logs (`LOG_FORMAT=json|pretty`, `RUST_LOG`) and OpenTelemetry traces
@@ -31,6 +33,7 @@
 //! - `testing` (feature `testing`, for tests): fresh SQLite databases and `oneshot` requests.
 
 pub mod assets;
+pub mod auth;
 pub mod bus;
 pub mod client;
 pub mod config;

@@ -13,7 +13,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub struct TestStack {
     pub stack: Option<Stack>,
+    /// Authenticated as the first admin of the default organisation.
     pub http: HttpClient,
+    /// That admin's token.
+    pub token: String,
     pub gateway: String,
     pub data_dir: PathBuf,
     /// The environment the stack was started with.
@@ -56,9 +59,16 @@ pub async fn spawn_with(
         .await
         .expect("the stack starts");
     let gateway = stack.gateway_url();
+    let token = iv_stack::tokens::mint(
+        &env,
+        &iv_stack::tokens::first_admin(),
+        Duration::from_secs(3600),
+    )
+    .expect("a token of the stack's own key");
     TestStack {
         stack: Some(stack),
-        http: HttpClient::new(),
+        http: HttpClient::new().with_bearer(&token),
+        token,
         gateway,
         data_dir: dir.to_path_buf(),
         env,
@@ -138,8 +148,10 @@ pub fn face_jpeg() -> Vec<u8> {
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn ws_connect(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url)
+/// Opens a WebSocket, with a bearer token when given.
+pub async fn ws_connect(url: &str, token: Option<&str>) -> Ws {
+    let request = iv_stack::ws_request(url, token).expect("a WebSocket request");
+    tokio_tungstenite::connect_async(request)
         .await
         .expect("WebSocket connects")
         .0

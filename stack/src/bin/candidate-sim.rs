@@ -1,7 +1,7 @@
 //! Plays an interview through the gateway with real face frames and prints what happens.
 //!
 //! Usage: candidate-sim [--gateway URL] [--fps N] [--frames-per-answer N] [--policy full|engagement|off]
-//!                      [--pdf FILE] [--api-key KEY] [--quiet]
+//!                      [--pdf FILE] [--token JWT] [--quiet]
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use iv_stack::{media, sim};
 fn usage() -> ! {
     eprintln!(
         "usage: candidate-sim [--gateway URL] [--fps N] [--frames-per-answer N] [--policy full|engagement|off] \
-         [--pdf FILE] [--api-key KEY] [--quiet]"
+         [--pdf FILE] [--token JWT] [--quiet]"
     );
     std::process::exit(2)
 }
@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
             }
             "--policy" => opts.policy = value(),
             "--pdf" => opts.pdf_path = Some(value().into()),
-            "--api-key" => opts.api_key = Some(value()),
+            "--token" => opts.token = Some(value()),
             "--report-timeout-secs" => {
                 opts.report_timeout =
                     Duration::from_secs(value().parse().unwrap_or_else(|_| usage()))
@@ -39,6 +39,14 @@ async fn main() -> anyhow::Result<()> {
             "--quiet" => opts.verbose = false,
             _ => usage(),
         }
+    }
+    if opts.token.is_none() {
+        // IV_TOKEN, else the first admin's token from the local signing key (embedded default).
+        let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+        opts.token = Some(match env.get("IV_TOKEN").filter(|t| !t.is_empty()) {
+            Some(token) => token.clone(),
+            None => iv_stack::tokens::local_admin_token(&env)?,
+        });
     }
     opts.frames = media::face_frames()?;
     println!(

@@ -1,7 +1,6 @@
 //! Bad input gets a clear error with a stable code; the connection and the stored data survive.
 
 use base64::Engine;
-use iv_platform::client::HttpClient;
 use serde_json::{Value, json};
 
 use iv_test_support::*;
@@ -11,7 +10,8 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 async fn send_raw(t: &TestStack, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-    let resp = HttpClient::new()
+    let resp = t
+        .http
         .send(
             http::Method::POST,
             &t.url(path),
@@ -182,7 +182,7 @@ async fn rest_rejects_bad_input_with_status_and_code_and_keeps_stored_answers() 
 async fn the_socket_answers_bad_messages_with_error_codes_and_stays_open() {
     let t = spawn_stack(&[]).await;
     let id = t.start_interview(true).await;
-    let mut ws = ws_connect(&t.ws_url(&id)).await;
+    let mut ws = ws_connect(&t.ws_url(&id), Some(&t.token)).await;
     assert_eq!(ws_next(&mut ws).await["type"], "status");
     assert_eq!(ws_next(&mut ws).await["data"]["id"], "intro-1");
 
@@ -238,7 +238,7 @@ async fn the_socket_answers_bad_messages_with_error_codes_and_stays_open() {
         "the socket is still open and answers now: {pong}"
     );
 
-    let mut unknown = ws_connect(&t.ws_url("no-such-session")).await;
+    let mut unknown = ws_connect(&t.ws_url("no-such-session"), Some(&t.token)).await;
     let reply = ws_next(&mut unknown).await;
     assert_eq!(
         (reply["type"].as_str(), reply["data"]["code"].as_str()),

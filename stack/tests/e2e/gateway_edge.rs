@@ -1,4 +1,4 @@
-//! The gateway's own behaviour: JSON 404s, request ids, API keys, rate limits.
+//! The gateway's own behaviour: JSON 404s, request ids, bearer tokens, rate limits.
 
 use iv_platform::client::HttpClient;
 use serde_json::json;
@@ -29,7 +29,8 @@ async fn unknown_paths_get_a_json_not_found_and_every_response_a_request_id() {
     assert_eq!(resp.status, 200);
     assert!(request_id(&resp).is_some(), "health answers carry one too");
     // A caller's own id is kept end to end (through the gateway to the service and back).
-    let mine = HttpClient::new()
+    let mine = t
+        .http
         .send(
             http::Method::GET,
             &t.url("/api/v1/interviews/none"),
@@ -51,46 +52,69 @@ async fn unknown_paths_get_a_json_not_found_and_every_response_a_request_id() {
 }
 
 #[tokio::test]
-async fn with_api_keys_configured_requests_without_a_valid_key_are_refused() {
-    let t = spawn_stack(&[("GATEWAY_API_KEYS", "k-one,k-two")]).await;
+async fn without_a_valid_token_requests_are_refused() {
+    let t = spawn_stack(&[]).await;
     let body = serde_json::to_vec(&json!({"user_id": "c"})).unwrap();
     let http = HttpClient::new();
     let url = t.url("/api/v1/interviews/start");
-    let none = http
-        .send(
-            http::Method::POST,
-            &url,
-            Some("application/json"),
-            body.clone(),
-            &[],
-        )
-        .await
-        .unwrap();
+    let post = |headers: Vec<(&'static str, String)>| {
+        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            http.send(
+                http::Method::POST,
+                &url,
+                Some("application/json"),
+                body,
+                &headers,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let none = post(vec![]).await;
     assert_eq!(
         (none.status.as_u16(), none.json()["code"].clone()),
         (401, json!("UNAUTHENTICATED"))
     );
-    let wrong = http
-        .send(
-            http::Method::POST,
-            &url,
-            Some("application/json"),
-            body.clone(),
-            &[("x-api-key", "k-three")],
-        )
-        .await
+    assert_eq!(
+        post(vec![("authorization", "Bearer k-two".into())])
+            .await
+            .status,
+        401
+    );
+    // An identity header made up by the client is dropped at the edge, never believed.
+    let forged = post(vec![("x-iv-identity", "anything".into())]).await;
+    assert_eq!(forged.status, 401);
+    // A token of the stack's own key that has run out.
+    let key = iv_platform::auth::AuthConfig::from_env(&iv_platform::config::Env::new(&t.env))
+        .unwrap()
+        .signing_key()
         .unwrap();
-    assert_eq!(wrong.status, 401);
-    let good = http
-        .send(
-            http::Method::POST,
-            &url,
-            Some("application/json"),
-            body,
-            &[("authorization", "Bearer k-two")],
-        )
-        .await
-        .unwrap();
+    let mut claims = iv_platform::auth::Claims::for_principal(
+        key.issuer(),
+        key.audience(),
+        &iv_stack::tokens::first_admin(),
+        std::time::Duration::from_secs(60),
+    );
+    claims.exp -= 3600;
+    claims.nbf -= 3600;
+    let expired = post(vec![(
+        "authorization",
+        format!("Bearer {}", key.sign(&claims).unwrap()),
+    )])
+    .await;
+    assert_eq!(expired.status, 401);
+    assert!(
+        expired.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{}",
+        expired.json()
+    );
+    let good = post(vec![("authorization", format!("Bearer {}", t.token))]).await;
     assert_eq!(good.status, 201);
     assert_eq!(
         t.get("/health").await.status,
@@ -113,10 +137,7 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
     }
     assert_eq!(&statuses[..3], &[404, 404, 404]);
     assert_eq!(statuses[3], 429);
-    let limited = HttpClient::new()
-        .get(&t.url("/api/v1/interviews/x"))
-        .await
-        .unwrap();
+    let limited = t.http.get(&t.url("/api/v1/interviews/x")).await.unwrap();
     assert_eq!(limited.json()["code"], "RATE_LIMITED");
     let retry_after: u64 = limited
         .headers

@@ -15,6 +15,9 @@ async fn beside(main: &TestStack, services: &str, extra: &[(&str, &str)]) -> Sta
     for key in ["DATABASE_URL", "AMQP_URL", "AMQP_NAMESPACE"] {
         env.insert(key.into(), main_env(main, key));
     }
+    // One installation: the main stack's signing key is the one every part trusts.
+    let key = iv_platform::auth::signing::default_key_path(&main.data_dir.display().to_string());
+    env.insert("AUTH_SIGNING_KEY_FILE".into(), key.display().to_string());
     env.insert(
         "EMOTION_GRPC_URL".into(),
         format!("http://{}", shared.addresses.emotion),
@@ -51,6 +54,7 @@ async fn every_instance_tells_its_own_candidates_that_the_report_is_ready() {
     // only one of the two instances, and about half the candidates would never hear of it.
     let plays = gateways.iter().chain(gateways.iter()).map(|g| {
         let mut opts = SimOptions::new(g.gateway_url(), face_frames());
+        opts.token = Some(main.token.clone());
         opts.fps = 25.0;
         opts.frames_per_answer = 2;
         opts.report_timeout = Duration::from_secs(30);

@@ -9,6 +9,7 @@ use iv_test_support::*;
 
 async fn play(t: &TestStack) -> SimResult {
     let mut opts = SimOptions::new(t.gateway.clone(), face_frames());
+    opts.token = Some(t.token.clone());
     opts.fps = 25.0;
     opts.frames_per_answer = 4;
     opts.report_timeout = Duration::from_secs(60);

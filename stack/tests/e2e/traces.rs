@@ -67,19 +67,22 @@ async fn a_frame_and_a_completed_interview_each_form_one_trace_across_the_proces
     let interview = ServiceProcess::start("interview", env("interview", &downstream)).await;
     let _worker = ServiceProcess::start("worker", env("worker", &downstream)).await;
     let interview_url = interview.url();
-    let gateway = ServiceProcess::start(
+    let gateway_env = env(
         "gateway",
-        env(
-            "gateway",
-            &[
-                ("INTERVIEW_URL", &interview_url),
-                ("EMOTION_URL", &emotion_url),
-                ("SCORING_URL", &scoring_url),
-            ],
-        ),
+        &[
+            ("INTERVIEW_URL", &interview_url),
+            ("EMOTION_URL", &emotion_url),
+            ("SCORING_URL", &scoring_url),
+        ],
+    );
+    let token = iv_stack::tokens::mint(
+        &gateway_env,
+        &iv_stack::tokens::first_admin(),
+        Duration::from_secs(600),
     )
-    .await;
-    let http = iv_platform::client::HttpClient::new();
+    .unwrap();
+    let gateway = ServiceProcess::start("gateway", gateway_env).await;
+    let http = iv_platform::client::HttpClient::new().with_bearer(&token);
     let api = |path: &str| format!("{}{path}", gateway.url());
 
     let started = http
@@ -133,10 +136,13 @@ async fn a_frame_and_a_completed_interview_each_form_one_trace_across_the_proces
 
     // A frame over the WebSocket is a trace of its own, from the interview service on (the
     // socket lives for the whole interview).
-    let mut ws = ws_connect(&format!(
-        "{}/ws/interviews/{id}",
-        gateway.url().replacen("http", "ws", 1)
-    ))
+    let mut ws = ws_connect(
+        &format!(
+            "{}/ws/interviews/{id}",
+            gateway.url().replacen("http", "ws", 1)
+        ),
+        Some(&token),
+    )
     .await;
     ws_send(
         &mut ws,

@@ -54,7 +54,7 @@ async fn an_emotion_service_outage_pauses_live_feedback_and_loses_no_frame() {
     .await;
     let interview = format!("http://{}", t.stack.as_ref().unwrap().addresses.interview);
     let id = t.start_interview(true).await;
-    let mut ws = ws_connect(&t.ws_url(&id)).await;
+    let mut ws = ws_connect(&t.ws_url(&id), Some(&t.token)).await;
     let frames: Vec<Vec<u8>> = face_frames()
         .iter()
         .map(|p| std::fs::read(p).unwrap())
@@ -213,7 +213,7 @@ async fn a_scoring_service_outage_delays_the_report_but_loses_no_answer() {
     .await;
     let interview = format!("http://{}", t.stack.as_ref().unwrap().addresses.interview);
     let id = t.start_interview(true).await;
-    let mut ws = ws_connect(&t.ws_url(&id)).await;
+    let mut ws = ws_connect(&t.ws_url(&id), Some(&t.token)).await;
     let answer = |ws_question: &Value| {
         json!({"type": "answer", "data": {
             "question_id": ws_question["data"]["id"],

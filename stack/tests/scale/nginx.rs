@@ -226,7 +226,7 @@ async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() 
 
     // The WebSocket upgrade passes through /ws/.
     let ws_url = format!("{}/ws/interviews/{id}", nginx.url.replacen("http", "ws", 1));
-    let mut ws = ws_connect(&ws_url).await;
+    let mut ws = ws_connect(&ws_url, None).await;
     ws_send(&mut ws, json!({"type": "ping"})).await;
     ws_until(&mut ws, "pong").await;
     drop(ws);

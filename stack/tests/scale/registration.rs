@@ -92,6 +92,7 @@ async fn every_service_registers_with_its_checks_is_found_through_consul_and_lea
     // The interview, analysis and scoring calls all go to instances found through Consul (every
     // URL variable points nowhere).
     let mut opts = SimOptions::new(t.gateway.clone(), face_frames());
+    opts.token = Some(t.token.clone());
     opts.fps = 25.0;
     opts.frames_per_answer = 2;
     opts.report_timeout = Duration::from_secs(60);

@@ -1,0 +1,158 @@
+//! Who is calling: a person of an organisation in one role, a candidate of one interview, or one
+//! of the backend's own services.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An organisation (tenant). Every interview belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrgId(pub String);
+
+impl fmt::Display for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the organisation: members, every interview, the internal endpoints.
+    Admin,
+    /// Creates interviews and reads their reports, within the organisation.
+    Recruiter,
+    /// The invitee of one interview: takes it, and nothing else.
+    Candidate,
+    /// One of the backend's services, calling another on a person's behalf or for background work.
+    Service,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Recruiter => "recruiter",
+            Self::Candidate => "candidate",
+            Self::Service => "service",
+        }
+    }
+
+    /// Members of an organisation (people who sign in), as opposed to invitees and services.
+    pub fn is_member(self) -> bool {
+        matches!(self, Self::Admin | Self::Recruiter)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Self::Admin),
+            "recruiter" => Ok(Self::Recruiter),
+            "candidate" => Ok(Self::Candidate),
+            "service" => Ok(Self::Service),
+            other => Err(UnknownRole(other.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?} (expected admin, recruiter, candidate or service)")]
+pub struct UnknownRole(pub String);
+
+/// A verified caller. Built only by verifying a token, never from what a request says of itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// The identity provider's subject (a person), the candidate's invitation, or a service name.
+    pub subject: String,
+    pub role: Role,
+    /// The organisation; `None` only for services acting for no one.
+    pub org: Option<OrgId>,
+    /// The one interview a candidate may touch.
+    pub interview: Option<String>,
+}
+
+impl Principal {
+    pub fn member(subject: impl Into<String>, role: Role, org: OrgId) -> Self {
+        Self {
+            subject: subject.into(),
+            role,
+            org: Some(org),
+            interview: None,
+        }
+    }
+
+    pub fn candidate(subject: impl Into<String>, org: OrgId, interview: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            role: Role::Candidate,
+            org: Some(org),
+            interview: Some(interview.into()),
+        }
+    }
+
+    /// A service acting on its own account (background work, health of peers).
+    pub fn service(name: &str) -> Self {
+        Self {
+            subject: name.to_string(),
+            role: Role::Service,
+            org: None,
+            interview: None,
+        }
+    }
+
+    /// Whether this caller may read or act on an interview of `org` with id `interview`: members
+    /// of that organisation, its own candidate, and services. Everyone else must be told the
+    /// interview does not exist.
+    pub fn may_access(&self, org: &OrgId, interview: &str) -> bool {
+        match self.role {
+            Role::Service => true,
+            Role::Admin | Role::Recruiter => self.org.as_ref() == Some(org),
+            Role::Candidate => {
+                self.org.as_ref() == Some(org) && self.interview.as_deref() == Some(interview)
+            }
+        }
+    }
+
+    /// Admins of any organisation and services: the internal endpoints.
+    pub fn is_privileged(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Service)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_read_back_what_they_print() {
+        for role in [Role::Admin, Role::Recruiter, Role::Candidate, Role::Service] {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn access_follows_the_organisation_and_the_invitation() {
+        let acme = OrgId("acme".into());
+        let other = OrgId("other".into());
+        let recruiter = Principal::member("r", Role::Recruiter, acme.clone());
+        assert!(recruiter.may_access(&acme, "i1"));
+        assert!(!recruiter.may_access(&other, "i1"));
+        let candidate = Principal::candidate("c", acme.clone(), "i1");
+        assert!(candidate.may_access(&acme, "i1"));
+        assert!(!candidate.may_access(&acme, "i2"));
+        assert!(!candidate.may_access(&other, "i1"));
+        assert!(Principal::service("worker").may_access(&other, "i9"));
+    }
+}
