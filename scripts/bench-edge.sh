@@ -49,6 +49,11 @@ wait_for() {
   exit 1
 }
 
+# One installation: one signing key and one service credential for every process.
+export AUTH_SIGNING_KEY_FILE="$work/signing-key.pem"
+SERVICE_SECRET="$(head -c 32 /dev/urandom | base64 | tr -d '=+/\n')"
+export SERVICE_SECRET
+
 # One service a process, as deployed, on core 0.
 serve() {
   local name="$1"; shift
@@ -62,26 +67,30 @@ serve gateway GATEWAY_PORT="$GATEWAY_PORT" INTERVIEW_URL="http://127.0.0.1:$DIRE
   GATEWAY_RATE_PER_MINUTE=0
 wait_for "http://127.0.0.1:$GATEWAY_PORT/health"
 
-# The repository's nginx configuration; only the listen port, the logs and the interview
-# instance's address differ.
+# The repository's nginx configuration; only the listen port, the logs and the gateway's
+# address differ.
 sed -e "s|^\( *\)listen .*;|\1listen 127.0.0.1:$NGINX_PORT;|" \
     -e "s|^\( *\)access_log .*;|\1access_log $work/nginx-access.log main;|" \
     nginx/nginx.conf >"$work/nginx.conf"
-sed -e "/upstream interview_service/,/}/ s|server 127.0.0.1:[0-9]*|server 127.0.0.1:$DIRECT_PORT|" \
+sed -e "/upstream gateway/,/}/ s|server 127.0.0.1:[0-9]*|server 127.0.0.1:$GATEWAY_PORT|" \
     nginx/upstreams.conf >"$work/upstreams.conf"
 taskset -c 0 "$NGINX" -p "$work" -c "$work/nginx.conf" \
   -g "daemon off; pid $work/nginx.pid; error_log $work/nginx-error.log notice;" &
 pids+=("$!")
 wait_for "http://127.0.0.1:$NGINX_PORT/health"
 
-id="$(curl -fsS -X POST -H 'content-type: application/json' \
-  -d '{"user_id":"bench","consent":true}' "http://127.0.0.1:$DIRECT_PORT/api/v1/interviews/start" \
+# The gateway and nginx take the first admin's token; the service itself, the identity the
+# gateway would assert.
+token="$(target/release/stack mint-token --role admin)"
+assertion="$(target/release/stack mint-token --service gateway)"
+id="$(curl -fsS -X POST -H 'content-type: application/json' -H "authorization: Bearer $token" \
+  -d '{"user_id":"bench","consent":true}' "http://127.0.0.1:$GATEWAY_PORT/api/v1/interviews/start" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 path="/api/v1/interviews/$id"
 
 # wrk's requests/s, p50 and p99 (ms) of one run.
 measure() {
-  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency "$1" | python3 -c '
+  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -H "$2" "$1" | python3 -c '
 import re, sys
 text = sys.stdin.read()
 def ms(v):
@@ -100,7 +109,8 @@ printf '%-10s %12s %10s %10s %8s\n' path 'requests/s' 'p50 ms' 'p99 ms' 'non-2xx
 for target in "direct http://127.0.0.1:$DIRECT_PORT" "gateway http://127.0.0.1:$GATEWAY_PORT" "nginx http://127.0.0.1:$NGINX_PORT"; do
   set -- $target
   results=()
-  for _ in $(seq 1 "$RUNS"); do results+=("$(measure "$2$path")"); done
+  if [ "$1" = direct ]; then header="x-iv-identity: $assertion"; else header="authorization: Bearer $token"; fi
+  for _ in $(seq 1 "$RUNS"); do results+=("$(measure "$2$path" "$header")"); done
   printf '%s\n' "${results[@]}" | python3 -c '
 import statistics, sys
 rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]

@@ -71,6 +71,7 @@ impl FrameBody {
 /// Decodes base64 (standard alphabet, optional `data:image/...;base64,` prefix).
 async fn analyze(
     State(s): State<RestState>,
+    _: iv_platform::auth::Privileged,
     AppJson(body): AppJson<FrameBody>,
 ) -> Result<Json<FrameResult>, EmotionError> {
     Ok(Json(s.app.analyze(body.into_input()?).await?))
@@ -84,6 +85,7 @@ struct BatchBody {
 
 async fn batch(
     State(s): State<RestState>,
+    _: iv_platform::auth::Privileged,
     AppJson(body): AppJson<BatchBody>,
 ) -> Result<Json<Vec<FrameResult>>, EmotionError> {
     if body.frames.len() > MAX_BATCH {

@@ -7,6 +7,7 @@ use std::io::Cursor;
 
 use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
 use iv_contracts::emotion::{BatchRequest, FrameRequest, SessionRequest};
+use iv_platform::auth::AssertingChannel;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -14,12 +15,12 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 /// The service as deployed, with the models fetched by scripts/fetch-assets.sh.
-async fn spawn() -> Channel {
+async fn spawn() -> AssertingChannel {
     spawn_with(None).await
 }
 
 /// An instance whose analyzer cannot run (what an instance without models would answer).
-async fn spawn_without_models() -> Channel {
+async fn spawn_without_models() -> AssertingChannel {
     spawn_with(Some(emotion_service::models_missing(
         "face analysis models are not loaded (run scripts/fetch-assets.sh)",
     )))
@@ -42,21 +43,23 @@ fn env(dir: &std::path::Path, models: Option<&std::path::Path>) -> HashMap<Strin
 
 async fn spawn_with(
     analyzer: Option<std::sync::Arc<dyn emotion_service::analysis::FrameAnalyzer>>,
-) -> Channel {
+) -> AssertingChannel {
     iv_platform::telemetry::init_for_tests();
     let dir = std::env::temp_dir().join(format!("iv-emotion-{}", uuid::Uuid::new_v4().simple()));
     let config = emotion_service::Config::from_env(&env(&dir, None)).unwrap();
+    let credential = config.server.auth.credential("contract-test").unwrap();
     let app = match analyzer {
         Some(a) => emotion_service::build_with(config, a).await.unwrap(),
         None => emotion_service::build(config).await.unwrap(),
     };
     let addr = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
-    Channel::from_shared(format!("http://{addr}"))
+    let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
-        .unwrap()
+        .unwrap();
+    iv_platform::auth::asserting_channel(channel, &credential)
 }
 
 fn png(width: u32, height: u32) -> Vec<u8> {

@@ -23,7 +23,6 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::any;
-use iv_platform::auth::AuthConfig;
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::ServiceSpec;
 use iv_platform::discovery::Source;
@@ -42,8 +41,6 @@ pub struct Config {
     pub interview: Source,
     pub emotion: Source,
     pub scoring: Source,
-    /// Whom the gateway trusts: the backend's own key and organisations' providers.
-    pub auth: AuthConfig,
     /// Requests per minute per client (verified identity, or IP address before one is known); 0
     /// turns limits off.
     pub rate_per_minute: u32,
@@ -84,7 +81,6 @@ impl Config {
                 "SCORING_URL",
                 "http://127.0.0.1:8083",
             )?,
-            auth: AuthConfig::from_env(&env)?,
             rate_per_minute: env.parse("GATEWAY_RATE_PER_MINUTE", 3000)?,
             rate_burst: env.parse("GATEWAY_RATE_BURST", 200)?,
             upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 30_000)?,
@@ -136,11 +132,14 @@ async fn websocket(State(g): State<Group>, ws: WebSocketUpgrade, req: Request<Bo
 /// The gateway's router. Starts following each upstream's instances (Consul pollers run on the
 /// current runtime). Fails when the keys it trusts cannot be read or created.
 pub fn app(config: &Config) -> anyhow::Result<Router> {
+    // Whom the gateway trusts: the backend's own key and organisations' providers.
     let verifier = config
+        .server
         .auth
         .verifier()
         .context("loading the keys the gateway trusts")?;
     let credential = config
+        .server
         .auth
         .credential(SERVICE.name)
         .context("loading the service credential")?;

@@ -38,6 +38,7 @@ fn config(extra: &[(&str, &str)]) -> Config {
 fn token(config: &Config, subject: &str) -> String {
     let principal = Principal::member(subject, Role::Recruiter, OrgId("acme".into()));
     config
+        .server
         .auth
         .signing_key()
         .unwrap()

@@ -1,5 +1,6 @@
 //! The interview use cases, shared by REST and the WebSocket: start, frames, answers, completion.
 
+use iv_platform::auth::{OrgId, Principal};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -149,7 +150,8 @@ impl InterviewApp {
         self.max_frame_bytes
     }
 
-    pub async fn start(&self, req: StartRequest) -> Result<Session, InterviewError> {
+    /// Starts an interview held by `org`.
+    pub async fn start(&self, req: StartRequest, org: OrgId) -> Result<Session, InterviewError> {
         let user_id = req.user_id.trim();
         if user_id.is_empty() || user_id.len() > 128 {
             return Err(InterviewError::InvalidArgument(
@@ -163,6 +165,7 @@ impl InterviewApp {
         };
         let session = Session {
             id: uuid::Uuid::new_v4().to_string(),
+            org,
             user_id: user_id.to_string(),
             state: SessionState::Created,
             policy,
@@ -193,6 +196,18 @@ impl InterviewApp {
 
     pub async fn get(&self, id: &str) -> Result<Session, InterviewError> {
         self.store.get(id).await
+    }
+
+    /// The session, if `caller` may see it; otherwise the same answer as for one that does not
+    /// exist, so another organisation's interview ids reveal nothing.
+    pub async fn authorize(&self, caller: &Principal, id: &str) -> Result<Session, InterviewError> {
+        let session = self.store.get(id).await?;
+        if caller.may_access(&session.org, &session.id) {
+            Ok(session)
+        } else {
+            metrics::counter!("interview_access_refused_total").increment(1);
+            Err(InterviewError::SessionNotFound(id.to_string()))
+        }
     }
 
     /// The candidate joined (socket opened): the session must exist and still be open.

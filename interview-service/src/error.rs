@@ -22,6 +22,9 @@ pub enum InterviewError {
     )]
     UnsupportedMediaType,
 
+    /// A valid caller whose role may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("interview session {0} not found")]
     SessionNotFound(String),
     #[error("interview session {0} is already completed")]
@@ -73,6 +76,7 @@ impl From<InterviewError> for ApiError {
             }
             InterviewError::InvalidMessage(_) => (InvalidInput, code::INVALID_MESSAGE),
             InterviewError::UnsupportedMediaType => (InvalidInput, code::UNSUPPORTED_MEDIA_TYPE),
+            InterviewError::Forbidden(_) => (Forbidden, iv_platform::auth::codes::FORBIDDEN),
             InterviewError::SessionNotFound(_) => (NotFound, "SESSION_NOT_FOUND"),
             InterviewError::SessionCompleted(_) => (Conflict, "SESSION_COMPLETED"),
             InterviewError::UnknownQuestion(_) => (InvalidInput, "UNKNOWN_QUESTION"),

@@ -101,12 +101,19 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         .clone()
         .spawn(Duration::from_millis(500), cancel.clone());
 
+    let credential = config
+        .server
+        .auth
+        .credential(SERVICE.name)
+        .context("loading the service credential")?;
     let emotion = EmotionClient::new(
         &config.emotion,
         config.emotion_policy.clone(),
         config.emotion_queries_policy.clone(),
-    );
-    let scoring = ScoringClient::new(&config.scoring, config.scoring_policy.clone());
+    )
+    .with_credential(credential.clone());
+    let scoring = ScoringClient::new(&config.scoring, config.scoring_policy.clone())
+        .with_credential(credential.clone());
     let app = app::InterviewApp::new(
         store::InterviewStore::new(pool),
         std::sync::Arc::new(emotion),
@@ -155,6 +162,7 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         },
         &health,
     );
+    let router = iv_platform::auth::require_identity(router, credential);
     Server::bind(&config.server, &SERVICE, router, cancel)
         .await
         .context("binding the interview port")

@@ -9,6 +9,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use iv_platform::CancellationToken;
+use iv_platform::auth::Caller;
 use iv_platform::errors::AppJson;
 use iv_platform::health::Health;
 use iv_platform::http;
@@ -121,25 +122,38 @@ impl SessionView {
 
 async fn start(
     State(s): State<AppState>,
+    Caller(caller): Caller,
     AppJson(req): AppJson<StartRequest>,
 ) -> Result<Response, InterviewError> {
-    let session = s.app.start(req).await?;
+    // Interviews are created by the organisation's members, in their organisation.
+    let org = match (caller.role.is_member(), caller.org) {
+        (true, Some(org)) => org,
+        _ => {
+            return Err(InterviewError::Forbidden(
+                "only an organisation's admins and recruiters start interviews",
+            ));
+        }
+    };
+    let session = s.app.start(req, org).await?;
     Ok((StatusCode::CREATED, Json(SessionView::of(&session, None))).into_response())
 }
 
 async fn session(
     State(s): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SessionView>, InterviewError> {
+    s.app.authorize(&caller, &id).await?;
     let (session, answers) = s.app.session(&id).await?;
     Ok(Json(SessionView::of(&session, Some(answers))))
 }
 
 async fn status(
     State(s): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<StatusMessage>, InterviewError> {
-    let session = s.app.get(&id).await?;
+    let session = s.app.authorize(&caller, &id).await?;
     Ok(Json(s.app.status(&session, None)))
 }
 
@@ -159,10 +173,12 @@ enum FrameReply {
 /// A frame as JSON (`{image: base64, timestamp, format}`) or as a raw `image/jpeg`/`image/png` body.
 async fn frame(
     State(s): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, InterviewError> {
+    s.app.authorize(&caller, &id).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -209,9 +225,11 @@ struct AnswerReply {
 
 async fn answer(
     State(s): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     AppJson(data): AppJson<AnswerData>,
 ) -> Result<Json<AnswerReply>, InterviewError> {
+    s.app.authorize(&caller, &id).await?;
     let outcome = s.app.submit_answer(&id, data).await?;
     let session = &outcome.session;
     Ok(Json(AnswerReply {
@@ -226,8 +244,10 @@ async fn answer(
 
 async fn complete(
     State(s): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SessionView>, InterviewError> {
+    s.app.authorize(&caller, &id).await?;
     let session = s.app.complete(&id).await?;
     Ok(Json(SessionView::of(&session, None)))
 }
@@ -239,10 +259,25 @@ const MAX_WS_MESSAGE: usize = 32 * 1024 * 1024;
 async fn socket(
     ws: WebSocketUpgrade,
     State(s): State<AppState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Response {
+    // Checked before the upgrade; a session the caller may not see gets the very answer an
+    // unknown one gets.
+    let allowed = s.app.authorize(&caller, &id).await;
     ws.max_message_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| serve_socket(socket, s, id))
+        .on_upgrade(move |socket| async move {
+            match allowed {
+                Ok(_) => serve_socket(socket, s, id).await,
+                Err(e) => refuse_socket(socket, e).await,
+            }
+        })
+}
+
+async fn refuse_socket(mut socket: WebSocket, err: InterviewError) {
+    let message = crate::messages::ServerMessage::from_error(err).to_json();
+    let _ = socket.send(Message::Text(message.into())).await;
+    let _ = socket.send(Message::Close(None)).await;
 }
 
 async fn serve_socket(socket: WebSocket, s: AppState, id: String) {

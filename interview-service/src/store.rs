@@ -2,6 +2,7 @@
 //! only counters of how many arrived, were analysed live, or were queued for the worker.
 
 use iv_contracts::policy::AnalysisPolicy;
+use iv_platform::auth::OrgId;
 use iv_platform::db::{AddedColumn, Pool};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -26,7 +27,8 @@ pub const SCHEMA: &[&str] = &[
         started_at BIGINT,
         completed_at BIGINT,
         report_ready BIGINT NOT NULL,
-        overall_score DOUBLE PRECISION
+        overall_score DOUBLE PRECISION,
+        org_id TEXT NOT NULL DEFAULT ''
     )",
     "CREATE TABLE IF NOT EXISTS answers (
         session_id TEXT NOT NULL,
@@ -42,11 +44,19 @@ pub const SCHEMA: &[&str] = &[
 
 /// Columns added since the tables first shipped, for databases made before (a new database has
 /// them from [`SCHEMA`]).
-pub const ADDED_COLUMNS: &[AddedColumn] = &[AddedColumn {
-    table: "interviews",
-    column: "frames_skipped",
-    definition: "BIGINT NOT NULL DEFAULT 0",
-}];
+pub const ADDED_COLUMNS: &[AddedColumn] = &[
+    AddedColumn {
+        table: "interviews",
+        column: "frames_skipped",
+        definition: "BIGINT NOT NULL DEFAULT 0",
+    },
+    // Interviews made before organisations belong to none: no member sees them.
+    AddedColumn {
+        table: "interviews",
+        column: "org_id",
+        definition: "TEXT NOT NULL DEFAULT ''",
+    },
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +92,8 @@ fn corrupt(what: &'static str) -> impl FnOnce(serde_json::Error) -> InterviewErr
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Session {
     pub id: String,
+    /// The organisation that holds the interview; only its members (and its candidate) see it.
+    pub org: OrgId,
     pub user_id: String,
     pub state: SessionState,
     pub policy: AnalysisPolicy,
@@ -161,8 +173,8 @@ impl InterviewStore {
         let questions = serde_json::to_string(&s.questions).map_err(corrupt("questions"))?;
         sqlx::query(
             "INSERT INTO interviews (id, user_id, state, policy, consent, questions, current_index, frames_received,
-                frames_analyzed, frames_deferred, created_at, report_ready)
-             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, $7, 0)",
+                frames_analyzed, frames_deferred, created_at, report_ready, org_id)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, $7, 0, $8)",
         )
         .bind(&s.id)
         .bind(&s.user_id)
@@ -171,6 +183,7 @@ impl InterviewStore {
         .bind(i64::from(s.consent))
         .bind(questions)
         .bind(s.created_at)
+        .bind(&s.org.0)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -181,7 +194,7 @@ impl InterviewStore {
         let row = sqlx::query(
             "SELECT id, user_id, state, policy, consent, questions, current_index, frames_received, frames_analyzed,
                 frames_deferred, frames_skipped, created_at, started_at, completed_at, report_ready,
-                overall_score
+                overall_score, org_id
              FROM interviews WHERE id = $1",
         )
         .bind(id)
@@ -192,6 +205,7 @@ impl InterviewStore {
         let policy: String = row.try_get("policy")?;
         Ok(Session {
             id: row.try_get("id")?,
+            org: OrgId(row.try_get("org_id")?),
             user_id: row.try_get("user_id")?,
             state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
             policy: AnalysisPolicy::from_stored(&policy),

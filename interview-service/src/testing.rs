@@ -162,11 +162,16 @@ impl Fixture {
 
     pub async fn start(&self, consent: bool) -> Session {
         self.app
-            .start(StartRequest {
-                user_id: "candidate-1".into(),
-                consent,
-                ..Default::default()
-            })
+            .start(
+                StartRequest {
+                    user_id: "candidate-1".into(),
+                    consent,
+                    ..Default::default()
+                },
+                iv_platform::testing::default_caller()
+                    .org
+                    .expect("a member's organisation"),
+            )
             .await
             .unwrap()
     }

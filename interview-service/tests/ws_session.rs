@@ -55,11 +55,14 @@ fn png_base64() -> String {
 async fn with_both_downstreams_down_the_interview_still_runs_and_says_feedback_is_paused_once() {
     let app = app().await;
     let session = app
-        .start(StartRequest {
-            user_id: "c1".into(),
-            consent: true,
-            ..Default::default()
-        })
+        .start(
+            StartRequest {
+                user_id: "c1".into(),
+                consent: true,
+                ..Default::default()
+            },
+            iv_platform::auth::OrgId("default".into()),
+        )
         .await
         .unwrap();
     let (in_tx, in_rx) = mpsc::unbounded_channel::<Incoming>();

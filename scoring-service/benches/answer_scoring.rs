@@ -101,14 +101,18 @@ fn main() {
         .into_iter()
         .collect();
         let config = scoring_service::Config::from_env(&env).expect("config");
+        let credential = config.server.auth.credential("bench").expect("credential");
         let server = scoring_service::build(config)
             .await
             .expect("scoring service");
         let addr = server.local_addr();
         tokio::spawn(server.run_until(std::future::pending()));
-        ScoringServiceClient::connect(format!("http://{addr}"))
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .expect("an address")
+            .connect()
             .await
-            .expect("client")
+            .expect("client");
+        ScoringServiceClient::new(iv_platform::auth::asserting_channel(channel, &credential))
     });
 
     for (name, text) in &answers {

@@ -32,6 +32,7 @@ pub fn router(state: RestState) -> Router {
 
 async fn calculate(
     State(s): State<RestState>,
+    _: iv_platform::auth::Privileged,
     AppJson(input): AppJson<ScoreInput>,
 ) -> Result<Response, ScoringError> {
     Ok(Json(s.scoring.calculate(&input).await?).into_response())

@@ -7,13 +7,18 @@ use iv_contracts::scoring::scoring_service_client::ScoringServiceClient;
 use iv_contracts::scoring::{
     Answer, AnswerRequest, EmotionData, InterviewMetadata, ReportRequest, ScoreRequest,
 };
+use iv_platform::auth::AssertingChannel;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-async fn spawn() -> (ScoringServiceClient<Channel>, Channel, std::path::PathBuf) {
+async fn spawn() -> (
+    ScoringServiceClient<AssertingChannel>,
+    AssertingChannel,
+    std::path::PathBuf,
+) {
     iv_platform::telemetry::init_for_tests();
     let dir = std::env::temp_dir().join(format!("iv-scoring-{}", uuid::Uuid::new_v4().simple()));
     let env: HashMap<String, String> = [
@@ -23,9 +28,9 @@ async fn spawn() -> (ScoringServiceClient<Channel>, Channel, std::path::PathBuf)
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let app = scoring_service::build(scoring_service::Config::from_env(&env).unwrap())
-        .await
-        .unwrap();
+    let config = scoring_service::Config::from_env(&env).unwrap();
+    let credential = config.server.auth.credential("contract-test").unwrap();
+    let app = scoring_service::build(config).await.unwrap();
     let addr = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
     let channel = Channel::from_shared(format!("http://{addr}"))
@@ -33,6 +38,7 @@ async fn spawn() -> (ScoringServiceClient<Channel>, Channel, std::path::PathBuf)
         .connect()
         .await
         .unwrap();
+    let channel = iv_platform::auth::asserting_channel(channel, &credential);
     (ScoringServiceClient::new(channel.clone()), channel, dir)
 }
 
@@ -118,7 +124,7 @@ const URL_POINTS: [&str; 5] = [
 ];
 
 async fn url_answer(
-    client: &mut ScoringServiceClient<Channel>,
+    client: &mut ScoringServiceClient<AssertingChannel>,
     answer: &str,
 ) -> iv_contracts::scoring::AnswerAnalysis {
     client

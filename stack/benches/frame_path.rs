@@ -112,8 +112,14 @@ fn main() {
         let stack = iv_stack::Stack::start(env.clone(), None)
             .await
             .expect("the stack starts");
+        let credential =
+            iv_platform::auth::AuthConfig::from_env(&iv_platform::config::Env::new(&env))
+                .expect("auth config")
+                .credential("bench")
+                .expect("credential");
         let grpc = grpc_row(
             &format!("http://{}", stack.addresses.emotion),
+            &credential,
             &jpegs,
             passes,
         )
@@ -146,10 +152,19 @@ fn main() {
     }
 }
 
-async fn grpc_row(url: &str, jpegs: &[Vec<u8>], passes: usize) -> Row {
-    let mut client = EmotionServiceClient::connect(url.to_string())
+async fn grpc_row(
+    url: &str,
+    credential: &iv_platform::auth::ServiceCredential,
+    jpegs: &[Vec<u8>],
+    passes: usize,
+) -> Row {
+    let channel = tonic::transport::Channel::from_shared(url.to_string())
+        .expect("an address")
+        .connect()
         .await
         .expect("gRPC client");
+    let mut client =
+        EmotionServiceClient::new(iv_platform::auth::asserting_channel(channel, credential));
     let mut samples = Vec::new();
     for pass in 0..passes {
         let session_id = format!("bench-grpc-{pass}");

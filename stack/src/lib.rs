@@ -281,6 +281,8 @@ pub fn test_env(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> HashMap<S
         ("WORKER_PORT", "0"),
         ("WORKER_RETRY_DELAY_MS", "200"),
         ("SHUTDOWN_GRACE_MS", "2000"),
+        // One credential for every process of a test, whatever its data directory.
+        ("SERVICE_SECRET", "test-service-secret-of-at-least-32-bytes"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

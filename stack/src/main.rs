@@ -4,7 +4,10 @@
 //! them, the others found through their URL variables. Stops cleanly on Ctrl-C or SIGTERM.
 //!
 //! `stack mint-token --role admin|recruiter [--org ID] [--subject NAME] [--hours N]` prints a
-//! token of the backend's own issuer (signing key under `DATA_DIR`) instead.
+//! token of the backend's own issuer (signing key under `DATA_DIR`) instead;
+//! `stack mint-token --service NAME` an identity assertion of that service on its own account
+//! (valid minutes, signed with the service credential), for calling a service without the
+//! gateway (gRPC integration tests, benchmarks).
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,9 +25,14 @@ use iv_platform::auth::{OrgId, Principal, Role};
 use iv_stack::{Service, tokens};
 
 fn mint_token(args: &[String]) -> anyhow::Result<()> {
-    const USAGE: &str =
-        "usage: stack mint-token --role admin|recruiter [--org ID] [--subject NAME] [--hours N]";
+    const USAGE: &str = "usage: stack mint-token --role admin|recruiter [--org ID] [--subject NAME] [--hours N]\n       stack mint-token --service NAME";
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    if let [flag, name] = args
+        && flag == "--service"
+    {
+        println!("{}", tokens::service_assertion(&env, name)?);
+        return Ok(());
+    }
     let (mut role, mut org, mut subject) = (None, tokens::DEFAULT_ORG.to_string(), None);
     let mut ttl = tokens::member_ttl(&env)?;
     let mut it = args.iter();

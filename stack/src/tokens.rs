@@ -52,6 +52,15 @@ pub fn local_admin_token(env: &HashMap<String, String>) -> anyhow::Result<String
     mint(env, &first_admin(), config.token_ttl)
 }
 
+/// An identity assertion of service `name` on its own account, signed with the service
+/// credential `env` names: what a peer service sends in place of the gateway's.
+pub fn service_assertion(env: &HashMap<String, String>, name: &str) -> anyhow::Result<String> {
+    let config = AuthConfig::from_env(&Env::new(env))?;
+    Ok(config
+        .credential("mint-token")?
+        .assert(&Principal::service(name)))
+}
+
 /// A WebSocket upgrade request to `url`, with the bearer token when given.
 pub fn ws_request(url: &str, token: Option<&str>) -> anyhow::Result<Request> {
     let mut request = url

@@ -75,12 +75,20 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
 pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let health = Health::new("worker-service");
     health.set("broker", true, bus.kind());
+    // The worker acts for no one in particular: it proves it is one of the backend's services.
+    let credential = config
+        .server
+        .auth
+        .credential(SERVICE.name)
+        .context("loading the service credential")?;
     let emotion = EmotionClient::new(
         &config.emotion,
         config.emotion_policy.clone(),
         config.emotion_queries_policy.clone(),
-    );
-    let scoring = ScoringClient::new(&config.scoring, config.scoring_policy.clone());
+    )
+    .with_credential(credential.clone());
+    let scoring = ScoringClient::new(&config.scoring, config.scoring_policy.clone())
+        .with_credential(credential);
     let jobs = jobs::Jobs {
         emotion,
         scoring,

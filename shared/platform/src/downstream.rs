@@ -2,6 +2,7 @@
 //! policy ([`crate::resilience`]) and sent to one of its instances ([`crate::discovery`]) in turn.
 //! Channels connect lazily, so services start in any order.
 
+use crate::auth::{IDENTITY_HEADER, ServiceCredential};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,8 @@ pub fn scoring_source(env: &Env) -> Result<Source, ConfigError> {
 struct Channels {
     instances: Instances,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Proves to the downstream that the caller is one of the backend's services.
+    credential: Option<ServiceCredential>,
 }
 
 impl Channels {
@@ -58,6 +61,7 @@ impl Channels {
         Self {
             instances: source.start(name),
             channels: Arc::default(),
+            credential: None,
         }
     }
 
@@ -129,6 +133,11 @@ impl Channels {
                 let mut request = tonic::Request::new(request.clone());
                 request.set_timeout(deadline);
                 crate::telemetry::context::inject_into_metadata(request.metadata_mut());
+                if let Some(credential) = &self.credential
+                    && let Ok(v) = credential.assert_self().parse()
+                {
+                    request.metadata_mut().insert(IDENTITY_HEADER, v);
+                }
                 let call = &call;
                 async move {
                     self.attempt(key, |channel| call(channel, request))
@@ -186,6 +195,12 @@ impl EmotionClient {
             policy: Downstream::new(policy),
             queries: Downstream::new(queries),
         }
+    }
+
+    /// Every call asserts this service's identity with `credential`.
+    pub fn with_credential(mut self, credential: ServiceCredential) -> Self {
+        self.channels.credential = Some(credential);
+        self
     }
 
     /// The instances calls go to.
@@ -256,6 +271,12 @@ impl ScoringClient {
             channels: Channels::new(source, "scoring-service"),
             policy: Downstream::new(policy),
         }
+    }
+
+    /// Every call asserts this service's identity with `credential`.
+    pub fn with_credential(mut self, credential: ServiceCredential) -> Self {
+        self.channels.credential = Some(credential);
+        self
     }
 
     /// The instances calls go to.

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub grace: Duration,
     /// Consul registration, when `CONSUL_HTTP_ADDR` is set.
     pub consul: Option<RegistrationConfig>,
+    /// Whom the service trusts, and the credential it proves itself to its peers with.
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl ServerConfig {
@@ -38,6 +40,7 @@ impl ServerConfig {
             port: env.parse(port_key, default_port)?,
             grace: env.millis("SHUTDOWN_GRACE_MS", 10_000)?,
             consul: RegistrationConfig::from_env(env)?,
+            auth: crate::auth::AuthConfig::from_env(env)?,
         })
     }
 }

@@ -9,6 +9,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use crate::auth::{Asserted, OrgId, Principal, Role};
 use crate::db::{self, Pool};
 
 /// A new SQLite database in a fresh temporary directory, with `schemas` applied.
@@ -45,8 +46,28 @@ pub fn get(uri: &str) -> Request<Body> {
         .expect("a valid request")
 }
 
-/// Sends `request` into `router`; the status and the body as JSON (`Null` when it is not JSON).
-pub async fn call(router: &Router, request: Request<Body>) -> (StatusCode, Value) {
+/// The caller a test request is from unless it says otherwise: the first admin of the
+/// `default` organisation, as the gateway would assert it.
+pub fn default_caller() -> Principal {
+    Principal::member("admin", Role::Admin, OrgId("default".into()))
+}
+
+/// `request`, from `principal` (as verified by the gateway; routers under test do not wear the
+/// identity layer, whose own tests are in `auth::layer`).
+pub fn as_caller(mut request: Request<Body>, principal: Principal) -> Request<Body> {
+    request.extensions_mut().insert(Asserted {
+        by: "gateway".into(),
+        principal,
+    });
+    request
+}
+
+/// Sends `request` into `router` (from [`default_caller`] unless it names another); the status
+/// and the body as JSON (`Null` when it is not JSON).
+pub async fn call(router: &Router, mut request: Request<Body>) -> (StatusCode, Value) {
+    if request.extensions().get::<Asserted>().is_none() {
+        request = as_caller(request, default_caller());
+    }
     let response = router
         .clone()
         .oneshot(request)

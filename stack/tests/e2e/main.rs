@@ -1,5 +1,6 @@
 //! End-to-end tests: the five services on free ports, driven as a client would, through the gateway.
 
+mod access;
 mod bad_input;
 mod gateway_edge;
 mod instances;

@@ -40,6 +40,14 @@ fn process_env(dir: &std::path::Path, consul: &ConsulDouble) -> HashMap<String, 
     )
 }
 
+/// The credential the test's processes share (`test_env` gives them one `SERVICE_SECRET`).
+fn credential(env: &HashMap<String, String>) -> iv_platform::auth::ServiceCredential {
+    iv_platform::auth::AuthConfig::from_env(&iv_platform::config::Env::new(env))
+        .unwrap()
+        .credential("scale-test")
+        .unwrap()
+}
+
 async fn passing(consul: &ConsulDouble, service: &str) -> Vec<String> {
     passing_instances(&HttpClient::new(), &agent(consul), service)
         .await
@@ -84,12 +92,19 @@ const SESSION_PATH: &str = "/api/v1/interviews/{id}\"";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_spreads_requests_over_healthy_instances_and_drops_a_failed_one() {
     let _turn = iv_test_support::one_at_a_time().await;
-    let http = HttpClient::new();
     let consul = ConsulDouble::start(None).await;
     let dir = fresh_dir();
     let mut a = ServiceProcess::start("interview", process_env(&dir.join("a"), &consul)).await;
     let b = ServiceProcess::start("interview", process_env(&dir.join("b"), &consul)).await;
-    let gateway = ServiceProcess::start("gateway", process_env(&dir.join("g"), &consul)).await;
+    let gateway_env = process_env(&dir.join("g"), &consul);
+    let gateway = ServiceProcess::start("gateway", gateway_env.clone()).await;
+    let token = iv_stack::tokens::mint(
+        &gateway_env,
+        &iv_stack::tokens::first_admin(),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    let http = HttpClient::new().with_bearer(&token);
     wait_passing(&consul, "interview-service", 2).await;
     // The gateway reads Consul every 200 ms: wait until it sends to both, then count afresh.
     eventually(
@@ -198,7 +213,8 @@ async fn grpc_calls_spread_over_instances_and_skip_a_killed_one_without_opening_
             service: "scoring-service".into(),
         },
         PolicyConfig::scoring(),
-    );
+    )
+    .with_credential(credential(&process_env(&dir, &consul)));
     let instances = client.instances();
     listed(instances, 2).await;
     for _ in 0..20 {
@@ -266,7 +282,9 @@ async fn a_sessions_frames_stay_on_one_emotion_instance_and_move_when_it_dies() 
         },
         PolicyConfig::emotion(),
         PolicyConfig::emotion_queries(),
-    );
+    )
+    .with_credential(credential(&process_env(&dir, &consul)));
+    let assertion = credential(&process_env(&dir, &consul)).assert_self();
     let instances = client.instances();
     listed(instances, 2).await;
     let jpegs: Vec<Vec<u8>> = face_frames()
@@ -289,10 +307,16 @@ async fn a_sessions_frames_stay_on_one_emotion_instance_and_move_when_it_dies() 
     }
     // Each instance keeps its own database: ask each which sessions it analysed, and how much.
     let frames_seen = |base: String, session: String| {
-        let http = http.clone();
+        let (http, assertion) = (http.clone(), assertion.clone());
         async move {
             let r = http
-                .get(&format!("{base}/api/v1/emotions/session/{session}"))
+                .send(
+                    http::Method::GET,
+                    &format!("{base}/api/v1/emotions/session/{session}"),
+                    None,
+                    Vec::new(),
+                    &[(iv_platform::auth::IDENTITY_HEADER, assertion.as_str())],
+                )
                 .await
                 .unwrap();
             r.json()["frames_analyzed"].as_i64().unwrap_or(0)

@@ -1,11 +1,11 @@
 //! The real nginx (Debian's package; `scripts/test.sh` installs it when missing) running this
-//! repository's `nginx/nginx.conf`, in front of two interview-service processes sharing one
-//! PostgreSQL database: requests spread over both, the WebSocket upgrade passes, and when one
-//! instance is killed every request is still answered and nginx stops trying it after
-//! `max_fails`.
+//! repository's `nginx/nginx.conf`, in front of two gateway processes, each in front of the
+//! interview service (PostgreSQL): requests spread over both gateways, the WebSocket upgrade
+//! passes, nothing reaches the service without a token, and when one gateway is killed every
+//! request is still answered and nginx stops trying it after `max_fails`.
 //!
 //! Only what must differ on a test machine is rewritten: the listen port and the access log's file
-//! in `nginx.conf`, and the interview upstream's server addresses in `upstreams.conf` (their
+//! in `nginx.conf`, and the gateway upstream's server addresses in `upstreams.conf` (their
 //! parameters are kept).
 
 use std::collections::HashMap;
@@ -50,21 +50,21 @@ fn render_main(listen: u16, access_log: &Path) -> String {
         .join("\n")
 }
 
-/// `nginx/upstreams.conf` with the interview upstream's server replaced by the test's instances,
+/// `nginx/upstreams.conf` with the gateway upstream's server replaced by the test's instances,
 /// keeping its parameters (weight, max_fails, fail_timeout).
-fn render_upstreams(interview: &[u16]) -> String {
+fn render_upstreams(gateways: &[u16]) -> String {
     let mut out = Vec::new();
     let mut in_interview = false;
     for line in repo_file("upstreams.conf").lines() {
         let t = line.trim_start();
-        if t.starts_with("upstream interview_service") {
+        if t.starts_with("upstream gateway") {
             in_interview = true;
         } else if t.starts_with('}') {
             in_interview = false;
         }
         if in_interview && t.starts_with("server ") {
             let params: Vec<&str> = t.trim_end_matches(';').split_whitespace().skip(2).collect();
-            for port in interview {
+            for port in gateways {
                 out.push(format!("    server 127.0.0.1:{port} {};", params.join(" ")));
             }
         } else {
@@ -84,14 +84,14 @@ struct Nginx {
 }
 
 impl Nginx {
-    async fn start(dir: &Path, interview: &[u16]) -> Self {
+    async fn start(dir: &Path, gateways: &[u16]) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let access_log = dir.join("access.log");
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, render_main(port, &access_log)).unwrap();
         // `include upstreams.conf` resolves beside nginx.conf.
-        std::fs::write(dir.join("upstreams.conf"), render_upstreams(interview)).unwrap();
+        std::fs::write(dir.join("upstreams.conf"), render_upstreams(gateways)).unwrap();
         let globals = format!(
             "daemon off; pid {}; error_log {} notice;",
             dir.join("nginx.pid").display(),
@@ -182,16 +182,41 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() {
     let _turn = iv_test_support::one_at_a_time().await;
-    let http = HttpClient::new();
     let (db_name, database) = fresh_pg_database().await;
     let dir = fresh_dir();
-    let env = |name: &str| -> HashMap<String, String> {
-        test_env(&dir.join(name), &[("DATABASE_URL", &database)])
+    let key = dir.join("signing-key.pem").display().to_string();
+    let env = |name: &str, extra: &[(&str, &str)]| -> HashMap<String, String> {
+        let mut env = test_env(
+            &dir.join(name),
+            &[("DATABASE_URL", &database), ("AUTH_SIGNING_KEY_FILE", &key)],
+        );
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
     };
-    let mut a = ServiceProcess::start("interview", env("a")).await;
-    let b = ServiceProcess::start("interview", env("b")).await;
+    let interview = ServiceProcess::start("interview", env("interview", &[])).await;
+    let behind = [("INTERVIEW_URL", interview.url())];
+    let behind: Vec<(&str, &str)> = behind.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut a = ServiceProcess::start("gateway", env("a", &behind)).await;
+    let b = ServiceProcess::start("gateway", env("b", &behind)).await;
     let (port_a, port_b) = (a.addr.port(), b.addr.port());
     let nginx = Nginx::start(&dir.join("nginx"), &[port_a, port_b]).await;
+    let token = iv_stack::tokens::mint(
+        &env("a", &[]),
+        &iv_stack::tokens::first_admin(),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    let http = HttpClient::new().with_bearer(&token);
+
+    // Without a token nothing passes: nginx has no route around the gateways.
+    let anonymous = HttpClient::new()
+        .post_json(
+            &format!("{}/api/v1/interviews/start", nginx.url),
+            &json!({"user_id": "nginx-test", "consent": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status, 401, "{:?}", anonymous.json());
 
     // One session, visible through either instance (one database).
     let start = http
@@ -217,8 +242,8 @@ async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() 
             .filter(|u| u.starts_with(&format!("127.0.0.1:{port}/")))
             .count()
     };
-    eprintln!("nginx spread 41 requests: {} + {}", on(port_a), on(port_b));
-    assert_eq!(on(port_a) + on(port_b), 41, "{served:#?}");
+    eprintln!("nginx spread 42 requests: {} + {}", on(port_a), on(port_b));
+    assert_eq!(on(port_a) + on(port_b), 42, "{served:#?}");
     assert!(
         on(port_a) >= 15 && on(port_b) >= 15,
         "least_conn spreads them"
@@ -226,7 +251,7 @@ async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() 
 
     // The WebSocket upgrade passes through /ws/.
     let ws_url = format!("{}/ws/interviews/{id}", nginx.url.replacen("http", "ws", 1));
-    let mut ws = ws_connect(&ws_url, None).await;
+    let mut ws = ws_connect(&ws_url, Some(&token)).await;
     ws_send(&mut ws, json!({"type": "ping"})).await;
     ws_until(&mut ws, "pong").await;
     drop(ws);
@@ -243,7 +268,7 @@ async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() 
         assert_eq!(
             r.status,
             200,
-            "answered by the surviving instance: {:?}",
+            "answered through the surviving gateway: {:?}",
             r.json()
         );
     }
@@ -259,6 +284,7 @@ async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() 
         "max_fails=3: the dead instance is skipped after 3 failures, not retried: {after:#?}"
     );
     drop(b);
+    drop(interview);
     drop(nginx);
     iv_test_support::machine::drop_pg_database(&db_name).await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -6,12 +6,14 @@
 //! - [`signing`]: the backend's own ES256 key (embedded default and invitations), published as JWKS.
 //! - [`jwks`]: a provider's keys, cached by id and refetched on an unknown one.
 //! - [`verify`]: bearer tokens checked against the trusted issuers (RS256, ES256).
+//! - [`layer`]: the services' check of the asserted identity, and the handlers' `Caller`.
 //! - [`internal`]: service-to-service: the shared credential and the identity each request carries.
 
 pub mod claims;
 pub mod config;
 pub mod internal;
 pub mod jwks;
+pub mod layer;
 pub mod principal;
 pub mod signing;
 pub mod verify;
@@ -22,6 +24,9 @@ pub use claims::{AUDIENCE, Claims};
 pub use config::{AuthConfig, ProviderConfig};
 pub use internal::{Asserted, IDENTITY_HEADER, ServiceCredential};
 pub use jwks::{Jwks, KeySource};
+pub use layer::{
+    AssertingChannel, Caller, Privileged, asserting_channel, grpc_caller, require_identity,
+};
 pub use principal::{OrgId, Principal, Role};
 pub use signing::SigningKey;
 pub use verify::{Issuer, Trust, Verifier};

@@ -1,0 +1,141 @@
+//! Who may see what, through the gateway as each kind of caller: anonymous, the candidate of this
+//! interview, the candidate of another, a recruiter of this organisation, a recruiter of
+//! another, an admin. Another organisation's interview answers 404, as if it did not exist.
+
+use std::time::Duration;
+
+use iv_platform::auth::{OrgId, Principal, Role};
+use iv_platform::client::HttpClient;
+use serde_json::{Value, json};
+
+use iv_test_support::*;
+
+const ROLES: [&str; 6] = [
+    "anonymous",
+    "candidate of this interview",
+    "candidate of another",
+    "recruiter of this org",
+    "recruiter of another org",
+    "admin",
+];
+
+fn org(name: &str) -> OrgId {
+    OrgId(name.into())
+}
+
+#[tokio::test]
+async fn each_role_gets_what_the_route_matrix_says() {
+    let t = spawn_stack(&[]).await;
+    let token = |p: Principal| {
+        iv_stack::tokens::mint(&t.env, &p, Duration::from_secs(600)).expect("a token")
+    };
+    let here = t.start_interview(true).await;
+    let elsewhere = t.start_interview(true).await;
+    let tokens: [Option<String>; 6] = [
+        None,
+        Some(token(Principal::candidate(
+            "invite-a",
+            org("default"),
+            &here,
+        ))),
+        Some(token(Principal::candidate(
+            "invite-b",
+            org("default"),
+            &elsewhere,
+        ))),
+        Some(token(Principal::member(
+            "rita",
+            Role::Recruiter,
+            org("default"),
+        ))),
+        Some(token(Principal::member(
+            "otto",
+            Role::Recruiter,
+            org("other"),
+        ))),
+        Some(t.token.clone()),
+    ];
+    let get = |path: String| (http::Method::GET, path, Value::Null);
+    let post = |path: &str, body: Value| (http::Method::POST, path.to_string(), body);
+    let cases: Vec<((http::Method, String, Value), [u16; 6])> = vec![
+        (
+            get(format!("/api/v1/interviews/{here}")),
+            [401, 200, 404, 200, 404, 200],
+        ),
+        (
+            get(format!("/api/v1/interviews/{here}/status")),
+            [401, 200, 404, 200, 404, 200],
+        ),
+        (
+            // A well-formed answer to a question the interview does not have: those who may
+            // see the interview hear that, the others that there is no such interview.
+            post(
+                &format!("/api/v1/interviews/{here}/answers"),
+                json!({"question_id": "nope", "transcript": "x", "duration": 1.0}),
+            ),
+            [401, 400, 404, 400, 404, 400],
+        ),
+        (
+            post(
+                "/api/v1/interviews/start",
+                json!({"user_id": "c", "consent": true}),
+            ),
+            [401, 403, 403, 201, 201, 201],
+        ),
+        (
+            post("/api/v1/scores/calculate", json!({})),
+            [401, 403, 403, 403, 403, 400],
+        ),
+        (
+            post("/api/v1/emotions/analyze", json!({})),
+            [401, 403, 403, 403, 403, 400],
+        ),
+        (
+            post("/api/v1/emotions/batch", json!({})),
+            [401, 403, 403, 403, 403, 400],
+        ),
+    ];
+    let http = HttpClient::new();
+    let mut failures = Vec::new();
+    for ((method, path, body), expected) in &cases {
+        for (role, (token, want)) in ROLES.iter().zip(tokens.iter().zip(expected)) {
+            let auth = token.as_ref().map(|t| format!("Bearer {t}"));
+            let headers: Vec<(&str, &str)> =
+                auth.iter().map(|a| ("authorization", a.as_str())).collect();
+            let (content_type, bytes) = match body {
+                Value::Null => (None, Vec::new()),
+                b => (Some("application/json"), serde_json::to_vec(b).unwrap()),
+            };
+            let got = http
+                .send(method.clone(), &t.url(path), content_type, bytes, &headers)
+                .await
+                .unwrap();
+            if got.status.as_u16() != *want {
+                failures.push(format!(
+                    "{method} {path} as {role}: {} (expected {want}) {}",
+                    got.status,
+                    got.json()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    // The socket: the candidate of this interview joins; a recruiter of another organisation
+    // hears exactly what an unknown interview says.
+    let mut own = ws_connect(&t.ws_url(&here), tokens[1].as_deref()).await;
+    assert_eq!(
+        ws_until(&mut own, "status").await["data"]["state"],
+        "in_progress"
+    );
+    let mut stranger = ws_connect(&t.ws_url(&here), tokens[4].as_deref()).await;
+    let refused = ws_until(&mut stranger, "error").await;
+    let mut unknown = ws_connect(&t.ws_url("no-such-interview"), Some(&t.token)).await;
+    let absent = ws_until(&mut unknown, "error").await;
+    assert_eq!(
+        refused["data"]["code"], absent["data"]["code"],
+        "{refused} / {absent}"
+    );
+    assert_eq!(refused["data"]["code"], "SESSION_NOT_FOUND");
+    t.stop().await;
+}
