@@ -39,7 +39,19 @@ pub struct StartRequest {
     /// A custom question set; the shipped default set otherwise.
     #[serde(default)]
     pub questions: Option<Vec<QuestionSpec>>,
+    /// Whom the interview is for (shown to the recruiter; `user_id` when not given).
+    #[serde(default)]
+    pub candidate_name: Option<String>,
+    /// How long the invitation stays valid, hours (default [`INVITATION_HOURS`]).
+    #[serde(default)]
+    pub expires_in_hours: Option<u32>,
 }
+
+/// How long an invitation lasts unless the recruiter says otherwise: a few days to find a
+/// quiet hour.
+pub const INVITATION_HOURS: u32 = 72;
+/// The longest an invitation may be valid: a month.
+pub const MAX_INVITATION_HOURS: u32 = 720;
 
 /// A frame as uploaded.
 #[derive(Debug, Clone)]
@@ -158,6 +170,23 @@ impl InterviewApp {
                 "user_id is required (at most 128 characters)".into(),
             ));
         }
+        let candidate_name = req
+            .candidate_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(user_id);
+        if candidate_name.chars().count() > 128 {
+            return Err(InterviewError::InvalidArgument(
+                "candidate_name is at most 128 characters".into(),
+            ));
+        }
+        let hours = req.expires_in_hours.unwrap_or(INVITATION_HOURS);
+        if !(1..=MAX_INVITATION_HOURS).contains(&hours) {
+            return Err(InterviewError::InvalidArgument(format!(
+                "expires_in_hours must be 1 to {MAX_INVITATION_HOURS}"
+            )));
+        }
         let policy = AnalysisPolicy::from_request(req.policy.as_deref())?;
         let questions = match req.questions {
             None => questions::default_set(),
@@ -167,6 +196,8 @@ impl InterviewApp {
             id: uuid::Uuid::new_v4().to_string(),
             org,
             user_id: user_id.to_string(),
+            candidate_name: candidate_name.to_string(),
+            expires_at: Some(now_millis() + i64::from(hours) * 3_600_000),
             state: SessionState::Created,
             policy,
             consent: req.consent,
@@ -202,7 +233,10 @@ impl InterviewApp {
     /// exist, so another organisation's interview ids reveal nothing.
     pub async fn authorize(&self, caller: &Principal, id: &str) -> Result<Session, InterviewError> {
         let session = self.store.get(id).await?;
-        if caller.may_access(&session.org, &session.id) {
+        // A candidate's invitation ends with the interview's expiry, whatever the token says.
+        let expired = caller.role == iv_platform::auth::Role::Candidate
+            && session.expires_at.is_some_and(|t| t <= now_millis());
+        if caller.may_access(&session.org, &session.id) && !expired {
             Ok(session)
         } else {
             metrics::counter!("interview_access_refused_total").increment(1);

@@ -25,6 +25,8 @@ pub enum InterviewError {
     /// A valid caller whose role may not do this.
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("the invitation could not be signed")]
+    Invitation(#[source] iv_platform::auth::AuthError),
     #[error("interview session {0} not found")]
     SessionNotFound(String),
     #[error("interview session {0} is already completed")]
@@ -97,6 +99,7 @@ impl From<InterviewError> for ApiError {
             }
             InterviewError::Bus(_) => (Unavailable, code::BROKER_UNAVAILABLE),
             InterviewError::Database(_)
+            | InterviewError::Invitation(_)
             | InterviewError::AnalysisTask(_)
             | InterviewError::Corrupt { .. }
             | InterviewError::UnknownState(_) => {

@@ -158,6 +158,13 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let router = routes::router(
         routes::AppState {
             app: app.clone(),
+            invitations: std::sync::Arc::new(
+                config
+                    .server
+                    .auth
+                    .signing_key()
+                    .context("loading the signing key for invitations")?,
+            ),
             shutdown: cancel.clone(),
         },
         &health,

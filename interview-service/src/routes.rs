@@ -9,7 +9,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use iv_platform::CancellationToken;
-use iv_platform::auth::Caller;
+use iv_platform::auth::{Caller, Principal};
 use iv_platform::errors::AppJson;
 use iv_platform::health::Health;
 use iv_platform::http;
@@ -24,6 +24,8 @@ use crate::ws::{self, Incoming};
 #[derive(Clone)]
 pub struct AppState {
     pub app: InterviewApp,
+    /// Signs candidates' invitations (the backend's own key, the one the gateway trusts).
+    pub invitations: std::sync::Arc<iv_platform::auth::SigningKey>,
     /// Cancelled on shutdown, so open sockets say goodbye and close.
     pub shutdown: CancellationToken,
 }
@@ -54,6 +56,9 @@ pub fn router(state: AppState, health: &Health) -> Router {
 pub struct SessionView {
     pub id: String,
     pub user_id: String,
+    pub candidate_name: String,
+    /// When the invitation runs out, epoch milliseconds.
+    pub expires_at: Option<i64>,
     pub state: crate::store::SessionState,
     pub policy: &'static str,
     pub consent: bool,
@@ -72,6 +77,18 @@ pub struct SessionView {
     pub overall_score: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answers: Option<Vec<AnswerView>>,
+    /// Only in the answer that creates the interview: what the candidate opens it with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<Invitation>,
+}
+
+/// A candidate's invitation: a token that opens this one interview and nothing else, valid until
+/// the interview expires. The link is relative to the gateway (`http://<gateway>` + `path`).
+#[derive(Debug, Serialize)]
+pub struct Invitation {
+    pub token: String,
+    pub path: String,
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,6 +105,8 @@ impl SessionView {
         Self {
             id: s.id.clone(),
             user_id: s.user_id.clone(),
+            candidate_name: s.candidate_name.clone(),
+            expires_at: s.expires_at,
             state: s.state,
             policy: s.policy.as_str(),
             consent: s.consent,
@@ -116,6 +135,7 @@ impl SessionView {
                     })
                     .collect()
             }),
+            invitation: None,
         }
     }
 }
@@ -126,7 +146,7 @@ async fn start(
     AppJson(req): AppJson<StartRequest>,
 ) -> Result<Response, InterviewError> {
     // Interviews are created by the organisation's members, in their organisation.
-    let org = match (caller.role.is_member(), caller.org) {
+    let org = match (caller.role.is_member(), caller.org.clone()) {
         (true, Some(org)) => org,
         _ => {
             return Err(InterviewError::Forbidden(
@@ -134,8 +154,22 @@ async fn start(
             ));
         }
     };
-    let session = s.app.start(req, org).await?;
-    Ok((StatusCode::CREATED, Json(SessionView::of(&session, None))).into_response())
+    let session = s.app.start(req, org.clone()).await?;
+    let expires_at = session.expires_at.unwrap_or_else(iv_contracts::now_millis);
+    let ttl_ms = (expires_at - iv_contracts::now_millis()).max(1000) as u64;
+    let candidate = Principal::candidate(format!("invitation:{}", session.id), org, &session.id);
+    let token = s
+        .invitations
+        .mint(&candidate, std::time::Duration::from_millis(ttl_ms))
+        .map_err(InterviewError::Invitation)?;
+    let mut view = SessionView::of(&session, None);
+    view.invitation = Some(Invitation {
+        path: format!("/?invitation={token}"),
+        token,
+        expires_at,
+    });
+    tracing::info!(session_id = %session.id, created_by = %caller.subject, "invitation issued");
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 async fn session(

@@ -28,7 +28,9 @@ pub const SCHEMA: &[&str] = &[
         completed_at BIGINT,
         report_ready BIGINT NOT NULL,
         overall_score DOUBLE PRECISION,
-        org_id TEXT NOT NULL DEFAULT ''
+        org_id TEXT NOT NULL DEFAULT '',
+        candidate_name TEXT NOT NULL DEFAULT '',
+        expires_at BIGINT
     )",
     "CREATE TABLE IF NOT EXISTS answers (
         session_id TEXT NOT NULL,
@@ -55,6 +57,16 @@ pub const ADDED_COLUMNS: &[AddedColumn] = &[
         table: "interviews",
         column: "org_id",
         definition: "TEXT NOT NULL DEFAULT ''",
+    },
+    AddedColumn {
+        table: "interviews",
+        column: "candidate_name",
+        definition: "TEXT NOT NULL DEFAULT ''",
+    },
+    AddedColumn {
+        table: "interviews",
+        column: "expires_at",
+        definition: "BIGINT",
     },
 ];
 
@@ -95,6 +107,10 @@ pub struct Session {
     /// The organisation that holds the interview; only its members (and its candidate) see it.
     pub org: OrgId,
     pub user_id: String,
+    /// Whom the interview is for, as the recruiter named them.
+    pub candidate_name: String,
+    /// When the invitation (and the candidate's token) runs out, epoch milliseconds.
+    pub expires_at: Option<i64>,
     pub state: SessionState,
     pub policy: AnalysisPolicy,
     pub consent: bool,
@@ -173,8 +189,9 @@ impl InterviewStore {
         let questions = serde_json::to_string(&s.questions).map_err(corrupt("questions"))?;
         sqlx::query(
             "INSERT INTO interviews (id, user_id, state, policy, consent, questions, current_index, frames_received,
-                frames_analyzed, frames_deferred, created_at, report_ready, org_id)
-             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, $7, 0, $8)",
+                frames_analyzed, frames_deferred, created_at, report_ready, org_id, candidate_name,
+                expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, $7, 0, $8, $9, $10)",
         )
         .bind(&s.id)
         .bind(&s.user_id)
@@ -184,6 +201,8 @@ impl InterviewStore {
         .bind(questions)
         .bind(s.created_at)
         .bind(&s.org.0)
+        .bind(&s.candidate_name)
+        .bind(s.expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -194,7 +213,7 @@ impl InterviewStore {
         let row = sqlx::query(
             "SELECT id, user_id, state, policy, consent, questions, current_index, frames_received, frames_analyzed,
                 frames_deferred, frames_skipped, created_at, started_at, completed_at, report_ready,
-                overall_score, org_id
+                overall_score, org_id, candidate_name, expires_at
              FROM interviews WHERE id = $1",
         )
         .bind(id)
@@ -206,6 +225,8 @@ impl InterviewStore {
         Ok(Session {
             id: row.try_get("id")?,
             org: OrgId(row.try_get("org_id")?),
+            candidate_name: row.try_get("candidate_name")?,
+            expires_at: row.try_get("expires_at")?,
             user_id: row.try_get("user_id")?,
             state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
             policy: AnalysisPolicy::from_stored(&policy),

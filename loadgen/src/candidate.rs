@@ -88,12 +88,12 @@ async fn session(
     epoch: Instant,
     log: &mut CandidateLog,
 ) -> anyhow::Result<()> {
-    let id = start_interview(gateway, plan.index).await?;
+    let (id, invitation) = start_interview(gateway, plan.index).await?;
     let url = format!(
         "{}/ws/interviews/{id}",
         gateway.url.replacen("http", "ws", 1)
     );
-    let request = iv_stack::ws_request(&url, Some(&gateway.token))?;
+    let request = iv_stack::ws_request(&url, Some(&invitation))?;
     let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .context("opening the WebSocket")?;
@@ -235,8 +235,8 @@ impl State {
     }
 }
 
-/// Starts an interview through the gateway, as a browser would; returns its id.
-async fn start_interview(gateway: &Gateway, index: usize) -> anyhow::Result<String> {
+/// Starts an interview as the recruiter; returns its id and the candidate's invitation token.
+async fn start_interview(gateway: &Gateway, index: usize) -> anyhow::Result<(String, String)> {
     let body = json!({"user_id": format!("load-{index}"), "policy": "full", "consent": true});
     let response = HttpClient::new()
         .with_bearer(&gateway.token)
@@ -250,8 +250,14 @@ async fn start_interview(gateway: &Gateway, index: usize) -> anyhow::Result<Stri
             String::from_utf8_lossy(&response.body)
         );
     }
-    response.json()["id"]
-        .as_str()
-        .map(String::from)
-        .context("the start response has no id")
+    let body = response.json();
+    let field = |v: &serde_json::Value, what: &str| {
+        v.as_str()
+            .map(String::from)
+            .with_context(|| format!("the start response has no {what}"))
+    };
+    Ok((
+        field(&body["id"], "id")?,
+        field(&body["invitation"]["token"], "invitation")?,
+    ))
 }

@@ -136,8 +136,8 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
         .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
         .map(|b| b.map(|b| base64::engine::general_purpose::STANDARD.encode(b)))
         .collect::<anyhow::Result<_>>()?;
-    let session_id = start_interview(&http, opts, &auth).await?;
-    let played = play(opts, &session_id, &frames).await?;
+    let (session_id, invitation) = start_interview(&http, opts, &auth).await?;
+    let played = play(opts, &session_id, &invitation, &frames).await?;
     let results = fetch_results(&http, opts, &auth, &session_id).await?;
     Ok(SimResult {
         session_id,
@@ -157,8 +157,13 @@ async fn start_interview(
     http: &HttpClient,
     opts: &SimOptions,
     auth: &[(&str, &str)],
-) -> anyhow::Result<String> {
-    let start_body = json!({"user_id": format!("sim-{}", std::process::id()), "policy": opts.policy, "consent": true});
+) -> anyhow::Result<(String, String)> {
+    let start_body = json!({
+        "user_id": format!("sim-{}", std::process::id()),
+        "candidate_name": "Simulated Candidate",
+        "policy": opts.policy,
+        "consent": true,
+    });
     let resp = http
         .send(
             http::Method::POST,
@@ -180,13 +185,19 @@ async fn start_interview(
         .as_str()
         .context("start returned no id")?
         .to_string();
+    // The candidate plays with the invitation, as a real one would; the recruiter's token
+    // only started the interview and reads the results.
+    let invitation = session["invitation"]["token"]
+        .as_str()
+        .context("start returned no invitation")?
+        .to_string();
     if opts.verbose {
         println!(
             "started interview {session_id} ({} questions)",
             session["total_questions"]
         );
     }
-    Ok(session_id)
+    Ok((session_id, invitation))
 }
 
 /// What the socket saw and sent.
@@ -272,12 +283,17 @@ impl Player {
 }
 
 /// Plays the interview over the WebSocket until the report is ready.
-async fn play(opts: &SimOptions, session_id: &str, frames: &[String]) -> anyhow::Result<Played> {
+async fn play(
+    opts: &SimOptions,
+    session_id: &str,
+    invitation: &str,
+    frames: &[String],
+) -> anyhow::Result<Played> {
     let ws_url = format!(
         "{}/ws/interviews/{session_id}",
         opts.gateway.replacen("http", "ws", 1)
     );
-    let request = crate::ws_request(&ws_url, opts.token.as_deref())?;
+    let request = crate::ws_request(&ws_url, Some(invitation))?;
     let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .context("opening the WebSocket")?;

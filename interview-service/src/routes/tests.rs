@@ -14,6 +14,13 @@ fn app(f: &Fixture) -> axum::Router {
     router(
         AppState {
             app: f.app.clone(),
+            invitations: std::sync::Arc::new(
+                iv_platform::auth::SigningKey::generate(
+                    "ai-interview",
+                    iv_platform::auth::AUDIENCE,
+                )
+                .unwrap(),
+            ),
             shutdown: CancellationToken::new(),
         },
         &Health::new("interview-service"),
@@ -95,4 +102,47 @@ async fn the_status_route_reports_live_feedback_from_the_session_state() {
     let (status, body) = call(&app(&f), get(&uri)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["live_feedback"], "paused", "{body}");
+}
+
+#[tokio::test]
+async fn an_invitation_opens_its_interview_until_the_interview_expires() {
+    use iv_platform::auth::{OrgId, Principal};
+    use iv_platform::testing::as_caller;
+    let f = Fixture::new().await;
+    let body = json!({"user_id": "c1", "candidate_name": "Ada", "expires_in_hours": 2});
+    let (status, created) = call(&app(&f), post_json("/api/v1/interviews/start", &body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["candidate_name"], "Ada");
+    let id = created["id"].as_str().unwrap().to_string();
+    let hours = (created["expires_at"].as_i64().unwrap() - created["created_at"].as_i64().unwrap())
+        as f64
+        / 3.6e6;
+    assert!((hours - 2.0).abs() < 0.01, "{hours}");
+    assert!(
+        created["invitation"]["token"]
+            .as_str()
+            .is_some_and(|t| t.len() > 100)
+    );
+
+    let candidate = Principal::candidate("invitation", OrgId("default".into()), &id);
+    let path = format!("/api/v1/interviews/{id}/status");
+    let (status, _) = call(&app(&f), as_caller(get(&path), candidate.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    sqlx::query("UPDATE interviews SET expires_at = 1 WHERE id = $1")
+        .bind(&id)
+        .execute(f.app.store.pool())
+        .await
+        .unwrap();
+    let (status, body) = call(&app(&f), as_caller(get(&path), candidate)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("SESSION_NOT_FOUND"))
+    );
+    let (status, _) = call(&app(&f), get(&path)).await;
+    assert_eq!(status, StatusCode::OK, "the organisation still sees it");
+    for hours in [0, 721] {
+        let body = json!({"user_id": "c", "expires_in_hours": hours});
+        let (status, _) = call(&app(&f), post_json("/api/v1/interviews/start", &body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{hours} hours");
+    }
 }
