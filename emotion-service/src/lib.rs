@@ -134,12 +134,11 @@ pub async fn build_with(
     );
 
     let router = service_router(app, health).await?;
-    let credential = config
+    let router = config
         .server
         .auth
-        .credential(SERVICE.name)
+        .guard(router, SERVICE.name)
         .context("loading the service credential")?;
-    let router = iv_platform::auth::require_identity(router, credential);
     Server::bind(&config.server, &SERVICE, router, CancellationToken::new())
         .await
         .context("binding the emotion port")

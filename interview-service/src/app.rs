@@ -225,6 +225,10 @@ impl InterviewApp {
         Ok((session, answers))
     }
 
+    pub async fn answers(&self, id: &str) -> Result<Vec<StoredAnswer>, InterviewError> {
+        self.store.answers(id).await
+    }
+
     pub async fn get(&self, id: &str) -> Result<Session, InterviewError> {
         self.store.get(id).await
     }

@@ -177,8 +177,8 @@ async fn session(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SessionView>, InterviewError> {
-    s.app.authorize(&caller, &id).await?;
-    let (session, answers) = s.app.session(&id).await?;
+    let session = s.app.authorize(&caller, &id).await?;
+    let answers = s.app.answers(&id).await?;
     Ok(Json(SessionView::of(&session, Some(answers))))
 }
 

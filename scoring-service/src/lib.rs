@@ -76,12 +76,11 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let scoring = app::ScoringApp::new(store::ScoreStore::new(pool), load_encoder(&config)?);
 
     let router = service_router(scoring, health).await?;
-    let credential = config
+    let router = config
         .server
         .auth
-        .credential(SERVICE.name)
+        .guard(router, SERVICE.name)
         .context("loading the service credential")?;
-    let router = iv_platform::auth::require_identity(router, credential);
     Server::bind(&config.server, &SERVICE, router, CancellationToken::new())
         .await
         .context("binding the scoring port")

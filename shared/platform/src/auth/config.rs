@@ -97,6 +97,19 @@ impl AuthConfig {
         )
     }
 
+    /// `router` behind the identity check, with `service`'s credential: how every service
+    /// behind the gateway serves.
+    pub fn guard(
+        &self,
+        router: axum::Router,
+        service: &'static str,
+    ) -> Result<axum::Router, AuthError> {
+        Ok(super::layer::require_identity(
+            router,
+            self.credential(service)?,
+        ))
+    }
+
     /// A verifier trusting the backend's own key and every configured provider.
     pub fn verifier(&self) -> Result<Verifier, AuthError> {
         let own = self.signing_key()?;
