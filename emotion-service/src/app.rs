@@ -2,6 +2,8 @@
 //! session's policy, analyse on the bounded pool, keep the session's memory, store aggregates.
 
 use std::collections::{BTreeMap, HashMap};
+
+use iv_platform::auth::{OrgId, Principal, Role};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,8 @@ pub struct FrameInput {
     pub priority: Priority,
     /// When the caller stops waiting for the answer (its gRPC deadline).
     pub deadline: Option<tokio::time::Instant>,
+    /// The organisation the session belongs to (see [`Principal::acting_for`]).
+    pub org: Option<OrgId>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -188,7 +192,7 @@ impl EmotionApp {
         let info = frame::inspect(&input.image, &input.format)?;
         let policy = self
             .store
-            .effective_policy(&input.session_id, input.policy)
+            .effective_policy(&input.session_id, input.policy, input.org.as_ref())
             .await?;
         if policy == AnalysisPolicy::Off {
             return Err(EmotionError::AnalysisOff(input.session_id));
@@ -260,8 +264,28 @@ impl EmotionApp {
         })
     }
 
-    pub async fn summary(&self, session_id: &str) -> Result<SessionSummary, EmotionError> {
+    /// The session's timeline and aggregates, for its organisation's members and services; to
+    /// anyone else the session does not exist.
+    pub async fn summary(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+    ) -> Result<SessionSummary, EmotionError> {
         validate_session_id(session_id)?;
+        if caller.role == Role::Candidate {
+            return Err(EmotionError::Forbidden(
+                "a candidate reads their interview's status, not its analysis",
+            ));
+        }
+        let owner = self.store.owner(session_id).await?;
+        let visible = match &owner {
+            Some(org) => caller.may_review(org.as_ref()),
+            // Nothing analysed yet: an empty timeline, for services only.
+            None => caller.role == Role::Service,
+        };
+        if !visible {
+            return Err(EmotionError::SessionNotFound(session_id.to_string()));
+        }
         let policy = self.store.policy(session_id).await?.unwrap_or_default();
         let frames = self.store.frames(session_id).await?;
         let blinks = self.store.blinks(session_id).await?;

@@ -26,6 +26,11 @@ pub enum EmotionError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Policy(#[from] UnknownPolicy),
+    /// Unknown, or another organisation's: the same answer either way.
+    #[error("no session {0}")]
+    SessionNotFound(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
 }
 
 impl From<AnalyzerError> for EmotionError {
@@ -45,6 +50,14 @@ impl From<EmotionError> for ApiError {
                 ApiError::new(ErrorClass::InvalidInput, code::INVALID_ARGUMENT, message)
             }
             EmotionError::Frame(f) => ApiError::frame(f),
+            EmotionError::SessionNotFound(_) => {
+                ApiError::new(ErrorClass::NotFound, "SESSION_NOT_FOUND", message)
+            }
+            EmotionError::Forbidden(_) => ApiError::new(
+                ErrorClass::Forbidden,
+                iv_platform::auth::codes::FORBIDDEN,
+                message,
+            ),
             EmotionError::AnalysisOff(_) => {
                 ApiError::new(ErrorClass::Conflict, "ANALYSIS_OFF", message)
             }

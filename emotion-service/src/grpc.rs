@@ -16,6 +16,7 @@ use crate::analysis::{FaceBox, FrameAnalysis};
 use crate::app::{BlinkStats, EmotionApp, FrameInput, FrameResult, SessionSummary};
 use crate::error::EmotionError;
 use crate::inference::Priority;
+use iv_platform::auth::{Principal, grpc_caller};
 use iv_platform::deadline::grpc_timeout;
 use tokio::time::Instant;
 
@@ -28,7 +29,11 @@ pub struct GrpcEmotion {
 
 /// A request as the use case takes it; an unknown policy number is refused here, at the edge.
 /// `deadline` is the caller's, when it sent one.
-fn input(r: FrameRequest, deadline: Option<Instant>) -> Result<FrameInput, EmotionError> {
+fn input(
+    r: FrameRequest,
+    deadline: Option<Instant>,
+    caller: &Principal,
+) -> Result<FrameInput, EmotionError> {
     let priority = match pb::FramePriority::try_from(r.priority) {
         Ok(pb::FramePriority::Live) => Priority::Live,
         Ok(pb::FramePriority::Background) => Priority::Background,
@@ -48,13 +53,15 @@ fn input(r: FrameRequest, deadline: Option<Instant>) -> Result<FrameInput, Emoti
         timestamp: r.timestamp,
         format: r.format,
         frame_number: r.frame_number,
+        org: caller.acting_for(&r.org_id),
     })
 }
 
 /// A unary call's frame, with the deadline its caller sent.
-fn unary_input(request: Request<FrameRequest>) -> Result<FrameInput, EmotionError> {
+fn unary_input(request: Request<FrameRequest>) -> Result<FrameInput, Status> {
+    let caller = grpc_caller(&request)?;
     let deadline = grpc_timeout(request.metadata()).map(|t| Instant::now() + t);
-    input(request.into_inner(), deadline)
+    Ok(input(request.into_inner(), deadline, &caller)?)
 }
 
 #[tonic::async_trait]
@@ -73,6 +80,7 @@ impl EmotionService for GrpcEmotion {
         &self,
         request: Request<BatchRequest>,
     ) -> Result<Response<Self::AnalyzeBatchStream>, Status> {
+        let caller = grpc_caller(&request)?;
         let batch = request.into_inner();
         if batch.frames.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
@@ -87,7 +95,7 @@ impl EmotionService for GrpcEmotion {
                 if frame.session_id.is_empty() {
                     frame.session_id.clone_from(&batch.session_id);
                 }
-                let item = match input(frame, None) {
+                let item = match input(frame, None, &caller) {
                     Ok(frame) => app.analyze(frame).await.map(|r| emotion_response(&r)),
                     Err(e) => Err(e),
                 }
@@ -127,7 +135,11 @@ impl EmotionService for GrpcEmotion {
         &self,
         request: Request<SessionRequest>,
     ) -> Result<Response<pb::SessionSummary>, Status> {
-        let s = self.app.summary(&request.into_inner().session_id).await?;
+        let caller = grpc_caller(&request)?;
+        let s = self
+            .app
+            .summary(&caller, &request.into_inner().session_id)
+            .await?;
         Ok(Response::new(summary_to_wire(&s)))
     }
 }

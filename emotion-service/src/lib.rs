@@ -126,6 +126,9 @@ pub async fn build_with(
     let pool = db::open(&config.database_url, &[store::SCHEMA])
         .await
         .context("opening the database")?;
+    db::add_missing_columns(&pool, store::ADDED_COLUMNS)
+        .await
+        .context("upgrading the database")?;
     health.set("database", true, "connected");
     let app = app::EmotionApp::new(
         analyzer,

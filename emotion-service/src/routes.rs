@@ -5,6 +5,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use iv_contracts::policy::AnalysisPolicy;
+use iv_platform::auth::{Caller, Principal, Privileged};
 use iv_platform::errors::AppJson;
 use iv_platform::health::Health;
 use serde::Deserialize;
@@ -46,10 +47,14 @@ pub struct FrameBody {
     pub policy: String,
     #[serde(default)]
     pub frame_number: i64,
+    /// For a service caller: the organisation the session belongs to (an admin's own is used
+    /// for theirs).
+    #[serde(default)]
+    pub org_id: String,
 }
 
 impl FrameBody {
-    fn into_input(self) -> Result<FrameInput, EmotionError> {
+    fn into_input(self, caller: &Principal) -> Result<FrameInput, EmotionError> {
         let policy = AnalysisPolicy::from_request(Some(&self.policy))?;
         let image = iv_frames::decode_base64(&self.image, MAX_FRAME_BYTES)?;
         Ok(FrameInput {
@@ -63,6 +68,7 @@ impl FrameBody {
             format: self.format,
             policy,
             frame_number: self.frame_number,
+            org: caller.acting_for(&self.org_id),
             ..FrameInput::default()
         })
     }
@@ -71,10 +77,10 @@ impl FrameBody {
 /// Decodes base64 (standard alphabet, optional `data:image/...;base64,` prefix).
 async fn analyze(
     State(s): State<RestState>,
-    _: iv_platform::auth::Privileged,
+    Privileged(caller): Privileged,
     AppJson(body): AppJson<FrameBody>,
 ) -> Result<Json<FrameResult>, EmotionError> {
-    Ok(Json(s.app.analyze(body.into_input()?).await?))
+    Ok(Json(s.app.analyze(body.into_input(&caller)?).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,7 +91,7 @@ struct BatchBody {
 
 async fn batch(
     State(s): State<RestState>,
-    _: iv_platform::auth::Privileged,
+    Privileged(caller): Privileged,
     AppJson(body): AppJson<BatchBody>,
 ) -> Result<Json<Vec<FrameResult>>, EmotionError> {
     if body.frames.len() > MAX_BATCH {
@@ -98,16 +104,17 @@ async fn batch(
         if frame.session_id.is_empty() {
             frame.session_id.clone_from(&body.session_id);
         }
-        results.push(s.app.analyze(frame.into_input()?).await?);
+        results.push(s.app.analyze(frame.into_input(&caller)?).await?);
     }
     Ok(Json(results))
 }
 
 async fn session(
     State(s): State<RestState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, EmotionError> {
-    Ok(Json(s.app.summary(&id).await?))
+    Ok(Json(s.app.summary(&caller, &id).await?))
 }
 
 async fn health(State(s): State<RestState>) -> impl IntoResponse {

@@ -1,6 +1,7 @@
 //! Durable per-frame aggregates (never pixels) and each session's analysis policy.
 
 use iv_contracts::policy::AnalysisPolicy;
+use iv_platform::auth::OrgId;
 use iv_platform::db::Pool;
 use sqlx::Row;
 
@@ -30,8 +31,19 @@ pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS emotion_sessions (
         session_id TEXT PRIMARY KEY,
         policy TEXT NOT NULL,
-        created_at BIGINT NOT NULL
+        created_at BIGINT NOT NULL,
+        org_id TEXT
     )",
+];
+
+/// Columns added since the first schema, for databases made before them.
+pub const ADDED_COLUMNS: &[iv_platform::db::AddedColumn] = &[
+    // Sessions analysed before organisations belong to none: only services read them.
+    iv_platform::db::AddedColumn {
+        table: "emotion_sessions",
+        column: "org_id",
+        definition: "TEXT",
+    },
 ];
 
 /// One analysed frame as stored.
@@ -63,26 +75,59 @@ impl EmotionStore {
     }
 
     /// The policy in force for a session: the first one seen, never loosened by a later request
-    /// (a client cannot turn emotion inference back on for an engagement-only interview).
+    /// (a client cannot turn emotion inference back on for an engagement-only interview). The
+    /// session belongs to the organisation its first frame named; a frame naming another is
+    /// refused as if the session did not exist, so nobody adds to another's timeline.
     #[tracing::instrument(name = "db.policy", skip_all)]
     pub async fn effective_policy(
         &self,
         session_id: &str,
         requested: AnalysisPolicy,
+        org: Option<&OrgId>,
     ) -> Result<AnalysisPolicy, EmotionError> {
-        sqlx::query("INSERT INTO emotion_sessions (session_id, policy, created_at) VALUES ($1, $2, $3) ON CONFLICT (session_id) DO NOTHING")
+        let org = org.map(|o| o.0.as_str());
+        sqlx::query("INSERT INTO emotion_sessions (session_id, policy, created_at, org_id) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO NOTHING")
             .bind(session_id)
             .bind(requested.as_str())
             .bind(iv_contracts::now_millis())
+            .bind(org)
             .execute(&self.pool)
             .await?;
-        let stored: String =
-            sqlx::query_scalar("SELECT policy FROM emotion_sessions WHERE session_id = $1")
+        let (stored, owner): (String, Option<String>) =
+            sqlx::query_as("SELECT policy, org_id FROM emotion_sessions WHERE session_id = $1")
                 .bind(session_id)
                 .fetch_one(&self.pool)
                 .await?;
+        match (owner.as_deref(), org) {
+            (Some(owner), Some(org)) if owner != org => {
+                return Err(EmotionError::SessionNotFound(session_id.to_string()));
+            }
+            (None, Some(org)) => {
+                // A session first seen before organisations: it is claimed by the first that
+                // names it.
+                sqlx::query(
+                    "UPDATE emotion_sessions SET org_id = $2 WHERE session_id = $1 AND org_id IS NULL",
+                )
+                .bind(session_id)
+                .bind(org)
+                .execute(&self.pool)
+                .await?;
+            }
+            _ => {}
+        }
         let stored = AnalysisPolicy::from_stored(&stored);
         Ok(stricter(stored, requested))
+    }
+
+    /// Whether the session is known, and the organisation it belongs to (none for sessions
+    /// from before organisations).
+    pub async fn owner(&self, session_id: &str) -> Result<Option<Option<OrgId>>, EmotionError> {
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("SELECT org_id FROM emotion_sessions WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(owner.map(|o| o.map(OrgId)))
     }
 
     pub async fn policy(&self, session_id: &str) -> Result<Option<AnalysisPolicy>, EmotionError> {

@@ -15,6 +15,13 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use iv_platform::auth::{AuthError, IDENTITY_HEADER, Principal, ServiceCredential, Verifier};
 use iv_platform::errors::{ApiError, ErrorClass};
 
+/// How a browser's WebSocket carries its token: `new WebSocket(url, ["ai-interview",
+/// "bearer." + token])`; the gateway answers with the `ai-interview` subprotocol.
+pub const BEARER_SUBPROTOCOL: &str = "bearer.";
+
+/// The subprotocol the gateway's WebSocket speaks.
+pub const SUBPROTOCOL: &str = "ai-interview";
+
 #[derive(Clone)]
 pub struct Edge {
     verifier: Verifier,
@@ -42,12 +49,23 @@ impl Edge {
         }
     }
 
-    /// The bearer token of a request.
+    /// The bearer token of a request: the `Authorization` header, or for a browser's WebSocket
+    /// (which cannot set headers, and whose URL would reach logs) a `bearer.<token>` entry
+    /// among its subprotocols.
     fn presented_token(req: &Request) -> Option<String> {
-        let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = value.split_once(' ')?;
-        (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
-            .then(|| token.trim().to_string())
+        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+            let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+            return (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+                .then(|| token.trim().to_string());
+        }
+        req.headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|p| p.trim().strip_prefix(BEARER_SUBPROTOCOL))
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
     }
 
     /// A 429 when `client` is over its rate.
@@ -60,7 +78,7 @@ impl Edge {
         ));
         let mut response = ApiError::new(
             ErrorClass::Overloaded,
-            "RATE_LIMITED",
+            iv_platform::errors::code::RATE_LIMITED,
             "too many requests; slow down",
         )
         .into_response();
@@ -108,6 +126,7 @@ pub async fn guard(
     }
     // The token stays here; the services get the identity it proved.
     req.headers_mut().remove(header::AUTHORIZATION);
+    strip_token_subprotocol(&mut req);
     let assertion = edge.credential.assert(&principal);
     match HeaderValue::from_str(&assertion) {
         Ok(v) => {
@@ -116,6 +135,27 @@ pub async fn guard(
         Err(e) => return ApiError::internal("identity assertion", &e).into_response(),
     }
     next.run(req).await
+}
+
+/// Leaves only the real subprotocols offered (the WebSocket upgrade picks among them), so
+/// the token goes no further.
+fn strip_token_subprotocol(req: &mut Request) {
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with(BEARER_SUBPROTOCOL))
+        .map(str::to_string)
+        .collect();
+    req.headers_mut().remove(header::SEC_WEBSOCKET_PROTOCOL);
+    if let Ok(v) = HeaderValue::from_str(&offered.join(", "))
+        && !offered.is_empty()
+    {
+        req.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+    }
 }
 
 #[cfg(test)]
@@ -149,5 +189,31 @@ mod tests {
             );
         }
         assert_eq!(Edge::presented_token(&request(&[("x-api-key", "k")])), None);
+    }
+
+    #[test]
+    fn a_browser_socket_carries_its_token_among_its_subprotocols() {
+        let offered = [("sec-websocket-protocol", "ai-interview, bearer.eyJ.a-b_c.d")];
+        assert_eq!(
+            Edge::presented_token(&request(&offered)).as_deref(),
+            Some("eyJ.a-b_c.d")
+        );
+        for refused in ["ai-interview", "ai-interview, bearer."] {
+            assert_eq!(
+                Edge::presented_token(&request(&[("sec-websocket-protocol", refused)])),
+                None,
+                "{refused}"
+            );
+        }
+        let mut req = request(&offered);
+        strip_token_subprotocol(&mut req);
+        assert_eq!(req.headers()["sec-websocket-protocol"], "ai-interview");
+
+        // The header wins when both are sent.
+        let both = [
+            ("authorization", "Bearer h"),
+            ("sec-websocket-protocol", "bearer.p"),
+        ];
+        assert_eq!(Edge::presented_token(&request(&both)).as_deref(), Some("h"));
     }
 }

@@ -46,9 +46,13 @@ pub struct Config {
     pub rate_per_minute: u32,
     pub rate_burst: u32,
     pub upstream_timeout: Duration,
-    /// Largest request body forwarded (bodies are buffered so a refused connection can be retried
-    /// on another instance).
+    /// Largest request body, and WebSocket message, forwarded (bodies are buffered so a refused
+    /// connection can be retried on another instance). 4 MiB: one frame at the interview
+    /// service's default 2 MiB limit, in base64 inside JSON, is 2.7 MiB; raise both together.
     pub max_body: usize,
+    /// `GATEWAY_WS_IDLE_TIMEOUT_MS`: a client socket silent this long (pings included) is
+    /// closed. 60 s, the interview service's own idle timeout.
+    pub ws_idle: Duration,
 }
 
 /// How the gateway appears in Consul.
@@ -84,7 +88,8 @@ impl Config {
             rate_per_minute: env.parse("GATEWAY_RATE_PER_MINUTE", 3000)?,
             rate_burst: env.parse("GATEWAY_RATE_BURST", 200)?,
             upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 30_000)?,
-            max_body: env.parse("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
+            max_body: env.parse("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
+            ws_idle: env.millis("GATEWAY_WS_IDLE_TIMEOUT_MS", 60_000)?,
         })
     }
 }
@@ -92,6 +97,13 @@ impl Config {
 #[derive(Clone)]
 struct Group {
     upstream: Arc<Upstream>,
+}
+
+/// The WebSocket route's state: its upstream, and how long a client may stay silent.
+#[derive(Clone)]
+struct Sockets {
+    upstream: Arc<Upstream>,
+    idle: Duration,
 }
 
 /// A route group: every path under `prefix` goes to `upstream`.
@@ -113,7 +125,7 @@ async fn forward(
     g.upstream.forward(req, client).await
 }
 
-async fn websocket(State(g): State<Group>, ws: WebSocketUpgrade, req: Request<Body>) -> Response {
+async fn websocket(State(g): State<Sockets>, ws: WebSocketUpgrade, req: Request<Body>) -> Response {
     let path = req
         .uri()
         .path_and_query()
@@ -124,9 +136,14 @@ async fn websocket(State(g): State<Group>, ws: WebSocketUpgrade, req: Request<Bo
         .headers()
         .get(iv_platform::auth::IDENTITY_HEADER)
         .cloned();
-    let upstream = g.upstream.clone();
-    ws.max_message_size(32 * 1024 * 1024)
-        .on_upgrade(move |socket| async move { upstream.bridge(socket, path, identity).await })
+    let (upstream, idle) = (g.upstream.clone(), g.idle);
+    let largest = upstream.max_body;
+    ws.protocols([edge::SUBPROTOCOL])
+        .max_message_size(largest)
+        .max_frame_size(largest)
+        .on_upgrade(
+            move |socket| async move { upstream.bridge(socket, path, identity, idle).await },
+        )
 }
 
 /// The gateway's router. Starts following each upstream's instances (Consul pollers run on the
@@ -149,8 +166,9 @@ pub fn app(config: &Config) -> anyhow::Result<Router> {
     let interview = upstream(&config.interview, "interview-service");
     let ws = Router::new()
         .route("/ws/interviews/{*rest}", any(websocket))
-        .with_state(Group {
+        .with_state(Sockets {
             upstream: Arc::new(interview.clone()),
+            idle: config.ws_idle,
         });
     let api = Router::new()
         .merge(group("/api/v1/interviews", interview))

@@ -79,7 +79,7 @@ impl Upstream {
         let Ok(body) = to_bytes(body, self.max_body).await else {
             return ApiError::new(
                 ErrorClass::TooLarge,
-                "BODY_TOO_LARGE",
+                iv_platform::errors::code::PAYLOAD_TOO_LARGE,
                 format!("request bodies are limited to {} bytes", self.max_body),
             )
             .into_response();
@@ -204,12 +204,14 @@ impl Upstream {
     }
 
     /// Bridges a client's WebSocket to the same path on an upstream instance, message for
-    /// message, until either side closes.
+    /// message, until either side closes or the client is silent for `idle` (the interview
+    /// service pings every 20 s and a live client answers, so silence means it is gone).
     pub async fn bridge(
         &self,
         client: WebSocket,
         path_and_query: String,
         identity: Option<HeaderValue>,
+        idle: Duration,
     ) {
         let (mut client_tx, mut client_rx) = client.split();
         let Some(upstream) = self.connect_ws(&path_and_query, identity.as_ref()).await else {
@@ -221,7 +223,19 @@ impl Upstream {
         metrics::gauge!("gateway_websockets").increment(1.0);
         let (mut up_tx, mut up_rx) = upstream.split();
         let to_upstream = async {
-            while let Some(Ok(m)) = client_rx.next().await {
+            loop {
+                let m = match tokio::time::timeout(idle, client_rx.next()).await {
+                    Ok(Some(Ok(m))) => m,
+                    Ok(_) => break,
+                    Err(_) => {
+                        metrics::counter!("gateway_websockets_idle_closed_total").increment(1);
+                        tracing::info!(
+                            upstream = self.name,
+                            "client socket silent past the idle timeout; closing"
+                        );
+                        break;
+                    }
+                };
                 let out = match m {
                     AxumMessage::Text(t) => TungMessage::Text(t.as_str().into()),
                     AxumMessage::Binary(b) => TungMessage::Binary(b),

@@ -293,6 +293,7 @@ impl InterviewApp {
             policy: WirePolicy::from(session.policy) as i32,
             frame_number,
             priority: FramePriority::Live as i32,
+            org_id: session.org.0.clone(),
         };
         let event = FrameCaptured {
             session_id: id.to_string(),
@@ -305,6 +306,7 @@ impl InterviewApp {
             size_bytes: size,
             deferred: false,
             analysis_policy: session.policy.as_str().into(),
+            org_id: session.org.0.clone(),
         };
         match self.emotion.analyze_frame(request.clone()).await {
             Ok(response) => {
@@ -473,6 +475,7 @@ impl InterviewApp {
         let event = InterviewCompleted {
             session_id: id.to_string(),
             user_id: session.user_id.clone(),
+            org_id: session.org.0.clone(),
             completed_at: now,
             total_duration: (now - started).max(0) / 1000,
             answer_count: answers.len() as i32,

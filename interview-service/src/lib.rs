@@ -56,6 +56,8 @@ pub struct Config {
     pub scoring_policy: PolicyConfig,
     /// Largest frame accepted, in bytes.
     pub max_frame_bytes: usize,
+    /// Candidates' sockets: idle timeout and frame rate.
+    pub socket_limits: ws::SocketLimits,
 }
 
 impl Config {
@@ -70,6 +72,7 @@ impl Config {
             emotion_queries_policy: PolicyConfig::emotion_queries().from_env(&env)?,
             scoring_policy: PolicyConfig::scoring().from_env(&env)?,
             max_frame_bytes: env.parse("FRAME_MAX_BYTES", 2 * 1024 * 1024)?,
+            socket_limits: ws::SocketLimits::from_env(&env)?,
         })
     }
 }
@@ -166,6 +169,7 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
                     .context("loading the signing key for invitations")?,
             ),
             shutdown: cancel.clone(),
+            socket_limits: config.socket_limits,
         },
         &health,
     );

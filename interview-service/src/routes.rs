@@ -19,7 +19,7 @@ use crate::app::{FrameOutcome, FrameUpload, InterviewApp, StartRequest};
 use crate::error::InterviewError;
 use crate::messages::{AnswerData, FrameData, LiveFeedback, QuestionMessage, StatusMessage};
 use crate::store::{AnswerFeedback, Session, StoredAnswer};
-use crate::ws::{self, Incoming};
+use crate::ws::{self, Incoming, Outgoing};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,11 +28,20 @@ pub struct AppState {
     pub invitations: std::sync::Arc<iv_platform::auth::SigningKey>,
     /// Cancelled on shutdown, so open sockets say goodbye and close.
     pub shutdown: CancellationToken,
+    pub socket_limits: ws::SocketLimits,
+}
+
+/// The largest message a frame needs: one frame of the service's limit, base64-encoded (4/3)
+/// inside a JSON body, with room for the other fields. Bodies and socket messages beyond it
+/// are refused before they are buffered.
+fn largest_message(max_frame_bytes: usize) -> usize {
+    max_frame_bytes / 3 * 4 + 64 * 1024
 }
 
 /// The service's whole HTTP surface: REST, the socket, health and metrics, with the common layers
 /// and the JSON 404.
 pub fn router(state: AppState, health: &Health) -> Router {
+    let body_limit = largest_message(state.app.max_frame_bytes());
     let routes = Router::new()
         .route("/api/v1/interviews/start", post(start))
         .route("/api/v1/interviews/{id}", get(session))
@@ -41,9 +50,7 @@ pub fn router(state: AppState, health: &Health) -> Router {
         .route("/api/v1/interviews/{id}/complete", post(complete))
         .route("/api/v1/interviews/{id}/status", get(status))
         .route("/ws/interviews/{id}", any(socket))
-        // Frames are checked against the service's own limit with a JSON error; this only stops
-        // absurd bodies before they are buffered.
-        .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state);
     http::observe(
         routes.merge(health.router()).fallback(http::not_found),
@@ -286,10 +293,6 @@ async fn complete(
     Ok(Json(SessionView::of(&session, None)))
 }
 
-/// Largest WebSocket message: a base64 frame over the frame limit still arrives and gets a
-/// FRAME_TOO_LARGE error instead of a dropped connection.
-const MAX_WS_MESSAGE: usize = 32 * 1024 * 1024;
-
 async fn socket(
     ws: WebSocketUpgrade,
     State(s): State<AppState>,
@@ -299,7 +302,9 @@ async fn socket(
     // Checked before the upgrade; a session the caller may not see gets the very answer an
     // unknown one gets.
     let allowed = s.app.authorize(&caller, &id).await;
-    ws.max_message_size(MAX_WS_MESSAGE)
+    let largest = largest_message(s.app.max_frame_bytes());
+    ws.max_message_size(largest)
+        .max_frame_size(largest)
         .on_upgrade(move |socket| async move {
             match allowed {
                 Ok(_) => serve_socket(socket, s, id).await,
@@ -316,18 +321,29 @@ async fn refuse_socket(mut socket: WebSocket, err: InterviewError) {
 
 async fn serve_socket(socket: WebSocket, s: AppState, id: String) {
     let (sink, stream) = socket.split();
-    let sink = Box::pin(
-        sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) }),
-    );
+    let sink = Box::pin(sink.with(|out: Outgoing| async move {
+        Ok::<_, axum::Error>(match out {
+            Outgoing::Text(text) => Message::Text(text.into()),
+            Outgoing::Ping => Message::Ping(Default::default()),
+        })
+    }));
     let stream = stream.filter_map(|m| async move {
         match m {
             Ok(Message::Text(t)) => Some(Incoming::Text(t.to_string())),
             Ok(Message::Binary(b)) => Some(Incoming::Binary(b.to_vec())),
             Ok(Message::Close(_)) | Err(_) => Some(Incoming::Close),
-            Ok(Message::Ping(_) | Message::Pong(_)) => None,
+            Ok(Message::Ping(_) | Message::Pong(_)) => Some(Incoming::Alive),
         }
     });
-    ws::run(s.app, id, sink, Box::pin(stream), s.shutdown).await;
+    ws::run(
+        s.app,
+        id,
+        sink,
+        Box::pin(stream),
+        s.socket_limits,
+        s.shutdown,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -8,11 +8,16 @@
 //! only queued for the worker and none may be lost.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iv_platform::CancellationToken;
+use iv_platform::config::{ConfigError, Env};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::app::{FrameOutcome, FrameUpload, InterviewApp};
@@ -30,7 +35,82 @@ pub enum Incoming {
     Text(String),
     /// A raw JPEG or PNG frame, the compact alternative to base64 in JSON.
     Binary(Vec<u8>),
+    /// A ping or pong: nothing to answer here (the socket layer answers pings), but the
+    /// client is alive.
+    Alive,
     Close,
+}
+
+/// What goes out to the client: the protocol's text messages, and the pings that tell a live
+/// client (which answers them by itself) from a vanished one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Text(String),
+    Ping,
+}
+
+/// How long a socket may stay silent and how fast it may send frames.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketLimits {
+    /// `WS_PING_MS`: silence this long gets a ping. 20 s: under the idle timeouts of the
+    /// proxies and mobile networks in between (often 30-60 s), so a quiet socket stays open.
+    pub ping_after: Duration,
+    /// `WS_IDLE_TIMEOUT_MS`: silence this long, pings unanswered, closes the socket. 60 s: two
+    /// pings' worth after the first silence; a candidate typing an answer sends nothing, but
+    /// their browser answers every ping.
+    pub idle_timeout: Duration,
+    /// `WS_FRAME_RATE` per second, with bursts of `WS_FRAME_BURST`: frames beyond are dropped
+    /// with a coded error and the socket stays. 30/s is six times the 5/s a client should
+    /// send (and above the 25/s a webcam's full rate gives); the burst absorbs what a stalled
+    /// network delivers at once. Analysis cost is bounded apart from this, by sampling.
+    pub frame_rate: u32,
+    pub frame_burst: u32,
+}
+
+impl Default for SocketLimits {
+    fn default() -> Self {
+        Self {
+            ping_after: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            frame_rate: 30,
+            frame_burst: 60,
+        }
+    }
+}
+
+impl SocketLimits {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            ping_after: env.millis("WS_PING_MS", d.ping_after.as_millis() as u64)?,
+            idle_timeout: env.millis("WS_IDLE_TIMEOUT_MS", d.idle_timeout.as_millis() as u64)?,
+            frame_rate: env.parse("WS_FRAME_RATE", d.frame_rate)?,
+            frame_burst: env.parse("WS_FRAME_BURST", d.frame_burst)?,
+        })
+    }
+
+    fn frame_limiter(&self) -> DefaultDirectRateLimiter {
+        let rate = NonZeroU32::new(self.frame_rate).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(self.frame_burst).unwrap_or(rate);
+        RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+    }
+}
+
+/// When the client was last heard from, and whether it was pinged since.
+struct Liveness {
+    heard: Instant,
+    pinged: bool,
+}
+
+impl Liveness {
+    /// When to act next: ping, or (pinged already) give up.
+    fn deadline(&self, limits: &SocketLimits) -> Instant {
+        if self.pinged {
+            self.heard + limits.idle_timeout
+        } else {
+            self.heard + limits.ping_after
+        }
+    }
 }
 
 /// The face has been out of view this long before the candidate is told.
@@ -44,6 +124,10 @@ struct Connection<S> {
     app: InterviewApp,
     session_id: String,
     out: S,
+    limits: SocketLimits,
+    frames: DefaultDirectRateLimiter,
+    /// Whether frames are being dropped over the rate (the client is told once per spell).
+    over_rate: bool,
     /// When the face was last seen, and whether the candidate was told it is gone.
     face_last_seen: Option<i64>,
     face_warned: bool,
@@ -56,15 +140,17 @@ struct Connection<S> {
     sampled_out: i64,
 }
 
-/// Runs one socket until the client closes it or `cancel` fires.
+/// Runs one socket until the client closes it, stays silent past the idle timeout, or
+/// `cancel` fires.
 pub async fn run<S, R>(
     app: InterviewApp,
     session_id: String,
     out: S,
     mut incoming: R,
+    limits: SocketLimits,
     cancel: CancellationToken,
 ) where
-    S: Sink<String> + Unpin,
+    S: Sink<Outgoing> + Unpin,
     R: Stream<Item = Incoming> + Unpin,
 {
     let mut events = app.hub().subscribe(&session_id);
@@ -72,6 +158,9 @@ pub async fn run<S, R>(
         app,
         session_id,
         out,
+        limits,
+        frames: limits.frame_limiter(),
+        over_rate: false,
         face_last_seen: None,
         face_warned: false,
         analysing: None,
@@ -88,6 +177,10 @@ pub async fn run<S, R>(
     };
     metrics::gauge!("websocket_sessions").increment(1.0);
     tracing::info!(session_id = %conn.session_id, "candidate connected");
+    let mut alive = Liveness {
+        heard: Instant::now(),
+        pinged: false,
+    };
     if conn.announce(&session, None).await.is_ok() {
         loop {
             let result = tokio::select! {
@@ -95,20 +188,40 @@ pub async fn run<S, R>(
                     let _ = conn.status_now(Some("The server is restarting; reconnect to continue.".into())).await;
                     break;
                 }
+                _ = tokio::time::sleep_until(alive.deadline(&conn.limits)) => {
+                    if alive.pinged {
+                        tracing::info!(session_id = %conn.session_id, "socket silent past the idle timeout; closing");
+                        let _ = conn.send(ServerMessage::error(
+                            iv_platform::errors::code::IDLE_TIMEOUT,
+                            format!("nothing heard for {} s; reconnect to continue", conn.limits.idle_timeout.as_secs()),
+                        )).await;
+                        conn.drain().await;
+                        break;
+                    }
+                    alive.pinged = true;
+                    conn.out.send(Outgoing::Ping).await.map_err(|_| Gone)
+                }
                 event = events.recv() => match event {
                     Ok(message) => conn.send(message).await,
                     Err(RecvError::Lagged(_)) => Ok(()),
                     Err(RecvError::Closed) => Ok(()),
                 },
                 outcome = finished(&mut conn.analysing) => conn.analysed(outcome).await,
-                message = incoming.next() => match message {
-                    None | Some(Incoming::Close) => {
-                        conn.drain().await;
-                        break;
-                    }
-                    Some(Incoming::Text(text)) => conn.handle_text(&text).await,
-                    Some(Incoming::Binary(bytes)) => {
-                        conn.offer_frame(FrameUpload { bytes, timestamp: None, format: String::new() }).await
+                message = incoming.next() => {
+                    alive = Liveness { heard: Instant::now(), pinged: false };
+                    match message {
+                        None | Some(Incoming::Close) => {
+                            conn.drain().await;
+                            break;
+                        }
+                        Some(Incoming::Alive) => Ok(()),
+                        Some(Incoming::Text(text)) => conn.handle_text(&text).await,
+                        Some(Incoming::Binary(bytes)) => match conn.admit_frame().await {
+                            Ok(true) => {
+                                conn.offer_frame(FrameUpload { bytes, timestamp: None, format: String::new() }).await
+                            }
+                            other => other.map(|_| ()),
+                        },
                     }
                 },
             };
@@ -136,9 +249,35 @@ async fn finished(slot: &mut Option<Analysis>) -> Result<FrameOutcome, Interview
     outcome.map_err(InterviewError::AnalysisTask)?
 }
 
-impl<S: Sink<String> + Unpin> Connection<S> {
+impl<S: Sink<Outgoing> + Unpin> Connection<S> {
     async fn send(&mut self, message: ServerMessage) -> Result<(), Gone> {
-        self.out.send(message.to_json()).await.map_err(|_| Gone)
+        self.out
+            .send(Outgoing::Text(message.to_json()))
+            .await
+            .map_err(|_| Gone)
+    }
+
+    /// Whether a frame is within the socket's rate; the first one over it in a spell gets a
+    /// RATE_LIMITED error, the rest are dropped quietly.
+    async fn admit_frame(&mut self) -> Result<bool, Gone> {
+        if self.frames.check().is_ok() {
+            self.over_rate = false;
+            return Ok(true);
+        }
+        metrics::counter!("websocket_frames_rate_limited_total").increment(1);
+        if !self.over_rate {
+            self.over_rate = true;
+            tracing::info!(session_id = %self.session_id, "frames over the socket's rate are dropped");
+            self.send(ServerMessage::error(
+                iv_platform::errors::code::RATE_LIMITED,
+                format!(
+                    "frames beyond {} per second are dropped; about 5 per second is enough",
+                    self.limits.frame_rate
+                ),
+            ))
+            .await?;
+        }
+        Ok(false)
     }
 
     /// Status, then the question being asked (or a note that all are answered).
@@ -185,10 +324,15 @@ impl<S: Sink<String> + Unpin> Connection<S> {
                 })
                 .await
             }
-            Ok(ClientMessage::Frame(data)) => match decode_frame(data) {
-                Ok(upload) => self.offer_frame(upload).await,
-                Err(e) => self.send(ServerMessage::from_error(e)).await,
-            },
+            Ok(ClientMessage::Frame(data)) => {
+                if !self.admit_frame().await? {
+                    return Ok(());
+                }
+                match decode_frame(data) {
+                    Ok(upload) => self.offer_frame(upload).await,
+                    Err(e) => self.send(ServerMessage::from_error(e)).await,
+                }
+            }
             Ok(ClientMessage::Answer(answer)) => {
                 match self.app.submit_answer(&self.session_id, answer).await {
                     Ok(outcome) => self.announce(&outcome.session, None).await,

@@ -69,8 +69,10 @@ async fn with_both_downstreams_down_the_interview_still_runs_and_says_feedback_i
     let (out_tx, out_rx) = mpsc::unbounded_channel::<String>();
     let sink = Box::pin(futures_util::sink::unfold(
         out_tx,
-        |tx, text: String| async move {
-            tx.send(text).map_err(|_| "closed")?;
+        |tx, out: ws::Outgoing| async move {
+            if let ws::Outgoing::Text(text) = out {
+                tx.send(text).map_err(|_| "closed")?;
+            }
             Ok::<_, &str>(tx)
         },
     ));
@@ -80,6 +82,7 @@ async fn with_both_downstreams_down_the_interview_still_runs_and_says_feedback_i
         session.id.clone(),
         sink,
         tokio_stream::wrappers::UnboundedReceiverStream::new(in_rx),
+        ws::SocketLimits::default(),
         cancel.clone(),
     ));
     let frame = json!({"type": "frame", "data": {"image": png_base64()}}).to_string();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use iv_contracts::now_millis;
+use iv_platform::auth::{OrgId, Principal, Role};
 
 use crate::answer::{self, AnswerAnalysis, AnswerInput};
 use crate::error::ScoringError;
@@ -80,8 +81,13 @@ impl ScoringApp {
         Ok(analysis)
     }
 
-    /// Scores an interview and stores the result (replacing an earlier score of the same session).
-    pub async fn calculate(&self, input: &ScoreInput) -> Result<Score, ScoringError> {
+    /// Scores an interview of `org` and stores the result (replacing an earlier score of the
+    /// same session, if it is that organisation's).
+    pub async fn calculate(
+        &self,
+        input: &ScoreInput,
+        org: Option<&OrgId>,
+    ) -> Result<Score, ScoringError> {
         if input.session_id.trim().is_empty() {
             return Err(ScoringError::InvalidInput("session_id is required".into()));
         }
@@ -108,21 +114,29 @@ impl ScoringApp {
         .await
         .map_err(ScoringError::WorkerGone)??;
         let score = overall::calculate(input, analyses, now_millis());
-        self.store.save_score(&score).await?;
+        self.store.save_score(&score, org).await?;
         metrics::counter!("scores_calculated_total", "sufficient" => score.sufficient_data.to_string()).increment(1);
         Ok(score)
     }
 
-    pub async fn score(&self, session_id: &str) -> Result<Score, ScoringError> {
-        self.store
-            .score(session_id)
-            .await?
-            .ok_or_else(|| ScoringError::ScoreNotFound(session_id.to_string()))
+    /// A session's score, for its organisation's members and services; to anyone else it does
+    /// not exist.
+    pub async fn score(&self, caller: &Principal, session_id: &str) -> Result<Score, ScoringError> {
+        if caller.role == Role::Candidate {
+            return Err(ScoringError::Forbidden(
+                "a candidate reads their interview's status, not its score",
+            ));
+        }
+        match self.store.score(session_id).await? {
+            Some((score, org)) if caller.may_review(org.as_ref()) => Ok(score),
+            _ => Err(ScoringError::ScoreNotFound(session_id.to_string())),
+        }
     }
 
     /// Builds the report from the stored score, stores it, and renders it in the asked format.
     pub async fn report(
         &self,
+        caller: &Principal,
         session_id: &str,
         include_emotions: bool,
         include_video: bool,
@@ -131,7 +145,7 @@ impl ScoringApp {
         if include_video {
             return Err(ScoringError::VideoNotStored);
         }
-        let score = self.score(session_id).await?;
+        let score = self.score(caller, session_id).await?;
         let report = report::build(&score, include_emotions, now_millis());
         self.store.save_report(&report).await?;
         let bytes = match format {

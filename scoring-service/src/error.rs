@@ -12,6 +12,8 @@ pub enum ScoringError {
     ScoreNotFound(String),
     #[error("raw video is never stored, so it cannot be part of a report")]
     VideoNotStored,
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("unsupported report format {0:?}; use json or pdf")]
     UnsupportedFormat(String),
     #[error("database")]
@@ -41,6 +43,11 @@ impl From<ScoringError> for ApiError {
             ScoringError::ScoreNotFound(_) => {
                 ApiError::new(ErrorClass::NotFound, "SCORE_NOT_FOUND", err.to_string())
             }
+            ScoringError::Forbidden(_) => ApiError::new(
+                ErrorClass::Forbidden,
+                iv_platform::auth::codes::FORBIDDEN,
+                err.to_string(),
+            ),
             ScoringError::VideoNotStored => ApiError::new(
                 ErrorClass::InvalidInput,
                 "VIDEO_NOT_STORED",

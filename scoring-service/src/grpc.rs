@@ -4,6 +4,7 @@ use iv_contracts::scoring::scoring_service_server::ScoringService;
 use iv_contracts::scoring::{
     self as pb, AnswerRequest, ReportRequest, ReportResponse, ScoreRequest, ScoreResponse,
 };
+use iv_platform::auth::grpc_caller;
 use tonic::{Request, Response, Status};
 
 use crate::answer::{self, AnswerAnalysis, AnswerInput, PointStatus};
@@ -22,8 +23,11 @@ impl ScoringService for GrpcScoring {
         &self,
         request: Request<ScoreRequest>,
     ) -> Result<Response<ScoreResponse>, Status> {
-        let input = score_input(request.into_inner())?;
-        let score = self.scoring.calculate(&input).await?;
+        let caller = grpc_caller(&request)?;
+        let request = request.into_inner();
+        let org = caller.acting_for(request.metadata.as_ref().map_or("", |m| m.org_id.as_str()));
+        let input = score_input(request)?;
+        let score = self.scoring.calculate(&input, org.as_ref()).await?;
         Ok(Response::new(score_response(&score)))
     }
 
@@ -48,6 +52,7 @@ impl ScoringService for GrpcScoring {
         &self,
         request: Request<ReportRequest>,
     ) -> Result<Response<ReportResponse>, Status> {
+        let caller = grpc_caller(&request)?;
         let r = request.into_inner();
         if r.session_id.trim().is_empty() {
             return Err(Status::invalid_argument("session_id is required"));
@@ -55,7 +60,13 @@ impl ScoringService for GrpcScoring {
         let format = ReportFormat::parse(&r.format)?;
         let rendered = self
             .scoring
-            .report(&r.session_id, r.include_emotions, r.include_video, format)
+            .report(
+                &caller,
+                &r.session_id,
+                r.include_emotions,
+                r.include_video,
+                format,
+            )
             .await?;
         Ok(Response::new(ReportResponse {
             report_url: format!(

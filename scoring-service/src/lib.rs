@@ -72,6 +72,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let pool = db::open(&config.database_url, &[store::SCHEMA])
         .await
         .context("opening the database")?;
+    db::add_missing_columns(&pool, store::ADDED_COLUMNS)
+        .await
+        .context("upgrading the database")?;
     health.set("database", true, "connected");
     let scoring = app::ScoringApp::new(store::ScoreStore::new(pool), load_encoder(&config)?);
 

@@ -5,6 +5,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use iv_platform::auth::{Caller, Principal, Privileged};
 use iv_platform::errors::AppJson;
 use iv_platform::health::Health;
 use serde::Deserialize;
@@ -30,12 +31,23 @@ pub fn router(state: RestState) -> Router {
         .with_state(state)
 }
 
+/// An interview to score; a service caller names the organisation it belongs to (an admin's
+/// own is used for theirs).
+#[derive(Debug, Deserialize)]
+struct CalculateBody {
+    #[serde(flatten)]
+    input: ScoreInput,
+    #[serde(default)]
+    org_id: String,
+}
+
 async fn calculate(
     State(s): State<RestState>,
-    _: iv_platform::auth::Privileged,
-    AppJson(input): AppJson<ScoreInput>,
+    Privileged(caller): Privileged,
+    AppJson(body): AppJson<CalculateBody>,
 ) -> Result<Response, ScoringError> {
-    Ok(Json(s.scoring.calculate(&input).await?).into_response())
+    let org = caller.acting_for(&body.org_id);
+    Ok(Json(s.scoring.calculate(&body.input, org.as_ref()).await?).into_response())
 }
 
 async fn analyze(
@@ -47,9 +59,10 @@ async fn analyze(
 
 async fn session_score(
     State(s): State<RestState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ScoringError> {
-    Ok(Json(s.scoring.score(&id).await?).into_response())
+    Ok(Json(s.scoring.score(&caller, &id).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,27 +82,39 @@ fn yes() -> bool {
 
 async fn report(
     State(s): State<RestState>,
+    Caller(caller): Caller,
     AppJson(q): AppJson<ReportQuery>,
 ) -> Result<Response, ScoringError> {
-    render(&s, q).await
+    render(&s, &caller, q).await
 }
 
 async fn report_by_query(
     State(s): State<RestState>,
+    Caller(caller): Caller,
     query: Result<axum::extract::Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScoringError> {
     let axum::extract::Query(q) = query.map_err(|e| ScoringError::InvalidInput(e.body_text()))?;
-    render(&s, q).await
+    render(&s, &caller, q).await
 }
 
-async fn render(s: &RestState, q: ReportQuery) -> Result<Response, ScoringError> {
+async fn render(
+    s: &RestState,
+    caller: &Principal,
+    q: ReportQuery,
+) -> Result<Response, ScoringError> {
     if q.session_id.trim().is_empty() {
         return Err(ScoringError::InvalidInput("session_id is required".into()));
     }
     let format = ReportFormat::parse(&q.format)?;
     let rendered = s
         .scoring
-        .report(&q.session_id, q.include_emotions, q.include_video, format)
+        .report(
+            caller,
+            &q.session_id,
+            q.include_emotions,
+            q.include_video,
+            format,
+        )
         .await?;
     let disposition = format!(
         "inline; filename=\"interview-{}.{}\"",

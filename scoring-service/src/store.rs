@@ -1,5 +1,6 @@
 //! Durable scores and reports (SQLite or PostgreSQL).
 
+use iv_platform::auth::OrgId;
 use iv_platform::db::Pool;
 use sqlx::Row;
 
@@ -14,13 +15,24 @@ pub const SCHEMA: &[&str] = &[
         overall_score DOUBLE PRECISION,
         sufficient_data BIGINT NOT NULL,
         payload TEXT NOT NULL,
-        calculated_at BIGINT NOT NULL
+        calculated_at BIGINT NOT NULL,
+        org_id TEXT
     )",
     "CREATE TABLE IF NOT EXISTS reports (
         session_id TEXT PRIMARY KEY,
         payload TEXT NOT NULL,
         generated_at BIGINT NOT NULL
     )",
+];
+
+/// Columns added since the first schema, for databases made before them.
+pub const ADDED_COLUMNS: &[iv_platform::db::AddedColumn] = &[
+    // Scores made before organisations belong to none: only services read them.
+    iv_platform::db::AddedColumn {
+        table: "scores",
+        column: "org_id",
+        definition: "TEXT",
+    },
 ];
 
 #[derive(Clone)]
@@ -33,16 +45,20 @@ impl ScoreStore {
         Self { pool }
     }
 
-    /// Saves a score; scoring the same interview again replaces it (events may be redelivered).
+    /// Saves a score of `org`'s interview; scoring the same interview again replaces it
+    /// (events may be redelivered), but never one of another organisation: that answers
+    /// [`ScoringError::ScoreNotFound`], as if it were not there.
     #[tracing::instrument(name = "db.save_score", skip_all)]
-    pub async fn save_score(&self, score: &Score) -> Result<(), ScoringError> {
+    pub async fn save_score(&self, score: &Score, org: Option<&OrgId>) -> Result<(), ScoringError> {
         let payload = serde_json::to_string(score).map_err(ScoringError::Serialize)?;
-        sqlx::query(
-            "INSERT INTO scores (session_id, user_id, overall_score, sufficient_data, payload, calculated_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+        let saved = sqlx::query(
+            "INSERT INTO scores (session_id, user_id, overall_score, sufficient_data, payload, calculated_at, org_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id,
                 overall_score = excluded.overall_score, sufficient_data = excluded.sufficient_data,
-                payload = excluded.payload, calculated_at = excluded.calculated_at",
+                payload = excluded.payload, calculated_at = excluded.calculated_at,
+                org_id = COALESCE(scores.org_id, excluded.org_id)
+             WHERE scores.org_id IS NULL OR scores.org_id = excluded.org_id",
         )
         .bind(&score.session_id)
         .bind(&score.user_id)
@@ -50,17 +66,29 @@ impl ScoreStore {
         .bind(i64::from(score.sufficient_data))
         .bind(payload)
         .bind(score.calculated_at)
+        .bind(org.map(|o| o.0.as_str()))
         .execute(&self.pool)
         .await?;
+        if saved.rows_affected() == 0 {
+            return Err(ScoringError::ScoreNotFound(score.session_id.clone()));
+        }
         Ok(())
     }
 
-    pub async fn score(&self, session_id: &str) -> Result<Option<Score>, ScoringError> {
-        self.payload(
-            "SELECT payload FROM scores WHERE session_id = $1",
-            session_id,
-        )
-        .await
+    /// A session's score and the organisation it belongs to.
+    pub async fn score(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<(Score, Option<OrgId>)>, ScoringError> {
+        let row = sqlx::query("SELECT payload, org_id FROM scores WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let org: Option<String> = row.try_get("org_id")?;
+        let payload: String = row.try_get("payload")?;
+        let score = decode(session_id, &payload)?;
+        Ok(Some((score, org.map(OrgId))))
     }
 
     #[tracing::instrument(name = "db.save_report", skip_all)]
@@ -98,11 +126,16 @@ impl ScoreStore {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let payload: String = row.try_get("payload")?;
-        serde_json::from_str(&payload)
-            .map(Some)
-            .map_err(|source| ScoringError::Corrupt {
-                session: session_id.to_string(),
-                source,
-            })
+        decode(session_id, &payload).map(Some)
     }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    session_id: &str,
+    payload: &str,
+) -> Result<T, ScoringError> {
+    serde_json::from_str(payload).map_err(|source| ScoringError::Corrupt {
+        session: session_id.to_string(),
+        source,
+    })
 }

@@ -177,6 +177,7 @@ async fn grpc_row(
                 policy: iv_contracts::emotion::AnalysisPolicy::Full as i32,
                 frame_number: i as i64 + 1,
                 priority: FramePriority::Live as i32,
+                org_id: iv_stack::tokens::DEFAULT_ORG.into(),
             };
             let t = Instant::now();
             client.analyze_frame(request).await.expect("analysed");

@@ -21,9 +21,6 @@ pub enum WorkerError {
         #[source]
         source: BusError,
     },
-    /// The ops endpoints need a bearer token and got none, or the wrong one.
-    #[error("ops endpoints need Authorization: Bearer <OPS_TOKEN>")]
-    Unauthenticated,
     #[error("queue must be one of {known}")]
     UnknownQueue { known: String },
     #[error("limit must be 1 to {max}")]
@@ -46,9 +43,7 @@ impl From<WorkerError> for HandlerError {
         let transient = match &err {
             WorkerError::Call { source, .. } => source.is_unavailable() || source.is_busy(),
             WorkerError::Publish { .. } | WorkerError::Broker(_) => true,
-            WorkerError::Unauthenticated
-            | WorkerError::UnknownQueue { .. }
-            | WorkerError::InvalidLimit { .. } => false,
+            WorkerError::UnknownQueue { .. } | WorkerError::InvalidLimit { .. } => false,
         };
         if transient {
             HandlerError::transient(err)
@@ -61,7 +56,6 @@ impl From<WorkerError> for HandlerError {
 impl From<WorkerError> for ApiError {
     fn from(err: WorkerError) -> Self {
         let (class, code) = match &err {
-            WorkerError::Unauthenticated => (ErrorClass::Unauthenticated, code::UNAUTHENTICATED),
             WorkerError::UnknownQueue { .. } | WorkerError::InvalidLimit { .. } => {
                 (ErrorClass::InvalidInput, code::INVALID_ARGUMENT)
             }

@@ -123,6 +123,7 @@ impl Jobs {
             policy: WirePolicy::from(policy) as i32,
             frame_number: event.frame_number,
             priority: FramePriority::Background as i32,
+            org_id: event.org_id,
         };
         match self.analyze_when_idle(request).await {
             Ok(r) => {
@@ -209,6 +210,7 @@ fn score_request(
             completed_at: event.completed_at,
             total_questions: event.total_questions,
             analysis_policy: policy.as_str().into(),
+            org_id: event.org_id,
         }),
     }
 }

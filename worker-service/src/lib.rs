@@ -43,8 +43,6 @@ pub struct Config {
     /// Delay before a failed job is tried again (later attempts wait proportionally longer).
     pub retry_delay: Duration,
     pub max_attempts: u32,
-    /// Bearer token for `/ops/*`; open when unset (the worker's port stays inside the cluster).
-    pub ops_token: Option<String>,
 }
 
 impl Config {
@@ -59,7 +57,6 @@ impl Config {
             scoring_policy: PolicyConfig::scoring().from_env(&env)?,
             retry_delay: env.millis("WORKER_RETRY_DELAY_MS", 2_000)?,
             max_attempts: env.parse("WORKER_MAX_ATTEMPTS", 6)?,
-            ops_token: env.optional("OPS_TOKEN"),
         })
     }
 }
@@ -131,13 +128,13 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     .await
     .context("subscribing to deferred frames")?;
 
-    let router = service_router(
-        ops::Ops {
-            bus: bus.clone(),
-            token: config.ops_token.clone(),
-        },
-        &health,
-    );
+    let router = service_router(ops::Ops { bus: bus.clone() }, &health);
+    // Health and metrics stay open; the ops endpoints need an asserted identity.
+    let router = config
+        .server
+        .auth
+        .guard(router, SERVICE.name)
+        .context("loading the service credential")?;
     Server::bind(&config.server, &SERVICE, router, cancel)
         .await
         .context("binding the worker port")

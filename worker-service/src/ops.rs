@@ -5,14 +5,16 @@
 //! - `POST /ops/dead-letters/replay?queue=<q>&limit=<n>`: moves up to `n` back into the queue as
 //!   first attempts. Consumers are idempotent, so replaying something already done is harmless.
 //!
-//! When `OPS_TOKEN` is set, both need `Authorization: Bearer <token>`. The worker's port is meant
-//! to stay inside the cluster; the gateway does not route `/ops`.
+//! Both are for admins and services: the caller's identity is asserted with the service
+//! credential (`x-iv-identity`, as `stack mint-token --service ops` prints one), like every
+//! request to a service behind the gateway. The worker's port is meant to stay inside the
+//! cluster; the gateway does not route `/ops`.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
+use iv_platform::auth::Privileged;
 use iv_platform::bus::EventBus;
 use iv_platform::errors::ApiError;
 use serde::{Deserialize, Serialize};
@@ -27,7 +29,6 @@ const MAX_LIMIT: usize = 1000;
 #[derive(Clone)]
 pub struct Ops {
     pub bus: EventBus,
-    pub token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,23 +65,6 @@ pub fn router(ops: Ops) -> Router {
         .with_state(ops)
 }
 
-impl Ops {
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), WorkerError> {
-        let Some(token) = &self.token else {
-            return Ok(());
-        };
-        let given = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given == Some(token.as_str()) {
-            Ok(())
-        } else {
-            Err(WorkerError::Unauthenticated)
-        }
-    }
-}
-
 fn checked(p: &Params) -> Result<(&'static str, usize), WorkerError> {
     let queue = p.queue.as_deref().unwrap_or_default();
     let queue =
@@ -99,10 +83,9 @@ fn checked(p: &Params) -> Result<(&'static str, usize), WorkerError> {
 
 async fn list(
     State(ops): State<Ops>,
-    headers: HeaderMap,
+    _: Privileged,
     Query(p): Query<Params>,
 ) -> Result<Json<Listing>, ApiError> {
-    ops.authorize(&headers)?;
     let (queue, limit) = checked(&p)?;
     let letters = ops
         .bus
@@ -126,16 +109,16 @@ async fn list(
 
 async fn replay(
     State(ops): State<Ops>,
-    headers: HeaderMap,
+    Privileged(caller): Privileged,
     Query(p): Query<Params>,
 ) -> Result<Json<Replayed>, ApiError> {
-    ops.authorize(&headers)?;
     let (queue, limit) = checked(&p)?;
     let replayed = ops
         .bus
         .replay_dead_letters(queue, limit)
         .await
         .map_err(WorkerError::Broker)?;
+    tracing::info!(queue, replayed, by = %caller.subject, role = %caller.role, "dead letters replayed");
     Ok(Json(Replayed {
         queue: queue.into(),
         replayed,

@@ -22,6 +22,7 @@ fn app(f: &Fixture) -> axum::Router {
                 .unwrap(),
             ),
             shutdown: CancellationToken::new(),
+            socket_limits: Default::default(),
         },
         &Health::new("interview-service"),
     )

@@ -14,18 +14,22 @@ use crate::testing::{Answer, Fixture, png};
 /// A socket on `f`'s app: what the client sends, and what it receives.
 struct Client {
     tx: mpsc::UnboundedSender<Incoming>,
-    rx: mpsc::UnboundedReceiver<String>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Client {
     async fn open(f: &Fixture, session_id: &str) -> Self {
+        Self::open_with(f, session_id, SocketLimits::default()).await
+    }
+
+    async fn open_with(f: &Fixture, session_id: &str, limits: SocketLimits) -> Self {
         let (tx, in_rx) = mpsc::unbounded_channel::<Incoming>();
-        let (out_tx, rx) = mpsc::unbounded_channel::<String>();
+        let (out_tx, rx) = mpsc::unbounded_channel::<Outgoing>();
         let sink = Box::pin(futures_util::sink::unfold(
             out_tx,
-            |tx, text: String| async move {
-                tx.send(text).map_err(|_| "closed")?;
+            |tx, out: Outgoing| async move {
+                tx.send(out).map_err(|_| "closed")?;
                 Ok::<_, &str>(tx)
             },
         ));
@@ -34,6 +38,7 @@ impl Client {
             session_id.to_string(),
             sink,
             tokio_stream::wrappers::UnboundedReceiverStream::new(in_rx),
+            limits,
             CancellationToken::new(),
         ));
         let mut client = Self { tx, rx, task };
@@ -49,12 +54,21 @@ impl Client {
         self.tx.send(Incoming::Text(message.to_string())).unwrap();
     }
 
-    async fn next(&mut self) -> Value {
-        let text = tokio::time::timeout(Duration::from_secs(5), self.rx.recv())
+    /// The next message, pings included.
+    async fn next_out(&mut self) -> Outgoing {
+        tokio::time::timeout(Duration::from_secs(5), self.rx.recv())
             .await
             .expect("a message within 5 s")
-            .expect("the socket is open");
-        serde_json::from_str(&text).unwrap()
+            .expect("the socket is open")
+    }
+
+    /// The next text message (pings skipped).
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Outgoing::Text(text) = self.next_out().await {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
     }
 
     async fn until(&mut self, kind: &str) -> Value {
@@ -71,7 +85,12 @@ impl Client {
         self.tx.send(Incoming::Close).unwrap();
         self.task.await.unwrap();
         tokio_stream::wrappers::UnboundedReceiverStream::new(self.rx)
-            .map(|t| serde_json::from_str(&t).unwrap())
+            .filter_map(|out| async move {
+                match out {
+                    Outgoing::Text(t) => Some(serde_json::from_str(&t).unwrap()),
+                    Outgoing::Ping => None,
+                }
+            })
             .collect()
             .await
     }
@@ -159,6 +178,14 @@ async fn a_busy_emotion_service_is_neither_an_error_nor_a_pause_for_the_candidat
     }
     c.text(json!({"type": "ping"}));
     c.until("pong").await;
+    // Every busy frame was offered before the service recovers (on a loaded machine the last
+    // may still be on its way).
+    for _ in 0..200 {
+        if f.emotion.calls.load(Ordering::SeqCst) >= 6 {
+            break;
+        }
+        settle().await;
+    }
     f.emotion(Answer::Works);
     c.frame();
     c.until("emotion_update").await;
@@ -204,4 +231,75 @@ async fn frames_sent_before_complete_are_analysed_before_the_interview_completes
     let session = f.app.get(&s.id).await.unwrap();
     assert!(session.completed_at.is_some());
     assert_eq!((session.frames_received, session.frames_analyzed), (2, 2));
+}
+
+fn quick_limits() -> SocketLimits {
+    SocketLimits {
+        ping_after: Duration::from_millis(150),
+        idle_timeout: Duration::from_millis(400),
+        ..SocketLimits::default()
+    }
+}
+
+#[tokio::test]
+async fn a_silent_socket_is_pinged_then_closed_with_a_code() {
+    let f = Fixture::new().await;
+    let id = f.start(true).await.id;
+    let mut client = Client::open_with(&f, &id, quick_limits()).await;
+    assert_eq!(client.next_out().await, Outgoing::Ping);
+    let closing = client.next().await;
+    assert_eq!(closing["type"], "error");
+    assert_eq!(closing["data"]["code"], "IDLE_TIMEOUT", "{closing}");
+    tokio::time::timeout(Duration::from_secs(5), &mut client.task)
+        .await
+        .expect("the socket loop ends")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_answers_pings_stays_connected() {
+    let f = Fixture::new().await;
+    let id = f.start(true).await.id;
+    let mut client = Client::open_with(&f, &id, quick_limits()).await;
+    for _ in 0..4 {
+        assert_eq!(client.next_out().await, Outgoing::Ping);
+        client.tx.send(Incoming::Alive).unwrap();
+    }
+    assert!(
+        !client.task.is_finished(),
+        "open past several idle timeouts"
+    );
+    client.text(json!({"type": "ping"}));
+    assert_eq!(client.until("pong").await["type"], "pong");
+}
+
+#[tokio::test]
+async fn frames_over_the_rate_get_one_coded_error_and_the_socket_stays() {
+    let f = Fixture::new().await;
+    let id = f.start(true).await.id;
+    let limits = SocketLimits {
+        frame_rate: 1,
+        frame_burst: 3,
+        ..SocketLimits::default()
+    };
+    let mut client = Client::open_with(&f, &id, limits).await;
+    for _ in 0..10 {
+        client.frame();
+    }
+    let limited = client.until("error").await;
+    assert_eq!(limited["data"]["code"], "RATE_LIMITED", "{limited}");
+    settle().await;
+    client.text(json!({"type": "ping"}));
+    let mut errors = 0;
+    loop {
+        let m = client.next().await;
+        match m["type"].as_str() {
+            Some("pong") => break,
+            Some("error") => errors += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(errors, 0, "told once per spell");
+    let asked = f.emotion.calls.load(Ordering::SeqCst);
+    assert!(asked <= 3, "{asked} frames analysed past a burst of 3");
 }

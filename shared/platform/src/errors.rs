@@ -97,6 +97,8 @@ impl ErrorClass {
 /// | `UNAUTHENTICATED` | unauthenticated | missing or wrong credentials |
 /// | `FORBIDDEN` | forbidden | valid credentials whose role may not do this |
 /// | `RATE_LIMITED`, `OVERLOADED` | overloaded | a client over its rate, or a service shedding load |
+/// | `REQUEST_TIMEOUT` | timeout | a REST handler did not answer within the server's request timeout |
+/// | `IDLE_TIMEOUT` | (WebSocket only) | a socket silent past its idle timeout, pings unanswered; it is closed |
 /// | `BROKER_UNAVAILABLE`, `DOWNSTREAM_UNAVAILABLE`, `MODELS_UNAVAILABLE` | unavailable | a dependency is down |
 /// | `INTERNAL` | internal | anything else; details stay in the service's log |
 pub mod code {
@@ -110,8 +112,11 @@ pub mod code {
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const OVERLOADED: &str = "OVERLOADED";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const IDLE_TIMEOUT: &str = "IDLE_TIMEOUT";
     pub const BROKER_UNAVAILABLE: &str = "BROKER_UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";
+    pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 }
 
 /// The error every client sees: a class, a stable machine-readable code and a human message.

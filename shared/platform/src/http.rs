@@ -63,6 +63,37 @@ pub fn observe(router: Router, service: &'static str) -> Router {
     )
 }
 
+/// Bounds how long a REST handler may take to answer; gRPC calls carry their own deadline
+/// (`grpc-timeout`), which the caller chose, and a streaming batch may rightly run longer.
+pub fn time_limit(router: Router, limit: std::time::Duration) -> Router {
+    router.layer(middleware::from_fn(
+        move |req: Request, next: Next| async move {
+            if is_grpc(req.headers()) {
+                return next.run(req).await;
+            }
+            match tokio::time::timeout(limit, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    metrics::counter!("http_request_timeouts_total").increment(1);
+                    ApiError::new(
+                        ErrorClass::Timeout,
+                        crate::errors::code::REQUEST_TIMEOUT,
+                        format!("the request took longer than {} ms", limit.as_millis()),
+                    )
+                    .into_response()
+                }
+            }
+        },
+    ))
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
 /// Consul's and Kubernetes' checks (HTTP and `grpc.health.v1`) and Prometheus scrapes.
 fn is_probe(path: &str) -> bool {
     path.starts_with("/health") || path == "/metrics" || path.starts_with("/grpc.health.v1.")
@@ -91,11 +122,7 @@ async fn record_metrics(service: &'static str, req: Request, next: Next) -> Resp
 /// The JSON 404 of every service; a gRPC request for an unknown method gets UNIMPLEMENTED instead,
 /// so services that serve REST and gRPC on one port answer each protocol in its own terms.
 pub async fn not_found(headers: HeaderMap) -> Response {
-    let grpc = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"));
-    if grpc {
+    if is_grpc(&headers) {
         return tonic::Status::unimplemented("unknown gRPC method").into_http::<axum::body::Body>();
     }
     ApiError::new(

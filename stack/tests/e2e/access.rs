@@ -57,7 +57,7 @@ async fn each_role_gets_what_the_route_matrix_says() {
     ];
     let get = |path: String| (http::Method::GET, path, Value::Null);
     let post = |path: &str, body: Value| (http::Method::POST, path.to_string(), body);
-    let cases: Vec<((http::Method, String, Value), [u16; 6])> = vec![
+    let cases: Vec<Case> = vec![
         (
             get(format!("/api/v1/interviews/{here}")),
             [401, 200, 404, 200, 404, 200],
@@ -95,9 +95,82 @@ async fn each_role_gets_what_the_route_matrix_says() {
             [401, 403, 403, 403, 403, 400],
         ),
     ];
+    let failures = walk(&t, &tokens, &cases).await;
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    // The socket: the candidate of this interview joins; a recruiter of another organisation
+    // hears exactly what an unknown interview says.
+    let mut own = ws_connect(&t.ws_url(&here), tokens[1].as_deref()).await;
+    assert_eq!(
+        ws_until(&mut own, "status").await["data"]["state"],
+        "in_progress"
+    );
+    let mut stranger = ws_connect(&t.ws_url(&here), tokens[4].as_deref()).await;
+    let refused = ws_until(&mut stranger, "error").await;
+    let mut unknown = ws_connect(&t.ws_url("no-such-interview"), Some(&t.token)).await;
+    let absent = ws_until(&mut unknown, "error").await;
+    assert_eq!(
+        refused["data"]["code"], absent["data"]["code"],
+        "{refused} / {absent}"
+    );
+    assert_eq!(refused["data"]["code"], "SESSION_NOT_FOUND");
+    drop((own, stranger, unknown));
+
+    // Results: the emotion timeline, the score and the report are the organisation's to read
+    // (and services'); a candidate reads none, not even their own; another organisation finds
+    // nothing there.
+    let frame = json!({"image": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, face_jpeg())});
+    assert_eq!(
+        t.post(&format!("/api/v1/interviews/{here}/frames"), &frame)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t.post(&format!("/api/v1/interviews/{here}/complete"), &json!({}))
+            .await
+            .status,
+        200
+    );
+    let scored = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if t.get(&format!("/api/v1/scores/session/{here}"))
+                .await
+                .status
+                == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(scored.is_ok(), "the interview was scored");
+    let results = [401, 403, 403, 200, 404, 200];
+    let cases = vec![
+        (get(format!("/api/v1/emotions/session/{here}")), results),
+        (get(format!("/api/v1/scores/session/{here}")), results),
+        (
+            get(format!("/api/v1/scores/report?session_id={here}")),
+            results,
+        ),
+        (
+            post("/api/v1/scores/report", json!({"session_id": here})),
+            results,
+        ),
+    ];
+    let failures = walk(&t, &tokens, &cases).await;
+    assert!(failures.is_empty(), "{failures:#?}");
+    t.stop().await;
+}
+
+type Case = ((http::Method, String, Value), [u16; 6]);
+
+/// Every case as every role; what differed from the matrix.
+async fn walk(t: &TestStack, tokens: &[Option<String>; 6], cases: &[Case]) -> Vec<String> {
     let http = HttpClient::new();
     let mut failures = Vec::new();
-    for ((method, path, body), expected) in &cases {
+    for ((method, path, body), expected) in cases {
         for (role, (token, want)) in ROLES.iter().zip(tokens.iter().zip(expected)) {
             let auth = token.as_ref().map(|t| format!("Bearer {t}"));
             let headers: Vec<(&str, &str)> =
@@ -119,23 +192,5 @@ async fn each_role_gets_what_the_route_matrix_says() {
             }
         }
     }
-    assert!(failures.is_empty(), "{failures:#?}");
-
-    // The socket: the candidate of this interview joins; a recruiter of another organisation
-    // hears exactly what an unknown interview says.
-    let mut own = ws_connect(&t.ws_url(&here), tokens[1].as_deref()).await;
-    assert_eq!(
-        ws_until(&mut own, "status").await["data"]["state"],
-        "in_progress"
-    );
-    let mut stranger = ws_connect(&t.ws_url(&here), tokens[4].as_deref()).await;
-    let refused = ws_until(&mut stranger, "error").await;
-    let mut unknown = ws_connect(&t.ws_url("no-such-interview"), Some(&t.token)).await;
-    let absent = ws_until(&mut unknown, "error").await;
-    assert_eq!(
-        refused["data"]["code"], absent["data"]["code"],
-        "{refused} / {absent}"
-    );
-    assert_eq!(refused["data"]["code"], "SESSION_NOT_FOUND");
-    t.stop().await;
+    failures
 }

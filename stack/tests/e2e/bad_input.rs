@@ -70,10 +70,17 @@ async fn rest_rejects_bad_input_with_status_and_code_and_keeps_stored_answers() 
             400,
             "INVALID_FRAME",
         ),
+        // Just over the 2 MiB frame limit: read, then refused by the frame check.
+        (
+            json!({"image": b64(&vec![0xFF; 2 * 1024 * 1024 + 1])}),
+            413,
+            "FRAME_TOO_LARGE",
+        ),
+        // Far over it: refused before the body is buffered.
         (
             json!({"image": b64(&vec![0xFF; 3 * 1024 * 1024])}),
             413,
-            "FRAME_TOO_LARGE",
+            "PAYLOAD_TOO_LARGE",
         ),
         (
             json!({"image": b64(&face_jpeg()[..2000])}),
@@ -206,7 +213,7 @@ async fn the_socket_answers_bad_messages_with_error_codes_and_stays_open() {
             "INVALID_FRAME",
         ),
         (
-            json!({"type": "frame", "data": {"image": b64(&vec![0xFF; 3 * 1024 * 1024])}})
+            json!({"type": "frame", "data": {"image": b64(&vec![0xFF; 2 * 1024 * 1024 + 1])}})
                 .to_string(),
             "FRAME_TOO_LARGE",
         ),

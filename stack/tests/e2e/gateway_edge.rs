@@ -1,5 +1,6 @@
 //! The gateway's own behaviour: JSON 404s, request ids, bearer tokens, rate limits.
 
+use futures_util::StreamExt;
 use iv_platform::client::HttpClient;
 use serde_json::json;
 
@@ -149,5 +150,70 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
         (1..=2).contains(&retry_after),
         "one request a second comes back within a second or two: {retry_after}"
     );
+    t.stop().await;
+}
+
+/// A browser cannot set headers on a WebSocket: it offers the token as a subprotocol, and the
+/// gateway answers with the protocol it speaks (or the browser would drop the socket).
+#[tokio::test]
+async fn a_browser_socket_signs_in_with_its_invitation_as_a_subprotocol() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let t = spawn_stack(&[]).await;
+    let started = t
+        .post(
+            "/api/v1/interviews/start",
+            &json!({"user_id": "c-1", "candidate_name": "Ada", "consent": true}),
+        )
+        .await;
+    assert_eq!(started.status, 201, "{}", started.json());
+    let invitation = started.json()["invitation"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let mut request = t.ws_url(&id).into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("ai-interview, bearer.{invitation}")
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "ai-interview");
+    assert_eq!(ws_next(&mut ws).await["type"], "status");
+
+    // Without it the upgrade is refused before any socket opens.
+    let mut bare = t.ws_url(&id).into_client_request().unwrap();
+    bare.headers_mut()
+        .insert("sec-websocket-protocol", "ai-interview".parse().unwrap());
+    match tokio_tungstenite::connect_async(bare).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("expected a 401 upgrade refusal, got {other:?}"),
+    }
+    t.stop().await;
+}
+
+/// A client that stops answering (no messages, no pongs) is closed by the gateway, so a
+/// vanished browser does not hold a socket and an analysis slot forever.
+#[tokio::test]
+async fn a_silent_socket_is_closed_at_the_edge() {
+    let t = spawn_stack(&[("GATEWAY_WS_IDLE_TIMEOUT_MS", "700")]).await;
+    let id = t.start_interview(true).await;
+    let mut ws = ws_connect(&t.ws_url(&id), Some(&t.token)).await;
+    assert_eq!(ws_next(&mut ws).await["type"], "status");
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None
+                | Some(Err(_))
+                | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => {
+                    return;
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open well past the idle timeout");
     t.stop().await;
 }

@@ -7,12 +7,14 @@ use iv_contracts::events::{Event, InterviewCompleted};
 use iv_test_support::*;
 
 #[tokio::test]
-async fn dead_letters_are_listed_with_their_reason_and_replayed_behind_the_ops_token() {
-    let t = spawn_stack(&[("OPS_TOKEN", "s3cret")]).await;
+async fn dead_letters_are_listed_with_their_reason_and_replayed_by_an_operator() {
+    let t = spawn_stack(&[]).await;
     let stack = t.stack.as_ref().unwrap();
     let worker = format!("http://{}", stack.addresses.worker);
     let list = format!("{worker}/ops/dead-letters?queue=worker.interview-completed");
-    let auth = [("authorization", "Bearer s3cret")];
+    // What `stack mint-token --service ops` prints.
+    let assertion = iv_stack::tokens::service_assertion(&t.env, "ops").unwrap();
+    let auth = [("x-iv-identity", assertion.as_str())];
     let get = |url: String| {
         let http = t.http.clone();
         async move {
@@ -25,6 +27,18 @@ async fn dead_letters_are_listed_with_their_reason_and_replayed_behind_the_ops_t
     let denied = t.http.get(&list).await.unwrap();
     assert_eq!(denied.status, 401);
     assert!(denied.json()["error"].is_string(), "{:?}", denied.body);
+    let forged = t
+        .http
+        .send(
+            http::Method::GET,
+            &list,
+            None,
+            Vec::new(),
+            &[("x-iv-identity", "made.up.assertion")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 401);
     let unknown = get(format!("{worker}/ops/dead-letters?queue=nope")).await;
     assert_eq!(unknown.status, 400);
     assert!(

@@ -124,6 +124,28 @@ impl Principal {
         }
     }
 
+    /// Whether this caller may read an interview's results (timeline, score, report) when the
+    /// interview belongs to `org`: its organisation's members and services. A candidate reads
+    /// only their own status, never results.
+    pub fn may_review(&self, org: Option<&OrgId>) -> bool {
+        match self.role {
+            Role::Service => true,
+            Role::Admin | Role::Recruiter => org.is_some() && self.org.as_ref() == org,
+            Role::Candidate => false,
+        }
+    }
+
+    /// The organisation work done for this caller belongs to: a member's own, or for a service
+    /// (acting for the interview it names) the `claimed` one it passes on.
+    pub fn acting_for(&self, claimed: &str) -> Option<OrgId> {
+        match self.role {
+            Role::Service => {
+                (!claimed.trim().is_empty()).then(|| OrgId(claimed.trim().to_string()))
+            }
+            _ => self.org.clone(),
+        }
+    }
+
     /// Admins of any organisation and services: the internal endpoints.
     pub fn is_privileged(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Service)
@@ -133,6 +155,28 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_are_for_the_organisation_and_services_and_work_is_done_for_the_right_one() {
+        let (a, b) = (OrgId("a".into()), OrgId("b".into()));
+        let recruiter = Principal::member("r", Role::Recruiter, a.clone());
+        assert!(recruiter.may_review(Some(&a)));
+        assert!(!recruiter.may_review(Some(&b)));
+        assert!(
+            !recruiter.may_review(None),
+            "a session of no known organisation"
+        );
+        assert!(!Principal::candidate("c", a.clone(), "i").may_review(Some(&a)));
+        assert!(Principal::service("worker").may_review(None));
+
+        assert_eq!(
+            recruiter.acting_for("b"),
+            Some(a.clone()),
+            "members act for their own"
+        );
+        assert_eq!(Principal::service("interview").acting_for("b"), Some(b));
+        assert_eq!(Principal::service("interview").acting_for(" "), None);
+    }
 
     #[test]
     fn roles_read_back_what_they_print() {
