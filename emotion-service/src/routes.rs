@@ -122,4 +122,6 @@ async fn health(State(s): State<RestState>) -> impl IntoResponse {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

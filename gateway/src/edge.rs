@@ -216,4 +216,24 @@ mod tests {
         ];
         assert_eq!(Edge::presented_token(&request(&both)).as_deref(), Some("h"));
     }
+
+    proptest::proptest! {
+        /// Whatever a client puts in the headers a token is read from, reading answers.
+        #[test]
+        fn any_header_values_are_read_without_panic(
+            authorization in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            protocols in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+        ) {
+            let mut req = request(&[]);
+            if let Ok(v) = HeaderValue::from_bytes(&protocols) {
+                req.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+            }
+            let _ = Edge::presented_token(&req);
+            strip_token_subprotocol(&mut req);
+            if let Ok(v) = HeaderValue::from_bytes(&authorization) {
+                req.headers_mut().insert(header::AUTHORIZATION, v);
+            }
+            let _ = Edge::presented_token(&req);
+        }
+    }
 }

@@ -347,4 +347,6 @@ async fn serve_socket(socket: WebSocket, s: AppState, id: String) {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

@@ -136,4 +136,6 @@ async fn health(State(s): State<RestState>) -> impl IntoResponse {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

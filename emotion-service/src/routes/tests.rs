@@ -11,7 +11,7 @@ use crate::app::EmotionApp;
 use crate::inference::InferencePool;
 use crate::store::{self, EmotionStore};
 
-async fn app() -> axum::Router {
+pub(super) async fn app() -> axum::Router {
     let app = EmotionApp::new(
         crate::models_missing("no models in this test"),
         InferencePool::new(1, 1),
@@ -26,7 +26,7 @@ fn analyze(body: Value) -> axum::http::Request<axum::body::Body> {
     post_json("/api/v1/emotions/analyze", &body)
 }
 
-fn base64(bytes: &[u8]) -> String {
+pub(super) fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 

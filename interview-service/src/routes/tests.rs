@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{AppState, router};
 use crate::testing::{Answer, Fixture};
 
-fn app(f: &Fixture) -> axum::Router {
+pub(super) fn app(f: &Fixture) -> axum::Router {
     router(
         AppState {
             app: f.app.clone(),

@@ -303,3 +303,52 @@ async fn frames_over_the_rate_get_one_coded_error_and_the_socket_stays() {
     let asked = f.emotion.calls.load(Ordering::SeqCst);
     assert!(asked <= 3, "{asked} frames analysed past a burst of 3");
 }
+
+mod props {
+    use iv_platform::testing::arbitrary::{self, image_like_bytes};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn incoming() -> impl Strategy<Value = Incoming> {
+        let kinds = &["frame", "answer", "ping", "complete", "", "other"][..];
+        prop_oneof![
+            ".{0,100}".prop_map(Incoming::Text),
+            (prop::sample::select(kinds), arbitrary::json()).prop_map(|(kind, data)| {
+                Incoming::Text(json!({"type": kind, "data": data}).to_string())
+            }),
+            image_like_bytes().prop_map(Incoming::Binary),
+            Just(Incoming::Alive),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Whatever a client sends, the socket answers and stays: a ping after it gets a pong.
+        #[test]
+        fn any_messages_leave_the_socket_serving(messages in prop::collection::vec(incoming(), 0..12)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let f = Fixture::new().await;
+                let s = f.start(true).await;
+                let mut c = Client::open(&f, &s.id).await;
+                for m in messages {
+                    c.tx.send(m).unwrap();
+                }
+                c.text(json!({"type": "ping"}));
+                loop {
+                    let m = c.next().await;
+                    if m["type"] == "pong" {
+                        break;
+                    }
+                    if m["type"] == "error" {
+                        prop_assert!(m["data"]["code"].is_string(), "{}", m);
+                    }
+                }
+                prop_assert!(!c.task.is_finished());
+                Ok(())
+            })?;
+        }
+    }
+}

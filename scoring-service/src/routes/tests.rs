@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::app::ScoringApp;
 use crate::store::{self, ScoreStore};
 
-async fn app() -> axum::Router {
+pub(super) async fn app() -> axum::Router {
     let pool = fresh_sqlite(&[store::SCHEMA]).await;
     crate::service_router(
         ScoringApp::new(ScoreStore::new(pool), crate::meaning::test_encoder()),

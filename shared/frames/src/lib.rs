@@ -293,3 +293,45 @@ mod tests {
         ));
     }
 }
+
+/// Whatever bytes or text a client sends as a frame, inspection answers (never panics), and
+/// anything accepted really is a JPEG or PNG of sane size.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn image_like() -> impl Strategy<Value = Vec<u8>> {
+        let tail = prop::collection::vec(any::<u8>(), 0..512);
+        prop_oneof![
+            tail.clone(),
+            tail.clone()
+                .prop_map(|t| [&b"\xFF\xD8\xFF"[..], &t].concat()),
+            tail.prop_map(|t| [&b"\x89PNG\r\n\x1a\n"[..], &t].concat()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bytes_are_inspected_without_panic(
+            bytes in image_like(),
+            declared in prop::sample::select(&["", "jpeg", "png", "image/jpeg", "gif", "x"][..]),
+        ) {
+            if let Ok(info) = inspect(&bytes, declared) {
+                prop_assert!(info.width > 0 && info.height > 0);
+                prop_assert!(bytes.starts_with(b"\xFF\xD8") || bytes.starts_with(b"\x89PNG"));
+            }
+        }
+
+        #[test]
+        fn any_text_is_decoded_or_refused(
+            text in ".{0,300}",
+            prefix in prop::sample::select(&["", "data:image/png;base64,", "data:", "data:;base64,"][..]),
+        ) {
+            let _ = decode_base64(&format!("{prefix}{text}"), 1024);
+        }
+    }
+}

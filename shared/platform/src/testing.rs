@@ -113,3 +113,74 @@ pub async fn grpc_status(router: &Router, path: &str) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(String::from)
 }
+
+/// Inputs from the internet, for property tests: whatever a client could send.
+pub mod arbitrary {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    /// Any JSON value, a few levels deep, with strings that include the awkward (empty, long,
+    /// control characters, non-ASCII) and numbers that include the extremes.
+    pub fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop_oneof![Just(u64::MAX), Just(0), any::<u64>()].prop_map(Value::from),
+            ".{0,40}".prop_map(Value::String),
+            Just(Value::String("x".repeat(70_000))),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,12}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A JSON object with some of `fields` (the ones a route reads) set to anything, so the
+    /// input gets past the parser into the route's own checks.
+    pub fn body_with(fields: &'static [&'static str]) -> impl Strategy<Value = Value> {
+        prop::collection::vec((prop::sample::select(fields), json()), 0..=fields.len()).prop_map(
+            |pairs| {
+                let mut m = Map::new();
+                for (k, v) in pairs {
+                    m.insert(k.to_string(), v);
+                }
+                Value::Object(m)
+            },
+        )
+    }
+
+    /// Bytes that are mostly garbage, sometimes behind a JPEG or PNG signature.
+    pub fn image_like_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let tail = prop::collection::vec(any::<u8>(), 0..512);
+        prop_oneof![
+            tail.clone(),
+            tail.clone()
+                .prop_map(|t| [&b"\xFF\xD8\xFF"[..], &t].concat()),
+            tail.prop_map(|t| [&b"\x89PNG\r\n\x1a\n"[..], &t].concat()),
+        ]
+    }
+}
+
+/// Sends `request` and checks the answer is not a server error: what a property test asks of
+/// every route fed arbitrary input. `tolerated` names 5xx codes that are honest answers here
+/// (a test instance without models says so with 503 `MODELS_UNAVAILABLE`).
+pub async fn never_a_server_error(
+    router: &Router,
+    request: Request<Body>,
+    tolerated: &[&str],
+) -> Result<(), String> {
+    let what = format!("{} {}", request.method(), request.uri());
+    let (status, body) = call(router, request).await;
+    if status.is_server_error() && !tolerated.contains(&body["code"].as_str().unwrap_or_default()) {
+        return Err(format!("{what}: {status} {body}"));
+    }
+    if status.is_client_error() && !body["code"].is_string() {
+        return Err(format!("{what}: {status} without a JSON code: {body}"));
+    }
+    Ok(())
+}

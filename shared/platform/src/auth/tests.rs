@@ -363,3 +363,54 @@ fn the_service_secret_is_created_once_and_shared() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Whatever arrives as a token or an identity header, verification answers (never panics), and
+/// a token altered anywhere is refused unless it still says exactly what was signed.
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn own_only(own: &SigningKey) -> Verifier {
+        Verifier::new(vec![Issuer {
+            issuer: OWN.into(),
+            audience: AUDIENCE.into(),
+            keys: Jwks::new(KeySource::Fixed(own.jwks())),
+            trust: Trust::Own,
+        }])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn tokens_from_anywhere_are_answered(
+            garbage in ".{0,300}",
+            dotted in "[A-Za-z0-9_\\-]{0,40}\\.[A-Za-z0-9_\\-]{0,60}\\.[A-Za-z0-9_\\-]{0,60}",
+            at in any::<prop::sample::Index>(),
+            with in any::<u8>(),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let own = SigningKey::generate(OWN, AUDIENCE).unwrap();
+            let verifier = own_only(&own);
+            let principal = Principal::member("ann", Role::Recruiter, acme());
+            let token = own.mint(&principal, Duration::from_secs(600)).unwrap();
+            rt.block_on(async {
+                prop_assert!(verifier.verify(&garbage).await.is_err());
+                prop_assert!(verifier.verify(&dotted).await.is_err());
+                let mut altered = token.clone().into_bytes();
+                let i = at.index(altered.len());
+                altered[i] = with;
+                if let Ok(altered) = String::from_utf8(altered) {
+                    if let Ok(p) = verifier.verify(&altered).await {
+                        prop_assert_eq!(p, principal.clone(), "an altered token {} verified", altered);
+                    }
+                }
+                Ok(())
+            })?;
+            let credential = ServiceCredential::new("gateway", &[7u8; 32]).unwrap();
+            prop_assert!(credential.verify(&garbage).is_err());
+            prop_assert!(credential.verify(&dotted).is_err());
+        }
+    }
+}
