@@ -171,6 +171,7 @@ pub fn app(config: &Config) -> anyhow::Result<Router> {
             idle: config.ws_idle,
         });
     let api = Router::new()
+        .merge(group("/api/v1/organisation", interview.clone()))
         .merge(group("/api/v1/interviews", interview))
         .merge(group(
             "/api/v1/emotions",

@@ -25,6 +25,15 @@ pub enum InterviewError {
     /// A valid caller whose role may not do this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The organisation revoked this member; their token no longer opens its interviews.
+    #[error("your membership of this organisation was revoked")]
+    MembershipRevoked,
+    #[error("{0} is already a member")]
+    MemberExists(String),
+    #[error("no member {0}")]
+    MemberNotFound(String),
+    #[error("an organisation keeps at least one admin")]
+    LastAdmin,
     #[error("the invitation could not be signed")]
     Invitation(#[source] iv_platform::auth::AuthError),
     #[error("interview session {0} not found")]
@@ -79,6 +88,10 @@ impl From<InterviewError> for ApiError {
             InterviewError::InvalidMessage(_) => (InvalidInput, code::INVALID_MESSAGE),
             InterviewError::UnsupportedMediaType => (InvalidInput, code::UNSUPPORTED_MEDIA_TYPE),
             InterviewError::Forbidden(_) => (Forbidden, iv_platform::auth::codes::FORBIDDEN),
+            InterviewError::MembershipRevoked => (Forbidden, "MEMBERSHIP_REVOKED"),
+            InterviewError::MemberExists(_) => (Conflict, "MEMBER_EXISTS"),
+            InterviewError::MemberNotFound(_) => (NotFound, "MEMBER_NOT_FOUND"),
+            InterviewError::LastAdmin => (Conflict, "LAST_ADMIN"),
             InterviewError::SessionNotFound(_) => (NotFound, "SESSION_NOT_FOUND"),
             InterviewError::SessionCompleted(_) => (Conflict, "SESSION_COMPLETED"),
             InterviewError::UnknownQuestion(_) => (InvalidInput, "UNKNOWN_QUESTION"),

@@ -10,6 +10,8 @@
 //!   arrived), and [`downstream`] what they ask of the emotion and scoring services.
 //! - [`messages`], [`ws`]: the WebSocket protocol and the per-socket loop; [`sampling`]: how a
 //!   socket samples frames past capacity, and when it tells the candidate.
+//! - [`members`]: organisations and their admins and recruiters (added on first sign-in,
+//!   revoked by an admin); the first start creates the default organisation and admin.
 //! - [`hub`]: fan-out to a session's sockets. [`routes`]: REST and the socket endpoint.
 //! - [`error`]: the crate's errors and their mapping to HTTP status and stable codes.
 
@@ -17,6 +19,7 @@ pub mod app;
 pub mod downstream;
 pub mod error;
 pub mod hub;
+pub mod members;
 pub mod messages;
 pub mod questions;
 pub mod routes;
@@ -87,15 +90,23 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
 /// Connects storage and clients, starts the outbox relay and the score consumer, binds.
 pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let health = Health::new("interview-service");
-    let pool = db::open(&config.database_url, &[store::SCHEMA, outbox::SCHEMA])
-        .await
-        .context("opening the database")?;
+    let pool = db::open(
+        &config.database_url,
+        &[store::SCHEMA, outbox::SCHEMA, members::SCHEMA],
+    )
+    .await
+    .context("opening the database")?;
     for added in [store::ADDED_COLUMNS, outbox::ADDED_COLUMNS] {
         db::add_missing_columns(&pool, added)
             .await
             .context("upgrading the database")?;
     }
     health.set("database", true, "connected");
+    let members = members::Members::new(pool.clone());
+    members
+        .ensure_first()
+        .await
+        .context("creating the first organisation")?;
     health.set("broker", true, bus.kind());
 
     let cancel = CancellationToken::new();
@@ -161,6 +172,7 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let router = routes::router(
         routes::AppState {
             app: app.clone(),
+            members,
             invitations: std::sync::Arc::new(
                 config
                     .server

@@ -5,7 +5,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use iv_platform::CancellationToken;
@@ -13,7 +13,7 @@ use iv_platform::auth::{Caller, Principal};
 use iv_platform::errors::AppJson;
 use iv_platform::health::Health;
 use iv_platform::http;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::{FrameOutcome, FrameUpload, InterviewApp, StartRequest};
 use crate::error::InterviewError;
@@ -24,11 +24,80 @@ use crate::ws::{self, Incoming, Outgoing};
 #[derive(Clone)]
 pub struct AppState {
     pub app: InterviewApp,
+    /// Who the organisations say their members are.
+    pub members: crate::members::Members,
     /// Signs candidates' invitations (the backend's own key, the one the gateway trusts).
     pub invitations: std::sync::Arc<iv_platform::auth::SigningKey>,
     /// Cancelled on shutdown, so open sockets say goodbye and close.
     pub shutdown: CancellationToken,
     pub socket_limits: ws::SocketLimits,
+}
+
+/// Every request from a member passes the organisation's own list first: a revoked member is
+/// refused here, on every route and the socket alike.
+async fn admit(
+    State(members): State<crate::members::Members>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(asserted) = req.extensions().get::<iv_platform::auth::Asserted>()
+        && let Err(e) = members.admit(&asserted.principal).await
+    {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+#[derive(Debug, Serialize)]
+struct MemberList {
+    org_id: String,
+    members: Vec<crate::members::Member>,
+}
+
+/// The caller's organisation's members (admins only).
+async fn members(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<MemberList>, InterviewError> {
+    let org = match (caller.role, caller.org.as_ref()) {
+        (iv_platform::auth::Role::Admin, Some(org)) => org.clone(),
+        _ => {
+            return Err(InterviewError::Forbidden(
+                "only an organisation's admins manage its members",
+            ));
+        }
+    };
+    Ok(Json(MemberList {
+        members: s.members.list(&org).await?,
+        org_id: org.0,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewMember {
+    subject: String,
+    role: String,
+}
+
+async fn add_member(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    AppJson(body): AppJson<NewMember>,
+) -> Result<Response, InterviewError> {
+    let role = body
+        .role
+        .parse()
+        .map_err(|_| InterviewError::InvalidArgument("role must be admin or recruiter".into()))?;
+    let member = s.members.add(&caller, &body.subject, role).await?;
+    Ok((StatusCode::CREATED, Json(member)).into_response())
+}
+
+async fn revoke_member(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(subject): Path<String>,
+) -> Result<Json<crate::members::Member>, InterviewError> {
+    Ok(Json(s.members.revoke(&caller, &subject).await?))
 }
 
 /// The largest message a frame needs: one frame of the service's limit, base64-encoded (4/3)
@@ -50,7 +119,19 @@ pub fn router(state: AppState, health: &Health) -> Router {
         .route("/api/v1/interviews/{id}/complete", post(complete))
         .route("/api/v1/interviews/{id}/status", get(status))
         .route("/ws/interviews/{id}", any(socket))
+        .route(
+            "/api/v1/organisation/members",
+            get(members).post(add_member),
+        )
+        .route(
+            "/api/v1/organisation/members/{subject}",
+            delete(revoke_member),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.members.clone(),
+            admit,
+        ))
         .with_state(state);
     http::observe(
         routes.merge(health.router()).fallback(http::not_found),

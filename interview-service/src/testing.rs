@@ -114,13 +114,20 @@ impl AnswerScoring for FakeScoring {
 
 pub struct Fixture {
     pub app: InterviewApp,
+    pub members: crate::members::Members,
     pub emotion: Arc<FakeEmotion>,
     pub scoring: Arc<FakeScoring>,
 }
 
 impl Fixture {
     pub async fn new() -> Self {
-        let pool = iv_platform::testing::fresh_sqlite(&[store::SCHEMA, outbox::SCHEMA]).await;
+        let pool = iv_platform::testing::fresh_sqlite(&[
+            store::SCHEMA,
+            outbox::SCHEMA,
+            crate::members::SCHEMA,
+        ])
+        .await;
+        let members = crate::members::Members::new(pool.clone());
         let bus = EventBus::connect(None, "").await.unwrap();
         let emotion = Arc::new(FakeEmotion {
             answer: Mutex::new(Answer::Works),
@@ -140,6 +147,7 @@ impl Fixture {
         );
         Self {
             app,
+            members,
             emotion,
             scoring,
         }

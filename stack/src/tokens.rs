@@ -11,10 +11,9 @@ use iv_platform::config::Env;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 
-/// The organisation the embedded default signs its first admin into.
-pub const DEFAULT_ORG: &str = "default";
-/// The first admin's subject.
-pub const FIRST_ADMIN: &str = "admin";
+/// The organisation the embedded default signs its first admin into, and that admin: created
+/// by the interview service on its first start.
+pub use interview_service::members::{DEFAULT_ORG, FIRST_ADMIN};
 
 /// A token for `principal` from the signing key `env` names (created if missing), valid `ttl`.
 pub fn mint(

@@ -14,6 +14,7 @@ pub(super) fn app(f: &Fixture) -> axum::Router {
     router(
         AppState {
             app: f.app.clone(),
+            members: f.members.clone(),
             invitations: std::sync::Arc::new(
                 iv_platform::auth::SigningKey::generate(
                     "ai-interview",
@@ -145,5 +146,168 @@ async fn an_invitation_opens_its_interview_until_the_interview_expires() {
         let body = json!({"user_id": "c", "expires_in_hours": hours});
         let (status, _) = call(&app(&f), post_json("/api/v1/interviews/start", &body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{hours} hours");
+    }
+}
+
+mod members {
+    use iv_platform::auth::{OrgId, Principal, Role};
+    use iv_platform::testing::as_caller;
+
+    use super::*;
+
+    fn default_org() -> OrgId {
+        OrgId("default".into())
+    }
+
+    fn delete(uri: &str) -> axum::http::Request<axum::body::Body> {
+        axum::http::Request::delete(uri)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_admin_adds_and_revokes_recruiters_and_a_revoked_one_is_refused_everywhere() {
+        let f = Fixture::new().await;
+        assert!(f.members.ensure_first().await.unwrap());
+        assert!(!f.members.ensure_first().await.unwrap(), "only once");
+        let router = app(&f);
+        let id = f.start(true).await.id;
+        let rita = Principal::member("rita", Role::Recruiter, default_org());
+
+        let (status, body) = call(
+            &router,
+            post_json(
+                "/api/v1/organisation/members",
+                &json!({"subject": "rita", "role": "recruiter"}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["added_by"], "admin");
+        let again = post_json(
+            "/api/v1/organisation/members",
+            &json!({"subject": "rita", "role": "admin"}),
+        );
+        expect_codes(
+            &router,
+            vec![(again, StatusCode::CONFLICT, "MEMBER_EXISTS")],
+        )
+        .await;
+
+        let read = || get(&format!("/api/v1/interviews/{id}"));
+        assert_eq!(
+            call(&router, as_caller(read(), rita.clone())).await.0,
+            StatusCode::OK
+        );
+        let (status, body) = call(&router, delete("/api/v1/organisation/members/rita")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["revoked_by"], "admin");
+        let (status, body) = call(&router, as_caller(read(), rita.clone())).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("MEMBERSHIP_REVOKED"))
+        );
+        let start = post_json(
+            "/api/v1/interviews/start",
+            &json!({"user_id": "c", "consent": true}),
+        );
+        assert_eq!(
+            call(&router, as_caller(start, rita.clone())).await.0,
+            StatusCode::FORBIDDEN
+        );
+
+        // Reinstated by an admin, with the role the admin gives.
+        let back = post_json(
+            "/api/v1/organisation/members",
+            &json!({"subject": "rita", "role": "recruiter"}),
+        );
+        assert_eq!(call(&router, back).await.0, StatusCode::CREATED);
+        assert_eq!(
+            call(&router, as_caller(read(), rita)).await.0,
+            StatusCode::OK
+        );
+
+        let (status, body) = call(&router, get("/api/v1/organisation/members")).await;
+        assert_eq!(status, StatusCode::OK);
+        let subjects: Vec<&str> = body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap())
+            .collect();
+        assert_eq!(subjects, ["admin", "rita"]);
+    }
+
+    #[tokio::test]
+    async fn members_seen_first_are_added_and_only_admins_manage() {
+        let f = Fixture::new().await;
+        let router = app(&f);
+        // A recruiter signed in by their provider, never added by hand.
+        let otto = Principal::member("otto@acme.example", Role::Recruiter, OrgId("acme".into()));
+        let start = post_json(
+            "/api/v1/interviews/start",
+            &json!({"user_id": "c", "consent": true}),
+        );
+        assert_eq!(
+            call(&router, as_caller(start, otto.clone())).await.0,
+            StatusCode::CREATED
+        );
+        let listed = f.members.list(&OrgId("acme".into())).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].role, listed[0].added_by.as_str()),
+            (Role::Recruiter, "first sign-in")
+        );
+
+        let add = post_json(
+            "/api/v1/organisation/members",
+            &json!({"subject": "eve", "role": "admin"}),
+        );
+        let (status, body) = call(&router, as_caller(add, otto.clone())).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("FORBIDDEN"))
+        );
+        let list = as_caller(get("/api/v1/organisation/members"), otto);
+        assert_eq!(call(&router, list).await.0, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn the_last_admin_stays_and_bad_member_requests_get_codes() {
+        let f = Fixture::new().await;
+        f.members.ensure_first().await.unwrap();
+        let router = app(&f);
+        expect_codes(
+            &router,
+            vec![
+                (
+                    delete("/api/v1/organisation/members/admin"),
+                    StatusCode::CONFLICT,
+                    "LAST_ADMIN",
+                ),
+                (
+                    delete("/api/v1/organisation/members/nobody"),
+                    StatusCode::NOT_FOUND,
+                    "MEMBER_NOT_FOUND",
+                ),
+                (
+                    post_json(
+                        "/api/v1/organisation/members",
+                        &json!({"subject": "x", "role": "candidate"}),
+                    ),
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                ),
+                (
+                    post_json(
+                        "/api/v1/organisation/members",
+                        &json!({"subject": "", "role": "recruiter"}),
+                    ),
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                ),
+            ],
+        )
+        .await;
     }
 }

@@ -83,6 +83,17 @@ async fn each_role_gets_what_the_route_matrix_says() {
             [401, 403, 403, 201, 201, 201],
         ),
         (
+            get("/api/v1/organisation/members".to_string()),
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            post(
+                "/api/v1/organisation/members",
+                json!({"subject": "new-recruiter", "role": "recruiter"}),
+            ),
+            [401, 403, 403, 403, 403, 201],
+        ),
+        (
             post("/api/v1/scores/calculate", json!({})),
             [401, 403, 403, 403, 403, 400],
         ),
