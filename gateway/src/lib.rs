@@ -160,8 +160,18 @@ pub fn app(config: &Config) -> anyhow::Result<Router> {
         .auth
         .credential(SERVICE.name)
         .context("loading the service credential")?;
+    let tls = config
+        .server
+        .tls
+        .rustls_client()
+        .context("loading the CA upstreams are trusted with")?;
     let upstream = |source: &Source, name| {
-        Upstream::new(source.start(name), config.upstream_timeout, config.max_body)
+        Upstream::new(
+            source.start(name),
+            config.upstream_timeout,
+            config.max_body,
+            tls.clone(),
+        )
     };
     let interview = upstream(&config.interview, "interview-service");
     let ws = Router::new()

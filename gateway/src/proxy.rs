@@ -52,17 +52,29 @@ enum Failure {
 pub struct Upstream {
     pub name: &'static str,
     instances: Instances,
-    client: Client<HttpConnector, Body>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
     timeout: Duration,
     /// Largest request body forwarded; larger ones get 413 without reaching a service.
     pub max_body: usize,
 }
 
 impl Upstream {
-    pub fn new(instances: Instances, timeout: Duration, max_body: usize) -> Self {
+    /// `tls` is how `https://` instances are reached (plain `http://` ones still are).
+    pub fn new(
+        instances: Instances,
+        timeout: Duration,
+        max_body: usize,
+        tls: tokio_rustls::rustls::ClientConfig,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Self {
             name: instances.name(),
             instances,

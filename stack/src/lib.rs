@@ -153,8 +153,21 @@ fn point_at(env: &mut HashMap<String, String>, service: Service, addr: SocketAdd
         Service::Interview => &["INTERVIEW_URL"],
         Service::Worker | Service::Gateway => &[],
     };
+    // A service given a certificate serves TLS, and is reached as https.
+    let prefix = match service {
+        Service::Scoring => "SCORING",
+        Service::Emotion => "EMOTION",
+        Service::Interview => "INTERVIEW",
+        Service::Worker => "WORKER",
+        Service::Gateway => "GATEWAY",
+    };
+    let scheme = if env.contains_key(&format!("{prefix}_TLS_CERT_FILE")) {
+        "https"
+    } else {
+        "http"
+    };
     for key in keys {
-        let url = format!("http://{addr}");
+        let url = format!("{scheme}://{addr}");
         if here {
             env.insert(key.to_string(), url);
         } else {

@@ -78,14 +78,21 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         .auth
         .credential(SERVICE.name)
         .context("loading the service credential")?;
+    let tls = config
+        .server
+        .tls
+        .client()
+        .context("loading the CA peers are trusted with")?;
     let emotion = EmotionClient::new(
         &config.emotion,
         config.emotion_policy.clone(),
         config.emotion_queries_policy.clone(),
     )
-    .with_credential(credential.clone());
+    .with_credential(credential.clone())
+    .with_tls(tls.clone());
     let scoring = ScoringClient::new(&config.scoring, config.scoring_policy.clone())
-        .with_credential(credential);
+        .with_credential(credential)
+        .with_tls(tls);
     let jobs = jobs::Jobs {
         emotion,
         scoring,

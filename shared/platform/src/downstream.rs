@@ -54,6 +54,8 @@ struct Channels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// Proves to the downstream that the caller is one of the backend's services.
     credential: Option<ServiceCredential>,
+    /// How `https://` instances are reached (the CA their certificates are checked against).
+    tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Channels {
@@ -62,6 +64,7 @@ impl Channels {
             instances: source.start(name),
             channels: Arc::default(),
             credential: None,
+            tls: None,
         }
     }
 
@@ -70,8 +73,17 @@ impl Channels {
         if let Some(c) = channels.get(url) {
             return Ok(c.clone());
         }
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(|e| Status::internal(format!("instance address {url}: {e}")))?
+        let mut endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| Status::internal(format!("instance address {url}: {e}")))?;
+        if url.starts_with("https://") {
+            let tls = self.tls.clone().ok_or_else(|| {
+                Status::unavailable(format!("{url} speaks TLS: set TLS_CA_FILE to trust it"))
+            })?;
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| Status::internal(format!("TLS for {url}: {e}")))?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(20))
@@ -203,6 +215,12 @@ impl EmotionClient {
         self
     }
 
+    /// `https://` instances are reached with `tls` (see [`crate::tls::TlsConfig::client`]).
+    pub fn with_tls(mut self, tls: Option<tonic::transport::ClientTlsConfig>) -> Self {
+        self.channels.tls = tls;
+        self
+    }
+
     /// The instances calls go to.
     pub fn instances(&self) -> &Instances {
         &self.channels.instances
@@ -276,6 +294,12 @@ impl ScoringClient {
     /// Every call asserts this service's identity with `credential`.
     pub fn with_credential(mut self, credential: ServiceCredential) -> Self {
         self.channels.credential = Some(credential);
+        self
+    }
+
+    /// `https://` instances are reached with `tls` (see [`crate::tls::TlsConfig::client`]).
+    pub fn with_tls(mut self, tls: Option<tonic::transport::ClientTlsConfig>) -> Self {
+        self.channels.tls = tls;
         self
     }
 

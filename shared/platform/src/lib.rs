@@ -51,7 +51,8 @@ pub mod resilience;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tls;
 
 pub use tokio_util::sync::CancellationToken;

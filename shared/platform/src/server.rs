@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub auth: crate::auth::AuthConfig,
     /// How long and how many clients may hold the server.
     pub limits: ConnectionLimits,
+    /// TLS served (when given a certificate) and trusted in peers.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl ServerConfig {
@@ -52,6 +54,10 @@ impl ServerConfig {
             consul: RegistrationConfig::from_env(env)?,
             auth: crate::auth::AuthConfig::from_env(env)?,
             limits: ConnectionLimits::from_env(env)?,
+            tls: crate::tls::TlsConfig::from_env(
+                env,
+                port_key.strip_suffix("_PORT").unwrap_or(port_key),
+            )?,
         })
     }
 }
@@ -108,6 +114,7 @@ pub struct Server {
     grace: Duration,
     consul: Option<RegistrationConfig>,
     limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     /// Cancelled when shutdown begins, so WebSockets and background tasks wind down with the
     /// server.
     cancel: CancellationToken,
@@ -122,8 +129,13 @@ impl Server {
         router: Router,
         cancel: CancellationToken,
     ) -> std::io::Result<Self> {
+        let tls = config
+            .tls
+            .acceptor()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
         Ok(Self {
+            tls,
             listener,
             router: crate::http::time_limit(router, config.limits.request),
             spec,
@@ -212,6 +224,7 @@ impl Server {
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let first_byte = self.limits.header_read;
+        let tls = self.tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
             // Until the protocol is known hyper has no header timer running: a connection that
@@ -222,11 +235,33 @@ impl Server {
                 tracing::debug!(%from, "connection closed before its first byte");
                 return;
             }
-            let conn = builder.serve_connection_with_upgrades(
-                TokioIo::new(tcp),
-                TowerToHyperService::new(service),
-            );
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            let service = TowerToHyperService::new(service);
+            let served = match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                // The handshake is held to the same bound as a request's headers.
+                Some(acceptor) => {
+                    match tokio::time::timeout(first_byte, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Ok(Err(e)) => {
+                            metrics::counter!("tls_handshakes_failed_total").increment(1);
+                            tracing::debug!(%from, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%from, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%from, error = %e, "connection ended with an error");
             }
         });

@@ -184,3 +184,44 @@ pub async fn never_a_server_error(
     }
     Ok(())
 }
+
+/// Certificates made at test time: a CA, and a server certificate it signed for `localhost` and
+/// `127.0.0.1`, written as PEM files into `dir`.
+pub struct TestCertificates {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl TestCertificates {
+    pub fn create(dir: &std::path::Path) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        std::fs::create_dir_all(dir).expect("a directory for certificates");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let made = Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server-key.pem"),
+        };
+        std::fs::write(&made.ca, ca.pem()).unwrap();
+        std::fs::write(&made.cert, leaf.pem()).unwrap();
+        std::fs::write(&made.key, key.serialize_pem()).unwrap();
+        made
+    }
+
+    /// The variables that make a service serve with these and trust the CA.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TLS_CERT_FILE", self.cert.display().to_string()),
+            ("TLS_KEY_FILE", self.key.display().to_string()),
+            ("TLS_CA_FILE", self.ca.display().to_string()),
+        ]
+    }
+}

@@ -14,7 +14,7 @@ pub mod otlp;
 pub mod process;
 pub mod stack;
 
-pub use machine::{amqp_url, fresh_pg_database, pg_admin_url};
+pub use machine::{amqp_url, drop_pg_database, fresh_pg_database, pg_admin_url};
 pub use process::ServiceProcess;
 pub use stack::*;
 

@@ -7,4 +7,5 @@ mod instances;
 mod interview;
 mod ops;
 mod restart;
+mod tls;
 mod traces;
