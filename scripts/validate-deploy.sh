@@ -11,8 +11,16 @@ cd "$(dirname "$0")/.."
 VENV="${AIV_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-interview/tools-venv}"
 log() { printf 'validate-deploy: %s\n' "$*" >&2; }
 
-"$VENV/bin/kubernetes-validate" --strict --quiet deploy/kubernetes/*.yaml
-log "kubernetes manifests: valid (strict, Kubernetes 1.37)"
+# The generated secrets too (made here if missing; git-ignored, nothing committed).
+./scripts/deploy-secrets.sh
+"$VENV/bin/kubernetes-validate" --strict --quiet deploy/kubernetes/*.yaml deploy/generated/kubernetes-secrets.yaml
+log "kubernetes manifests and generated Secrets: valid (strict, Kubernetes 1.37)"
+# No password, token or key is written in what is committed.
+if grep -nE '(PASSWORD|SECRET|TOKEN)[A-Z_]*: *[A-Za-z0-9]|://[^:@/ ]+:[^$@ ]+@' deploy/compose.yaml deploy/kubernetes/*.yaml; then
+  log "a credential is written in the deployment files"
+  exit 1
+fi
+log "deployment files: no credential written in them"
 "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose.yaml >/dev/null
 log "compose.yaml: valid (Compose specification)"
 "$VENV/bin/hadolint" --config deploy/.hadolint.yaml deploy/Dockerfile
