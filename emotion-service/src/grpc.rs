@@ -16,7 +16,7 @@ use crate::analysis::{FaceBox, FrameAnalysis};
 use crate::app::{BlinkStats, EmotionApp, FrameInput, FrameResult, SessionSummary};
 use crate::error::EmotionError;
 use crate::inference::Priority;
-use iv_platform::auth::{Principal, grpc_caller};
+use iv_platform::auth::{Principal, grpc_caller, grpc_privileged};
 use iv_platform::deadline::grpc_timeout;
 use tokio::time::Instant;
 
@@ -57,9 +57,10 @@ fn input(
     })
 }
 
-/// A unary call's frame, with the deadline its caller sent.
+/// A unary call's frame, with the deadline its caller sent. Frames are the services' to send
+/// (and admins'), like `POST /api/v1/emotions/analyze`.
 fn unary_input(request: Request<FrameRequest>) -> Result<FrameInput, Status> {
-    let caller = grpc_caller(&request)?;
+    let caller = grpc_privileged(&request)?;
     let deadline = grpc_timeout(request.metadata()).map(|t| Instant::now() + t);
     Ok(input(request.into_inner(), deadline, &caller)?)
 }
@@ -80,7 +81,7 @@ impl EmotionService for GrpcEmotion {
         &self,
         request: Request<BatchRequest>,
     ) -> Result<Response<Self::AnalyzeBatchStream>, Status> {
-        let caller = grpc_caller(&request)?;
+        let caller = grpc_privileged(&request)?;
         let batch = request.into_inner();
         if batch.frames.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(

@@ -4,7 +4,7 @@ use iv_contracts::scoring::scoring_service_server::ScoringService;
 use iv_contracts::scoring::{
     self as pb, AnswerRequest, ReportRequest, ReportResponse, ScoreRequest, ScoreResponse,
 };
-use iv_platform::auth::grpc_caller;
+use iv_platform::auth::{grpc_caller, grpc_privileged};
 use tonic::{Request, Response, Status};
 
 use crate::answer::{self, AnswerAnalysis, AnswerInput, PointStatus};
@@ -23,7 +23,8 @@ impl ScoringService for GrpcScoring {
         &self,
         request: Request<ScoreRequest>,
     ) -> Result<Response<ScoreResponse>, Status> {
-        let caller = grpc_caller(&request)?;
+        // Scores are the services' to write (and admins'), like `POST /api/v1/scores/calculate`.
+        let caller = grpc_privileged(&request)?;
         let request = request.into_inner();
         let org = caller.acting_for(request.metadata.as_ref().map_or("", |m| m.org_id.as_str()));
         let input = score_input(request)?;

@@ -205,3 +205,195 @@ async fn walk(t: &TestStack, tokens: &[Option<String>; 6], cases: &[Case]) -> Ve
     }
     failures
 }
+
+/// The gRPC methods, called directly on the services as each caller (the identity asserted
+/// with the service credential, as the gateway or a peer would; anonymous sends none), and the
+/// worker's ops endpoint. Frames and scores are written by services and admins only; results
+/// are read by the organisation's members and services.
+#[tokio::test]
+async fn each_grpc_method_and_ops_endpoint_answers_each_role_as_the_matrix_says() {
+    use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
+    use iv_contracts::emotion::{FrameRequest, SessionRequest};
+    use iv_contracts::scoring::scoring_service_client::ScoringServiceClient;
+    use iv_contracts::scoring::{AnswerRequest, InterviewMetadata, ReportRequest, ScoreRequest};
+    use tonic::Code;
+
+    let t = spawn_stack(&[]).await;
+    let here = t.start_interview(true).await;
+    let elsewhere = t.start_interview(true).await;
+    let frame = json!({"image": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, face_jpeg())});
+    assert_eq!(
+        t.post(&format!("/api/v1/interviews/{here}/frames"), &frame)
+            .await
+            .status,
+        200
+    );
+    t.post(&format!("/api/v1/interviews/{here}/complete"), &json!({}))
+        .await;
+    for _ in 0..300 {
+        if t.get(&format!("/api/v1/scores/session/{here}"))
+            .await
+            .status
+            == 200
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let credential =
+        iv_platform::auth::AuthConfig::from_env(&iv_platform::config::Env::new(&t.env))
+            .unwrap()
+            .credential("gateway")
+            .unwrap();
+    let callers: [Option<Principal>; 7] = [
+        None,
+        Some(Principal::candidate("invite-a", org("default"), &here)),
+        Some(Principal::candidate("invite-b", org("default"), &elsewhere)),
+        Some(Principal::member("rita", Role::Recruiter, org("default"))),
+        Some(Principal::member("otto", Role::Recruiter, org("other"))),
+        Some(Principal::member("admin", Role::Admin, org("default"))),
+        Some(Principal::service("worker-service")),
+    ];
+    let stack = t.stack.as_ref().unwrap();
+    let mut emotion = EmotionServiceClient::connect(format!("http://{}", stack.addresses.emotion))
+        .await
+        .unwrap();
+    let mut scoring = ScoringServiceClient::connect(format!("http://{}", stack.addresses.scoring))
+        .await
+        .unwrap();
+    let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |s| s.code());
+    let (u, d, n, ok) = (
+        Code::Unauthenticated,
+        Code::PermissionDenied,
+        Code::NotFound,
+        Code::Ok,
+    );
+    let mut failures = Vec::new();
+    let mut check = |method: &str, got: Vec<Code>, want: [Code; 7]| {
+        if got != want {
+            failures.push(format!("{method}: got {got:?}, want {want:?}"));
+        }
+    };
+    let frame = |session: &str| FrameRequest {
+        session_id: session.into(),
+        image_data: face_jpeg(),
+        format: "jpeg".into(),
+        timestamp: iv_contracts::now_millis(),
+        org_id: "default".into(),
+        ..Default::default()
+    };
+    let mut got = Vec::new();
+    for (i, who) in callers.iter().enumerate() {
+        let r = emotion
+            .analyze_frame(as_caller(
+                &credential,
+                who,
+                frame(&format!("grpc-frame-{i}")),
+            ))
+            .await;
+        got.push(code(r.map(|_| ())));
+    }
+    check("AnalyzeFrame", got, [u, d, d, d, d, ok, ok]);
+    let mut got = Vec::new();
+    for who in &callers {
+        let r = emotion
+            .get_session_summary(as_caller(
+                &credential,
+                who,
+                SessionRequest {
+                    session_id: here.clone(),
+                },
+            ))
+            .await;
+        got.push(code(r.map(|_| ())));
+    }
+    check("GetSessionSummary", got, [u, d, d, ok, n, ok, ok]);
+    let mut got = Vec::new();
+    for (i, who) in callers.iter().enumerate() {
+        let request = ScoreRequest {
+            session_id: format!("grpc-score-{i}"),
+            metadata: Some(InterviewMetadata {
+                org_id: "default".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        got.push(code(
+            scoring
+                .calculate_score(as_caller(&credential, who, request))
+                .await
+                .map(|_| ()),
+        ));
+    }
+    check("CalculateScore", got, [u, d, d, d, d, ok, ok]);
+    let mut got = Vec::new();
+    for who in &callers {
+        let request = AnswerRequest {
+            question: "How would you design a URL shortening service?".into(),
+            answer: "A counter in base 62 keys a table from code to address.".into(),
+            ..Default::default()
+        };
+        got.push(code(
+            scoring
+                .analyze_answer(as_caller(&credential, who, request))
+                .await
+                .map(|_| ()),
+        ));
+    }
+    check("AnalyzeAnswer", got, [u, ok, ok, ok, ok, ok, ok]);
+    let mut got = Vec::new();
+    for who in &callers {
+        let request = ReportRequest {
+            session_id: here.clone(),
+            format: "json".into(),
+            ..Default::default()
+        };
+        got.push(code(
+            scoring
+                .generate_report(as_caller(&credential, who, request))
+                .await
+                .map(|_| ()),
+        ));
+    }
+    check("GenerateReport", got, [u, d, d, ok, n, ok, ok]);
+
+    // The worker's ops endpoint, by HTTP status.
+    let list = format!(
+        "http://{}/ops/dead-letters?queue=worker.frames",
+        stack.addresses.worker
+    );
+    let mut got = Vec::new();
+    for who in &callers {
+        let assertion = who.as_ref().map(|p| credential.assert(p));
+        let headers: Vec<(&str, &str)> = assertion
+            .iter()
+            .map(|a| ("x-iv-identity", a.as_str()))
+            .collect();
+        let r = t
+            .http
+            .send(http::Method::GET, &list, None, Vec::new(), &headers)
+            .await
+            .unwrap();
+        got.push(r.status.as_u16());
+    }
+    if got != [401, 403, 403, 403, 403, 200, 200] {
+        failures.push(format!("GET /ops/dead-letters: {got:?}"));
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    t.stop().await;
+}
+
+/// `message` from `who`, as the gateway or a peer asserts it (anonymous: no assertion).
+fn as_caller<T>(
+    credential: &iv_platform::auth::ServiceCredential,
+    who: &Option<Principal>,
+    message: T,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(p) = who {
+        request
+            .metadata_mut()
+            .insert("x-iv-identity", credential.assert(p).parse().unwrap());
+    }
+    request
+}

@@ -115,6 +115,50 @@ async fn without_a_valid_token_requests_are_refused() {
         "{}",
         expired.json()
     );
+    // Tokens that are not what they claim: each refused with 401 and a message saying why.
+    let fresh = || {
+        iv_platform::auth::Claims::for_principal(
+            key.issuer(),
+            key.audience(),
+            &iv_stack::tokens::first_admin(),
+            std::time::Duration::from_secs(600),
+        )
+    };
+    let mut other_audience = fresh();
+    other_audience.aud = "someone-else".into();
+    let mut other_issuer = fresh();
+    other_issuer.iss = "https://idp.elsewhere.example".into();
+    // One character in the middle of the signature changed: still well-formed base64.
+    let mut tampered = t.token.clone().into_bytes();
+    let dot = t.token.rfind('.').unwrap();
+    let at = dot + (t.token.len() - dot) / 2;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let b64 = |v: serde_json::Value| {
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            v.to_string(),
+        )
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(serde_json::to_value(fresh()).unwrap())
+    );
+    for (what, token) in [
+        ("another audience", key.sign(&other_audience).unwrap()),
+        ("another issuer", key.sign(&other_issuer).unwrap()),
+        ("a tampered signature", tampered),
+        ("alg none", unsigned),
+    ] {
+        let refused = post(vec![("authorization", format!("Bearer {token}"))]).await;
+        assert_eq!(
+            (refused.status.as_u16(), refused.json()["code"].clone()),
+            (401, json!("UNAUTHENTICATED")),
+            "{what}: {}",
+            refused.json()
+        );
+    }
     let good = post(vec![("authorization", format!("Bearer {}", t.token))]).await;
     assert_eq!(good.status, 201);
     assert_eq!(

@@ -124,6 +124,19 @@ pub fn grpc_caller<T>(request: &tonic::Request<T>) -> Result<Principal, tonic::S
         .ok_or_else(|| tonic::Status::unauthenticated("no verified identity"))
 }
 
+/// The verified caller of a gRPC method for services and admins only (the internal ones, like
+/// their REST twins behind [`Privileged`]).
+pub fn grpc_privileged<T>(request: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
+    let caller = grpc_caller(request)?;
+    if caller.is_privileged() {
+        Ok(caller)
+    } else {
+        Err(tonic::Status::permission_denied(
+            "this method is for the backend's services and admins",
+        ))
+    }
+}
+
 /// A gRPC channel whose every call asserts one identity: for tools and tests that call a service
 /// directly for a few minutes (an assertion lasts five); services call through `downstream`,
 /// which asserts afresh on every call.

@@ -25,7 +25,8 @@ pub use config::{AuthConfig, ProviderConfig};
 pub use internal::{Asserted, IDENTITY_HEADER, ServiceCredential};
 pub use jwks::{Jwks, KeySource};
 pub use layer::{
-    AssertingChannel, Caller, Privileged, asserting_channel, grpc_caller, require_identity,
+    AssertingChannel, Caller, Privileged, asserting_channel, grpc_caller, grpc_privileged,
+    require_identity,
 };
 pub use principal::{OrgId, Principal, Role};
 pub use signing::SigningKey;
