@@ -22,6 +22,12 @@ pub const BEARER_SUBPROTOCOL: &str = "bearer.";
 /// The subprotocol the gateway's WebSocket speaks.
 pub const SUBPROTOCOL: &str = "ai-interview";
 
+/// How often the rate limiter forgets idle clients: a client's allowance refills within seconds
+/// (burst / rate), so a minute keeps only the recently active.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Clients tracked before pruning early: about 100 bytes each, so 100 000 is ~10 MiB at most.
+const MAX_TRACKED: usize = 100_000;
+
 #[derive(Clone)]
 pub struct Edge {
     verifier: Verifier,
@@ -68,9 +74,38 @@ impl Edge {
             .map(str::to_string)
     }
 
+    /// Forgets the clients whose allowance has refilled (they would start afresh anyway), so
+    /// the limiter holds only those seen within the last few seconds, however many came.
+    pub fn prune(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// How many clients the limiter tracks now.
+    pub fn tracked(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |l| l.len())
+    }
+
+    /// Prunes every [`PRUNE_EVERY`], and at once when [`MAX_TRACKED`] is passed between two.
+    pub fn spawn_pruning(&self) {
+        let edge = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                tick.tick().await;
+                edge.prune();
+            }
+        });
+    }
+
     /// A 429 when `client` is over its rate.
     fn limit(&self, client: &str) -> Option<Response> {
         let limiter = self.limiter.as_ref()?;
+        if limiter.len() > MAX_TRACKED {
+            self.prune();
+        }
         let not_until = limiter.check_key(&client.to_string()).err()?;
         metrics::counter!("gateway_rejected_total", "reason" => "rate_limited").increment(1);
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -189,6 +224,29 @@ mod tests {
             );
         }
         assert_eq!(Edge::presented_token(&request(&[("x-api-key", "k")])), None);
+    }
+
+    #[tokio::test]
+    async fn the_limiter_forgets_clients_whose_allowance_refilled() {
+        let verifier = Verifier::new(Vec::new());
+        let credential = ServiceCredential::new("gateway", &[1u8; 32]).unwrap();
+        // 6000 a minute with a burst of 1: refilled 10 ms after a request.
+        let edge = Edge::new(verifier, credential, 6000, 1);
+        for i in 0..1000 {
+            assert!(
+                edge.limit(&format!("ip:10.0.{}.{}", i / 256, i % 256))
+                    .is_none()
+            );
+        }
+        assert_eq!(edge.tracked(), 1000);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        edge.prune();
+        assert_eq!(edge.tracked(), 0, "idle clients are forgotten");
+        // A client still over its rate is kept.
+        assert!(edge.limit("ip:busy").is_none());
+        assert!(edge.limit("ip:busy").is_some());
+        edge.prune();
+        assert_eq!(edge.tracked(), 1);
     }
 
     #[test]

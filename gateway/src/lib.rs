@@ -198,6 +198,7 @@ pub fn app(config: &Config) -> anyhow::Result<Router> {
         config.rate_per_minute,
         config.rate_burst,
     );
+    edge.spawn_pruning();
     // Auth and rate limits guard the proxied routes only: health and metrics stay reachable for
     // load balancers and Prometheus.
     let guarded = api.layer(middleware::from_fn_with_state(edge, edge::guard));
