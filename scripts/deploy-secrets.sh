@@ -44,7 +44,7 @@ metadata:
 type: Opaque
 stringData:
   DATABASE_URL: postgres://interview:$(value POSTGRES_PASSWORD)@postgres.interview.svc:5432/interview?sslmode=require
-  AMQP_URL: amqps://interview:$(value RABBITMQ_PASSWORD)@rabbitmq.interview.svc:5671/%2f
+  AMQP_URL: amqp://interview:$(value RABBITMQ_PASSWORD)@rabbitmq.interview.svc:5672/%2f
   SERVICE_SECRET: $(value SERVICE_SECRET)
   CONSUL_HTTP_TOKEN: $(value CONSUL_TOKEN)
 ---
