@@ -2,8 +2,9 @@
 //! key (`GATEWAY_TLS_CERT_FILE` and `GATEWAY_TLS_KEY_FILE` for the gateway facing clients,
 //! `EMOTION_...` and `SCORING_...` for the services facing their peers), and clients (gRPC, and
 //! the gateway's proxy) speak TLS to `https://` addresses, trusting `TLS_CA_FILE`.
-//! PostgreSQL connections use TLS when their URL asks (`sslmode=require`). Nothing here is on
-//! by default: the embedded stack runs on loopback.
+//! PostgreSQL and RabbitMQ connections use TLS when their URL asks (`sslmode=require`,
+//! `amqps://`, the broker checked against the same CA). Nothing here is on by default: the
+//! embedded stack runs on loopback.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -164,3 +164,66 @@ async fn postgresql_is_reached_over_tls_when_the_url_asks() {
     pool.close().await;
     drop_pg_database(&db).await;
 }
+
+/// RabbitMQ over TLS: this machine's broker has no TLS listener, so the test puts a TLS
+/// terminator (rustls, the test's certificate) in front of it. The bus connects with
+/// `amqps://`, checks the terminator's certificate against the test's CA, and publishes with a
+/// broker confirm through it; a bus without the CA is refused at the handshake.
+#[tokio::test]
+async fn rabbitmq_is_reached_over_tls_when_the_url_asks() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let dir = fresh_dir();
+    let certs = TestCertificates::create(&dir.join("certs"));
+    let acceptor = TlsConfig {
+        serve: Some((certs.cert.clone(), certs.key.clone())),
+        ca: None,
+    }
+    .acceptor()
+    .unwrap()
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let counted = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let broker = amqp_url();
+                let authority = broker.split('@').nth(1).unwrap().split('/').next().unwrap();
+                let mut upstream = tokio::net::TcpStream::connect(authority).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    let credentials = amqp_url()
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    let url = format!("amqps://{credentials}@localhost:{port}/%2f");
+    let namespace = format!("{}.", uuid::Uuid::new_v4());
+    let ca = std::fs::read_to_string(&certs.ca).unwrap();
+    let bus = iv_platform::bus::EventBus::connect_tls(Some(&url), &namespace, Some(&ca))
+        .await
+        .expect("connects over TLS");
+    bus.publish_raw("test.tls.v1", "tls-1", b"over tls")
+        .await
+        .expect("published with a broker confirm");
+    assert!(handshakes.load(Ordering::SeqCst) >= 1);
+
+    let untrusted = iv_platform::bus::EventBus::connect_tls(Some(&url), &namespace, None).await;
+    assert!(
+        untrusted.is_err(),
+        "a broker certificate nobody vouched for is refused"
+    );
+}

@@ -38,15 +38,22 @@ const TEST_QUEUE_TTL_MS: u32 = 300_000;
 pub struct RabbitBus {
     url: Arc<str>,
     namespace: Arc<str>,
+    /// The CA (PEM) an `amqps://` broker's certificate is checked against.
+    ca: Option<Arc<str>>,
     publisher: Arc<tokio::sync::Mutex<Option<(Connection, Channel)>>>,
 }
 
 impl RabbitBus {
     /// Connects at once, so a wrong URL fails at start-up rather than at the first event.
-    pub(super) async fn connect(url: &str, namespace: &str) -> Result<Self, BusError> {
+    pub(super) async fn connect(
+        url: &str,
+        namespace: &str,
+        ca: Option<&str>,
+    ) -> Result<Self, BusError> {
         let bus = Self {
             url: url.into(),
             namespace: namespace.into(),
+            ca: ca.map(Into::into),
             publisher: Arc::default(),
         };
         bus.channel().await?;
@@ -72,7 +79,17 @@ impl RabbitBus {
     }
 
     async fn open(&self) -> Result<(Connection, Channel), BusError> {
-        let conn = Connection::connect(&self.url, ConnectionProperties::default()).await?;
+        let tls = lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.ca.as_deref().map(str::to_string),
+        };
+        let conn = Connection::connect_with_config(
+            &self.url,
+            ConnectionProperties::default(),
+            tls,
+            lapin::runtime::default_runtime()?,
+        )
+        .await?;
         let channel = conn.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())

@@ -180,6 +180,12 @@ pub struct DeadLetter {
 pub enum BusError {
     #[error("message broker unreachable")]
     Broker(#[from] lapin::Error),
+    #[error("reading the CA file {path}")]
+    CaFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the broker confirmed nothing within {0:?}")]
     NoConfirm(Duration),
     #[error("the broker refused (nacked) a message for {routing_key}")]
@@ -214,17 +220,39 @@ impl EventBus {
     /// `namespace` prefixes the exchange and queue names, so several stacks (parallel test runs)
     /// can share one broker; namespaced queues expire after five idle minutes.
     pub async fn connect(amqp_url: Option<&str>, namespace: &str) -> Result<Self, BusError> {
+        Self::connect_tls(amqp_url, namespace, None).await
+    }
+
+    /// [`Self::connect`], checking an `amqps://` broker against the CA `ca` (PEM).
+    pub async fn connect_tls(
+        amqp_url: Option<&str>,
+        namespace: &str,
+        ca: Option<&str>,
+    ) -> Result<Self, BusError> {
         match amqp_url {
-            Some(url) => Ok(Self::Rabbit(RabbitBus::connect(url, namespace).await?)),
+            Some(url) => Ok(Self::Rabbit(RabbitBus::connect(url, namespace, ca).await?)),
             None => Ok(Self::Memory(MemoryBus::default())),
         }
     }
 
-    /// From `AMQP_URL` (RabbitMQ; the in-process bus when unset) and `AMQP_NAMESPACE`.
+    /// From `AMQP_URL` (RabbitMQ; the in-process bus when unset; `amqps://` for TLS, checked
+    /// against `TLS_CA_FILE`) and `AMQP_NAMESPACE`.
     pub async fn from_env(env: &crate::config::Env<'_>) -> Result<Self, BusError> {
-        Self::connect(
+        let ca = match env.optional("TLS_CA_FILE") {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(&path).map_err(|source| BusError::CaFile {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Self::connect_tls(
             env.optional("AMQP_URL").as_deref(),
             &env.string("AMQP_NAMESPACE", ""),
+            ca.as_deref(),
         )
         .await
     }
