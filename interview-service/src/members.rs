@@ -103,8 +103,14 @@ impl Members {
         }
     }
 
-    /// The organisation's members, revoked ones included (with when and by whom).
-    pub async fn list(&self, org: &OrgId) -> Result<Vec<Member>, InterviewError> {
+    /// The admin's organisation and its members, revoked ones included (with when and by
+    /// whom).
+    pub async fn list(&self, admin: &Principal) -> Result<(OrgId, Vec<Member>), InterviewError> {
+        let org = admin_org(admin)?;
+        Ok((org.clone(), self.members_of(org).await?))
+    }
+
+    async fn members_of(&self, org: &OrgId) -> Result<Vec<Member>, InterviewError> {
         let rows = sqlx::query(
             "SELECT subject, role, added_at, added_by, revoked_at, revoked_by FROM members
              WHERE org_id = $1 ORDER BY added_at, subject",

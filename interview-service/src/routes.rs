@@ -59,17 +59,10 @@ async fn members(
     State(s): State<AppState>,
     Caller(caller): Caller,
 ) -> Result<Json<MemberList>, InterviewError> {
-    let org = match (caller.role, caller.org.as_ref()) {
-        (iv_platform::auth::Role::Admin, Some(org)) => org.clone(),
-        _ => {
-            return Err(InterviewError::Forbidden(
-                "only an organisation's admins manage its members",
-            ));
-        }
-    };
+    let (org, members) = s.members.list(&caller).await?;
     Ok(Json(MemberList {
-        members: s.members.list(&org).await?,
         org_id: org.0,
+        members,
     }))
 }
 

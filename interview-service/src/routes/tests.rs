@@ -252,7 +252,8 @@ mod members {
             call(&router, as_caller(start, otto.clone())).await.0,
             StatusCode::CREATED
         );
-        let listed = f.members.list(&OrgId("acme".into())).await.unwrap();
+        let acme_admin = Principal::member("ann", Role::Admin, OrgId("acme".into()));
+        let (_, listed) = f.members.list(&acme_admin).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(
             (listed[0].role, listed[0].added_by.as_str()),

@@ -78,12 +78,7 @@ impl TlsConfig {
         let Some((cert, key)) = &self.serve else {
             return Ok(None);
         };
-        let certs = CertificateDer::pem_file_iter(cert)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|source| TlsError::Read {
-                path: cert.clone(),
-                source,
-            })?;
+        let certs = certificates(cert)?;
         if certs.is_empty() {
             return Err(TlsError::NoCertificate { path: cert.clone() });
         }
@@ -118,13 +113,7 @@ impl TlsConfig {
     pub fn rustls_client(&self) -> Result<rustls::ClientConfig, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
         if let Some(ca) = &self.ca {
-            let certs = CertificateDer::pem_file_iter(ca)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|source| TlsError::Read {
-                    path: ca.clone(),
-                    source,
-                })?;
-            for cert in certs {
+            for cert in certificates(ca)? {
                 roots.add(cert).map_err(TlsError::Config)?;
             }
         }
@@ -135,6 +124,16 @@ impl TlsConfig {
             .with_root_certificates(roots)
             .with_no_client_auth())
     }
+}
+
+/// Every certificate of a PEM file.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
