@@ -14,7 +14,7 @@ use crate::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer};
 use crate::blink::{Blink, BlinkTracker};
 use crate::error::EmotionError;
 use crate::inference::{InferencePool, Priority};
-use crate::store::{EmotionStore, StoredFrame};
+use crate::store::{EmotionStore, StoredFrame, StoredSession};
 use iv_frames as frame;
 
 /// Sessions idle this long lose their in-memory tracking state (aggregates stay stored).
@@ -140,6 +140,9 @@ struct SessionState {
     frames_since_detection: u32,
     face_count: u32,
     blinks: BlinkTracker,
+    /// The session's stored policy and owner, read once from the database: both are fixed once
+    /// the first frame is stored, so later frames need no round trip for them.
+    stored: Option<StoredSession>,
 }
 
 impl SessionState {
@@ -190,17 +193,25 @@ impl EmotionApp {
     pub async fn analyze(&self, input: FrameInput) -> Result<FrameResult, EmotionError> {
         validate_session_id(&input.session_id)?;
         let info = frame::inspect(&input.image, &input.format)?;
-        let policy = self
-            .store
-            .effective_policy(&input.session_id, input.policy, input.org.as_ref())
-            .await?;
+        let slot = self.session_state(&input.session_id);
+        let mut state = slot.lock().await;
+        let stored = match &state.stored {
+            // An unclaimed session (from before organisations) is read again until one claims it.
+            Some(stored) if stored.owner.is_some() || input.org.is_none() => stored.clone(),
+            _ => {
+                let stored = self
+                    .store
+                    .claim_session(&input.session_id, input.policy, input.org.as_ref())
+                    .await?;
+                state.stored = Some(stored.clone());
+                stored
+            }
+        };
+        let policy = stored.admit(&input.session_id, input.policy, input.org.as_ref())?;
         if policy == AnalysisPolicy::Off {
             return Err(EmotionError::AnalysisOff(input.session_id));
         }
         self.analyzer.availability()?;
-
-        let slot = self.session_state(&input.session_id);
-        let mut state = slot.lock().await;
         let hint = state
             .last_face
             .filter(|_| state.frames_since_detection < REDETECT_EVERY);

@@ -61,6 +61,33 @@ pub struct StoredFrame {
     pub eye_closed: bool,
 }
 
+/// What is fixed about a session once its first frame is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSession {
+    pub policy: AnalysisPolicy,
+    /// None only for sessions from before organisations that no frame has claimed yet.
+    pub owner: Option<OrgId>,
+}
+
+impl StoredSession {
+    /// The policy for a frame of this session: the stricter of the stored and the requested one.
+    /// A frame naming another organisation is refused as if the session did not exist, so nobody
+    /// adds to another's timeline.
+    pub fn admit(
+        &self,
+        session_id: &str,
+        requested: AnalysisPolicy,
+        org: Option<&OrgId>,
+    ) -> Result<AnalysisPolicy, EmotionError> {
+        match (&self.owner, org) {
+            (Some(owner), Some(org)) if owner != org => {
+                Err(EmotionError::SessionNotFound(session_id.to_string()))
+            }
+            _ => Ok(stricter(self.policy, requested)),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct EmotionStore {
     pool: Pool,
@@ -74,17 +101,17 @@ impl EmotionStore {
         Self { pool }
     }
 
-    /// The policy in force for a session: the first one seen, never loosened by a later request
-    /// (a client cannot turn emotion inference back on for an engagement-only interview). The
-    /// session belongs to the organisation its first frame named; a frame naming another is
-    /// refused as if the session did not exist, so nobody adds to another's timeline.
-    #[tracing::instrument(name = "db.policy", skip_all)]
-    pub async fn effective_policy(
+    /// Records the session on its first frame, or reads it back: the policy first seen (never
+    /// loosened by a later request, so a client cannot turn emotion inference back on for an
+    /// engagement-only interview) and the organisation its first frame named. A session first seen
+    /// before organisations is claimed by the first that names it.
+    #[tracing::instrument(name = "db.session", skip_all)]
+    pub async fn claim_session(
         &self,
         session_id: &str,
         requested: AnalysisPolicy,
         org: Option<&OrgId>,
-    ) -> Result<AnalysisPolicy, EmotionError> {
+    ) -> Result<StoredSession, EmotionError> {
         let org = org.map(|o| o.0.as_str());
         sqlx::query("INSERT INTO emotion_sessions (session_id, policy, created_at, org_id) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO NOTHING")
             .bind(session_id)
@@ -93,30 +120,24 @@ impl EmotionStore {
             .bind(org)
             .execute(&self.pool)
             .await?;
+        if let Some(org) = org {
+            sqlx::query(
+                "UPDATE emotion_sessions SET org_id = $2 WHERE session_id = $1 AND org_id IS NULL",
+            )
+            .bind(session_id)
+            .bind(org)
+            .execute(&self.pool)
+            .await?;
+        }
         let (stored, owner): (String, Option<String>) =
             sqlx::query_as("SELECT policy, org_id FROM emotion_sessions WHERE session_id = $1")
                 .bind(session_id)
                 .fetch_one(&self.pool)
                 .await?;
-        match (owner.as_deref(), org) {
-            (Some(owner), Some(org)) if owner != org => {
-                return Err(EmotionError::SessionNotFound(session_id.to_string()));
-            }
-            (None, Some(org)) => {
-                // A session first seen before organisations: it is claimed by the first that
-                // names it.
-                sqlx::query(
-                    "UPDATE emotion_sessions SET org_id = $2 WHERE session_id = $1 AND org_id IS NULL",
-                )
-                .bind(session_id)
-                .bind(org)
-                .execute(&self.pool)
-                .await?;
-            }
-            _ => {}
-        }
-        let stored = AnalysisPolicy::from_stored(&stored);
-        Ok(stricter(stored, requested))
+        Ok(StoredSession {
+            policy: AnalysisPolicy::from_stored(&stored),
+            owner: owner.map(OrgId),
+        })
     }
 
     /// Whether the session is known, and the organisation it belongs to (none for sessions

@@ -297,3 +297,28 @@ async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened
         .into_inner();
     assert!(summary.emotion_counts.is_empty());
 }
+
+#[tokio::test]
+async fn a_frame_naming_another_organisation_is_refused_as_if_the_session_did_not_exist() {
+    let mut client = EmotionServiceClient::new(spawn().await);
+    let frame_for = |n: i64, org: &str| FrameRequest {
+        session_id: "owned".into(),
+        image_data: jpeg_frame(n as usize),
+        timestamp: n,
+        format: "jpeg".into(),
+        frame_number: n,
+        org_id: org.into(),
+        ..Default::default()
+    };
+    client.analyze_frame(frame_for(1, "org-a")).await.unwrap();
+    // Refused every time (the owner is remembered after the first frame), while the owner's frames
+    // still go through.
+    for n in [2, 3] {
+        let refused = client
+            .analyze_frame(frame_for(n, "org-b"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+    }
+    client.analyze_frame(frame_for(4, "org-a")).await.unwrap();
+}

@@ -81,20 +81,33 @@ pub fn sample(
     };
     let sx = region.width / size as f32;
     let sy = region.height / size as f32;
-    for oy in 0..size {
-        for ox in 0..size {
-            let tx = if mirror { size - 1 - ox } else { ox };
-            let rgb = match sampling {
-                Sampling::Nearest => {
-                    let x = region.x as i64 + ((tx as f32 + 0.5) * sx).floor() as i64;
-                    let y = region.y as i64 + ((oy as f32 + 0.5) * sy).floor() as i64;
-                    pixel(x.clamp(0, w - 1), y.clamp(0, h - 1))
+    // Where each output column and row reads, worked out once per crop rather than per pixel:
+    // the first source pixel and the weight of the next one (0 for nearest sampling).
+    let taps = |origin: f32, scale: f32, flip: bool| -> Vec<(i64, f32)> {
+        (0..size)
+            .map(|o| {
+                let t = if flip { size - 1 - o } else { o };
+                match sampling {
+                    Sampling::Nearest => (
+                        origin as i64 + ((t as f32 + 0.5) * scale).floor() as i64,
+                        0.0,
+                    ),
+                    Sampling::Bilinear => {
+                        let f = origin + (t as f32 + 0.5) * scale - 0.5;
+                        let i = f.floor();
+                        (i as i64, f - i)
+                    }
                 }
+            })
+            .collect()
+    };
+    let columns = taps(region.x, sx, mirror);
+    let rows = taps(region.y, sy, false);
+    for (oy, &(y0, ay)) in rows.iter().enumerate() {
+        for (ox, &(x0, ax)) in columns.iter().enumerate() {
+            let rgb = match sampling {
+                Sampling::Nearest => pixel(x0.clamp(0, w - 1), y0.clamp(0, h - 1)),
                 Sampling::Bilinear => {
-                    let fx = region.x + (tx as f32 + 0.5) * sx - 0.5;
-                    let fy = region.y + (oy as f32 + 0.5) * sy - 0.5;
-                    let (x0, y0) = (fx.floor() as i64, fy.floor() as i64);
-                    let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
                     let (p00, p10, p01, p11) = (
                         pixel(x0, y0),
                         pixel(x0 + 1, y0),

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-use super::kernels::{BiasAct, Im2Col};
-use super::padding::pad_value;
+use super::kernels::{AddAct, BiasAct, Im2Col};
 use super::{Graph, GraphError, Op, Step};
 
 /// A value during execution: a feature map in NCHW, or a plain tensor in the model's own layout.
@@ -77,18 +76,8 @@ impl Step {
                 im2col,
             } => Value::Nchw(conv(first()?.nchw()?, weight, bias_act, im2col.as_ref())?),
             Op::Depthwise(d) => Value::Nchw(first()?.nchw()?.contiguous()?.apply_op1_no_bwd(d)?),
-            Op::MaxPool {
-                filter,
-                stride,
-                padding,
-            } => {
-                let x = first()?.nchw()?;
-                let (_, _, h, w) = x.dims4()?;
-                let (_, top, bottom) = padding.along(h, filter.0, stride.0);
-                let (_, left, right) = padding.along(w, filter.1, stride.1);
-                let x = pad_value(x, 2, top, bottom, f32::MIN)?;
-                let x = pad_value(&x, 3, left, right, f32::MIN)?;
-                Value::Nchw(x.max_pool2d_with_stride(*filter, *stride)?)
+            Op::MaxPool(pool) => {
+                Value::Nchw(first()?.nchw()?.contiguous()?.apply_op1_no_bwd(pool)?)
             }
             Op::Pad { paddings } => {
                 // NHWC paddings applied to NCHW dims.
@@ -103,7 +92,13 @@ impl Step {
             }
             Op::Add { activation } => match inputs {
                 [Value::Nchw(a), Value::Nchw(b)] => {
-                    Value::Nchw(activation.apply(a.broadcast_add(b)?)?)
+                    let shape = a.shape().broadcast_shape_binary_op(b.shape(), "ADD")?;
+                    let (a, b) = (
+                        a.broadcast_as(&shape)?.contiguous()?,
+                        b.broadcast_as(&shape)?.contiguous()?,
+                    );
+                    let activation = activation.clone();
+                    Value::Nchw(a.apply_op2_no_bwd(&b, &AddAct { activation })?)
                 }
                 [a, b] => Value::Plain(activation.apply(a.plain()?.broadcast_add(&b.plain()?)?)?),
                 _ => candle_core::bail!("ADD takes two inputs, got {}", inputs.len()),
@@ -142,7 +137,8 @@ fn conv(
         }
     };
     let y = weight.matmul(&cols)?.reshape((1, weight.dim(0)?, oh, ow))?;
-    y.apply_op1_no_bwd(bias_act)
+    y.inplace_op1(bias_act)?;
+    Ok(y)
 }
 
 /// Feature maps joined on channels stay NCHW; anything else is joined in the model's layout.

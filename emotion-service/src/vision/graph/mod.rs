@@ -19,8 +19,7 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-use kernels::{Activation, BiasAct, Depthwise, Im2Col, PRelu};
-use padding::Padding;
+use kernels::{Activation, BiasAct, Depthwise, Im2Col, MaxPool, PRelu};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -60,11 +59,7 @@ enum Op {
         im2col: Option<Im2Col>,
     },
     Depthwise(Depthwise),
-    MaxPool {
-        filter: (usize, usize),
-        stride: (usize, usize),
-        padding: Padding,
-    },
+    MaxPool(MaxPool),
     Pad {
         paddings: Vec<Vec<usize>>,
     },

@@ -1,0 +1,161 @@
+//! What follows a matrix product or a residual addition, in one pass and one allocation each:
+//! candle would take an operator and an allocation per step (bias, add, activation, and four for
+//! PReLU).
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, InplaceOp1, Layout, Shape};
+use multiversion::multiversion;
+
+use super::{Activation, contiguous_f32};
+
+/// Bias and activation of a convolution's output, per channel, in place: the output of the
+/// matrix product is fresh and read by nothing else yet.
+#[derive(Debug, Clone)]
+pub struct BiasAct {
+    pub bias: Vec<f32>,
+    pub activation: Activation,
+}
+
+impl InplaceOp1 for BiasAct {
+    fn name(&self) -> &'static str {
+        "bias-activation"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let (_, c, h, w) = layout.shape().dims4()?;
+        let values = match (storage, layout.contiguous_offsets()) {
+            (CpuStorage::F32(data), Some((start, end))) => &mut data[start..end],
+            _ => candle_core::bail!("{} expects a contiguous f32 input", self.name()),
+        };
+        for (i, plane) in values.chunks_exact_mut(h * w).enumerate() {
+            add_scalar(plane, self.bias[i % c]);
+            self.activation.apply_in_place(i % c, plane);
+        }
+        Ok(())
+    }
+}
+
+/// A residual addition of two NCHW maps of one shape, then the activation.
+#[derive(Debug, Clone)]
+pub struct AddAct {
+    pub activation: Activation,
+}
+
+impl CustomOp2 for AddAct {
+    fn name(&self) -> &'static str {
+        "add-activation"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("ADD of {:?} and {:?}", l1.shape(), l2.shape());
+        }
+        let (_, c, h, w) = l1.shape().dims4()?;
+        let a = contiguous_f32(s1, l1, self.name())?;
+        let b = contiguous_f32(s2, l2, self.name())?;
+        let mut out = a.to_vec();
+        for (i, (dst, pb)) in out
+            .chunks_exact_mut(h * w)
+            .zip(b.chunks_exact(h * w))
+            .enumerate()
+        {
+            add(dst, pb);
+            self.activation.apply_in_place(i % c, dst);
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// PReLU alone, where no producer could take it.
+#[derive(Debug, Clone)]
+pub struct PRelu {
+    /// One slope per channel.
+    pub alpha: Vec<f32>,
+}
+
+impl CustomOp1 for PRelu {
+    fn name(&self) -> &'static str {
+        "prelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        map_planes(storage, layout, self.name(), |channel, out| {
+            super::prelu_in_place(out, self.alpha[channel]);
+        })
+    }
+}
+
+#[multiversion(targets = "simd")]
+fn add_scalar(values: &mut [f32], b: f32) {
+    for v in values {
+        *v += b;
+    }
+}
+
+#[multiversion(targets = "simd")]
+fn add(values: &mut [f32], other: &[f32]) {
+    for (v, o) in values.iter_mut().zip(other) {
+        *v += o;
+    }
+}
+
+/// An NCHW f32 map of the same shape: a copy of the input (no zero-fill first), changed in place
+/// plane by plane; `f` gets each plane's channel and the plane.
+fn map_planes(
+    storage: &CpuStorage,
+    layout: &Layout,
+    op: &str,
+    f: impl Fn(usize, &mut [f32]),
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (_, c, h, w) = layout.shape().dims4()?;
+    let mut out = contiguous_f32(storage, layout, op)?.to_vec();
+    for (i, plane) in out.chunks_exact_mut(h * w).enumerate() {
+        f(i % c, plane);
+    }
+    Ok((CpuStorage::F32(out), layout.shape().clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn add_then_prelu_matches_the_two_operators_apart() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let a = Tensor::randn(0f32, 1f32, (1, 3, 5, 4), &dev)?;
+        let b = Tensor::randn(0f32, 1f32, (1, 3, 5, 4), &dev)?;
+        let alpha = vec![0.1f32, 0.2, 0.3];
+        let fused = a.apply_op2_no_bwd(
+            &b,
+            &AddAct {
+                activation: Activation::PRelu(alpha.clone()),
+            },
+        )?;
+        let apart = (&a + &b)?.apply_op1_no_bwd(&PRelu { alpha })?;
+        let diff = (fused - apart)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-6, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn bias_then_relu6_clamps_each_channel_after_its_bias() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[[[-1f32, 2.0], [5.0, 9.0]]]], &dev)?;
+        x.inplace_op1(&BiasAct {
+            bias: vec![0.5],
+            activation: Activation::Relu6,
+        })?;
+        assert_eq!(x.flatten_all()?.to_vec1::<f32>()?, vec![0.0, 2.5, 5.5, 6.0]);
+        Ok(())
+    }
+}
