@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use emotion_service::analysis::{FaceBox, FrameAnalyzer};
-use emotion_service::vision::{EYE_CORNERS, Pipeline};
+use emotion_service::vision::Pipeline;
 use iv_contracts::policy::AnalysisPolicy;
 
 fn assets() -> PathBuf {
@@ -133,8 +133,7 @@ fn main() {
                 pipeline.mesh(&frame, &face).unwrap()
             });
             time(&mut stages[3].samples, || {
-                pipeline.eye(&frame, &mesh, EYE_CORNERS[0], false).unwrap();
-                pipeline.eye(&frame, &mesh, EYE_CORNERS[1], true).unwrap();
+                pipeline.eyes(&frame, &mesh).unwrap();
             });
             time(&mut stages[4].samples, || {
                 pipeline.expression(&frame, &face).unwrap()

@@ -72,13 +72,6 @@ pub fn sample(
     let mut out = vec![0f32; channels * size * size];
     let plane = size * size;
     let raw = image.as_raw();
-    let pixel = |x: i64, y: i64| -> [f32; 3] {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            return [0.0; 3];
-        }
-        let i = ((y * w + x) * 3) as usize;
-        [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
-    };
     let sx = region.width / size as f32;
     let sy = region.height / size as f32;
     // Where each output column and row reads, worked out once per crop rather than per pixel:
@@ -103,16 +96,38 @@ pub fn sample(
     };
     let columns = taps(region.x, sx, mirror);
     let rows = taps(region.y, sy, false);
+    // A row of the frame, or none above or below it (black).
+    let frame_row = |y: i64| {
+        (0..h)
+            .contains(&y)
+            .then(|| &raw[(y * w * 3) as usize..][..(w * 3) as usize])
+    };
+    let at_x = |row: Option<&[u8]>, x: i64| -> [f32; 3] {
+        match row {
+            Some(r) if (0..w).contains(&x) => {
+                let i = (x * 3) as usize;
+                [r[i] as f32, r[i + 1] as f32, r[i + 2] as f32]
+            }
+            _ => [0.0; 3],
+        }
+    };
     for (oy, &(y0, ay)) in rows.iter().enumerate() {
+        let (top_row, bottom_row) = match sampling {
+            Sampling::Nearest => {
+                let row = frame_row(y0.clamp(0, h - 1));
+                (row, row)
+            }
+            Sampling::Bilinear => (frame_row(y0), frame_row(y0 + 1)),
+        };
         for (ox, &(x0, ax)) in columns.iter().enumerate() {
             let rgb = match sampling {
-                Sampling::Nearest => pixel(x0.clamp(0, w - 1), y0.clamp(0, h - 1)),
+                Sampling::Nearest => at_x(top_row, x0.clamp(0, w - 1)),
                 Sampling::Bilinear => {
                     let (p00, p10, p01, p11) = (
-                        pixel(x0, y0),
-                        pixel(x0 + 1, y0),
-                        pixel(x0, y0 + 1),
-                        pixel(x0 + 1, y0 + 1),
+                        at_x(top_row, x0),
+                        at_x(top_row, x0 + 1),
+                        at_x(bottom_row, x0),
+                        at_x(bottom_row, x0 + 1),
                     );
                     let mut v = [0f32; 3];
                     for c in 0..3 {

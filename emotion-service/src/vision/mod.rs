@@ -169,32 +169,32 @@ impl Pipeline {
         Ok((points, 1.0 / (1.0 + (-flag).exp())))
     }
 
-    /// Eye openness and iris position of the eye between two mesh corners; the eye on the image's
+    /// Eye openness and iris position of both eyes, each between its two mesh corners
+    /// ([`EYE_CORNERS`]), in one batch of two through the iris model (one pass costs less than
+    /// two: the model's small late layers are mostly per-pass overhead). The eye on the image's
     /// right is mirrored, as the iris model expects.
     #[tracing::instrument(name = "model.iris", skip_all)]
-    pub fn eye(
-        &self,
-        frame: &RgbImage,
-        mesh: &[Point],
-        corners: (usize, usize),
-        mirror: bool,
-    ) -> Result<Eye, GraphError> {
-        let (a, b) = (mesh[corners.0], mesh[corners.1]);
-        let (cx, cy) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
-        let side = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt() * 2.3;
-        let roi = Region::square(cx, cy, side);
-        let input = sample(
-            frame,
-            roi,
-            64,
-            mirror,
-            false,
-            Sampling::Bilinear,
-            Range::UNIT,
-        )?;
-        let out = self.iris.run(&input)?;
-        let to_points = |t: &Tensor| -> Result<Vec<Point>, GraphError> {
-            Ok(t.flatten_all()?
+    pub fn eyes(&self, frame: &RgbImage, mesh: &[Point]) -> Result<[Eye; 2], GraphError> {
+        let crops = [(EYE_CORNERS[0], false), (EYE_CORNERS[1], true)].map(|(corners, mirror)| {
+            let (a, b) = (mesh[corners.0], mesh[corners.1]);
+            let (cx, cy) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
+            let side = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt() * 2.3;
+            let roi = Region::square(cx, cy, side);
+            sample(
+                frame,
+                roi,
+                64,
+                mirror,
+                false,
+                Sampling::Bilinear,
+                Range::UNIT,
+            )
+        });
+        let [left, right] = crops;
+        let out = self.iris.run(&Tensor::cat(&[left?, right?], 0)?)?;
+        let points = |t: &Tensor, eye: usize, mirror: bool| -> Result<Vec<Point>, GraphError> {
+            Ok(t.get(eye)?
+                .flatten_all()?
                 .to_vec1::<f32>()?
                 .chunks_exact(3)
                 .map(|p| Point {
@@ -203,12 +203,15 @@ impl Pipeline {
                 })
                 .collect())
         };
-        let contour = to_points(&out[0])?;
-        let iris = to_points(&out[1])?;
-        Ok(Eye {
-            openness: geometry::eye_aspect_ratio(&contour),
-            iris_position: geometry::iris_position(&contour, iris[0]),
-        })
+        let eye = |index: usize, mirror: bool| -> Result<Eye, GraphError> {
+            let contour = points(&out[0], index, mirror)?;
+            let iris = points(&out[1], index, mirror)?;
+            Ok(Eye {
+                openness: geometry::eye_aspect_ratio(&contour),
+                iris_position: geometry::iris_position(&contour, iris[0]),
+            })
+        };
+        Ok([eye(0, false)?, eye(1, true)?])
     }
 
     #[tracing::instrument(name = "model.expression", skip_all)]
@@ -276,8 +279,7 @@ impl Pipeline {
         analysis.face = Some(face_box);
         analysis.landmarks = geometry::MESH_TO_68.iter().map(|&i| mesh[i]).collect();
 
-        let left = self.eye(frame, &mesh, EYE_CORNERS[0], false)?;
-        let right = self.eye(frame, &mesh, EYE_CORNERS[1], true)?;
+        let [left, right] = self.eyes(frame, &mesh)?;
         analysis.eye_openness = Some((left.openness, right.openness));
         let pose = geometry::head_pose(&analysis.landmarks).map(|(yaw, pitch, roll)| HeadPose {
             yaw,

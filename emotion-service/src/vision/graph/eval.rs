@@ -90,15 +90,24 @@ impl Step {
                 }
                 Value::Nchw(x)
             }
-            Op::Add { activation } => match inputs {
+            Op::Add {
+                activation,
+                overwrite_first,
+            } => match inputs {
                 [Value::Nchw(a), Value::Nchw(b)] => {
-                    let shape = a.shape().broadcast_shape_binary_op(b.shape(), "ADD")?;
-                    let (a, b) = (
-                        a.broadcast_as(&shape)?.contiguous()?,
-                        b.broadcast_as(&shape)?.contiguous()?,
-                    );
-                    let activation = activation.clone();
-                    Value::Nchw(a.apply_op2_no_bwd(&b, &AddAct { activation })?)
+                    let add = AddAct {
+                        activation: activation.clone(),
+                    };
+                    if *overwrite_first && a.dims() == b.dims() && a.is_contiguous() {
+                        a.inplace_op2(&b.contiguous()?, &add)?;
+                        Value::Nchw(a.clone())
+                    } else {
+                        let shape = a.shape().broadcast_shape_binary_op(b.shape(), "ADD")?;
+                        // A copy of its own to write the sum into.
+                        let sum = a.broadcast_as(&shape)?.copy()?.contiguous()?;
+                        sum.inplace_op2(&b.broadcast_as(&shape)?.contiguous()?, &add)?;
+                        Value::Nchw(sum)
+                    }
                 }
                 [a, b] => Value::Plain(activation.apply(a.plain()?.broadcast_add(&b.plain()?)?)?),
                 _ => candle_core::bail!("ADD takes two inputs, got {}", inputs.len()),
@@ -108,7 +117,15 @@ impl Step {
                 Value::Plain(t) => Value::Plain(t.relu()?),
             },
             Op::PRelu(p) => Value::Nchw(first()?.nchw()?.contiguous()?.apply_op1_no_bwd(p)?),
-            Op::Reshape { shape } => Value::Plain(first()?.plain()?.reshape(shape.as_slice())?),
+            Op::Reshape { shape } => {
+                let x = first()?.plain()?;
+                // The model's shapes are for one image; a batch keeps its own first dimension.
+                let mut shape = shape.clone();
+                if let (Some(first), Some(batch)) = (shape.first_mut(), x.dims().first()) {
+                    *first = *batch;
+                }
+                Value::Plain(x.reshape(shape.as_slice())?)
+            }
             Op::Concat { axis } => concat(inputs, *axis)?,
             Op::Mean => Value::Plain(first()?.nchw()?.mean((2, 3))?),
             Op::Softmax => Value::Plain(candle_nn::ops::softmax_last_dim(&first()?.plain()?)?),
@@ -116,7 +133,8 @@ impl Step {
     }
 }
 
-/// A convolution as one matrix product: im2col (unless it is 1x1), multiply, bias + activation.
+/// A convolution as one matrix product per image: im2col (unless it is 1x1), multiply, bias +
+/// activation.
 fn conv(
     x: &Tensor,
     weight: &Tensor,
@@ -125,18 +143,17 @@ fn conv(
 ) -> candle_core::Result<Tensor> {
     let x = x.contiguous()?;
     let (n, c, h, w) = x.dims4()?;
-    if n != 1 {
-        candle_core::bail!("the executor runs one image at a time, got {n}");
-    }
     let (cols, oh, ow) = match im2col {
-        None => (x.reshape((c, h * w))?, h, w),
+        None => (x.reshape((n, c, h * w))?, h, w),
         Some(op) => {
             let (oh, ..) = op.padding.along(h, op.kernel.0, op.stride);
             let (ow, ..) = op.padding.along(w, op.kernel.1, op.stride);
             (x.apply_op1_no_bwd(op)?, oh, ow)
         }
     };
-    let y = weight.matmul(&cols)?.reshape((1, weight.dim(0)?, oh, ow))?;
+    let y = weight
+        .broadcast_matmul(&cols)?
+        .reshape((n, weight.dim(0)?, oh, ow))?;
     y.inplace_op1(bias_act)?;
     Ok(y)
 }

@@ -65,6 +65,9 @@ enum Op {
     },
     Add {
         activation: Activation,
+        /// The first input is read by nothing after this step and its storage is this run's
+        /// own: the sum is written into it instead of a new map (set at load).
+        overwrite_first: bool,
     },
     Relu,
     PRelu(PRelu),

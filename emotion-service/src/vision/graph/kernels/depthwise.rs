@@ -157,15 +157,23 @@ fn accumulate_unit_stride(plane: &[f32], k: &[f32], dst: &mut [f32], g: Plane) {
     }
 }
 
-/// The common case (3 wide, stride 1, one column of padding each side) in one pass over each
-/// output row per kernel row, all three taps at once, instead of one pass per tap.
+/// The common case (3 wide, stride 1, one column of padding each side). A row with all three
+/// input rows inside the map takes its nine taps in one pass; rows at the top and bottom edge
+/// take each input row's three taps in a pass.
 #[multiversion(targets = "simd")]
 fn accumulate_three_wide(plane: &[f32], k: &[f32], dst: &mut [f32], g: Plane) {
     let w = g.w;
     for oy in 0..g.oh {
         let drow = &mut dst[oy * w..][..w];
+        let first = oy as isize - g.top as isize;
+        if g.kh == 3 && w >= 2 && first >= 0 && first + 3 <= g.h as isize {
+            let rows = &plane[first as usize * w..][..3 * w];
+            let (r0, r1, r2) = (&rows[..w], &rows[w..2 * w], &rows[2 * w..]);
+            nine_taps(drow, [r0, r1, r2], k);
+            continue;
+        }
         for ky in 0..g.kh {
-            let iy = (oy * g.sh + ky) as isize - g.top as isize;
+            let iy = first + ky as isize;
             if iy < 0 || iy >= g.h as isize {
                 continue;
             }
@@ -184,6 +192,35 @@ fn accumulate_three_wide(plane: &[f32], k: &[f32], dst: &mut [f32], g: Plane) {
                 *d += k0 * a + k1 * b + k2 * c;
             }
         }
+    }
+}
+
+/// One output row from three whole input rows and a 3x3 kernel (`w >= 2`); inlined into the
+/// multiversioned caller, so it is compiled for the same instructions.
+#[inline(always)]
+fn nine_taps(drow: &mut [f32], rows: [&[f32]; 3], k: &[f32]) {
+    let w = drow.len();
+    let n = w - 2;
+    for (ky, row) in rows.iter().enumerate() {
+        let (k0, k1, k2) = (k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]);
+        drow[0] += k1 * row[0] + k2 * row[1];
+        drow[w - 1] += k0 * row[w - 2] + k1 * row[w - 1];
+    }
+    let [r0, r1, r2] = rows;
+    let (a0, a1, a2) = (&r0[..n], &r0[1..n + 1], &r0[2..n + 2]);
+    let (b0, b1, b2) = (&r1[..n], &r1[1..n + 1], &r1[2..n + 2]);
+    let (c0, c1, c2) = (&r2[..n], &r2[1..n + 1], &r2[2..n + 2]);
+    let d = &mut drow[1..n + 1];
+    for i in 0..n {
+        d[i] += k[0] * a0[i]
+            + k[1] * a1[i]
+            + k[2] * a2[i]
+            + k[3] * b0[i]
+            + k[4] * b1[i]
+            + k[5] * b2[i]
+            + k[6] * c0[i]
+            + k[7] * c1[i]
+            + k[8] * c2[i];
     }
 }
 
@@ -208,8 +245,8 @@ fn accumulate_three_wide_halving(plane: &[f32], k: &[f32], dst: &mut [f32], g: P
             let (k0, k1, k2) = (k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]);
             even.clear();
             odd.clear();
-            even.extend(row.iter().step_by(2).copied());
-            odd.extend(row.iter().skip(1).step_by(2).copied());
+            even.extend((0..w.div_ceil(2)).map(|i| row[2 * i]));
+            odd.extend((0..w / 2).map(|i| row[2 * i + 1]));
             let taps = even[..full].iter().zip(&odd[..full]).zip(&even[1..=full]);
             for (d, ((a, b), c)) in drow[..full].iter_mut().zip(taps) {
                 *d += k0 * a + k1 * b + k2 * c;

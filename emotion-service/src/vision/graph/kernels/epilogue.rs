@@ -2,7 +2,7 @@
 //! candle would take an operator and an allocation per step (bias, add, activation, and four for
 //! PReLU).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, InplaceOp1, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Shape};
 use multiversion::multiversion;
 
 use super::{Activation, contiguous_f32};
@@ -34,32 +34,35 @@ impl InplaceOp1 for BiasAct {
     }
 }
 
-/// A residual addition of two NCHW maps of one shape, then the activation.
+/// A residual addition of two NCHW maps of one shape, then the activation, written into the
+/// first.
 #[derive(Debug, Clone)]
 pub struct AddAct {
     pub activation: Activation,
 }
 
-impl CustomOp2 for AddAct {
+impl InplaceOp2 for AddAct {
     fn name(&self) -> &'static str {
         "add-activation"
     }
 
     fn cpu_fwd(
         &self,
-        s1: &CpuStorage,
+        s1: &mut CpuStorage,
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    ) -> candle_core::Result<()> {
         if l1.shape() != l2.shape() {
             candle_core::bail!("ADD of {:?} and {:?}", l1.shape(), l2.shape());
         }
         let (_, c, h, w) = l1.shape().dims4()?;
-        let a = contiguous_f32(s1, l1, self.name())?;
         let b = contiguous_f32(s2, l2, self.name())?;
-        let mut out = a.to_vec();
-        for (i, (dst, pb)) in out
+        let a = match (s1, l1.contiguous_offsets()) {
+            (CpuStorage::F32(data), Some((start, end))) => &mut data[start..end],
+            _ => candle_core::bail!("{} expects a contiguous f32 input", self.name()),
+        };
+        for (i, (dst, pb)) in a
             .chunks_exact_mut(h * w)
             .zip(b.chunks_exact(h * w))
             .enumerate()
@@ -67,7 +70,7 @@ impl CustomOp2 for AddAct {
             add(dst, pb);
             self.activation.apply_in_place(i % c, dst);
         }
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok(())
     }
 }
 
@@ -135,13 +138,16 @@ mod tests {
         let a = Tensor::randn(0f32, 1f32, (1, 3, 5, 4), &dev)?;
         let b = Tensor::randn(0f32, 1f32, (1, 3, 5, 4), &dev)?;
         let alpha = vec![0.1f32, 0.2, 0.3];
-        let fused = a.apply_op2_no_bwd(
+        let apart = (&a + &b)?.apply_op1_no_bwd(&PRelu {
+            alpha: alpha.clone(),
+        })?;
+        let fused = a.copy()?;
+        fused.inplace_op2(
             &b,
             &AddAct {
-                activation: Activation::PRelu(alpha.clone()),
+                activation: Activation::PRelu(alpha),
             },
         )?;
-        let apart = (&a + &b)?.apply_op1_no_bwd(&PRelu { alpha })?;
         let diff = (fused - apart)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-6, "{diff}");
         Ok(())

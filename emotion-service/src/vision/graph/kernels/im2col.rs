@@ -1,5 +1,5 @@
-//! im2col for one image: NCHW `(1, c, h, w)` to the `(c*kh*kw, oh*ow)` matrix a convolution
-//! multiplies by its `(oc, c*kh*kw)` weights, with TF padding applied on the fly. candle's own CPU
+//! im2col: NCHW `(n, c, h, w)` to the `(n, c*kh*kw, oh*ow)` matrices a convolution multiplies
+//! by its `(oc, c*kh*kw)` weights, with TF padding applied on the fly. candle's own CPU
 //! convolution is a scalar loop per output element (17% of a frame when profiled); this copies
 //! whole rows and leaves the arithmetic to the matrix product.
 
@@ -26,9 +26,6 @@ impl CustomOp1 for Im2Col {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = layout.shape().dims4()?;
-        if n != 1 {
-            candle_core::bail!("im2col takes one image at a time, got {n}");
-        }
         let input = contiguous_f32(storage, layout, self.name())?;
         let (kh, kw) = self.kernel;
         let s = self.stride;
@@ -36,7 +33,7 @@ impl CustomOp1 for Im2Col {
         let (ow, left, _) = self.padding.along(w, kw, s);
         // Built in order, row after row, so nothing is zero-filled first (a memset of the whole
         // matrix was a visible share of a frame); padding is written as the zeros it reads.
-        let mut out = Vec::with_capacity(c * kh * kw * oh * ow);
+        let mut out = Vec::with_capacity(n * c * kh * kw * oh * ow);
         for plane in input.chunks_exact(h * w) {
             for ky in 0..kh {
                 for kx in 0..kw {
@@ -54,20 +51,30 @@ impl CustomOp1 for Im2Col {
                             out.extend_from_slice(&src[from]);
                             out.extend(std::iter::repeat_n(0f32, ow - cols.end));
                         } else {
-                            out.extend((0..ow).map(|ox| {
-                                let ix = (ox * s) as isize + x0;
-                                if ix >= 0 && ix < w as isize {
-                                    src[ix as usize]
-                                } else {
-                                    0.0
-                                }
-                            }));
+                            // Output columns whose tap lands inside the row, then every s-th
+                            // input column from the first of them.
+                            let lo = ((-x0).max(0) as usize).div_ceil(s);
+                            let hi = ((w as isize - x0 + s as isize - 1) / s as isize)
+                                .clamp(lo as isize, ow as isize)
+                                as usize;
+                            out.extend(std::iter::repeat_n(0f32, lo));
+                            let first = (lo * s) as isize + x0;
+                            if hi > lo {
+                                out.extend(
+                                    src[first as usize..]
+                                        .iter()
+                                        .step_by(s)
+                                        .take(hi - lo)
+                                        .copied(),
+                                );
+                            }
+                            out.extend(std::iter::repeat_n(0f32, ow - hi));
                         }
                     }
                 }
             }
         }
-        Ok((CpuStorage::F32(out), Shape::from((c * kh * kw, oh * ow))))
+        Ok((CpuStorage::F32(out), Shape::from((n, c * kh * kw, oh * ow))))
     }
 }
 
@@ -95,7 +102,10 @@ mod tests {
             })?;
             let (oh, top, bottom) = padding.along(h, k, stride);
             let (ow, left, right) = padding.along(w, k, stride);
-            let ours = weights.reshape((3, 2 * k * k))?.matmul(&cols)?;
+            let ours = weights
+                .reshape((3, 2 * k * k))?
+                .broadcast_matmul(&cols)?
+                .reshape((3, oh * ow))?;
             let reference = x
                 .pad_with_zeros(2, top, bottom)?
                 .pad_with_zeros(3, left, right)?
