@@ -12,5 +12,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/fetch-assets.sh
-cargo build --release --locked -p iv-stack --bin stack -p loadgen
+cargo build --release --locked -p iv-stack --bin stack -p loadgen --bin loadgen
 exec target/release/loadgen "$@"

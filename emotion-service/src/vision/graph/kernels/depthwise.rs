@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use multiversion::multiversion;
 
-use super::{Activation, contiguous_f32, unit_stride_span};
+use super::{Activation, Window, contiguous_f32, unit_stride_span};
 use crate::vision::graph::padding::Padding;
 
 #[derive(Debug, Clone)]
@@ -54,22 +54,6 @@ impl Depthwise {
     }
 }
 
-/// One channel's geometry: input `h x w`, output `oh x ow`, kernel, stride and the padding
-/// before each axis.
-#[derive(Debug, Clone, Copy)]
-struct Plane {
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    kh: usize,
-    kw: usize,
-    sh: usize,
-    sw: usize,
-    top: usize,
-    left: usize,
-}
-
 impl CustomOp1 for Depthwise {
     fn name(&self) -> &'static str {
         "depthwise-conv2d"
@@ -82,22 +66,16 @@ impl CustomOp1 for Depthwise {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = layout.shape().dims4()?;
         let input = contiguous_f32(storage, layout, self.name())?;
-        let (kh, kw) = self.kernel;
-        let (sh, sw) = self.stride;
-        let (oh, top, _) = self.padding.along(h, kh, sh);
-        let (ow, left, _) = self.padding.along(w, kw, sw);
-        let geometry = Plane {
-            h,
-            w,
+        let geometry = Window::new((h, w), self.kernel, self.stride, self.padding);
+        let Window {
             oh,
             ow,
             kh,
             kw,
-            sh,
             sw,
-            top,
             left,
-        };
+            ..
+        } = geometry;
         if ow < ROW_MIN_WIDTH {
             let mut out = vec![0f32; n * c * oh * ow];
             for (image, dst) in input
@@ -137,15 +115,13 @@ impl CustomOp1 for Depthwise {
 /// Adds each tap's contribution row by row: the inner loop is a contiguous multiply-add over an
 /// output row, which the compiler vectorises to the CPU's widest lanes.
 #[multiversion(targets = "simd")]
-fn accumulate_unit_stride(plane: &[f32], k: &[f32], dst: &mut [f32], g: Plane) {
+fn accumulate_unit_stride(plane: &[f32], k: &[f32], dst: &mut [f32], g: Window) {
     for oy in 0..g.oh {
         let drow = &mut dst[oy * g.ow..][..g.ow];
         for ky in 0..g.kh {
-            let iy = (oy * g.sh + ky) as isize - g.top as isize;
-            if iy < 0 || iy >= g.h as isize {
+            let Some(row) = g.input_row(plane, oy, ky) else {
                 continue;
-            }
-            let row = &plane[iy as usize * g.w..][..g.w];
+            };
             for kx in 0..g.kw {
                 let wv = k[ky * g.kw + kx];
                 let (out, src) = unit_stride_span(kx as isize - g.left as isize, g.w, g.ow);
@@ -161,7 +137,7 @@ fn accumulate_unit_stride(plane: &[f32], k: &[f32], dst: &mut [f32], g: Plane) {
 /// input rows inside the map takes its nine taps in one pass; rows at the top and bottom edge
 /// take each input row's three taps in a pass.
 #[multiversion(targets = "simd")]
-fn accumulate_three_wide(plane: &[f32], k: &[f32], dst: &mut [f32], g: Plane) {
+fn accumulate_three_wide(plane: &[f32], k: &[f32], dst: &mut [f32], g: Window) {
     let w = g.w;
     for oy in 0..g.oh {
         let drow = &mut dst[oy * w..][..w];
@@ -173,11 +149,9 @@ fn accumulate_three_wide(plane: &[f32], k: &[f32], dst: &mut [f32], g: Plane) {
             continue;
         }
         for ky in 0..g.kh {
-            let iy = first + ky as isize;
-            if iy < 0 || iy >= g.h as isize {
+            let Some(row) = g.input_row(plane, oy, ky) else {
                 continue;
-            }
-            let row = &plane[iy as usize * w..][..w];
+            };
             let (k0, k1, k2) = (k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]);
             if w == 1 {
                 drow[0] += k1 * row[0];
@@ -228,7 +202,7 @@ fn nine_taps(drow: &mut [f32], rows: [&[f32]; 3], k: &[f32]) {
 /// each input row is split into its even and odd columns once, so that output `x` reads
 /// `even[x]`, `odd[x]` and `even[x + 1]`, all contiguous.
 #[multiversion(targets = "simd")]
-fn accumulate_three_wide_halving(plane: &[f32], k: &[f32], dst: &mut [f32], g: Plane) {
+fn accumulate_three_wide_halving(plane: &[f32], k: &[f32], dst: &mut [f32], g: Window) {
     let w = g.w;
     // Outputs whose three taps are all inside the row; the rest read past its end.
     let full = g.ow.min(w.saturating_sub(1) / 2);
@@ -237,11 +211,9 @@ fn accumulate_three_wide_halving(plane: &[f32], k: &[f32], dst: &mut [f32], g: P
     for oy in 0..g.oh {
         let drow = &mut dst[oy * g.ow..][..g.ow];
         for ky in 0..g.kh {
-            let iy = (oy * g.sh + ky) as isize - g.top as isize;
-            if iy < 0 || iy >= g.h as isize {
+            let Some(row) = g.input_row(plane, oy, ky) else {
                 continue;
-            }
-            let row = &plane[iy as usize * w..][..w];
+            };
             let (k0, k1, k2) = (k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]);
             even.clear();
             odd.clear();
@@ -271,7 +243,7 @@ fn accumulate_across_channels(
     weights_hwc: &[f32],
     bias: &[f32],
     dst: &mut [f32],
-    g: Plane,
+    g: Window,
 ) {
     let c = bias.len();
     let mut hwc = vec![0f32; g.h * g.w * c];
@@ -311,15 +283,13 @@ fn accumulate_across_channels(
 
 /// Stride 2 and above (a few layers per model): reads every `sw`-th input column.
 #[multiversion(targets = "simd")]
-fn accumulate_strided(plane: &[f32], k: &[f32], dst: &mut [f32], g: Plane) {
+fn accumulate_strided(plane: &[f32], k: &[f32], dst: &mut [f32], g: Window) {
     for oy in 0..g.oh {
         let drow = &mut dst[oy * g.ow..][..g.ow];
         for ky in 0..g.kh {
-            let iy = (oy * g.sh + ky) as isize - g.top as isize;
-            if iy < 0 || iy >= g.h as isize {
+            let Some(row) = g.input_row(plane, oy, ky) else {
                 continue;
-            }
-            let row = &plane[iy as usize * g.w..][..g.w];
+            };
             for kx in 0..g.kw {
                 let wv = k[ky * g.kw + kx];
                 for (ox, d) in drow.iter_mut().enumerate() {

@@ -5,7 +5,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 
-use super::{contiguous_f32, unit_stride_span};
+use super::{Window, contiguous_f32, unit_stride_span};
 use crate::vision::graph::padding::Padding;
 
 #[derive(Debug, Clone)]
@@ -27,10 +27,16 @@ impl CustomOp1 for Im2Col {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = layout.shape().dims4()?;
         let input = contiguous_f32(storage, layout, self.name())?;
-        let (kh, kw) = self.kernel;
         let s = self.stride;
-        let (oh, top, _) = self.padding.along(h, kh, s);
-        let (ow, left, _) = self.padding.along(w, kw, s);
+        let Window {
+            oh,
+            ow,
+            kh,
+            kw,
+            top,
+            left,
+            ..
+        } = Window::new((h, w), self.kernel, (s, s), self.padding);
         // Built in order, row after row, so nothing is zero-filled first (a memset of the whole
         // matrix was a visible share of a frame); padding is written as the zeros it reads.
         let mut out = Vec::with_capacity(n * c * kh * kw * oh * ow);

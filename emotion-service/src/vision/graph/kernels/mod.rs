@@ -99,6 +99,54 @@ fn prelu_in_place(values: &mut [f32], slope: f32) {
     }
 }
 
+/// A sliding window over one channel's plane: input `h x w`, output `oh x ow`, window
+/// `kh x kw`, strides, and TensorFlow's padding before each axis. Shared by the depthwise
+/// convolution, im2col and pooling.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    top: usize,
+    left: usize,
+}
+
+impl Window {
+    fn new(
+        (h, w): (usize, usize),
+        (kh, kw): (usize, usize),
+        (sh, sw): (usize, usize),
+        padding: crate::vision::graph::padding::Padding,
+    ) -> Self {
+        let (oh, top, _) = padding.along(h, kh, sh);
+        let (ow, left, _) = padding.along(w, kw, sw);
+        Self {
+            h,
+            w,
+            oh,
+            ow,
+            kh,
+            kw,
+            sh,
+            sw,
+            top,
+            left,
+        }
+    }
+
+    /// The input row that window row `ky` of output row `oy` reads, or none in the padding.
+    #[inline(always)]
+    fn input_row<'a>(&self, plane: &'a [f32], oy: usize, ky: usize) -> Option<&'a [f32]> {
+        let iy = (oy * self.sh + ky).checked_sub(self.top)?;
+        (iy < self.h).then(|| &plane[iy * self.w..][..self.w])
+    }
+}
+
 /// For a stride-1 kernel column offset `x0` (kernel x minus left padding): the output columns
 /// that read inside an input row of width `w`, and the input columns they read, as equal-length
 /// ranges (empty when none do).

@@ -4,7 +4,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use multiversion::multiversion;
 
-use super::contiguous_f32;
+use super::{Window, contiguous_f32};
 use crate::vision::graph::padding::Padding;
 
 #[derive(Debug, Clone)]
@@ -26,10 +26,17 @@ impl CustomOp1 for MaxPool {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = layout.shape().dims4()?;
         let input = contiguous_f32(storage, layout, self.name())?;
-        let (fh, fw) = self.filter;
-        let (sh, sw) = self.stride;
-        let (oh, top, _) = self.padding.along(h, fh, sh);
-        let (ow, left, _) = self.padding.along(w, fw, sw);
+        let Window {
+            oh,
+            ow,
+            kh: fh,
+            kw: fw,
+            sh,
+            sw,
+            top,
+            left,
+            ..
+        } = Window::new((h, w), self.filter, self.stride, self.padding);
         let mut out = Vec::with_capacity(n * c * oh * ow);
         for plane in input.chunks_exact(h * w) {
             for oy in 0..oh {
