@@ -121,7 +121,7 @@ impl Step {
                 let x = first()?.plain()?;
                 // The model's shapes are for one image; a batch keeps its own first dimension.
                 let mut shape = shape.clone();
-                if let (Some(first), Some(batch)) = (shape.first_mut(), x.dims().first()) {
+                if let (Some(first @ 1), Some(batch)) = (shape.first_mut(), x.dims().first()) {
                     *first = *batch;
                 }
                 Value::Plain(x.reshape(shape.as_slice())?)

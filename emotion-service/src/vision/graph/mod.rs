@@ -2,7 +2,8 @@
 //! TFLite-style operators over candle tensors.
 //!
 //! Activations are kept NCHW, the layout candle's matrix products expect; weights are re-laid out
-//! once at load. Every convolution is one matrix product.
+//! once at load, and each PReLU is folded into the operator before it. Every convolution is one
+//! matrix product per image; a batch (both eyes through the iris model) runs as one pass.
 //!
 //! # Layout
 //! - [`load`](Graph::load): the graph file and its weights into prepared [`Op`]s.
