@@ -162,13 +162,15 @@ impl Channels {
     }
 }
 
-/// A request cut off by a dying instance (broken pipe, reset) reaches tonic as `Unknown` with a
-/// transport error inside; it says the instance is gone as surely as a refused connection, so it
-/// is `Unavailable`: set aside and retried elsewhere.
+/// A request cut off by a dying instance reaches tonic with a transport error inside: `Unknown`
+/// for a broken pipe or a reset, `Cancelled` when hyper finds the pooled connection already
+/// closed. Either says the instance is gone as surely as a refused connection, so it is
+/// `Unavailable`: set aside and retried elsewhere. A `Cancelled` the server itself sent carries no
+/// transport error and stays as it is.
 fn connection_lost(status: Status) -> Status {
     let transport =
         std::error::Error::source(&status).is_some_and(|s| s.is::<tonic::transport::Error>());
-    if status.code() == Code::Unknown && transport {
+    if matches!(status.code(), Code::Unknown | Code::Cancelled) && transport {
         Status::unavailable(format!(
             "connection to the instance lost: {}",
             status.message()
