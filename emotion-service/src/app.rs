@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use iv_contracts::policy::AnalysisPolicy;
+use iv_platform::erasure::Erasure;
 use serde::Serialize;
 
 use crate::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer};
@@ -301,6 +302,42 @@ impl EmotionApp {
         let frames = self.store.frames(session_id).await?;
         let blinks = self.store.blinks(session_id).await?;
         Ok(summarize(session_id, policy, &frames, &blinks))
+    }
+
+    /// Erases what this service holds for the session: its stored frames, blinks and record, and
+    /// its live state (face track, blink history). A frame being analysed finishes first; later
+    /// ones are refused. Services erase for the organisation they name, admins for their own; a
+    /// session of another organisation is answered as absent.
+    pub async fn erase(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+        claimed_org: &str,
+    ) -> Result<Erasure, EmotionError> {
+        validate_session_id(session_id)?;
+        let org = caller.acting_for(claimed_org);
+        match self.store.owner(session_id).await? {
+            Some(Some(owner)) if org.as_ref() != Some(&owner) => {
+                return Err(EmotionError::SessionNotFound(session_id.to_string()));
+            }
+            // Only services erase sessions this instance never saw: the interview may have
+            // had no frame analysed, and its late frames must still be refused.
+            None if caller.role != Role::Service => {
+                return Err(EmotionError::SessionNotFound(session_id.to_string()));
+            }
+            _ => {}
+        }
+        let slot = self.session_state(session_id);
+        let mut state = slot.lock().await;
+        let erasure = self.store.erase(session_id).await?;
+        *state = SessionState::default();
+        drop(state);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(session_id);
+        tracing::info!(%session_id, deleted = ?erasure.deleted, "session erased");
+        Ok(erasure)
     }
 
     fn session_state(&self, session_id: &str) -> Arc<tokio::sync::Mutex<SessionState>> {

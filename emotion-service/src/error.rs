@@ -31,6 +31,11 @@ pub enum EmotionError {
     SessionNotFound(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Erased on request or at the end of its retention: nothing is analysed or stored for it.
+    #[error("session {0} was erased")]
+    SessionErased(String),
+    #[error("erasure")]
+    Erasure(#[from] iv_platform::erasure::ErasureError),
 }
 
 impl From<AnalyzerError> for EmotionError {
@@ -61,6 +66,9 @@ impl From<EmotionError> for ApiError {
             EmotionError::AnalysisOff(_) => {
                 ApiError::new(ErrorClass::Conflict, "ANALYSIS_OFF", message)
             }
+            EmotionError::SessionErased(_) => {
+                ApiError::new(ErrorClass::Conflict, code::SESSION_ERASED, message)
+            }
             EmotionError::ModelsUnavailable(_) => {
                 ApiError::new(ErrorClass::Unavailable, "MODELS_UNAVAILABLE", message)
             }
@@ -69,7 +77,8 @@ impl From<EmotionError> for ApiError {
             ) => ApiError::new(ErrorClass::Overloaded, "OVERLOADED", message),
             EmotionError::Pool(PoolError::Closed(_) | PoolError::Crashed(_))
             | EmotionError::AnalysisFailed(_)
-            | EmotionError::Database(_) => ApiError::internal("frame analysis", &Chain(&err)),
+            | EmotionError::Database(_)
+            | EmotionError::Erasure(_) => ApiError::internal("frame analysis", &Chain(&err)),
         }
     }
 }

@@ -143,6 +143,20 @@ impl EmotionService for GrpcEmotion {
             .await?;
         Ok(Response::new(summary_to_wire(&s)))
     }
+
+    async fn erase_session(
+        &self,
+        request: Request<pb::EraseSessionRequest>,
+    ) -> Result<Response<pb::ErasureCounts>, Status> {
+        let caller = grpc_privileged(&request)?;
+        let r = request.into_inner();
+        let erasure = self.app.erase(&caller, &r.session_id, &r.org_id).await?;
+        Ok(Response::new(pb::ErasureCounts {
+            session_id: r.session_id,
+            deleted: erasure.deleted.into_iter().collect(),
+            erased_at: erasure.erased_at,
+        }))
+    }
 }
 
 fn bounding_box(f: FaceBox) -> pb::BoundingBox {

@@ -123,9 +123,12 @@ pub async fn build_with(
     analyzer: Arc<dyn FrameAnalyzer>,
 ) -> anyhow::Result<Server> {
     let health = Health::new("emotion-service");
-    let pool = db::open(&config.database_url, &[store::SCHEMA])
-        .await
-        .context("opening the database")?;
+    let pool = db::open(
+        &config.database_url,
+        &[store::SCHEMA, iv_platform::erasure::SCHEMA],
+    )
+    .await
+    .context("opening the database")?;
     db::add_missing_columns(&pool, store::ADDED_COLUMNS)
         .await
         .context("upgrading the database")?;

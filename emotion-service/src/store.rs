@@ -3,6 +3,7 @@
 use iv_contracts::policy::AnalysisPolicy;
 use iv_platform::auth::OrgId;
 use iv_platform::db::Pool;
+use iv_platform::erasure::{Eraser, Erasure, Held};
 use sqlx::Row;
 
 use crate::error::EmotionError;
@@ -91,17 +92,34 @@ impl StoredSession {
 #[derive(Clone)]
 pub struct EmotionStore {
     pool: Pool,
+    eraser: Eraser,
 }
+
+/// Every table holding rows of a session: what erasure deletes.
+const HELD: &[Held] = &[
+    Held::by_session("frame_analyses"),
+    Held::by_session("blinks"),
+    Held::by_session("emotion_sessions"),
+];
 
 /// Frames kept per session for summaries (30 minutes at 15 fps, with room).
 pub const MAX_FRAMES_PER_SUMMARY: i64 = 50_000;
 
 impl EmotionStore {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            eraser: Eraser::new(pool.clone(), crate::SERVICE.name, HELD),
+            pool,
+        }
     }
 
-    /// Records the session on its first frame, or reads it back: the policy first seen (never
+    /// Deletes everything stored for the session; its frames are refused from then on.
+    #[tracing::instrument(name = "db.erase", skip_all)]
+    pub async fn erase(&self, session_id: &str) -> Result<Erasure, EmotionError> {
+        Ok(self.eraser.erase(session_id).await?)
+    }
+
+    /// Records the session on its first frame, or reads it back (an erased session is refused): the policy first seen (never
     /// loosened by a later request, so a client cannot turn emotion inference back on for an
     /// engagement-only interview) and the organisation its first frame named. A session first seen
     /// before organisations is claimed by the first that names it.
@@ -112,6 +130,9 @@ impl EmotionStore {
         requested: AnalysisPolicy,
         org: Option<&OrgId>,
     ) -> Result<StoredSession, EmotionError> {
+        if self.eraser.is_erased(session_id).await? {
+            return Err(EmotionError::SessionErased(session_id.to_string()));
+        }
         let org = org.map(|o| o.0.as_str());
         sqlx::query("INSERT INTO emotion_sessions (session_id, policy, created_at, org_id) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO NOTHING")
             .bind(session_id)
@@ -160,13 +181,15 @@ impl EmotionStore {
         Ok(stored.map(|p| AnalysisPolicy::from_stored(&p)))
     }
 
-    /// Records a frame; a frame recorded before (a redelivered event) is left as it was.
+    /// Records a frame; a frame recorded before (a redelivered event) is left as it was, and one
+    /// of a session erased while it was being analysed is not kept.
     #[tracing::instrument(name = "db.record_frame", skip_all)]
     pub async fn record(&self, session_id: &str, f: &StoredFrame) -> Result<(), EmotionError> {
         sqlx::query(
             "INSERT INTO frame_analyses (session_id, frame_number, timestamp, face_present, face_count, emotion,
                 confidence, attention, eye_contact, blink_count, eye_closed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+             WHERE NOT EXISTS (SELECT 1 FROM erased_sessions WHERE service = $12 AND session_id = $1)
              ON CONFLICT (session_id, frame_number) DO NOTHING",
         )
         .bind(session_id)
@@ -180,6 +203,7 @@ impl EmotionStore {
         .bind(i64::from(f.eye_contact))
         .bind(f.blink_count)
         .bind(i64::from(f.eye_closed))
+        .bind(crate::SERVICE.name)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -216,7 +240,8 @@ impl EmotionStore {
 }
 
 impl EmotionStore {
-    /// Records a blink; the same blink recorded twice (a redelivered frame) is kept once.
+    /// Records a blink; the same blink recorded twice (a redelivered frame) is kept once, and none
+    /// of an erased session.
     #[tracing::instrument(name = "db.record_blink", skip_all)]
     pub async fn record_blink(
         &self,
@@ -224,12 +249,14 @@ impl EmotionStore {
         blink: crate::blink::Blink,
     ) -> Result<(), EmotionError> {
         sqlx::query(
-            "INSERT INTO blinks (session_id, started_at, duration_ms) VALUES ($1, $2, $3)
+            "INSERT INTO blinks (session_id, started_at, duration_ms) SELECT $1, $2, $3
+             WHERE NOT EXISTS (SELECT 1 FROM erased_sessions WHERE service = $4 AND session_id = $1)
              ON CONFLICT (session_id, started_at) DO NOTHING",
         )
         .bind(session_id)
         .bind(blink.started_at)
         .bind(blink.duration_ms)
+        .bind(crate::SERVICE.name)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Cursor;
 
 use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
-use iv_contracts::emotion::{BatchRequest, FrameRequest, SessionRequest};
+use iv_contracts::emotion::{BatchRequest, EraseSessionRequest, FrameRequest, SessionRequest};
 use iv_platform::auth::AssertingChannel;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -321,4 +321,86 @@ async fn a_frame_naming_another_organisation_is_refused_as_if_the_session_did_no
         assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
     }
     client.analyze_frame(frame_for(4, "org-a")).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_erased_session_loses_its_stored_frames_refuses_new_ones_and_answers_a_repeat_alike() {
+    let mut client = EmotionServiceClient::new(spawn().await);
+    let frame_for = |session: &str, n: i64, org: &str| FrameRequest {
+        session_id: session.into(),
+        image_data: jpeg_frame(n as usize),
+        timestamp: n * 200,
+        format: "jpeg".into(),
+        frame_number: n,
+        org_id: org.into(),
+        ..Default::default()
+    };
+    for n in 1..=3 {
+        client
+            .analyze_frame(frame_for("erased", n, "org-a"))
+            .await
+            .unwrap();
+    }
+    client
+        .analyze_frame(frame_for("kept", 1, "org-a"))
+        .await
+        .unwrap();
+    let erase = |org: &str| EraseSessionRequest {
+        session_id: "erased".into(),
+        org_id: org.into(),
+    };
+
+    let refused = client.erase_session(erase("org-b")).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::NotFound,
+        "another organisation's session is absent"
+    );
+
+    let counts = client
+        .erase_session(erase("org-a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(counts.deleted.get("frame_analyses"), Some(&3), "{counts:?}");
+    assert_eq!(
+        counts.deleted.get("emotion_sessions"),
+        Some(&1),
+        "{counts:?}"
+    );
+    assert!(counts.deleted.contains_key("blinks"), "{counts:?}");
+
+    let summary = |id: &str| SessionRequest {
+        session_id: id.into(),
+    };
+    let after = client
+        .get_session_summary(summary("erased"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.frames_analyzed, 0, "nothing left to summarise");
+    let kept = client
+        .get_session_summary(summary("kept"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept.frames_analyzed, 1, "other sessions are untouched");
+
+    // A late frame (one deferred before the erasure) is refused and stores nothing.
+    let late = client
+        .analyze_frame(frame_for("erased", 4, "org-a"))
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition, "{late:?}");
+    assert!(late.message().contains("erased"), "{late:?}");
+
+    let again = client
+        .erase_session(erase("org-a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        again, counts,
+        "a repeated erasure answers with the first counts"
+    );
 }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use iv_contracts::emotion::{
     AnalysisPolicy as WirePolicy, EmotionResponse, FramePriority, FrameRequest,
 };
-use iv_contracts::events::{CompletedAnswer, FrameCaptured, InterviewCompleted, ScoreCalculated};
+use iv_contracts::events::{
+    CompletedAnswer, ErasureReported, FrameCaptured, InterviewCompleted, ScoreCalculated,
+};
 use iv_contracts::now_millis;
 use iv_contracts::policy::AnalysisPolicy;
 use iv_contracts::scoring::AnswerRequest;
@@ -17,6 +19,7 @@ use serde::Deserialize;
 
 use crate::downstream::{AnswerScoring, FrameAnalysis};
 
+use crate::erasure::{self, Erasures, Receipt};
 use crate::error::InterviewError;
 use crate::hub::Hub;
 use crate::messages::{AnswerData, EmotionUpdate, LiveFeedback, ServerMessage, StatusMessage};
@@ -92,6 +95,7 @@ pub struct AnswerOutcome {
 #[derive(Clone)]
 pub struct InterviewApp {
     pub(crate) store: InterviewStore,
+    erasures: Erasures,
     emotion: Arc<dyn FrameAnalysis>,
     scoring: Arc<dyn AnswerScoring>,
     relay: Relay,
@@ -111,6 +115,7 @@ impl InterviewApp {
         max_frame_bytes: usize,
     ) -> Self {
         Self {
+            erasures: Erasures::new(store.pool().clone()),
             store,
             emotion,
             scoring,
@@ -515,6 +520,63 @@ impl InterviewApp {
             )),
         );
         Ok(session)
+    }
+
+    /// Erases the interview everywhere on `caller`'s request: its organisation's members, its
+    /// candidate and services may. Returns the receipt, and whether this request started the
+    /// erasure (`false`: it was erased before, and this repeat changed nothing but late rows).
+    pub async fn erase(
+        &self,
+        caller: &Principal,
+        id: &str,
+    ) -> Result<(Receipt, bool), InterviewError> {
+        let request = erasure::Request {
+            requested_by: caller.clone(),
+            reason: erasure::Reason::Request,
+        };
+        let (org, first) = match self.authorize(caller, id).await {
+            Ok(session) => (session.org, true),
+            Err(InterviewError::SessionNotFound(_)) => match self.erasures.receipt(id).await? {
+                Some(r) if caller.may_access(&r.org(), id) => (r.org(), false),
+                _ => return Err(InterviewError::SessionNotFound(id.to_string())),
+            },
+            Err(e) => return Err(e),
+        };
+        let receipt = self.erasures.erase(id, &org, &request).await?;
+        self.relay.notify();
+        if first {
+            self.paused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+            self.hub.send(
+                id,
+                ServerMessage::from_error(InterviewError::SessionErased(id.to_string())),
+            );
+            metrics::counter!("interviews_erased_total", "reason" => "request").increment(1);
+            tracing::info!(session_id = %id, requested_by = %caller.subject, role = caller.role.as_str(), "interview erased here; other services told");
+        }
+        Ok((receipt, first))
+    }
+
+    /// The interview's erasure receipt, for whoever may see the interview; an interview that
+    /// still exists answers `NotErased`.
+    pub async fn erasure(&self, caller: &Principal, id: &str) -> Result<Receipt, InterviewError> {
+        match self.erasures.receipt(id).await? {
+            Some(r) if caller.may_access(&r.org(), id) => Ok(r),
+            Some(_) => Err(InterviewError::SessionNotFound(id.to_string())),
+            None => {
+                self.authorize(caller, id).await?;
+                Err(InterviewError::NotErased(id.to_string()))
+            }
+        }
+    }
+
+    /// A service reported what it erased: the receipt takes its counts.
+    pub async fn erasure_reported(&self, report: &ErasureReported) -> Result<(), InterviewError> {
+        self.erasures.reported(report).await?;
+        tracing::info!(session_id = %report.session_id, service = %report.service, deleted = ?report.deleted, "erasure reported");
+        Ok(())
     }
 
     /// The worker scored the interview: remember it. Durable work, done once by whichever

@@ -38,6 +38,10 @@ pub enum InterviewError {
     Invitation(#[source] iv_platform::auth::AuthError),
     #[error("interview session {0} not found")]
     SessionNotFound(String),
+    #[error("interview {0} was erased")]
+    SessionErased(String),
+    #[error("interview {0} has not been erased")]
+    NotErased(String),
     #[error("interview session {0} is already completed")]
     SessionCompleted(String),
     #[error("question {0:?} is not part of this interview")]
@@ -67,6 +71,8 @@ pub enum InterviewError {
     Bus(#[from] BusError),
     #[error("database")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Erasure(#[from] iv_platform::erasure::ErasureError),
     #[error("stored {what} is unreadable")]
     Corrupt {
         what: &'static str,
@@ -94,6 +100,8 @@ impl From<InterviewError> for ApiError {
             InterviewError::LastAdmin => (Conflict, "LAST_ADMIN"),
             InterviewError::SessionNotFound(_) => (NotFound, "SESSION_NOT_FOUND"),
             InterviewError::SessionCompleted(_) => (Conflict, "SESSION_COMPLETED"),
+            InterviewError::SessionErased(_) => (NotFound, code::SESSION_ERASED),
+            InterviewError::NotErased(_) => (NotFound, "NOT_ERASED"),
             InterviewError::UnknownQuestion(_) => (InvalidInput, "UNKNOWN_QUESTION"),
             InterviewError::AlreadyAnswered(_) => (Conflict, "QUESTION_ALREADY_ANSWERED"),
             InterviewError::NotCurrentQuestion { .. } => (Conflict, "NOT_CURRENT_QUESTION"),
@@ -112,6 +120,7 @@ impl From<InterviewError> for ApiError {
             }
             InterviewError::Bus(_) => (Unavailable, code::BROKER_UNAVAILABLE),
             InterviewError::Database(_)
+            | InterviewError::Erasure(_)
             | InterviewError::Invitation(_)
             | InterviewError::AnalysisTask(_)
             | InterviewError::Corrupt { .. }

@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod downstream;
+pub mod erasure;
 pub mod error;
 pub mod hub;
 pub mod members;
@@ -32,7 +33,7 @@ pub mod ws;
 use std::time::Duration;
 
 use anyhow::Context;
-use iv_contracts::events::{Event, ScoreCalculated};
+use iv_contracts::events::{ErasureReported, Event, ScoreCalculated};
 use iv_platform::bus::{EventBus, HandlerError, Subscription, handler};
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::ServiceSpec;
@@ -92,7 +93,13 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let health = Health::new("interview-service");
     let pool = db::open(
         &config.database_url,
-        &[store::SCHEMA, outbox::SCHEMA, members::SCHEMA],
+        &[
+            store::SCHEMA,
+            outbox::SCHEMA,
+            members::SCHEMA,
+            erasure::SCHEMA,
+            iv_platform::erasure::SCHEMA,
+        ],
     )
     .await
     .context("opening the database")?;
@@ -159,6 +166,25 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     )
     .await
     .context("subscribing to scores")?;
+    let erasures = app.clone();
+    bus.subscribe(
+        Subscription::new(
+            "interview-service.erasures",
+            &[ErasureReported::ROUTING_KEY],
+        ),
+        handler(move |delivery| {
+            let app = erasures.clone();
+            async move {
+                let event: ErasureReported = delivery.decode()?;
+                app.erasure_reported(&event)
+                    .await
+                    .map_err(HandlerError::transient)
+            }
+        }),
+        cancel.clone(),
+    )
+    .await
+    .context("subscribing to erasure reports")?;
     let notices = app.clone();
     bus.subscribe(
         Subscription::per_instance("interview-service.notify", &[ScoreCalculated::ROUTING_KEY]),

@@ -106,7 +106,8 @@ pub fn router(state: AppState, health: &Health) -> Router {
     let body_limit = largest_message(state.app.max_frame_bytes());
     let routes = Router::new()
         .route("/api/v1/interviews/start", post(start))
-        .route("/api/v1/interviews/{id}", get(session))
+        .route("/api/v1/interviews/{id}", get(session).delete(erase))
+        .route("/api/v1/interviews/{id}/erasure", get(erasure))
         .route("/api/v1/interviews/{id}/frames", post(frame))
         .route("/api/v1/interviews/{id}/answers", post(answer))
         .route("/api/v1/interviews/{id}/complete", post(complete))
@@ -261,6 +262,31 @@ async fn session(
     let session = s.app.authorize(&caller, &id).await?;
     let answers = s.app.answers(&id).await?;
     Ok(Json(SessionView::of(&session, Some(answers))))
+}
+
+/// Erases the interview everywhere: 202 with the receipt when this request started it (other
+/// services report as they finish), 200 with the same receipt when asked again.
+async fn erase(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, InterviewError> {
+    let (receipt, first) = s.app.erase(&caller, &id).await?;
+    let code = if first {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(receipt)).into_response())
+}
+
+/// The erasure receipt: who asked, when, what each service deleted, and whether all have.
+async fn erasure(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<crate::erasure::Receipt>, InterviewError> {
+    Ok(Json(s.app.erasure(&caller, &id).await?))
 }
 
 async fn status(

@@ -306,7 +306,12 @@ impl InterviewStore {
             "UPDATE interviews SET frames_deferred = frames_deferred + 1 WHERE id = $1"
         };
         let mut tx = self.pool.begin().await?;
-        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        let counted = sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        // Erased meanwhile: the frame is not queued, so no pixels outlive the interview.
+        if counted.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(InterviewError::SessionNotFound(id.to_string()));
+        }
         iv_platform::outbox::enqueue(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())

@@ -125,6 +125,8 @@ impl Fixture {
             store::SCHEMA,
             outbox::SCHEMA,
             crate::members::SCHEMA,
+            crate::erasure::SCHEMA,
+            iv_platform::erasure::SCHEMA,
         ])
         .await;
         let members = crate::members::Members::new(pool.clone());

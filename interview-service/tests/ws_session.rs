@@ -24,7 +24,13 @@ fn quick(mut p: PolicyConfig) -> PolicyConfig {
 }
 
 async fn app() -> InterviewApp {
-    let pool = iv_platform::testing::fresh_sqlite(&[store::SCHEMA, outbox::SCHEMA]).await;
+    let pool = iv_platform::testing::fresh_sqlite(&[
+        store::SCHEMA,
+        outbox::SCHEMA,
+        interview_service::erasure::SCHEMA,
+        iv_platform::erasure::SCHEMA,
+    ])
+    .await;
     let bus = EventBus::connect(None, "").await.unwrap();
     // Nothing listens on port 1: both downstreams are unavailable.
     let nowhere = Source::url("http://127.0.0.1:1");

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use iv_contracts::now_millis;
 use iv_platform::auth::{OrgId, Principal, Role};
+use iv_platform::erasure::Erasure;
 
 use crate::answer::{self, AnswerAnalysis, AnswerInput};
 use crate::error::ScoringError;
@@ -131,6 +132,33 @@ impl ScoringApp {
             Some((score, org)) if caller.may_review(org.as_ref()) => Ok(score),
             _ => Err(ScoringError::ScoreNotFound(session_id.to_string())),
         }
+    }
+
+    /// Erases the session's score and reports. Services erase for the organisation they name,
+    /// admins for their own; another organisation's session is answered as absent.
+    pub async fn erase(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+        claimed_org: &str,
+    ) -> Result<Erasure, ScoringError> {
+        if session_id.trim().is_empty() {
+            return Err(ScoringError::InvalidInput("session_id is required".into()));
+        }
+        let org = caller.acting_for(claimed_org);
+        match self.store.score(session_id).await? {
+            Some((_, Some(owner))) if org.as_ref() != Some(&owner) => {
+                return Err(ScoringError::ScoreNotFound(session_id.to_string()));
+            }
+            // Only services erase interviews never scored: their late scoring must be refused.
+            None if caller.role != Role::Service => {
+                return Err(ScoringError::ScoreNotFound(session_id.to_string()));
+            }
+            _ => {}
+        }
+        let erasure = self.store.erase(session_id).await?;
+        tracing::info!(%session_id, deleted = ?erasure.deleted, "session erased");
+        Ok(erasure)
     }
 
     /// Builds the report from the stored score, stores it, and renders it in the asked format.

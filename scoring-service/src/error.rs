@@ -24,6 +24,11 @@ pub enum ScoringError {
     Model(#[from] crate::meaning::ModelError),
     #[error("the scoring worker stopped before answering")]
     WorkerGone(#[source] tokio::task::JoinError),
+    /// Erased on request or at the end of its retention: it is never scored again.
+    #[error("session {0} was erased")]
+    SessionErased(String),
+    #[error("erasure")]
+    Erasure(#[from] iv_platform::erasure::ErasureError),
     #[error("stored record for session {session} is unreadable")]
     Corrupt {
         session: String,
@@ -58,7 +63,11 @@ impl From<ScoringError> for ApiError {
                 "UNSUPPORTED_FORMAT",
                 err.to_string(),
             ),
+            ScoringError::SessionErased(_) => {
+                ApiError::new(ErrorClass::Conflict, code::SESSION_ERASED, err.to_string())
+            }
             ScoringError::Database(_)
+            | ScoringError::Erasure(_)
             | ScoringError::Serialize(_)
             | ScoringError::Corrupt { .. } => ApiError::internal("scoring storage", &Chain(&err)),
             ScoringError::Model(_) | ScoringError::WorkerGone(_) => {

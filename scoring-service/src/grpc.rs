@@ -19,6 +19,23 @@ pub struct GrpcScoring {
 
 #[tonic::async_trait]
 impl ScoringService for GrpcScoring {
+    async fn erase_session(
+        &self,
+        request: Request<pb::EraseSessionRequest>,
+    ) -> Result<Response<pb::ErasureCounts>, Status> {
+        let caller = grpc_privileged(&request)?;
+        let r = request.into_inner();
+        let erasure = self
+            .scoring
+            .erase(&caller, &r.session_id, &r.org_id)
+            .await?;
+        Ok(Response::new(pb::ErasureCounts {
+            session_id: r.session_id,
+            deleted: erasure.deleted.into_iter().collect(),
+            erased_at: erasure.erased_at,
+        }))
+    }
+
     async fn calculate_score(
         &self,
         request: Request<ScoreRequest>,

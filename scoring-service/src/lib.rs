@@ -69,9 +69,12 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
 /// Opens storage and binds the port: a scoring service ready to run.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let health = Health::new("scoring-service");
-    let pool = db::open(&config.database_url, &[store::SCHEMA])
-        .await
-        .context("opening the database")?;
+    let pool = db::open(
+        &config.database_url,
+        &[store::SCHEMA, iv_platform::erasure::SCHEMA],
+    )
+    .await
+    .context("opening the database")?;
     db::add_missing_columns(&pool, store::ADDED_COLUMNS)
         .await
         .context("upgrading the database")?;

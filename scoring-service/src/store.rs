@@ -2,6 +2,7 @@
 
 use iv_platform::auth::OrgId;
 use iv_platform::db::Pool;
+use iv_platform::erasure::{Eraser, Erasure, Held};
 use sqlx::Row;
 
 use crate::error::ScoringError;
@@ -38,22 +39,37 @@ pub const ADDED_COLUMNS: &[iv_platform::db::AddedColumn] = &[
 #[derive(Clone)]
 pub struct ScoreStore {
     pool: Pool,
+    eraser: Eraser,
 }
+
+/// Every table holding rows of a session: what erasure deletes.
+const HELD: &[Held] = &[Held::by_session("scores"), Held::by_session("reports")];
 
 impl ScoreStore {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            eraser: Eraser::new(pool.clone(), crate::SERVICE.name, HELD),
+            pool,
+        }
+    }
+
+    /// Deletes the session's score and reports; it is never scored again.
+    #[tracing::instrument(name = "db.erase", skip_all)]
+    pub async fn erase(&self, session_id: &str) -> Result<Erasure, ScoringError> {
+        Ok(self.eraser.erase(session_id).await?)
     }
 
     /// Saves a score of `org`'s interview; scoring the same interview again replaces it
     /// (events may be redelivered), but never one of another organisation: that answers
-    /// [`ScoringError::ScoreNotFound`], as if it were not there.
+    /// [`ScoringError::ScoreNotFound`], as if it were not there. An erased interview is not
+    /// scored again ([`ScoringError::SessionErased`]), even when its erasure lands mid-scoring.
     #[tracing::instrument(name = "db.save_score", skip_all)]
     pub async fn save_score(&self, score: &Score, org: Option<&OrgId>) -> Result<(), ScoringError> {
         let payload = serde_json::to_string(score).map_err(ScoringError::Serialize)?;
         let saved = sqlx::query(
             "INSERT INTO scores (session_id, user_id, overall_score, sufficient_data, payload, calculated_at, org_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             SELECT $1, $2, $3, $4, $5, $6, $7
+             WHERE NOT EXISTS (SELECT 1 FROM erased_sessions WHERE service = $8 AND session_id = $1)
              ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id,
                 overall_score = excluded.overall_score, sufficient_data = excluded.sufficient_data,
                 payload = excluded.payload, calculated_at = excluded.calculated_at,
@@ -67,8 +83,12 @@ impl ScoreStore {
         .bind(payload)
         .bind(score.calculated_at)
         .bind(org.map(|o| o.0.as_str()))
+        .bind(crate::SERVICE.name)
         .execute(&self.pool)
         .await?;
+        if saved.rows_affected() == 0 && self.eraser.is_erased(&score.session_id).await? {
+            return Err(ScoringError::SessionErased(score.session_id.clone()));
+        }
         if saved.rows_affected() == 0 {
             return Err(ScoringError::ScoreNotFound(score.session_id.clone()));
         }
@@ -95,12 +115,14 @@ impl ScoreStore {
     pub async fn save_report(&self, report: &Report) -> Result<(), ScoringError> {
         let payload = serde_json::to_string(report).map_err(ScoringError::Serialize)?;
         sqlx::query(
-            "INSERT INTO reports (session_id, payload, generated_at) VALUES ($1, $2, $3)
+            "INSERT INTO reports (session_id, payload, generated_at) SELECT $1, $2, $3
+             WHERE NOT EXISTS (SELECT 1 FROM erased_sessions WHERE service = $4 AND session_id = $1)
              ON CONFLICT (session_id) DO UPDATE SET payload = excluded.payload, generated_at = excluded.generated_at",
         )
         .bind(&report.session_id)
         .bind(payload)
         .bind(report.generated_at)
+        .bind(crate::SERVICE.name)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use iv_contracts::scoring::scoring_service_client::ScoringServiceClient;
 use iv_contracts::scoring::{
-    Answer, AnswerRequest, EmotionData, InterviewMetadata, ReportRequest, ScoreRequest,
+    Answer, AnswerRequest, EmotionData, EraseSessionRequest, InterviewMetadata, ReportRequest,
+    ScoreRequest,
 };
 use iv_platform::auth::AssertingChannel;
 use tonic::Code;
@@ -412,5 +413,58 @@ async fn reflection_v1alpha_lists_the_services_for_older_clients() {
     assert!(
         services.iter().any(|s| s == "scoring.ScoringService"),
         "{services:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_erased_interview_loses_its_score_and_report_and_is_never_scored_again() {
+    let (mut client, _, _) = spawn().await;
+    let owned = |session: &str| {
+        let mut r = request(session, 10);
+        r.metadata.as_mut().unwrap().org_id = "org-a".into();
+        r
+    };
+    client.calculate_score(owned("s-erase")).await.unwrap();
+    client.calculate_score(owned("s-keep")).await.unwrap();
+    let report = |session: &str| ReportRequest {
+        session_id: session.into(),
+        format: "json".into(),
+        ..Default::default()
+    };
+    client.generate_report(report("s-erase")).await.unwrap();
+    let erase = |org: &str| EraseSessionRequest {
+        session_id: "s-erase".into(),
+        org_id: org.into(),
+    };
+
+    let refused = client.erase_session(erase("org-b")).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::NotFound,
+        "another organisation's interview is absent"
+    );
+    let counts = client
+        .erase_session(erase("org-a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(counts.deleted.get("scores"), Some(&1), "{counts:?}");
+    assert_eq!(counts.deleted.get("reports"), Some(&1), "{counts:?}");
+
+    let gone = client.generate_report(report("s-erase")).await.unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
+    client.generate_report(report("s-keep")).await.unwrap();
+    // A completion event still queued when the interview was erased is refused.
+    let late = client.calculate_score(owned("s-erase")).await.unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition, "{late:?}");
+    assert!(late.message().contains("erased"), "{late:?}");
+    let again = client
+        .erase_session(erase("org-a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        again, counts,
+        "a repeated erasure answers with the first counts"
     );
 }

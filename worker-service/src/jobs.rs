@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, FramePriority, FrameRequest};
 use iv_contracts::events::Event;
-use iv_contracts::events::{EmotionAnalyzed, FrameCaptured, InterviewCompleted, ScoreCalculated};
+use iv_contracts::events::{
+    EmotionAnalyzed, ErasureReported, FrameCaptured, InterviewCompleted, InterviewErased,
+    ScoreCalculated,
+};
 use iv_contracts::policy::AnalysisPolicy;
 use iv_contracts::scoring::{Answer, EmotionData, InterviewMetadata, ReportRequest, ScoreRequest};
 use iv_platform::bus::EventBus;
 use iv_platform::downstream::{EmotionClient, ScoringClient};
+use iv_platform::errors::{code, status_code};
+use iv_platform::resilience::CallError;
 
 use crate::error::WorkerError;
 
@@ -35,11 +40,13 @@ impl Jobs {
         let policy = AnalysisPolicy::from_stored(&event.analysis_policy);
         let emotions = self.timeline(&session_id, policy, last_attempt).await?;
         let request = score_request(event, emotions, policy);
-        let score = self
-            .scoring
-            .calculate_score(request)
-            .await
-            .map_err(WorkerError::call("calculate score"))?;
+        let score = match self.scoring.calculate_score(request).await {
+            Err(e) if erased(&e) => {
+                tracing::info!(%session_id, "interview erased before it was scored; dropping");
+                return Ok(());
+            }
+            result => result.map_err(WorkerError::call("calculate score"))?,
+        };
         self.scoring
             .generate_report(ReportRequest {
                 session_id: session_id.clone(),
@@ -142,6 +149,10 @@ impl Jobs {
                 metrics::counter!("deferred_frames_analyzed_total").increment(1);
                 Ok(())
             }
+            Err(e) if erased(&e) => {
+                tracing::info!(session_id = %event.session_id, "interview erased; dropping its deferred frame");
+                Ok(())
+            }
             Err(e) if e.status().code() == tonic::Code::FailedPrecondition => {
                 tracing::info!(session_id = %event.session_id, "frame analysis switched off for the session; dropping frame");
                 Ok(())
@@ -149,6 +160,73 @@ impl Jobs {
             Err(e) => Err(WorkerError::call("analyze deferred frame")(e)),
         }
     }
+}
+
+/// Who is asked to erase an interview's data; each has its own queue, so one service being
+/// down holds back only its own part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    Emotion,
+    Scoring,
+}
+
+impl Holder {
+    pub fn service(self) -> &'static str {
+        match self {
+            Self::Emotion => "emotion-service",
+            Self::Scoring => "scoring-service",
+        }
+    }
+}
+
+impl Jobs {
+    /// InterviewErased -> `holder` deletes what it holds for the interview -> ErasureReported
+    /// with its counts. Idempotent: a service erasing again answers with its first counts.
+    pub async fn erase(&self, event: &InterviewErased, holder: Holder) -> Result<(), WorkerError> {
+        let session_id = &event.session_id;
+        let (deleted, erased_at) = match holder {
+            Holder::Emotion => {
+                let c = self
+                    .emotion
+                    .erase_session(session_id, &event.org_id)
+                    .await
+                    .map_err(WorkerError::call("erase emotion data"))?;
+                (c.deleted, c.erased_at)
+            }
+            Holder::Scoring => {
+                let c = self
+                    .scoring
+                    .erase_session(iv_contracts::scoring::EraseSessionRequest {
+                        session_id: session_id.clone(),
+                        org_id: event.org_id.clone(),
+                    })
+                    .await
+                    .map_err(WorkerError::call("erase scores"))?;
+                (c.deleted, c.erased_at)
+            }
+        };
+        let report = ErasureReported {
+            session_id: session_id.clone(),
+            service: holder.service().to_string(),
+            deleted,
+            erased_at,
+        };
+        self.bus
+            .publish(&report)
+            .await
+            .map_err(|source| WorkerError::Publish {
+                routing_key: ErasureReported::ROUTING_KEY,
+                source,
+            })?;
+        metrics::counter!("erasures_carried_out_total", "service" => holder.service()).increment(1);
+        tracing::info!(%session_id, service = holder.service(), deleted = ?report.deleted, "interview data erased");
+        Ok(())
+    }
+}
+
+/// Whether a service refused the call because the interview was erased: its work is dropped.
+fn erased(e: &CallError) -> bool {
+    status_code(&e.status()) == Some(code::SESSION_ERASED)
 }
 
 /// How long a background frame waits, in all, for the emotion service to have an idle slot
@@ -165,7 +243,7 @@ impl Jobs {
     async fn analyze_when_idle(
         &self,
         request: FrameRequest,
-    ) -> Result<iv_contracts::emotion::EmotionResponse, iv_platform::resilience::CallError> {
+    ) -> Result<iv_contracts::emotion::EmotionResponse, CallError> {
         let started = tokio::time::Instant::now();
         let mut pause = BUSY_PAUSE_MIN;
         loop {

@@ -1,13 +1,16 @@
 //! The worker turns events into results: it analyses frames that were queued while the emotion
-//! service was unavailable, and scores completed interviews (CalculateScore, GenerateReport),
-//! announcing each score as ScoreCalculated. It serves only health and metrics over HTTP.
+//! service was unavailable, scores completed interviews (CalculateScore, GenerateReport),
+//! announcing each score as ScoreCalculated, and has the emotion and scoring services erase an
+//! erased interview's data, announcing each as ErasureReported. It serves only health, metrics
+//! and its dead-letter operations over HTTP.
 //!
 //! Every handler is idempotent, because RabbitMQ delivers at least once: a frame analysed twice is
 //! stored once (the emotion service keys frames by number), and an interview scored twice
 //! overwrites its score with the same result.
 //!
 //! # Layout
-//! - [`jobs`]: the two handlers and how their failures are classified (retry or dead-letter).
+//! - [`jobs`]: the handlers (scoring, deferred frames, erasures) and how their failures are
+//!   classified (retry or dead-letter).
 //! - [`ops`]: listing and replaying dead letters.
 
 pub mod error;
@@ -17,7 +20,7 @@ pub mod ops;
 use std::time::Duration;
 
 use anyhow::Context;
-use iv_contracts::events::{Event, FrameCaptured, InterviewCompleted};
+use iv_contracts::events::{Event, FrameCaptured, InterviewCompleted, InterviewErased};
 use iv_platform::bus::{EventBus, Subscription, handler};
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::ServiceSpec;
@@ -43,6 +46,11 @@ pub struct Config {
     /// Delay before a failed job is tried again (later attempts wait proportionally longer).
     pub retry_delay: Duration,
     pub max_attempts: u32,
+    /// Attempts at an erasure before it is dead-lettered: many more than other jobs, since an
+    /// erasure must happen however long a service is away. The delay grows with each attempt,
+    /// so the default 200 keeps trying for about eleven hours at the default 2 s, the last
+    /// attempts some minutes apart; after that a dead letter waits for replay.
+    pub erasure_max_attempts: u32,
 }
 
 impl Config {
@@ -57,6 +65,7 @@ impl Config {
             scoring_policy: PolicyConfig::scoring().from_env(&env)?,
             retry_delay: env.millis("WORKER_RETRY_DELAY_MS", 2_000)?,
             max_attempts: env.parse("WORKER_MAX_ATTEMPTS", 6)?,
+            erasure_max_attempts: env.parse("WORKER_ERASURE_MAX_ATTEMPTS", 200)?,
         })
     }
 }
@@ -123,7 +132,7 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let mut frames = Subscription::new(ops::QUEUES[1], &[FrameCaptured::ROUTING_KEY]);
     frames.retry_delay = config.retry_delay;
     frames.max_attempts = config.max_attempts;
-    let j = jobs;
+    let j = jobs.clone();
     bus.subscribe(
         frames,
         handler(move |d| {
@@ -134,6 +143,26 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     )
     .await
     .context("subscribing to deferred frames")?;
+
+    for (queue, holder) in [
+        (ops::QUEUES[2], jobs::Holder::Emotion),
+        (ops::QUEUES[3], jobs::Holder::Scoring),
+    ] {
+        let mut erasures = Subscription::new(queue, &[InterviewErased::ROUTING_KEY]);
+        erasures.retry_delay = config.retry_delay;
+        erasures.max_attempts = config.erasure_max_attempts;
+        let j = jobs.clone();
+        bus.subscribe(
+            erasures,
+            handler(move |d| {
+                let j = j.clone();
+                async move { Ok(j.erase(&d.decode()?, holder).await?) }
+            }),
+            cancel.clone(),
+        )
+        .await
+        .context("subscribing to erasures")?;
+    }
 
     let router = service_router(ops::Ops { bus: bus.clone() }, &health);
     // Health and metrics stay open; the ops endpoints need an asserted identity.

@@ -22,7 +22,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::WorkerError;
 
 /// The queues this worker consumes; only these can be listed or replayed.
-pub const QUEUES: [&str; 2] = ["worker.interview-completed", "worker.frames"];
+pub const QUEUES: [&str; 4] = [
+    "worker.interview-completed",
+    "worker.frames",
+    "worker.erasures.emotion",
+    "worker.erasures.scoring",
+];
 
 const MAX_LIMIT: usize = 1000;
 

@@ -15,7 +15,7 @@ pub(super) async fn app() -> axum::Router {
     let app = EmotionApp::new(
         crate::models_missing("no models in this test"),
         InferencePool::new(1, 1),
-        EmotionStore::new(fresh_sqlite(&[store::SCHEMA]).await),
+        EmotionStore::new(fresh_sqlite(&[store::SCHEMA, iv_platform::erasure::SCHEMA]).await),
     );
     crate::service_router(app, Health::new("emotion-service"))
         .await

@@ -38,6 +38,8 @@ event!(FrameCaptured, "interview.frame.captured.v1");
 event!(EmotionAnalyzed, "interview.emotion.analyzed.v1");
 event!(InterviewCompleted, "interview.completed.v1");
 event!(ScoreCalculated, "interview.score.calculated.v1");
+event!(InterviewErased, "interview.erased.v1");
+event!(ErasureReported, "interview.erasure.reported.v1");
 
 #[cfg(test)]
 mod tests {
@@ -66,6 +68,8 @@ mod tests {
             EmotionAnalyzed::ROUTING_KEY,
             InterviewCompleted::ROUTING_KEY,
             ScoreCalculated::ROUTING_KEY,
+            InterviewErased::ROUTING_KEY,
+            ErasureReported::ROUTING_KEY,
         ] {
             assert!(
                 key.starts_with("interview.") && key.ends_with(".v1"),

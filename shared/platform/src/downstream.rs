@@ -12,7 +12,8 @@ use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
 use iv_contracts::emotion::{EmotionResponse, FrameRequest, SessionRequest, SessionSummary};
 use iv_contracts::scoring::scoring_service_client::ScoringServiceClient;
 use iv_contracts::scoring::{
-    AnswerAnalysis, AnswerRequest, ReportRequest, ReportResponse, ScoreRequest, ScoreResponse,
+    AnswerAnalysis, AnswerRequest, EraseSessionRequest, ErasureCounts, ReportRequest,
+    ReportResponse, ScoreRequest, ScoreResponse,
 };
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -262,6 +263,29 @@ impl EmotionClient {
             )
             .await
     }
+
+    /// Erases what the emotion service holds for a session, on the session's own instance, so
+    /// the face track it keeps in memory goes too.
+    pub async fn erase_session(
+        &self,
+        session_id: &str,
+        org_id: &str,
+    ) -> Result<iv_contracts::emotion::ErasureCounts, CallError> {
+        let request = iv_contracts::emotion::EraseSessionRequest {
+            session_id: session_id.to_string(),
+            org_id: org_id.to_string(),
+        };
+        let session = request.session_id.clone();
+        self.channels
+            .unary(
+                &self.queries,
+                "erase_session",
+                Some(&session),
+                request,
+                |c, r| async move { emotion_client(c).erase_session(r).await },
+            )
+            .await
+    }
 }
 
 /// A scoring-service method: one unary call under the client's policy, on the next instance.
@@ -325,5 +349,9 @@ impl ScoringClient {
     unary!(
         /// Builds, stores and renders the report of a scored interview.
         generate_report(ReportRequest) -> ReportResponse
+    );
+    unary!(
+        /// Deletes a session's score and reports; it is never scored again.
+        erase_session(EraseSessionRequest) -> ErasureCounts
     );
 }

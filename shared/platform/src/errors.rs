@@ -117,6 +117,16 @@ pub mod code {
     pub const BROKER_UNAVAILABLE: &str = "BROKER_UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";
     pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+    /// The interview was erased: its late work is refused, and callers drop it.
+    pub const SESSION_ERASED: &str = "SESSION_ERASED";
+}
+
+/// The stable code a service put on a gRPC error (see `From<ApiError> for Status`).
+pub fn status_code(status: &tonic::Status) -> Option<&str> {
+    status
+        .metadata()
+        .get("x-error-code")
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The error every client sees: a class, a stable machine-readable code and a human message.

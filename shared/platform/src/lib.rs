@@ -42,6 +42,7 @@ pub mod db;
 pub mod deadline;
 pub mod discovery;
 pub mod downstream;
+pub mod erasure;
 pub mod errors;
 pub mod health;
 pub mod host;

@@ -6,13 +6,17 @@
 //! - [`process`]: one service as a real process, to kill and restart.
 //! - [`machine`]: the machine's RabbitMQ and PostgreSQL, checked up front with a clear message.
 //! - [`otlp`]: an OTLP trace receiver, to check the traces the services export.
+//! - [`erasure`]: erasing an interview and waiting for its receipt to complete.
+//! - [`storage`]: what a database or a broker namespace still holds about an interview.
 //! - [`eventually`], [`one_at_a_time`]: waits that always have a deadline, and the turn-taking of
 //!   tests that kill processes or restart the broker.
 
+pub mod erasure;
 pub mod machine;
 pub mod otlp;
 pub mod process;
 pub mod stack;
+pub mod storage;
 
 pub use machine::{amqp_url, drop_pg_database, fresh_pg_database, pg_admin_url};
 pub use process::ServiceProcess;

@@ -126,6 +126,13 @@ impl TestStack {
         resp.json()["id"].as_str().unwrap().to_string()
     }
 
+    /// The database the stack's services share (SQLite under the data folder by default).
+    pub fn database_url(&self) -> String {
+        self.env.get("DATABASE_URL").cloned().unwrap_or_else(|| {
+            iv_platform::db::sqlite_url(&self.data_dir.display().to_string(), "interview")
+        })
+    }
+
     pub async fn stop(mut self) {
         if let Some(stack) = self.stack.take() {
             stack.stop().await;

@@ -5,4 +5,5 @@
 //! they kill processes, load the CPU and restart the machine's RabbitMQ.
 
 mod broker;
+mod erasure;
 mod outage;
