@@ -211,3 +211,91 @@ async fn a_busy_emotion_service_sheds_the_frame_without_pausing_or_queueing_it()
     assert_eq!(api.class.http_status().as_u16(), 429);
     assert_eq!(api.code, "ANALYSIS_BUSY");
 }
+
+/// Erasure here: the session, its answers and its queued frames (outbox rows with pixels) go in
+/// one transaction with the receipt, and what goes out is the `InterviewErased` announcement
+/// alone; a repeat is the same receipt, and a frame arriving after is neither counted nor queued.
+#[tokio::test]
+async fn erasing_deletes_the_session_answers_and_queued_frames_and_announces_it_once_stored() {
+    let f = Fixture::new().await;
+    let s = f.start(true).await;
+    f.answer(&s.id, "intro-1").await.unwrap();
+    f.emotion(Answer::Down);
+    f.frame(&s.id).await.unwrap();
+    let pool = f.app.store.pool().clone();
+    let outbox = |key: &'static str| {
+        let pool = pool.clone();
+        let id = s.id.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM outbox WHERE session_id = $1 AND routing_key = $2",
+            )
+            .bind(id)
+            .bind(key)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    use iv_contracts::events::{Event, InterviewErased};
+    assert_eq!(
+        outbox(FrameCaptured::ROUTING_KEY).await,
+        1,
+        "a deferred frame waits"
+    );
+
+    let caller = iv_platform::testing::default_caller();
+    let (receipt, first) = f.app.erase(&caller, &s.id).await.unwrap();
+    assert!(first);
+    assert_eq!(receipt.requested_by, caller.subject);
+    assert_eq!(
+        receipt.services["interview-service"].deleted,
+        [("answers", 1), ("interviews", 1), ("outbox", 1)]
+            .map(|(t, n)| (t.to_string(), n))
+            .into()
+    );
+    assert_eq!(receipt.pending, ["emotion-service", "scoring-service"]);
+    assert_eq!(outbox(FrameCaptured::ROUTING_KEY).await, 0);
+    assert_eq!(outbox(InterviewErased::ROUTING_KEY).await, 1);
+    assert!(matches!(
+        f.app.get(&s.id).await,
+        Err(InterviewError::SessionNotFound(_))
+    ));
+    assert!(f.frame(&s.id).await.is_err());
+    assert_eq!(
+        outbox(FrameCaptured::ROUTING_KEY).await,
+        0,
+        "nothing queued after"
+    );
+
+    let (again, first) = f.app.erase(&caller, &s.id).await.unwrap();
+    assert!(!first);
+    assert_eq!(again, receipt);
+    for service in ["emotion-service", "scoring-service"] {
+        f.app
+            .erasure_reported(&ErasureReported {
+                session_id: s.id.clone(),
+                service: service.into(),
+                deleted: [("rows".to_string(), 2)].into(),
+                erased_at: receipt.requested_at + 5,
+            })
+            .await
+            .unwrap();
+    }
+    let done = f.app.erasure(&caller, &s.id).await.unwrap();
+    assert!(done.pending.is_empty());
+    // Complete when the last of the three reported.
+    assert_eq!(
+        done.completed_at,
+        done.services.values().map(|e| e.erased_at).max()
+    );
+    let stranger = iv_platform::auth::Principal::member(
+        "otto",
+        iv_platform::auth::Role::Admin,
+        OrgId("other".into()),
+    );
+    assert!(matches!(
+        f.app.erasure(&stranger, &s.id).await,
+        Err(InterviewError::SessionNotFound(_))
+    ));
+}
