@@ -104,6 +104,8 @@ pub struct InterviewApp {
     /// the next frame tells again.
     paused: Arc<Mutex<HashSet<String>>>,
     max_frame_bytes: usize,
+    /// How long a deferred frame may wait for its analysis before it is discarded unanalysed.
+    frame_ttl: std::time::Duration,
 }
 
 impl InterviewApp {
@@ -123,7 +125,14 @@ impl InterviewApp {
             hub: Hub::default(),
             paused: Arc::default(),
             max_frame_bytes,
+            frame_ttl: iv_contracts::events::FRAME_TTL,
         }
+    }
+
+    /// Deferred frames expire `ttl` after they were queued.
+    pub fn with_frame_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.frame_ttl = ttl;
+        self
     }
 
     /// Whether the session's frames are analysed live right now.
@@ -312,6 +321,7 @@ impl InterviewApp {
             deferred: false,
             analysis_policy: session.policy.as_str().into(),
             org_id: session.org.0.clone(),
+            expires_at: 0,
         };
         match self.emotion.analyze_frame(request.clone()).await {
             Ok(response) => {
@@ -361,6 +371,7 @@ impl InterviewApp {
                 .map_err(InterviewError::FrameNotQueued)??;
         event.image_data = bytes;
         event.deferred = true;
+        event.expires_at = now_millis() + self.frame_ttl.as_millis() as i64;
         self.store.count_frame(id, false, &event).await?;
         self.relay.notify();
         metrics::counter!("frames_total", "outcome" => "deferred").increment(1);

@@ -62,6 +62,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// Candidates' sockets: idle timeout and frame rate.
     pub socket_limits: ws::SocketLimits,
+    /// How long a frame deferred to the worker may wait before it is discarded unanalysed.
+    pub frame_ttl: Duration,
 }
 
 impl Config {
@@ -77,6 +79,10 @@ impl Config {
             scoring_policy: PolicyConfig::scoring().from_env(&env)?,
             max_frame_bytes: env.parse("FRAME_MAX_BYTES", 2 * 1024 * 1024)?,
             socket_limits: ws::SocketLimits::from_env(&env)?,
+            frame_ttl: env.millis(
+                "FRAME_TTL_MS",
+                iv_contracts::events::FRAME_TTL.as_millis() as u64,
+            )?,
         })
     }
 }
@@ -148,7 +154,8 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         std::sync::Arc::new(scoring),
         relay,
         config.max_frame_bytes,
-    );
+    )
+    .with_frame_ttl(config.frame_ttl);
 
     let scores = app.clone();
     bus.subscribe(

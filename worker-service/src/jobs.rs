@@ -121,6 +121,11 @@ impl Jobs {
         if !event.deferred || event.image_data.is_empty() {
             return Ok(());
         }
+        if is_expired(&event, iv_contracts::now_millis()) {
+            metrics::counter!("deferred_frames_expired_total").increment(1);
+            tracing::info!(session_id = %event.session_id, frame_number = event.frame_number, "deferred frame expired before it could be analysed; discarded");
+            return Ok(());
+        }
         let policy = AnalysisPolicy::from_stored(&event.analysis_policy);
         let request = FrameRequest {
             session_id: event.session_id.clone(),
@@ -224,6 +229,11 @@ impl Jobs {
     }
 }
 
+/// Whether a deferred frame waited past its expiry: it is discarded unanalysed.
+fn is_expired(event: &FrameCaptured, now: i64) -> bool {
+    event.expires_at > 0 && event.expires_at <= now
+}
+
 /// Whether a service refused the call because the interview was erased: its work is dropped.
 fn erased(e: &CallError) -> bool {
     status_code(&e.status()) == Some(code::SESSION_ERASED)
@@ -290,5 +300,25 @@ fn score_request(
             analysis_policy: policy.as_str().into(),
             org_id: event.org_id,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_past_its_expiry_is_discarded_and_one_without_expiry_never_is() {
+        let frame = |expires_at| FrameCaptured {
+            expires_at,
+            ..Default::default()
+        };
+        assert!(is_expired(&frame(1_000), 1_000));
+        assert!(is_expired(&frame(1_000), 5_000));
+        assert!(!is_expired(&frame(1_001), 1_000));
+        assert!(
+            !is_expired(&frame(0), i64::MAX),
+            "frames of older publishers"
+        );
     }
 }

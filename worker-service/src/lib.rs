@@ -51,6 +51,9 @@ pub struct Config {
     /// so the default 200 keeps trying for about eleven hours at the default 2 s, the last
     /// attempts some minutes apart; after that a dead letter waits for replay.
     pub erasure_max_attempts: u32,
+    /// How long a deferred frame may wait in the frame queue or its dead letters
+    /// (`FRAME_TTL_MS`, as the interview service's): the broker discards it after that.
+    pub frame_ttl: Duration,
 }
 
 impl Config {
@@ -66,6 +69,10 @@ impl Config {
             retry_delay: env.millis("WORKER_RETRY_DELAY_MS", 2_000)?,
             max_attempts: env.parse("WORKER_MAX_ATTEMPTS", 6)?,
             erasure_max_attempts: env.parse("WORKER_ERASURE_MAX_ATTEMPTS", 200)?,
+            frame_ttl: env.millis(
+                "FRAME_TTL_MS",
+                iv_contracts::events::FRAME_TTL.as_millis() as u64,
+            )?,
         })
     }
 }
@@ -132,6 +139,7 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let mut frames = Subscription::new(ops::QUEUES[1], &[FrameCaptured::ROUTING_KEY]);
     frames.retry_delay = config.retry_delay;
     frames.max_attempts = config.max_attempts;
+    frames.message_ttl = Some(config.frame_ttl);
     let j = jobs.clone();
     bus.subscribe(
         frames,

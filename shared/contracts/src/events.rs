@@ -21,20 +21,42 @@ pub trait Event: prost::Message + Default + Sized {
     fn decode_from(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
         Self::decode(bytes)
     }
+
+    /// When the event is to be discarded wherever it still waits (epoch milliseconds); most
+    /// events never expire.
+    fn expires_at(&self) -> Option<i64> {
+        None
+    }
 }
+
+/// How long a deferred frame may wait for its analysis, unless configured (`FRAME_TTL_MS`):
+/// long enough to ride out an emotion-service outage of a morning, short enough that no raw
+/// frame outlives the interview's day.
+pub const FRAME_TTL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 macro_rules! event {
     ($ty:ty, $key:literal) => {
+        event!($ty, $key, |_e| None);
+    };
+    ($ty:ty, $key:literal, |$e:ident| $expires:expr) => {
         impl Event for $ty {
             const ROUTING_KEY: &'static str = $key;
             fn session_id(&self) -> &str {
                 &self.session_id
             }
+            fn expires_at(&self) -> Option<i64> {
+                let $e = self;
+                $expires
+            }
         }
     };
 }
 
-event!(FrameCaptured, "interview.frame.captured.v1");
+// A frame carries pixels: it expires.
+event!(FrameCaptured, "interview.frame.captured.v1", |e| (e
+    .expires_at
+    > 0)
+.then_some(e.expires_at));
 event!(EmotionAnalyzed, "interview.emotion.analyzed.v1");
 event!(InterviewCompleted, "interview.completed.v1");
 event!(ScoreCalculated, "interview.score.calculated.v1");

@@ -23,15 +23,23 @@ pub const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0,
-    traceparent TEXT
+    traceparent TEXT,
+    expires_at BIGINT
 )"];
 
 /// Columns added since the first schema, for databases made before them.
-pub const ADDED_COLUMNS: &[AddedColumn] = &[AddedColumn {
-    table: "outbox",
-    column: "traceparent",
-    definition: "TEXT",
-}];
+pub const ADDED_COLUMNS: &[AddedColumn] = &[
+    AddedColumn {
+        table: "outbox",
+        column: "traceparent",
+        definition: "TEXT",
+    },
+    AddedColumn {
+        table: "outbox",
+        column: "expires_at",
+        definition: "BIGINT",
+    },
+];
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -49,7 +57,8 @@ pub async fn enqueue<E: Event>(conn: &mut AnyConnection, event: &E) -> Result<St
     let id = uuid::Uuid::new_v4().to_string();
     let payload = base64::engine::general_purpose::STANDARD.encode(event.encode_to_bytes());
     sqlx::query(
-        "INSERT INTO outbox (id, seq, routing_key, session_id, payload, created_at, attempts, traceparent) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+        "INSERT INTO outbox (id, seq, routing_key, session_id, payload, created_at, attempts, traceparent, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
     )
     .bind(&id)
     .bind(next_seq())
@@ -59,6 +68,7 @@ pub async fn enqueue<E: Event>(conn: &mut AnyConnection, event: &E) -> Result<St
     .bind(iv_contracts::now_millis())
     // The relay publishes later, elsewhere: the trace that wrote the event travels with it.
     .bind(crate::telemetry::context::current_traceparent())
+    .bind(event.expires_at())
     .execute(conn)
     .await?;
     Ok(id)
@@ -129,6 +139,17 @@ impl Relay {
     /// Publishes everything pending, oldest first, a batch at a time; stops at the first
     /// unconfirmed message so order holds (what follows it is sent again: at least once).
     pub async fn drain(&self) -> Result<usize, RelayError> {
+        // What expired while the broker was away (frames with their pixels) is never sent.
+        let expired =
+            sqlx::query("DELETE FROM outbox WHERE expires_at IS NOT NULL AND expires_at <= $1")
+                .bind(iv_contracts::now_millis())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if expired > 0 {
+            metrics::counter!("outbox_expired_total").increment(expired);
+            tracing::info!(expired, "expired events discarded from the outbox");
+        }
         let mut sent = 0;
         loop {
             let rows = sqlx::query(
@@ -183,5 +204,58 @@ impl Relay {
                 return Err(e.into());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iv_contracts::events::{FrameCaptured, InterviewCompleted};
+
+    /// A frame whose expiry passed while the broker was away is discarded, never sent; the
+    /// events that do not expire go out.
+    #[tokio::test]
+    async fn an_expired_frame_is_discarded_from_the_outbox_and_the_rest_is_sent() {
+        let pool = crate::testing::fresh_sqlite(&[SCHEMA]).await;
+        let bus = EventBus::connect(None, "").await.unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        bus.subscribe(
+            crate::bus::Subscription::new("all", &["#"]),
+            crate::bus::handler(move |d| {
+                s.lock().unwrap().push(d.routing_key.clone());
+                async { Ok(()) }
+            }),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let now = iv_contracts::now_millis();
+        let mut tx = pool.begin().await.unwrap();
+        for expires_at in [now - 1, now + 60_000] {
+            let frame = FrameCaptured {
+                session_id: "s-1".into(),
+                image_data: vec![1, 2, 3],
+                deferred: true,
+                expires_at,
+                ..Default::default()
+            };
+            enqueue(&mut tx, &frame).await.unwrap();
+        }
+        let completed = InterviewCompleted {
+            session_id: "s-1".into(),
+            ..Default::default()
+        };
+        enqueue(&mut tx, &completed).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let relay = Relay::new(pool, bus);
+        assert_eq!(relay.drain().await.unwrap(), 2);
+        assert_eq!(relay.pending().await.unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [FrameCaptured::ROUTING_KEY, InterviewCompleted::ROUTING_KEY]
+        );
     }
 }

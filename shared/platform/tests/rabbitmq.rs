@@ -252,3 +252,34 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
     assert!(bus.dead_letters("replay", 10).await.unwrap().is_empty());
     cancel.cancel();
 }
+
+/// A subscription for what must not outlive its use (frames): its dead letters, and messages
+/// nobody takes, are discarded by the broker once the TTL has passed.
+#[tokio::test]
+async fn messages_with_a_ttl_leave_the_dead_letters_when_it_passes() {
+    let bus = bus().await;
+    let cancel = CancellationToken::new();
+    let mut sub = Subscription::new("frames", &[InterviewCompleted::ROUTING_KEY]);
+    sub.message_ttl = Some(Duration::from_millis(1500));
+    bus.subscribe(
+        sub,
+        handler(|_| async { Err(HandlerError::permanent("the frame is refused")) }),
+        cancel.clone(),
+    )
+    .await
+    .expect("the queue is declared");
+    bus.publish(&InterviewCompleted {
+        session_id: "s-ttl".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dead = dead_letters_eventually(&bus, "frames", 1).await;
+    assert_eq!(dead.len(), 1);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(
+        bus.dead_letters("frames", 100).await.unwrap().is_empty(),
+        "expired dead letters are gone"
+    );
+    cancel.cancel();
+}

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::headers::{
-    ATTEMPT, DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, DEATH_REASON, LAST_ERROR,
+    ATTEMPT, DEAD_LETTER_EXCHANGE, DEAD_LETTER_ROUTING_KEY, DEATH_REASON, LAST_ERROR, MESSAGE_TTL,
     QUEUE_EXPIRES, REPLAYED_AFTER, ROUTING_KEY, TRACEPARENT,
 };
 use super::{
@@ -354,6 +354,22 @@ impl RabbitBus {
     ) -> Result<(Connection, Channel, String), BusError> {
         let (conn, ch) = self.open().await?;
         let dlq = format!("{}.dlq", self.queue_name(queue));
+        // The queue keeps the arguments its consumer declared (a TTL): look, do not redeclare.
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..durable()
+        };
+        if ch
+            .queue_declare(dlq.as_str().into(), passive, FieldTable::default())
+            .await
+            .is_ok()
+        {
+            return Ok((conn, ch, dlq));
+        }
+        // Not declared yet (no consumer ever ran): an empty one, as the consumer would make it.
+        // The failed look closed the channel.
+        let _ = conn.close(200, "reopening".into()).await;
+        let (conn, ch) = self.open().await?;
         ch.queue_declare(dlq.as_str().into(), durable(), self.queue_args())
             .await?;
         Ok((conn, ch, dlq))
@@ -423,14 +439,21 @@ impl RabbitBus {
                 .await?;
             return self.bind(ch, &queue, sub).await;
         }
-        ch.queue_declare(queue.as_str().into(), durable(), self.queue_args())
+        // Messages that must not outlive their use (frames) expire in the queue and in its
+        // dead letters alike. A retry's own delay is far shorter, so its queue needs none.
+        let mut args = self.queue_args();
+        if let Some(ttl) = sub.message_ttl {
+            let ms = u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX);
+            args.insert(MESSAGE_TTL.into(), AMQPValue::LongUInt(ms));
+        }
+        ch.queue_declare(queue.as_str().into(), durable(), args.clone())
             .await?;
         let mut retry_args = self.queue_args();
         retry_args.insert(DEAD_LETTER_EXCHANGE.into(), long_string(""));
         retry_args.insert(DEAD_LETTER_ROUTING_KEY.into(), long_string(&queue));
         ch.queue_declare(format!("{queue}.retry").into(), durable(), retry_args)
             .await?;
-        ch.queue_declare(format!("{queue}.dlq").into(), durable(), self.queue_args())
+        ch.queue_declare(format!("{queue}.dlq").into(), durable(), args)
             .await?;
         self.bind(ch, &queue, sub).await
     }

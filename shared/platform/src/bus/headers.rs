@@ -15,6 +15,8 @@ pub const REPLAYED_AFTER: &str = "x-replayed-after";
 
 /// Queue argument: delete the queue after this many idle milliseconds (test namespaces).
 pub const QUEUE_EXPIRES: &str = "x-expires";
+/// How long a message may wait in a queue before the broker discards it.
+pub const MESSAGE_TTL: &str = "x-message-ttl";
 /// Queue argument: where expired messages of the retry queue go (back to the main queue).
 pub const DEAD_LETTER_EXCHANGE: &str = "x-dead-letter-exchange";
 /// Queue argument: the routing key expired messages of the retry queue get.

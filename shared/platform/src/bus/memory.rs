@@ -24,7 +24,21 @@ pub struct MemoryBus {
 #[derive(Default)]
 struct Inner {
     queues: Mutex<Vec<Queue>>,
-    dead: Mutex<VecDeque<DeadLetter>>,
+    dead: Mutex<VecDeque<Dead>>,
+}
+
+/// A dead letter, and when it expires (its subscription's `message_ttl`).
+struct Dead {
+    letter: DeadLetter,
+    expires: Option<tokio::time::Instant>,
+}
+
+/// The dead letters still unexpired: expired ones are dropped whenever the list is touched.
+fn live(m: &Mutex<VecDeque<Dead>>) -> MutexGuard<'_, VecDeque<Dead>> {
+    let mut dead = lock(m);
+    let now = tokio::time::Instant::now();
+    dead.retain(|d| d.expires.is_none_or(|t| t > now));
+    dead
 }
 
 struct Queue {
@@ -56,17 +70,17 @@ fn first_attempt(
 
 impl MemoryBus {
     pub(super) fn dead_letters(&self, queue: &str, limit: usize) -> Vec<DeadLetter> {
-        lock(&self.inner.dead)
+        live(&self.inner.dead)
             .iter()
-            .filter(|d| d.queue == queue)
+            .filter(|d| d.letter.queue == queue)
             .take(limit)
-            .cloned()
+            .map(|d| d.letter.clone())
             .collect()
     }
 
     #[cfg(test)]
     pub(super) fn dead_letters_total(&self) -> usize {
-        lock(&self.inner.dead).len()
+        live(&self.inner.dead).len()
     }
 
     pub(super) fn replay_dead_letters(&self, queue: &str, limit: usize) -> Result<usize, BusError> {
@@ -78,11 +92,12 @@ impl MemoryBus {
                 .ok_or_else(|| BusError::NoConsumer {
                     queue: queue.to_string(),
                 })?;
-        let mut dead = lock(&self.inner.dead);
+        let mut dead = live(&self.inner.dead);
         let mut replayed = 0;
         let mut kept = VecDeque::with_capacity(dead.len());
         for d in dead.drain(..) {
-            if d.queue == queue && replayed < limit {
+            if d.letter.queue == queue && replayed < limit {
+                let d = d.letter;
                 let _ = target
                     .tx
                     .send(first_attempt(d.routing_key, d.message_id, d.payload, None));
@@ -110,18 +125,21 @@ impl MemoryBus {
         }
     }
 
-    fn dead_letter(&self, queue: &str, delivery: Delivery, reason: String) {
-        let mut dead = lock(&self.inner.dead);
+    fn dead_letter(&self, sub: &Subscription, delivery: Delivery, reason: String) {
+        let mut dead = live(&self.inner.dead);
         if dead.len() >= MAX_DEAD_LETTERS {
             dead.pop_front();
         }
-        dead.push_back(DeadLetter {
-            queue: queue.to_string(),
-            routing_key: delivery.routing_key,
-            message_id: delivery.message_id,
-            reason,
-            attempts: delivery.attempt,
-            payload: delivery.payload,
+        dead.push_back(Dead {
+            letter: DeadLetter {
+                queue: sub.queue.clone(),
+                routing_key: delivery.routing_key,
+                message_id: delivery.message_id,
+                reason,
+                attempts: delivery.attempt,
+                payload: delivery.payload,
+            },
+            expires: sub.message_ttl.map(|ttl| tokio::time::Instant::now() + ttl),
         });
     }
 
@@ -162,7 +180,7 @@ impl MemoryBus {
                             }
                         });
                     }
-                    Settle::DeadLetter { reason } => bus.dead_letter(&sub.queue, delivery, reason),
+                    Settle::DeadLetter { reason } => bus.dead_letter(&sub, delivery, reason),
                     Settle::Drop { .. } => {}
                 }
             }

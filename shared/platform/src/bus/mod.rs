@@ -139,6 +139,11 @@ pub struct Subscription {
     pub retry_delay: Duration,
     /// Unacked messages in flight per consumer.
     pub prefetch: u16,
+    /// How long a message may wait in the queue or among its dead letters before it is
+    /// discarded; `None` keeps it until handled or replayed. For what must not outlive its use.
+    /// (RabbitMQ fixes a queue's arguments when it is declared: changing this for a queue that
+    /// exists means deleting the queue first.)
+    pub message_ttl: Option<Duration>,
 }
 
 impl Subscription {
@@ -151,6 +156,7 @@ impl Subscription {
             max_attempts: 5,
             retry_delay: Duration::from_secs(2),
             prefetch: 16,
+            message_ttl: None,
         }
     }
 
@@ -433,6 +439,31 @@ mod tests {
         assert_eq!(dead[0].reason, "transient failure: down");
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 3, "no attempt after the last");
+        cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dead_letters_with_a_ttl_are_discarded_when_it_passes_and_others_stay() {
+        let bus = EventBus::Memory(MemoryBus::default());
+        let cancel = CancellationToken::new();
+        for (queue, ttl) in [("frames", Some(Duration::from_secs(60))), ("kept", None)] {
+            let mut sub = Subscription::new(queue, &[&format!("{queue}.*")]);
+            sub.message_ttl = ttl;
+            bus.subscribe(
+                sub,
+                handler(|_| async { Err(HandlerError::permanent("refused")) }),
+                cancel.clone(),
+            )
+            .await
+            .unwrap();
+        }
+        bus.publish_raw("frames.x", "f1", b"pixels").await.unwrap();
+        bus.publish_raw("kept.x", "k1", b"event").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        assert_eq!(bus.dead_letters("frames", 10).await.unwrap().len(), 1);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(bus.dead_letters("frames", 10).await.unwrap().is_empty());
+        assert_eq!(bus.dead_letters("kept", 10).await.unwrap().len(), 1);
         cancel.cancel();
     }
 
