@@ -27,6 +27,9 @@ use crate::questions::{self, Question, QuestionSpec};
 use crate::store::{AnswerFeedback, InterviewStore, Session, SessionState, StoredAnswer};
 
 pub const MAX_TRANSCRIPT_CHARS: usize = 20_000;
+/// Interviews erased per sweep request: each is a transaction, and a request should end well
+/// within a client's timeout; the sweeper asks again while batches come back full.
+pub const SWEEP_BATCH: i64 = 100;
 /// An answer longer than an hour is a client bug, not an answer.
 pub const MAX_ANSWER_SECONDS: f32 = 3600.0;
 
@@ -556,18 +559,56 @@ impl InterviewApp {
         let receipt = self.erasures.erase(id, &org, &request).await?;
         self.relay.notify();
         if first {
-            self.paused
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(id);
-            self.hub.send(
-                id,
-                ServerMessage::from_error(InterviewError::SessionErased(id.to_string())),
-            );
-            metrics::counter!("interviews_erased_total", "reason" => "request").increment(1);
-            tracing::info!(session_id = %id, requested_by = %caller.subject, role = caller.role.as_str(), "interview erased here; other services told");
+            self.erased_here(id, &request);
         }
         Ok((receipt, first))
+    }
+
+    /// Erases every interview whose retention ran out by `now`, on the worker's sweeper's
+    /// request (services only), a batch at a time. Returns the ids erased; as many as
+    /// [`SWEEP_BATCH`] means more may be due.
+    pub async fn sweep(
+        &self,
+        caller: &Principal,
+        retention: &crate::retention::Retention,
+        now: i64,
+    ) -> Result<Vec<String>, InterviewError> {
+        if caller.role != iv_platform::auth::Role::Service {
+            return Err(InterviewError::Forbidden(
+                "only the backend's services sweep expired interviews",
+            ));
+        }
+        let request = erasure::Request {
+            requested_by: caller.clone(),
+            reason: erasure::Reason::Retention,
+        };
+        let mut erased = Vec::new();
+        for (id, org) in retention.due(now, SWEEP_BATCH).await? {
+            self.erasures.erase(&id, &org, &request).await?;
+            self.erased_here(&id, &request);
+            erased.push(id);
+        }
+        if !erased.is_empty() {
+            self.relay.notify();
+        }
+        Ok(erased)
+    }
+
+    /// What follows an interview's first erasure here: its open sockets are told, and the
+    /// erasure is counted and logged.
+    fn erased_here(&self, id: &str, request: &erasure::Request) {
+        self.paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        self.hub.send(
+            id,
+            ServerMessage::from_error(InterviewError::SessionErased(id.to_string())),
+        );
+        let by = &request.requested_by;
+        metrics::counter!("interviews_erased_total", "reason" => request.reason.as_str())
+            .increment(1);
+        tracing::info!(session_id = %id, requested_by = %by.subject, role = by.role.as_str(), reason = request.reason.as_str(), "interview erased here; other services told");
     }
 
     /// The interview's erasure receipt, for whoever may see the interview; an interview that

@@ -10,6 +10,8 @@
 //!   arrived), and [`downstream`] what they ask of the emotion and scoring services.
 //! - [`messages`], [`ws`]: the WebSocket protocol and the per-socket loop; [`sampling`]: how a
 //!   socket samples frames past capacity, and when it tells the candidate.
+//! - [`erasure`]: erasing an interview here and the receipt of its erasure everywhere;
+//!   [`retention`]: how long each organisation keeps interviews, and which are due.
 //! - [`members`]: organisations and their admins and recruiters (added on first sign-in,
 //!   revoked by an admin); the first start creates the default organisation and admin.
 //! - [`hub`]: fan-out to a session's sockets. [`routes`]: REST and the socket endpoint.
@@ -23,6 +25,7 @@ pub mod hub;
 pub mod members;
 pub mod messages;
 pub mod questions;
+pub mod retention;
 pub mod routes;
 pub mod sampling;
 pub mod store;
@@ -64,6 +67,8 @@ pub struct Config {
     pub socket_limits: ws::SocketLimits,
     /// How long a frame deferred to the worker may wait before it is discarded unanalysed.
     pub frame_ttl: Duration,
+    /// Days an organisation that set none keeps its interviews after they end.
+    pub retention_days: u32,
 }
 
 impl Config {
@@ -83,6 +88,7 @@ impl Config {
                 "FRAME_TTL_MS",
                 iv_contracts::events::FRAME_TTL.as_millis() as u64,
             )?,
+            retention_days: env.parse("RETENTION_DAYS", retention::DEFAULT_DAYS)?,
         })
     }
 }
@@ -109,13 +115,18 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     )
     .await
     .context("opening the database")?;
-    for added in [store::ADDED_COLUMNS, outbox::ADDED_COLUMNS] {
+    for added in [
+        store::ADDED_COLUMNS,
+        outbox::ADDED_COLUMNS,
+        retention::ADDED_COLUMNS,
+    ] {
         db::add_missing_columns(&pool, added)
             .await
             .context("upgrading the database")?;
     }
     health.set("database", true, "connected");
     let members = members::Members::new(pool.clone());
+    let retention = retention::Retention::new(pool.clone(), config.retention_days);
     members
         .ensure_first()
         .await
@@ -212,6 +223,7 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let router = routes::router(
         routes::AppState {
             app: app.clone(),
+            retention,
             members,
             invitations: std::sync::Arc::new(
                 config

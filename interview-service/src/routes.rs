@@ -24,6 +24,8 @@ use crate::ws::{self, Incoming, Outgoing};
 #[derive(Clone)]
 pub struct AppState {
     pub app: InterviewApp,
+    /// How long each organisation keeps its interviews.
+    pub retention: crate::retention::Retention,
     /// Who the organisations say their members are.
     pub members: crate::members::Members,
     /// Signs candidates' invitations (the backend's own key, the one the gateway trusts).
@@ -93,6 +95,49 @@ async fn revoke_member(
     Ok(Json(s.members.revoke(&caller, &subject).await?))
 }
 
+/// The caller's organisation's retention: days interviews are kept after they end.
+async fn retention(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<crate::retention::Policy>, InterviewError> {
+    Ok(Json(s.retention.policy(&caller).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewRetention {
+    days: u32,
+}
+
+async fn set_retention(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    AppJson(body): AppJson<NewRetention>,
+) -> Result<Json<crate::retention::Policy>, InterviewError> {
+    Ok(Json(s.retention.set(&caller, body.days).await?))
+}
+
+#[derive(Debug, Serialize)]
+struct Swept {
+    erased: Vec<String>,
+    /// A full batch: more may be due; ask again.
+    more: bool,
+}
+
+/// The worker's sweeper: erases a batch of interviews whose retention ran out.
+async fn sweep(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<Swept>, InterviewError> {
+    let erased = s
+        .app
+        .sweep(&caller, &s.retention, iv_contracts::now_millis())
+        .await?;
+    Ok(Json(Swept {
+        more: erased.len() as i64 >= crate::app::SWEEP_BATCH,
+        erased,
+    }))
+}
+
 /// The largest message a frame needs: one frame of the service's limit, base64-encoded (4/3)
 /// inside a JSON body, with room for the other fields. Bodies and socket messages beyond it
 /// are refused before they are buffered.
@@ -121,6 +166,11 @@ pub fn router(state: AppState, health: &Health) -> Router {
             "/api/v1/organisation/members/{subject}",
             delete(revoke_member),
         )
+        .route(
+            "/api/v1/organisation/retention",
+            get(retention).put(set_retention),
+        )
+        .route("/internal/v1/retention/sweep", post(sweep))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.members.clone(),

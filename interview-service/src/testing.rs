@@ -115,6 +115,7 @@ impl AnswerScoring for FakeScoring {
 pub struct Fixture {
     pub app: InterviewApp,
     pub members: crate::members::Members,
+    pub retention: crate::retention::Retention,
     pub emotion: Arc<FakeEmotion>,
     pub scoring: Arc<FakeScoring>,
 }
@@ -129,7 +130,12 @@ impl Fixture {
             iv_platform::erasure::SCHEMA,
         ])
         .await;
+        iv_platform::db::add_missing_columns(&pool, crate::retention::ADDED_COLUMNS)
+            .await
+            .unwrap();
         let members = crate::members::Members::new(pool.clone());
+        let retention =
+            crate::retention::Retention::new(pool.clone(), crate::retention::DEFAULT_DAYS);
         let bus = EventBus::connect(None, "").await.unwrap();
         let emotion = Arc::new(FakeEmotion {
             answer: Mutex::new(Answer::Works),
@@ -150,6 +156,7 @@ impl Fixture {
         Self {
             app,
             members,
+            retention,
             emotion,
             scoring,
         }

@@ -28,6 +28,13 @@ pub enum WorkerError {
     /// The broker could not list or replay dead letters.
     #[error("the message broker is unavailable")]
     Broker(#[source] BusError),
+    #[error("no instance of {0} to ask")]
+    NoInstance(&'static str),
+    /// The retention sweep could not reach the interview service, or read its answer.
+    #[error("asking the interview service to sweep")]
+    Sweep(#[source] anyhow::Error),
+    #[error("the interview service refused the sweep: {status} {body}")]
+    SweepRefused { status: u16, body: String },
 }
 
 impl WorkerError {
@@ -42,7 +49,11 @@ impl From<WorkerError> for HandlerError {
     fn from(err: WorkerError) -> Self {
         let transient = match &err {
             WorkerError::Call { source, .. } => source.is_unavailable() || source.is_busy(),
-            WorkerError::Publish { .. } | WorkerError::Broker(_) => true,
+            WorkerError::Publish { .. }
+            | WorkerError::Broker(_)
+            | WorkerError::NoInstance(_)
+            | WorkerError::Sweep(_) => true,
+            WorkerError::SweepRefused { .. } => false,
             WorkerError::UnknownQueue { .. } | WorkerError::InvalidLimit { .. } => false,
         };
         if transient {
@@ -62,7 +73,12 @@ impl From<WorkerError> for ApiError {
             WorkerError::Broker(_) | WorkerError::Publish { .. } => {
                 (ErrorClass::Unavailable, code::BROKER_UNAVAILABLE)
             }
-            WorkerError::Call { .. } => return ApiError::internal("worker call", &Chain(&err)),
+            WorkerError::Call { .. }
+            | WorkerError::NoInstance(_)
+            | WorkerError::Sweep(_)
+            | WorkerError::SweepRefused { .. } => {
+                return ApiError::internal("worker call", &Chain(&err));
+            }
         };
         ApiError::new(class, code, Chain(&err).to_string())
     }

@@ -12,10 +12,12 @@
 //! - [`jobs`]: the handlers (scoring, deferred frames, erasures) and how their failures are
 //!   classified (retry or dead-letter).
 //! - [`ops`]: listing and replaying dead letters.
+//! - [`sweeper`]: erasing, now and then, the interviews whose retention ran out.
 
 pub mod error;
 pub mod jobs;
 pub mod ops;
+pub mod sweeper;
 
 use std::time::Duration;
 
@@ -40,6 +42,11 @@ pub struct Config {
     /// for several instances).
     pub emotion: Source,
     pub scoring: Source,
+    /// Where the interview service is (`INTERVIEW_URL` or Consul), for the retention sweeper.
+    pub interview: Source,
+    /// How often the sweeper erases interviews whose retention ran out
+    /// (`RETENTION_SWEEP_INTERVAL_MS`, hourly).
+    pub retention_sweep_every: Duration,
     pub emotion_policy: PolicyConfig,
     pub emotion_queries_policy: PolicyConfig,
     pub scoring_policy: PolicyConfig,
@@ -63,6 +70,13 @@ impl Config {
             server: ServerConfig::from_env(&env, "WORKER_PORT", 8084)?,
             emotion: downstream::emotion_source(&env)?,
             scoring: downstream::scoring_source(&env)?,
+            interview: Source::from_env(
+                &env,
+                "interview-service",
+                "INTERVIEW_URL",
+                "http://127.0.0.1:8081",
+            )?,
+            retention_sweep_every: env.millis("RETENTION_SWEEP_INTERVAL_MS", 3_600_000)?,
             emotion_policy: PolicyConfig::emotion().from_env(&env)?,
             emotion_queries_policy: PolicyConfig::emotion_queries().from_env(&env)?,
             scoring_policy: PolicyConfig::scoring().from_env(&env)?,
@@ -107,7 +121,7 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     .with_credential(credential.clone())
     .with_tls(tls.clone());
     let scoring = ScoringClient::new(&config.scoring, config.scoring_policy.clone())
-        .with_credential(credential)
+        .with_credential(credential.clone())
         .with_tls(tls);
     let jobs = jobs::Jobs {
         emotion,
@@ -171,6 +185,14 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         .await
         .context("subscribing to erasures")?;
     }
+
+    sweeper::Sweeper {
+        interview: config.interview.start("interview-service"),
+        credential,
+        every: config.retention_sweep_every,
+        http: iv_platform::client::HttpClient::new(),
+    }
+    .spawn(cancel.clone());
 
     let router = service_router(ops::Ops { bus: bus.clone() }, &health);
     // Health and metrics stay open; the ops endpoints need an asserted identity.

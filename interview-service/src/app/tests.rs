@@ -299,3 +299,70 @@ async fn erasing_deletes_the_session_answers_and_queued_frames_and_announces_it_
         Err(InterviewError::SessionNotFound(_))
     ));
 }
+
+/// The sweeper, on a moved clock: a completed interview of an organisation on the default 30
+/// days is erased a month after completion; one never completed counts from its invitation's
+/// expiry, and another organisation that keeps 60 days keeps its own; nothing else goes.
+#[tokio::test]
+async fn the_sweep_erases_exactly_the_interviews_whose_retention_ran_out() {
+    use iv_platform::auth::Role;
+    let f = Fixture::new().await;
+    let day = 24 * 3600 * 1000;
+    let start_in = |org: &'static str| {
+        let app = f.app.clone();
+        async move {
+            app.start(
+                StartRequest {
+                    user_id: "c".into(),
+                    consent: true,
+                    ..Default::default()
+                },
+                OrgId(org.into()),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let done = start_in("default").await;
+    f.app.complete(&done.id).await.unwrap();
+    let open = start_in("default").await;
+    let keeps_longer = start_in("other").await;
+    f.app.complete(&keeps_longer.id).await.unwrap();
+    let other_admin = Principal::member("otto", Role::Admin, OrgId("other".into()));
+    assert_eq!(f.retention.set(&other_admin, 60).await.unwrap().days, 60);
+    let sweeper = Principal::service("worker-service");
+
+    let now = now_millis();
+    let swept = |at: i64| f.app.sweep(&sweeper, &f.retention, at);
+    assert!(swept(now + 29 * day).await.unwrap().is_empty());
+    assert_eq!(
+        swept(now + 30 * day + 60_000).await.unwrap(),
+        [done.id.clone()]
+    );
+    let receipt = f.app.erasure(&sweeper, &done.id).await.unwrap();
+    assert_eq!(receipt.reason, erasure::Reason::Retention);
+    assert_eq!(receipt.requested_by, "worker-service");
+    assert!(f.app.get(&open.id).await.is_ok(), "counted from its expiry");
+    assert!(f.app.get(&keeps_longer.id).await.is_ok());
+    assert!(
+        swept(now + 30 * day + 60_000).await.unwrap().is_empty(),
+        "once"
+    );
+    // The open one goes 30 days after its invitation ran out; the other organisation's at 60.
+    let expiry = open.expires_at.unwrap();
+    assert_eq!(swept(expiry + 30 * day).await.unwrap(), [open.id.clone()]);
+    assert_eq!(
+        swept(now + 60 * day + 60_000).await.unwrap(),
+        [keeps_longer.id.clone()]
+    );
+
+    let admin = iv_platform::testing::default_caller();
+    assert!(matches!(
+        f.app.sweep(&admin, &f.retention, now).await,
+        Err(InterviewError::Forbidden(_))
+    ));
+    assert!(matches!(
+        f.retention.set(&admin, 0).await,
+        Err(InterviewError::InvalidArgument(_))
+    ));
+}

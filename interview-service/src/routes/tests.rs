@@ -15,6 +15,7 @@ pub(super) fn app(f: &Fixture) -> axum::Router {
         AppState {
             app: f.app.clone(),
             members: f.members.clone(),
+            retention: f.retention.clone(),
             invitations: std::sync::Arc::new(
                 iv_platform::auth::SigningKey::generate(
                     "ai-interview",

@@ -146,3 +146,50 @@ async fn the_candidate_and_the_organisation_may_erase_and_nobody_else_sees_it() 
     );
     t.stop().await;
 }
+
+/// The worker's sweeper, with the clock of one interview moved a month back: that interview is
+/// erased everywhere with `retention` on its receipt, and the other, completed at the same
+/// time, stays.
+#[tokio::test]
+async fn the_sweeper_erases_an_interview_whose_retention_ran_out_and_nothing_else() {
+    let t = spawn_stack(&[("RETENTION_SWEEP_INTERVAL_MS", "300")]).await;
+    let expired = t.start_interview(true).await;
+    let kept = t.start_interview(true).await;
+    for id in [&expired, &kept] {
+        let resp = t
+            .post(&format!("/api/v1/interviews/{id}/complete"), &Value::Null)
+            .await;
+        assert_eq!(resp.status, 200, "{:?}", resp.body);
+    }
+    let policy = t.get("/api/v1/organisation/retention").await.json();
+    assert_eq!(
+        (policy["days"].as_u64(), policy["is_default"].as_bool()),
+        (Some(30), Some(true))
+    );
+    let month_and_a_day = 31_i64 * 24 * 3600 * 1000;
+    let pool = iv_platform::db::connect(&t.database_url()).await.unwrap();
+    sqlx::query("UPDATE interviews SET completed_at = completed_at - $1 WHERE id = $2")
+        .bind(month_and_a_day)
+        .bind(&expired)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let receipt = completed_receipt(&t, &expired, Duration::from_secs(30)).await;
+    assert_eq!(receipt["reason"], "retention");
+    assert_eq!(receipt["requested_by"], "worker-service");
+    assert_eq!(
+        t.get(&format!("/api/v1/interviews/{expired}")).await.status,
+        404
+    );
+    let left = rows_mentioning(&t.database_url(), &expired, RECEIPTS).await;
+    assert!(left.is_empty(), "rows left: {left:#?}");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        t.get(&format!("/api/v1/interviews/{kept}")).await.status,
+        200,
+        "a month has not passed for the other"
+    );
+    t.stop().await;
+}

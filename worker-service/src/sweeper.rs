@@ -1,0 +1,98 @@
+//! The retention sweeper: now and then it asks the interview service, which keeps the
+//! interviews and each organisation's retention, to erase those whose retention ran out. Each
+//! is erased everywhere like a requested erasure (the other services hear `InterviewErased`).
+//! Several workers may sweep at once: an erasure is idempotent, and each sweep erases what is
+//! due at that moment.
+
+use std::time::Duration;
+
+use http::Method;
+use iv_platform::CancellationToken;
+use iv_platform::auth::{IDENTITY_HEADER, ServiceCredential};
+use iv_platform::client::HttpClient;
+use iv_platform::discovery::Instances;
+use serde::Deserialize;
+
+use crate::error::WorkerError;
+
+/// The first sweep waits this long after start (or the interval, if shorter), so a restart
+/// loop never skips sweeping and the services around have come up.
+const FIRST_SWEEP: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct Sweeper {
+    pub interview: Instances,
+    pub credential: ServiceCredential,
+    pub every: Duration,
+    pub http: HttpClient,
+}
+
+#[derive(Debug, Deserialize)]
+struct Swept {
+    erased: Vec<String>,
+    more: bool,
+}
+
+impl Sweeper {
+    /// Sweeps every `every` until `cancel` fires.
+    pub fn spawn(self, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut wait = FIRST_SWEEP.min(self.every);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = self.every;
+                match self.sweep().await {
+                    Ok(0) => tracing::debug!("retention sweep: nothing due"),
+                    Ok(n) => tracing::info!(erased = n, "retention sweep"),
+                    Err(e) => tracing::warn!(
+                        error = %iv_platform::errors::Chain(&e),
+                        "retention sweep failed; tried again next time"
+                    ),
+                }
+            }
+        })
+    }
+
+    /// One sweep: batches until none comes back full. Returns how many were erased.
+    pub async fn sweep(&self) -> Result<usize, WorkerError> {
+        let mut erased = 0;
+        loop {
+            let base = self
+                .interview
+                .pick()
+                .ok_or(WorkerError::NoInstance("interview-service"))?;
+            let assertion = self.credential.assert_self();
+            let resp = self
+                .http
+                .send(
+                    Method::POST,
+                    &format!("{base}/internal/v1/retention/sweep"),
+                    None,
+                    Vec::new(),
+                    &[(IDENTITY_HEADER, &assertion)],
+                )
+                .await
+                .map_err(WorkerError::Sweep)?;
+            if !resp.status.is_success() {
+                return Err(WorkerError::SweepRefused {
+                    status: resp.status.as_u16(),
+                    body: String::from_utf8_lossy(&resp.body).into_owned(),
+                });
+            }
+            let swept: Swept = serde_json::from_slice(&resp.body).map_err(|e| {
+                WorkerError::Sweep(anyhow::Error::new(e).context("reading the sweep's answer"))
+            })?;
+            erased += swept.erased.len();
+            metrics::counter!("retention_erased_total").increment(swept.erased.len() as u64);
+            for id in &swept.erased {
+                tracing::info!(session_id = %id, "erased: retention ran out");
+            }
+            if !swept.more {
+                return Ok(erased);
+            }
+        }
+    }
+}
