@@ -337,7 +337,7 @@ async fn the_sweep_erases_exactly_the_interviews_whose_retention_ran_out() {
     assert!(swept(now + 29 * day).await.unwrap().is_empty());
     assert_eq!(
         swept(now + 30 * day + 60_000).await.unwrap(),
-        [done.id.clone()]
+        std::slice::from_ref(&done.id)
     );
     let receipt = f.app.erasure(&sweeper, &done.id).await.unwrap();
     assert_eq!(receipt.reason, erasure::Reason::Retention);
@@ -350,10 +350,13 @@ async fn the_sweep_erases_exactly_the_interviews_whose_retention_ran_out() {
     );
     // The open one goes 30 days after its invitation ran out; the other organisation's at 60.
     let expiry = open.expires_at.unwrap();
-    assert_eq!(swept(expiry + 30 * day).await.unwrap(), [open.id.clone()]);
+    assert_eq!(
+        swept(expiry + 30 * day).await.unwrap(),
+        std::slice::from_ref(&open.id)
+    );
     assert_eq!(
         swept(now + 60 * day + 60_000).await.unwrap(),
-        [keeps_longer.id.clone()]
+        std::slice::from_ref(&keeps_longer.id)
     );
 
     let admin = iv_platform::testing::default_caller();
