@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use iv_contracts::policy::AnalysisPolicy;
+use iv_platform::audit::{Action, AuditLog, Record};
 use iv_platform::erasure::Erasure;
 use serde::Serialize;
 
@@ -173,6 +174,8 @@ pub struct EmotionApp {
     analyzer: Arc<dyn FrameAnalyzer>,
     pool: InferencePool,
     store: EmotionStore,
+    /// Who viewed which timeline.
+    audit: AuditLog,
     sessions: Arc<Mutex<HashMap<String, SessionSlot>>>,
 }
 
@@ -181,6 +184,7 @@ impl EmotionApp {
         Self {
             analyzer,
             pool,
+            audit: AuditLog::new(store.pool().clone()),
             store,
             sessions: Arc::default(),
         }
@@ -301,6 +305,15 @@ impl EmotionApp {
         let policy = self.store.policy(session_id).await?.unwrap_or_default();
         let frames = self.store.frames(session_id).await?;
         let blinks = self.store.blinks(session_id).await?;
+        if let Some(org) = owner.flatten().or_else(|| caller.org.clone()) {
+            let record = Record {
+                action: Action::TimelineViewed,
+                org: &org,
+                interview_id: session_id,
+                detail: "",
+            };
+            self.audit.viewed(caller, record).await?;
+        }
         Ok(summarize(session_id, policy, &frames, &blinks))
     }
 

@@ -125,7 +125,11 @@ pub async fn build_with(
     let health = Health::new("emotion-service");
     let pool = db::open(
         &config.database_url,
-        &[store::SCHEMA, iv_platform::erasure::SCHEMA],
+        &[
+            store::SCHEMA,
+            iv_platform::erasure::SCHEMA,
+            iv_platform::audit::SCHEMA,
+        ],
     )
     .await
     .context("opening the database")?;

@@ -113,6 +113,10 @@ impl EmotionStore {
         }
     }
 
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// Deletes everything stored for the session; its frames are refused from then on.
     #[tracing::instrument(name = "db.erase", skip_all)]
     pub async fn erase(&self, session_id: &str) -> Result<Erasure, EmotionError> {

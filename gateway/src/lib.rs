@@ -182,6 +182,7 @@ pub fn app(config: &Config) -> anyhow::Result<Router> {
         });
     let api = Router::new()
         .merge(group("/api/v1/organisation", interview.clone()))
+        .merge(group("/api/v1/audit", interview.clone()))
         .merge(group("/api/v1/interviews", interview))
         .merge(group(
             "/api/v1/emotions",

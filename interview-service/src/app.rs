@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use iv_contracts::emotion::{
     AnalysisPolicy as WirePolicy, EmotionResponse, FramePriority, FrameRequest,
 };
-use iv_contracts::events::{
-    CompletedAnswer, ErasureReported, FrameCaptured, InterviewCompleted, ScoreCalculated,
-};
+use iv_contracts::events::{CompletedAnswer, FrameCaptured, InterviewCompleted, ScoreCalculated};
 use iv_contracts::now_millis;
 use iv_contracts::policy::AnalysisPolicy;
 use iv_contracts::scoring::AnswerRequest;
@@ -19,7 +17,7 @@ use serde::Deserialize;
 
 use crate::downstream::{AnswerScoring, FrameAnalysis};
 
-use crate::erasure::{self, Erasures, Receipt};
+use crate::erasure::Erasures;
 use crate::error::InterviewError;
 use crate::hub::Hub;
 use crate::messages::{AnswerData, EmotionUpdate, LiveFeedback, ServerMessage, StatusMessage};
@@ -99,6 +97,8 @@ pub struct AnswerOutcome {
 pub struct InterviewApp {
     pub(crate) store: InterviewStore,
     erasures: Erasures,
+    decisions: crate::decisions::Decisions,
+    audit: iv_platform::audit::AuditLog,
     emotion: Arc<dyn FrameAnalysis>,
     scoring: Arc<dyn AnswerScoring>,
     relay: Relay,
@@ -121,6 +121,8 @@ impl InterviewApp {
     ) -> Self {
         Self {
             erasures: Erasures::new(store.pool().clone()),
+            decisions: crate::decisions::Decisions::new(store.pool().clone()),
+            audit: iv_platform::audit::AuditLog::new(store.pool().clone()),
             store,
             emotion,
             scoring,
@@ -536,101 +538,6 @@ impl InterviewApp {
         Ok(session)
     }
 
-    /// Erases the interview everywhere on `caller`'s request: its organisation's members, its
-    /// candidate and services may. Returns the receipt, and whether this request started the
-    /// erasure (`false`: it was erased before, and this repeat changed nothing but late rows).
-    pub async fn erase(
-        &self,
-        caller: &Principal,
-        id: &str,
-    ) -> Result<(Receipt, bool), InterviewError> {
-        let request = erasure::Request {
-            requested_by: caller.clone(),
-            reason: erasure::Reason::Request,
-        };
-        let (org, first) = match self.authorize(caller, id).await {
-            Ok(session) => (session.org, true),
-            Err(InterviewError::SessionNotFound(_)) => match self.erasures.receipt(id).await? {
-                Some(r) if caller.may_access(&r.org(), id) => (r.org(), false),
-                _ => return Err(InterviewError::SessionNotFound(id.to_string())),
-            },
-            Err(e) => return Err(e),
-        };
-        let receipt = self.erasures.erase(id, &org, &request).await?;
-        self.relay.notify();
-        if first {
-            self.erased_here(id, &request);
-        }
-        Ok((receipt, first))
-    }
-
-    /// Erases every interview whose retention ran out by `now`, on the worker's sweeper's
-    /// request (services only), a batch at a time. Returns the ids erased; as many as
-    /// [`SWEEP_BATCH`] means more may be due.
-    pub async fn sweep(
-        &self,
-        caller: &Principal,
-        retention: &crate::retention::Retention,
-        now: i64,
-    ) -> Result<Vec<String>, InterviewError> {
-        if caller.role != iv_platform::auth::Role::Service {
-            return Err(InterviewError::Forbidden(
-                "only the backend's services sweep expired interviews",
-            ));
-        }
-        let request = erasure::Request {
-            requested_by: caller.clone(),
-            reason: erasure::Reason::Retention,
-        };
-        let mut erased = Vec::new();
-        for (id, org) in retention.due(now, SWEEP_BATCH).await? {
-            self.erasures.erase(&id, &org, &request).await?;
-            self.erased_here(&id, &request);
-            erased.push(id);
-        }
-        if !erased.is_empty() {
-            self.relay.notify();
-        }
-        Ok(erased)
-    }
-
-    /// What follows an interview's first erasure here: its open sockets are told, and the
-    /// erasure is counted and logged.
-    fn erased_here(&self, id: &str, request: &erasure::Request) {
-        self.paused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-        self.hub.send(
-            id,
-            ServerMessage::from_error(InterviewError::SessionErased(id.to_string())),
-        );
-        let by = &request.requested_by;
-        metrics::counter!("interviews_erased_total", "reason" => request.reason.as_str())
-            .increment(1);
-        tracing::info!(session_id = %id, requested_by = %by.subject, role = by.role.as_str(), reason = request.reason.as_str(), "interview erased here; other services told");
-    }
-
-    /// The interview's erasure receipt, for whoever may see the interview; an interview that
-    /// still exists answers `NotErased`.
-    pub async fn erasure(&self, caller: &Principal, id: &str) -> Result<Receipt, InterviewError> {
-        match self.erasures.receipt(id).await? {
-            Some(r) if caller.may_access(&r.org(), id) => Ok(r),
-            Some(_) => Err(InterviewError::SessionNotFound(id.to_string())),
-            None => {
-                self.authorize(caller, id).await?;
-                Err(InterviewError::NotErased(id.to_string()))
-            }
-        }
-    }
-
-    /// A service reported what it erased: the receipt takes its counts.
-    pub async fn erasure_reported(&self, report: &ErasureReported) -> Result<(), InterviewError> {
-        self.erasures.reported(report).await?;
-        tracing::info!(session_id = %report.session_id, service = %report.service, deleted = ?report.deleted, "erasure reported");
-        Ok(())
-    }
-
     /// The worker scored the interview: remember it. Durable work, done once by whichever
     /// instance takes the event from the shared queue.
     pub async fn record_score(&self, event: &ScoreCalculated) -> Result<(), InterviewError> {
@@ -685,5 +592,6 @@ fn update_from(r: &EmotionResponse, frame_number: i64) -> EmotionUpdate {
     }
 }
 
+pub mod rights;
 #[cfg(test)]
 mod tests;

@@ -49,6 +49,7 @@ pub const REPORTING: [&str; 3] = [SERVICE, "emotion-service", "scoring-service"]
 /// outbox already; the ones still waiting (deferred frames with their pixels) are deleted here.
 const HELD: &[Held] = &[
     Held::by_session("answers"),
+    Held::by_session("decisions"),
     Held::by_session("outbox"),
     Held {
         table: "interviews",

@@ -10,6 +10,7 @@
 //!   arrived), and [`downstream`] what they ask of the emotion and scoring services.
 //! - [`messages`], [`ws`]: the WebSocket protocol and the per-socket loop; [`sampling`]: how a
 //!   socket samples frames past capacity, and when it tells the candidate.
+//! - [`decisions`]: recruiters' hiring decisions, kept with who and why.
 //! - [`erasure`]: erasing an interview here and the receipt of its erasure everywhere;
 //!   [`retention`]: how long each organisation keeps interviews, and which are due.
 //! - [`members`]: organisations and their admins and recruiters (added on first sign-in,
@@ -18,6 +19,7 @@
 //! - [`error`]: the crate's errors and their mapping to HTTP status and stable codes.
 
 pub mod app;
+pub mod decisions;
 pub mod downstream;
 pub mod erasure;
 pub mod error;
@@ -110,7 +112,9 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
             outbox::SCHEMA,
             members::SCHEMA,
             erasure::SCHEMA,
+            decisions::SCHEMA,
             iv_platform::erasure::SCHEMA,
+            iv_platform::audit::SCHEMA,
         ],
     )
     .await

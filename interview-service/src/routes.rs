@@ -153,6 +153,14 @@ pub fn router(state: AppState, health: &Health) -> Router {
         .route("/api/v1/interviews/start", post(start))
         .route("/api/v1/interviews/{id}", get(session).delete(erase))
         .route("/api/v1/interviews/{id}/erasure", get(erasure))
+        .route(
+            "/api/v1/interviews/{id}/decision",
+            post(decide).get(decisions),
+        )
+        .route("/api/v1/interviews/{id}/export", get(export))
+        .route("/api/v1/audit", get(audit_trail))
+        .route("/api/v1/audit/verify", get(verify_audit))
+        .route("/internal/v1/audit", post(record_audit))
         .route("/api/v1/interviews/{id}/frames", post(frame))
         .route("/api/v1/interviews/{id}/answers", post(answer))
         .route("/api/v1/interviews/{id}/complete", post(complete))
@@ -311,7 +319,135 @@ async fn session(
 ) -> Result<Json<SessionView>, InterviewError> {
     let session = s.app.authorize(&caller, &id).await?;
     let answers = s.app.answers(&id).await?;
+    s.app.viewed(&caller, &session).await?;
     Ok(Json(SessionView::of(&session, Some(answers))))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewDecision {
+    decision: String,
+    reason: String,
+}
+
+/// A recruiter's decision on the interview (advance, reject or hold, with a reason).
+async fn decide(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<NewDecision>,
+) -> Result<Response, InterviewError> {
+    let d = s
+        .app
+        .decide(&caller, &id, &body.decision, &body.reason)
+        .await?;
+    Ok((StatusCode::CREATED, Json(d)).into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct DecisionList {
+    interview_id: String,
+    /// Oldest first; the last one stands.
+    decisions: Vec<crate::decisions::Decision>,
+}
+
+async fn decisions(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DecisionList>, InterviewError> {
+    let decisions = s.app.decisions(&caller, &id).await?;
+    Ok(Json(DecisionList {
+        interview_id: id,
+        decisions,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct ExportView {
+    interview: SessionView,
+    #[serde(flatten)]
+    rest: crate::app::rights::Export,
+}
+
+/// Everything stored about the interview, as JSON: for the candidate's access and portability
+/// rights, and for the organisation.
+async fn export(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, InterviewError> {
+    let export = s.app.export(&caller, &id).await?;
+    let view = ExportView {
+        interview: SessionView::of(&export.session, Some(export.answers.clone())),
+        rest: export,
+    };
+    let disposition = format!("attachment; filename=\"interview-{id}.json\"");
+    Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(view)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    interview_id: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct AuditList {
+    entries: Vec<iv_platform::audit::Entry>,
+}
+
+/// The admin's organisation's audit trail, oldest first.
+async fn audit_trail(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AuditList>, InterviewError> {
+    let axum::extract::Query(q) =
+        query.map_err(|e| InterviewError::InvalidArgument(e.body_text()))?;
+    let entries = s
+        .app
+        .audit_trail(
+            &caller,
+            q.interview_id.as_deref().filter(|i| !i.is_empty()),
+            q.limit.unwrap_or(crate::app::rights::MAX_AUDIT_ENTRIES),
+        )
+        .await?;
+    Ok(Json(AuditList { entries }))
+}
+
+/// Walks the audit chain and names the first entry that does not hold (admins).
+async fn verify_audit(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<iv_platform::audit::Verification>, InterviewError> {
+    Ok(Json(s.app.verify_audit(&caller).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceRecord {
+    action: String,
+    #[serde(default)]
+    detail: String,
+}
+
+/// An entry written by a service for the person it acted for (the worker's replays).
+async fn record_audit(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    asserted: Option<axum::Extension<iv_platform::auth::Asserted>>,
+    AppJson(body): AppJson<ServiceRecord>,
+) -> Result<Response, InterviewError> {
+    // Only a backend service writes here, never a person through the gateway.
+    if asserted.is_none_or(|a| a.by == "gateway") {
+        return Err(InterviewError::Forbidden(
+            "only the backend's services write audit entries",
+        ));
+    }
+    let entry = s
+        .app
+        .record_for(&caller, &body.action, &body.detail)
+        .await?;
+    Ok((StatusCode::CREATED, Json(entry)).into_response())
 }
 
 /// Erases the interview everywhere: 202 with the receipt when this request started it (other

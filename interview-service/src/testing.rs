@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use iv_contracts::emotion::{EmotionResponse, FaceMetrics, FrameRequest};
-use iv_contracts::scoring::{AnswerAnalysis, AnswerRequest};
+use iv_contracts::emotion::{EmotionResponse, FaceMetrics, FrameRequest, SessionSummary};
+use iv_contracts::scoring::{AnswerAnalysis, AnswerRequest, ReportRequest, ReportResponse};
 use iv_platform::bus::EventBus;
 use iv_platform::outbox::{self, Relay};
 use iv_platform::resilience::CallError;
@@ -84,6 +84,24 @@ impl FrameAnalysis for FakeEmotion {
             })
         })
     }
+
+    fn session_summary<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<SessionSummary, CallError>> {
+        let answer = self.answer.lock().unwrap().clone();
+        let analysed = self.calls.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if let Some(err) = failure(&answer, "emotion") {
+                return Err(err);
+            }
+            Ok(SessionSummary {
+                session_id: session_id.to_string(),
+                frames_analyzed: i64::from(analysed),
+                ..Default::default()
+            })
+        })
+    }
 }
 
 pub struct FakeScoring {
@@ -110,6 +128,17 @@ impl AnswerScoring for FakeScoring {
             })
         })
     }
+
+    /// No interview is scored here: the report is not found, or the service is down.
+    fn report(&self, request: ReportRequest) -> BoxFuture<'_, Result<ReportResponse, CallError>> {
+        let answer = self.answer.lock().unwrap().clone();
+        Box::pin(async move {
+            Err(failure(&answer, "scoring").unwrap_or(CallError::Failed {
+                downstream: "scoring",
+                status: Status::not_found(format!("no score for {}", request.session_id)),
+            }))
+        })
+    }
 }
 
 pub struct Fixture {
@@ -127,7 +156,9 @@ impl Fixture {
             outbox::SCHEMA,
             crate::members::SCHEMA,
             crate::erasure::SCHEMA,
+            crate::decisions::SCHEMA,
             iv_platform::erasure::SCHEMA,
+            iv_platform::audit::SCHEMA,
         ])
         .await;
         iv_platform::db::add_missing_columns(&pool, crate::retention::ADDED_COLUMNS)

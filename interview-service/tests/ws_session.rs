@@ -28,7 +28,9 @@ async fn app() -> InterviewApp {
         store::SCHEMA,
         outbox::SCHEMA,
         interview_service::erasure::SCHEMA,
+        interview_service::decisions::SCHEMA,
         iv_platform::erasure::SCHEMA,
+        iv_platform::audit::SCHEMA,
     ])
     .await;
     let bus = EventBus::connect(None, "").await.unwrap();

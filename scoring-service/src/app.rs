@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use iv_contracts::now_millis;
+use iv_platform::audit::{Action, AuditLog, Record};
 use iv_platform::auth::{OrgId, Principal, Role};
 use iv_platform::erasure::Erasure;
 
@@ -59,13 +60,19 @@ impl ReportFormat {
 #[derive(Clone)]
 pub struct ScoringApp {
     store: ScoreStore,
+    /// Who viewed which score and report.
+    audit: AuditLog,
     /// The sentence model, loaded once at start and shared by every request.
     encoder: Arc<SentenceEncoder>,
 }
 
 impl ScoringApp {
     pub fn new(store: ScoreStore, encoder: Arc<SentenceEncoder>) -> Self {
-        Self { store, encoder }
+        Self {
+            audit: AuditLog::new(store.pool().clone()),
+            store,
+            encoder,
+        }
     }
 
     pub async fn analyze_answer(&self, input: AnswerInput) -> Result<AnswerAnalysis, ScoringError> {
@@ -123,15 +130,54 @@ impl ScoringApp {
     /// A session's score, for its organisation's members and services; to anyone else it does
     /// not exist.
     pub async fn score(&self, caller: &Principal, session_id: &str) -> Result<Score, ScoringError> {
+        let (score, org) = self.readable(caller, session_id).await?;
+        self.viewed(caller, Action::ScoreViewed, &org, session_id, "")
+            .await?;
+        Ok(score)
+    }
+
+    /// The stored score and its organisation, if `caller` may read it.
+    async fn readable(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+    ) -> Result<(Score, OrgId), ScoringError> {
         if caller.role == Role::Candidate {
             return Err(ScoringError::Forbidden(
                 "a candidate reads their interview's status, not its score",
             ));
         }
         match self.store.score(session_id).await? {
-            Some((score, org)) if caller.may_review(org.as_ref()) => Ok(score),
+            Some((score, org)) if caller.may_review(org.as_ref()) => {
+                // Scores stored before organisations belong to none: filed under the viewer's.
+                let org = org.or_else(|| caller.org.clone());
+                Ok((score, org.unwrap_or_else(|| OrgId(String::new()))))
+            }
             _ => Err(ScoringError::ScoreNotFound(session_id.to_string())),
         }
+    }
+
+    /// A person's view of results goes on the audit trail before it is answered.
+    async fn viewed(
+        &self,
+        caller: &Principal,
+        action: Action,
+        org: &OrgId,
+        session_id: &str,
+        detail: &str,
+    ) -> Result<(), ScoringError> {
+        self.audit
+            .viewed(
+                caller,
+                Record {
+                    action,
+                    org,
+                    interview_id: session_id,
+                    detail,
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// Erases the session's score and reports. Services erase for the organisation they name,
@@ -173,9 +219,17 @@ impl ScoringApp {
         if include_video {
             return Err(ScoringError::VideoNotStored);
         }
-        let score = self.score(caller, session_id).await?;
+        let (score, org) = self.readable(caller, session_id).await?;
         let report = report::build(&score, include_emotions, now_millis());
         self.store.save_report(&report).await?;
+        self.viewed(
+            caller,
+            Action::ReportViewed,
+            &org,
+            session_id,
+            format.as_str(),
+        )
+        .await?;
         let bytes = match format {
             ReportFormat::Json => serde_json::to_vec(&report).map_err(ScoringError::Serialize)?,
             ReportFormat::Pdf => report::to_pdf(&report),

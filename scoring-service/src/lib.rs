@@ -71,7 +71,11 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let health = Health::new("scoring-service");
     let pool = db::open(
         &config.database_url,
-        &[store::SCHEMA, iv_platform::erasure::SCHEMA],
+        &[
+            store::SCHEMA,
+            iv_platform::erasure::SCHEMA,
+            iv_platform::audit::SCHEMA,
+        ],
     )
     .await
     .context("opening the database")?;

@@ -53,6 +53,10 @@ impl ScoreStore {
         }
     }
 
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// Deletes the session's score and reports; it is never scored again.
     #[tracing::instrument(name = "db.erase", skip_all)]
     pub async fn erase(&self, session_id: &str) -> Result<Erasure, ScoringError> {

@@ -20,7 +20,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = ["emotion.proto", "scoring.proto", "events.proto"].map(|p| proto_dir.join(p));
     let descriptor = PathBuf::from(std::env::var("OUT_DIR")?).join("descriptor.bin");
 
-    tonic_prost_build::configure()
+    // A candidate's export carries the emotion service's summary as JSON.
+    let exported = [
+        ".emotion.SessionSummary",
+        ".emotion.BlinkMetrics",
+        ".emotion.TimelinePoint",
+        ".emotion.Spell",
+    ];
+    let mut builder = tonic_prost_build::configure();
+    for path in exported {
+        builder = builder.type_attribute(path, "#[derive(serde::Serialize)]");
+    }
+    builder
         .file_descriptor_set_path(&descriptor)
         .compile_with_config(config, &protos, std::slice::from_ref(&proto_dir))?;
     for p in &protos {

@@ -30,11 +30,11 @@ pub enum WorkerError {
     Broker(#[source] BusError),
     #[error("no instance of {0} to ask")]
     NoInstance(&'static str),
-    /// The retention sweep could not reach the interview service, or read its answer.
-    #[error("asking the interview service to sweep")]
-    Sweep(#[source] anyhow::Error),
-    #[error("the interview service refused the sweep: {status} {body}")]
-    SweepRefused { status: u16, body: String },
+    /// The interview service could not be reached, or its answer read.
+    #[error("asking the interview service")]
+    Interview(#[source] anyhow::Error),
+    #[error("the interview service refused: {status} {body}")]
+    InterviewRefused { status: u16, body: String },
 }
 
 impl WorkerError {
@@ -52,8 +52,8 @@ impl From<WorkerError> for HandlerError {
             WorkerError::Publish { .. }
             | WorkerError::Broker(_)
             | WorkerError::NoInstance(_)
-            | WorkerError::Sweep(_) => true,
-            WorkerError::SweepRefused { .. } => false,
+            | WorkerError::Interview(_) => true,
+            WorkerError::InterviewRefused { .. } => false,
             WorkerError::UnknownQueue { .. } | WorkerError::InvalidLimit { .. } => false,
         };
         if transient {
@@ -73,10 +73,13 @@ impl From<WorkerError> for ApiError {
             WorkerError::Broker(_) | WorkerError::Publish { .. } => {
                 (ErrorClass::Unavailable, code::BROKER_UNAVAILABLE)
             }
-            WorkerError::Call { .. }
-            | WorkerError::NoInstance(_)
-            | WorkerError::Sweep(_)
-            | WorkerError::SweepRefused { .. } => {
+            // Without its audit entry, a replay does not happen: the trail must be whole.
+            WorkerError::NoInstance(_)
+            | WorkerError::Interview(_)
+            | WorkerError::InterviewRefused { .. } => {
+                (ErrorClass::Unavailable, "AUDIT_UNAVAILABLE")
+            }
+            WorkerError::Call { .. } => {
                 return ApiError::internal("worker call", &Chain(&err));
             }
         };

@@ -12,9 +12,11 @@
 //! - [`jobs`]: the handlers (scoring, deferred frames, erasures) and how their failures are
 //!   classified (retry or dead-letter).
 //! - [`ops`]: listing and replaying dead letters.
+//! - [`interview`]: the interview service's internal endpoints, as the worker calls them.
 //! - [`sweeper`]: erasing, now and then, the interviews whose retention ran out.
 
 pub mod error;
+pub mod interview;
 pub mod jobs;
 pub mod ops;
 pub mod sweeper;
@@ -186,15 +188,24 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         .context("subscribing to erasures")?;
     }
 
-    sweeper::Sweeper {
-        interview: config.interview.start("interview-service"),
+    let interview = interview::InterviewClient {
+        instances: config.interview.start("interview-service"),
         credential,
-        every: config.retention_sweep_every,
         http: iv_platform::client::HttpClient::new(),
+    };
+    sweeper::Sweeper {
+        interview: interview.clone(),
+        every: config.retention_sweep_every,
     }
     .spawn(cancel.clone());
 
-    let router = service_router(ops::Ops { bus: bus.clone() }, &health);
+    let router = service_router(
+        ops::Ops {
+            bus: bus.clone(),
+            audit: Some(interview),
+        },
+        &health,
+    );
     // Health and metrics stay open; the ops endpoints need an asserted identity.
     let router = config
         .server

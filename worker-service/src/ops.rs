@@ -34,6 +34,9 @@ const MAX_LIMIT: usize = 1000;
 #[derive(Clone)]
 pub struct Ops {
     pub bus: EventBus,
+    /// Where replays are put on the audit trail before they happen; `None` only in tests of
+    /// the listing alone.
+    pub audit: Option<crate::interview::InterviewClient>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +121,14 @@ async fn replay(
     Query(p): Query<Params>,
 ) -> Result<Json<Replayed>, ApiError> {
     let (queue, limit) = checked(&p)?;
+    // On the trail first: a replay the trail cannot record does not happen.
+    if let Some(audit) = &ops.audit {
+        let entry = serde_json::json!({
+            "action": "dead_letters_replayed",
+            "detail": format!("queue={queue} limit={limit}"),
+        });
+        audit.post("/internal/v1/audit", &caller, &entry).await?;
+    }
     let replayed = ops
         .bus
         .replay_dead_letters(queue, limit)

@@ -6,14 +6,11 @@
 
 use std::time::Duration;
 
-use http::Method;
 use iv_platform::CancellationToken;
-use iv_platform::auth::{IDENTITY_HEADER, ServiceCredential};
-use iv_platform::client::HttpClient;
-use iv_platform::discovery::Instances;
 use serde::Deserialize;
 
 use crate::error::WorkerError;
+use crate::interview::InterviewClient;
 
 /// The first sweep waits this long after start (or the interval, if shorter), so a restart
 /// loop never skips sweeping and the services around have come up.
@@ -21,10 +18,8 @@ const FIRST_SWEEP: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Sweeper {
-    pub interview: Instances,
-    pub credential: ServiceCredential,
+    pub interview: InterviewClient,
     pub every: Duration,
-    pub http: HttpClient,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,30 +55,16 @@ impl Sweeper {
     pub async fn sweep(&self) -> Result<usize, WorkerError> {
         let mut erased = 0;
         loop {
-            let base = self
-                .interview
-                .pick()
-                .ok_or(WorkerError::NoInstance("interview-service"))?;
-            let assertion = self.credential.assert_self();
             let resp = self
-                .http
-                .send(
-                    Method::POST,
-                    &format!("{base}/internal/v1/retention/sweep"),
-                    None,
-                    Vec::new(),
-                    &[(IDENTITY_HEADER, &assertion)],
+                .interview
+                .post(
+                    "/internal/v1/retention/sweep",
+                    &self.interview.itself(),
+                    &serde_json::Value::Null,
                 )
-                .await
-                .map_err(WorkerError::Sweep)?;
-            if !resp.status.is_success() {
-                return Err(WorkerError::SweepRefused {
-                    status: resp.status.as_u16(),
-                    body: String::from_utf8_lossy(&resp.body).into_owned(),
-                });
-            }
+                .await?;
             let swept: Swept = serde_json::from_slice(&resp.body).map_err(|e| {
-                WorkerError::Sweep(anyhow::Error::new(e).context("reading the sweep's answer"))
+                WorkerError::Interview(anyhow::Error::new(e).context("reading the sweep's answer"))
             })?;
             erased += swept.erased.len();
             metrics::counter!("retention_erased_total").increment(swept.erased.len() as u64);

@@ -10,7 +10,10 @@ use serde_json::Value;
 
 async fn app() -> axum::Router {
     let bus = EventBus::connect(None, "").await.unwrap();
-    crate::service_router(crate::ops::Ops { bus }, &Health::new("worker-service"))
+    crate::service_router(
+        crate::ops::Ops { bus, audit: None },
+        &Health::new("worker-service"),
+    )
 }
 
 async fn call(request: Request<Body>) -> (StatusCode, Value) {

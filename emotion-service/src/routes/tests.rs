@@ -15,7 +15,14 @@ pub(super) async fn app() -> axum::Router {
     let app = EmotionApp::new(
         crate::models_missing("no models in this test"),
         InferencePool::new(1, 1),
-        EmotionStore::new(fresh_sqlite(&[store::SCHEMA, iv_platform::erasure::SCHEMA]).await),
+        EmotionStore::new(
+            fresh_sqlite(&[
+                store::SCHEMA,
+                iv_platform::erasure::SCHEMA,
+                iv_platform::audit::SCHEMA,
+            ])
+            .await,
+        ),
     );
     crate::service_router(app, Health::new("emotion-service"))
         .await

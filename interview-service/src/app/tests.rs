@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
+use iv_contracts::events::ErasureReported;
 use iv_platform::errors::ApiError;
 
 use super::*;
@@ -340,7 +341,7 @@ async fn the_sweep_erases_exactly_the_interviews_whose_retention_ran_out() {
         std::slice::from_ref(&done.id)
     );
     let receipt = f.app.erasure(&sweeper, &done.id).await.unwrap();
-    assert_eq!(receipt.reason, erasure::Reason::Retention);
+    assert_eq!(receipt.reason, crate::erasure::Reason::Retention);
     assert_eq!(receipt.requested_by, "worker-service");
     assert!(f.app.get(&open.id).await.is_ok(), "counted from its expiry");
     assert!(f.app.get(&keeps_longer.id).await.is_ok());

@@ -12,7 +12,12 @@ use crate::app::ScoringApp;
 use crate::store::{self, ScoreStore};
 
 pub(super) async fn app() -> axum::Router {
-    let pool = fresh_sqlite(&[store::SCHEMA, iv_platform::erasure::SCHEMA]).await;
+    let pool = fresh_sqlite(&[
+        store::SCHEMA,
+        iv_platform::erasure::SCHEMA,
+        iv_platform::audit::SCHEMA,
+    ])
+    .await;
     crate::service_router(
         ScoringApp::new(ScoreStore::new(pool), crate::meaning::test_encoder()),
         Health::new("scoring-service"),

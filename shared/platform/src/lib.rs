@@ -33,6 +33,7 @@
 //! - `testing` (feature `testing`, for tests): fresh SQLite databases and `oneshot` requests.
 
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod bus;
 pub mod client;

@@ -8,8 +8,14 @@ use serde_json::Value;
 use crate::TestStack;
 use crate::storage::rabbit_queue_depths;
 
-/// The erasure's own records: ids, subjects and counts, kept as proof.
-pub const RECEIPTS: &[&str] = &["erased_sessions", "erasures", "erasure_reports"];
+/// What is kept by design after an erasure, holding ids, subjects and counts only: the
+/// erasure's receipts and tombstones, and the audit trail.
+pub const RECEIPTS: &[&str] = &[
+    "erased_sessions",
+    "erasures",
+    "erasure_reports",
+    "audit_log",
+];
 
 /// Asks for the interview's erasure as `http`'s caller: the status and the JSON body.
 pub async fn delete(http: &HttpClient, t: &TestStack, id: &str) -> (u16, Value) {

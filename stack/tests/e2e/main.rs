@@ -8,5 +8,6 @@ mod instances;
 mod interview;
 mod ops;
 mod restart;
+mod rights;
 mod tls;
 mod traces;
