@@ -113,7 +113,19 @@ async fn set_retention(
     Caller(caller): Caller,
     AppJson(body): AppJson<NewRetention>,
 ) -> Result<Json<crate::retention::Policy>, InterviewError> {
-    Ok(Json(s.retention.set(&caller, body.days).await?))
+    let policy = s.retention.set(&caller, body.days).await?;
+    let org = iv_platform::auth::OrgId(policy.org_id.clone());
+    let detail = format!("days={}", policy.days);
+    s.app
+        .audited(
+            &caller,
+            iv_platform::audit::Action::RetentionChanged,
+            &org,
+            "",
+            &detail,
+        )
+        .await?;
+    Ok(Json(policy))
 }
 
 #[derive(Debug, Serialize)]
@@ -220,6 +232,9 @@ pub struct SessionView {
     /// Only in the answer that creates the interview: what the candidate opens it with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invitation: Option<Invitation>,
+    /// The recruiter's latest decision, for the organisation's members.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::decisions::Decision>,
 }
 
 /// A candidate's invitation: a token that opens this one interview and nothing else, valid until
@@ -276,6 +291,7 @@ impl SessionView {
                     .collect()
             }),
             invitation: None,
+            decision: None,
         }
     }
 }
@@ -319,8 +335,12 @@ async fn session(
 ) -> Result<Json<SessionView>, InterviewError> {
     let session = s.app.authorize(&caller, &id).await?;
     let answers = s.app.answers(&id).await?;
+    let mut view = SessionView::of(&session, Some(answers));
+    if caller.role.is_member() {
+        view.decision = s.app.decisions(&caller, &id).await?.pop();
+    }
     s.app.viewed(&caller, &session).await?;
-    Ok(Json(SessionView::of(&session, Some(answers))))
+    Ok(Json(view))
 }
 
 #[derive(Debug, Deserialize)]

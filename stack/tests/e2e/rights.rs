@@ -82,6 +82,22 @@ async fn views_decisions_and_exports_are_audited_and_the_chain_names_a_changed_e
         (d["decision"].as_str(), d["decided_by"].as_str()),
         (Some("advance"), Some("rita"))
     );
+    let (_, view) = send(
+        &rita,
+        http::Method::GET,
+        &t.url(&format!("/api/v1/interviews/{id}")),
+        None,
+    )
+    .await;
+    assert_eq!(view["decision"]["decision"], "advance", "{view}");
+    let (status, _) = send(
+        &t.http,
+        http::Method::PUT,
+        &t.url("/api/v1/organisation/retention"),
+        Some(json!({"days": 90})),
+    )
+    .await;
+    assert_eq!(status, 200);
     let bad = json!({"decision": "hire-now", "reason": "x"});
     let (status, body) = send(
         &rita,
@@ -173,6 +189,11 @@ async fn views_decisions_and_exports_are_audited_and_the_chain_names_a_changed_e
     );
     let (status, _) = send(&rita, http::Method::GET, &trail_url, None).await;
     assert_eq!(status, 403, "recruiters do not read the trail");
+    let (_, all) = send(&t.http, http::Method::GET, &t.url("/api/v1/audit"), None).await;
+    assert!(
+        actions(&all).contains(&("retention_changed".into(), "admin".into())),
+        "{all}"
+    );
     let (status, other) = send(&stranger, http::Method::GET, &trail_url, None).await;
     assert_eq!(status, 200);
     assert!(
