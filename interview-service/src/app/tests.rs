@@ -251,9 +251,14 @@ async fn erasing_deletes_the_session_answers_and_queued_frames_and_announces_it_
     assert_eq!(receipt.requested_by, caller.subject);
     assert_eq!(
         receipt.services["interview-service"].deleted,
-        [("answers", 1), ("interviews", 1), ("outbox", 1)]
-            .map(|(t, n)| (t.to_string(), n))
-            .into()
+        [
+            ("answers", 1),
+            ("decisions", 0),
+            ("interviews", 1),
+            ("outbox", 1)
+        ]
+        .map(|(t, n)| (t.to_string(), n))
+        .into()
     );
     assert_eq!(receipt.pending, ["emotion-service", "scoring-service"]);
     assert_eq!(outbox(FrameCaptured::ROUTING_KEY).await, 0);
