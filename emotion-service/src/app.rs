@@ -40,6 +40,8 @@ pub struct FrameInput {
     pub deadline: Option<tokio::time::Instant>,
     /// The organisation the session belongs to (see [`Principal::acting_for`]).
     pub org: Option<OrgId>,
+    /// The candidate's consent the frame is analysed under; none is refused.
+    pub consent: Option<iv_contracts::emotion::ConsentProof>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -198,6 +200,9 @@ impl EmotionApp {
     pub async fn analyze(&self, input: FrameInput) -> Result<FrameResult, EmotionError> {
         validate_session_id(&input.session_id)?;
         let info = frame::inspect(&input.image, &input.format)?;
+        if input.policy != AnalysisPolicy::Off {
+            iv_contracts::consent::check(input.consent.as_ref(), input.policy)?;
+        }
         let slot = self.session_state(&input.session_id);
         let mut state = slot.lock().await;
         let stored = match &state.stored {

@@ -34,6 +34,9 @@ pub enum EmotionError {
     /// Erased on request or at the end of its retention: nothing is analysed or stored for it.
     #[error("session {0} was erased")]
     SessionErased(String),
+    /// No consent came with the frame, or it allows less than the frame asks for.
+    #[error(transparent)]
+    Consent(#[from] iv_contracts::consent::ConsentRefusal),
     #[error("erasure")]
     Erasure(#[from] iv_platform::erasure::ErasureError),
 }
@@ -65,6 +68,9 @@ impl From<EmotionError> for ApiError {
             ),
             EmotionError::AnalysisOff(_) => {
                 ApiError::new(ErrorClass::Conflict, "ANALYSIS_OFF", message)
+            }
+            EmotionError::Consent(_) => {
+                ApiError::new(ErrorClass::Conflict, "CONSENT_REQUIRED", message)
             }
             EmotionError::SessionErased(_) => {
                 ApiError::new(ErrorClass::Conflict, code::SESSION_ERASED, message)

@@ -54,6 +54,7 @@ fn input(
         format: r.format,
         frame_number: r.frame_number,
         org: caller.acting_for(&r.org_id),
+        consent: r.consent,
     })
 }
 

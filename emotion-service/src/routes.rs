@@ -51,6 +51,31 @@ pub struct FrameBody {
     /// for theirs).
     #[serde(default)]
     pub org_id: String,
+    /// The candidate's consent the frame is analysed under; a frame without one is refused
+    /// (`409 CONSENT_REQUIRED`) unless the policy is `off`.
+    #[serde(default)]
+    pub consent: Option<ConsentBody>,
+}
+
+/// [`iv_contracts::emotion::ConsentProof`] as JSON.
+#[derive(Debug, Deserialize)]
+pub struct ConsentBody {
+    pub notice_version: i64,
+    pub notice_sha256: String,
+    pub policy: String,
+    pub given_at: i64,
+}
+
+impl ConsentBody {
+    fn into_proof(self) -> Result<iv_contracts::emotion::ConsentProof, EmotionError> {
+        let policy = AnalysisPolicy::from_request(Some(&self.policy))?;
+        Ok(iv_contracts::emotion::ConsentProof {
+            notice_version: self.notice_version,
+            notice_sha256: self.notice_sha256,
+            policy: iv_contracts::emotion::AnalysisPolicy::from(policy) as i32,
+            given_at: self.given_at,
+        })
+    }
 }
 
 impl FrameBody {
@@ -69,6 +94,7 @@ impl FrameBody {
             policy,
             frame_number: self.frame_number,
             org: caller.acting_for(&self.org_id),
+            consent: self.consent.map(ConsentBody::into_proof).transpose()?,
             ..FrameInput::default()
         })
     }

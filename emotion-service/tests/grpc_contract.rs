@@ -69,6 +69,16 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A consent as the interview service records one.
+fn consent() -> iv_contracts::emotion::ConsentProof {
+    iv_contracts::emotion::ConsentProof {
+        notice_version: 1,
+        notice_sha256: "ab".repeat(32),
+        policy: 1,
+        given_at: 1,
+    }
+}
+
 fn frame(session: &str, bytes: Vec<u8>) -> FrameRequest {
     FrameRequest {
         session_id: session.into(),
@@ -77,6 +87,7 @@ fn frame(session: &str, bytes: Vec<u8>) -> FrameRequest {
         format: String::new(),
         policy: 0,
         frame_number: 1,
+        consent: Some(consent()),
         ..Default::default()
     }
 }
@@ -200,6 +211,7 @@ async fn analyze_batch_streams_one_answer_per_frame_in_order_and_detect_blink_co
             format: "jpeg".into(),
             policy: 0,
             frame_number: i as i64 + 1,
+            consent: Some(consent()),
             ..Default::default()
         })
         .collect();
@@ -231,6 +243,7 @@ async fn analyze_batch_streams_one_answer_per_frame_in_order_and_detect_blink_co
             format: "jpeg".into(),
             policy: 0,
             frame_number: 41,
+            consent: Some(consent()),
             ..Default::default()
         })
         .await
@@ -268,6 +281,7 @@ async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened
         format: "jpeg".into(),
         policy: engagement,
         frame_number: 1,
+        consent: Some(consent()),
         ..Default::default()
     };
     let r = client.analyze_frame(first).await.unwrap().into_inner();
@@ -284,6 +298,7 @@ async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened
         format: "jpeg".into(),
         policy: 1,
         frame_number: 2,
+        consent: Some(consent()),
         ..Default::default()
     };
     let r = client.analyze_frame(second).await.unwrap().into_inner();
@@ -308,6 +323,7 @@ async fn a_frame_naming_another_organisation_is_refused_as_if_the_session_did_no
         format: "jpeg".into(),
         frame_number: n,
         org_id: org.into(),
+        consent: Some(consent()),
         ..Default::default()
     };
     client.analyze_frame(frame_for(1, "org-a")).await.unwrap();
@@ -333,6 +349,7 @@ async fn an_erased_session_loses_its_stored_frames_refuses_new_ones_and_answers_
         format: "jpeg".into(),
         frame_number: n,
         org_id: org.into(),
+        consent: Some(consent()),
         ..Default::default()
     };
     for n in 1..=3 {

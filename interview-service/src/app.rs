@@ -34,10 +34,12 @@ pub const MAX_ANSWER_SECONDS: f32 = 3600.0;
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct StartRequest {
     pub user_id: String,
-    /// full (default), engagement or off.
+    /// full, engagement or off; the organisation's default when absent, and never looser.
     #[serde(default)]
     pub policy: Option<String>,
-    /// The candidate agreed to frame analysis; frames are refused without it.
+    /// The member attests that the candidate consented outside the system to the current
+    /// notice of the interview's policy (recorded with the member as the one who gave it).
+    /// Otherwise the candidate consents with `POST .../consent`; nothing is analysed before.
     #[serde(default)]
     pub consent: bool,
     /// A custom question set; the shipped default set otherwise.
@@ -98,6 +100,8 @@ pub struct InterviewApp {
     pub(crate) store: InterviewStore,
     erasures: Erasures,
     decisions: crate::decisions::Decisions,
+    pub(crate) consents: crate::consent::Consents,
+    pub(crate) retention: crate::retention::Retention,
     audit: iv_platform::audit::AuditLog,
     emotion: Arc<dyn FrameAnalysis>,
     scoring: Arc<dyn AnswerScoring>,
@@ -122,6 +126,11 @@ impl InterviewApp {
         Self {
             erasures: Erasures::new(store.pool().clone()),
             decisions: crate::decisions::Decisions::new(store.pool().clone()),
+            consents: crate::consent::Consents::new(store.pool().clone()),
+            retention: crate::retention::Retention::new(
+                store.pool().clone(),
+                crate::retention::DEFAULT_DAYS,
+            ),
             audit: iv_platform::audit::AuditLog::new(store.pool().clone()),
             store,
             emotion,
@@ -132,6 +141,16 @@ impl InterviewApp {
             max_frame_bytes,
             frame_ttl: iv_contracts::events::FRAME_TTL,
         }
+    }
+
+    /// Organisations that set no retention keep interviews `days` after they end.
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention = crate::retention::Retention::new(self.store.pool().clone(), days);
+        self
+    }
+
+    pub fn retention(&self) -> &crate::retention::Retention {
+        &self.retention
     }
 
     /// Deferred frames expire `ttl` after they were queued.
@@ -160,7 +179,11 @@ impl InterviewApp {
 
     /// The session's status as the candidate sees it.
     pub fn status(&self, session: &Session, message: Option<String>) -> StatusMessage {
-        StatusMessage::of(session, self.live_feedback(&session.id), message)
+        let live = match session.consent {
+            crate::consent::ConsentState::Withdrawn => LiveFeedback::Stopped,
+            _ => self.live_feedback(&session.id),
+        };
+        StatusMessage::of(session, live, message)
     }
 
     /// Records whether the session's feedback is paused; true when that changed.
@@ -181,8 +204,13 @@ impl InterviewApp {
         self.max_frame_bytes
     }
 
-    /// Starts an interview held by `org`.
-    pub async fn start(&self, req: StartRequest, org: OrgId) -> Result<Session, InterviewError> {
+    /// Starts an interview held by `org`, made by its member `by`.
+    pub async fn start(
+        &self,
+        req: StartRequest,
+        org: OrgId,
+        by: &Principal,
+    ) -> Result<Session, InterviewError> {
         let user_id = req.user_id.trim();
         if user_id.is_empty() || user_id.len() > 128 {
             return Err(InterviewError::InvalidArgument(
@@ -206,7 +234,16 @@ impl InterviewApp {
                 "expires_in_hours must be 1 to {MAX_INVITATION_HOURS}"
             )));
         }
-        let policy = AnalysisPolicy::from_request(req.policy.as_deref())?;
+        let allowed = self.consents.default_policy(&org).await?;
+        let policy = match req.policy.as_deref().map(str::trim) {
+            None | Some("") => allowed,
+            Some(p) => AnalysisPolicy::from_request(Some(p))?,
+        };
+        if !policy.within(allowed) {
+            return Err(InterviewError::InvalidArgument(format!(
+                "policy {policy} infers more than the organisation's default {allowed} allows"
+            )));
+        }
         let questions = match req.questions {
             None => questions::default_set(),
             Some(specs) => questions::from_specs(specs).map_err(InterviewError::InvalidArgument)?,
@@ -219,7 +256,7 @@ impl InterviewApp {
             expires_at: Some(now_millis() + i64::from(hours) * 3_600_000),
             state: SessionState::Created,
             policy,
-            consent: req.consent,
+            consent: crate::consent::ConsentState::Pending,
             questions,
             current_index: 0,
             frames_received: 0,
@@ -235,6 +272,11 @@ impl InterviewApp {
         self.store.insert(&session).await?;
         metrics::counter!("interviews_started_total", "policy" => policy.as_str()).increment(1);
         tracing::info!(session_id = %session.id, policy = policy.as_str(), "interview started");
+        if req.consent {
+            let notice = self.notice(&session).await?;
+            self.record_consent(&session, &notice, by).await?;
+            return self.store.get(&session.id).await;
+        }
         Ok(session)
     }
 
@@ -293,9 +335,7 @@ impl InterviewApp {
         if session.policy == AnalysisPolicy::Off {
             return Err(InterviewError::AnalysisOff);
         }
-        if !session.consent {
-            return Err(InterviewError::ConsentRequired);
-        }
+        let grant = session.consent.grant()?;
         let info =
             iv_frames::inspect_with_limit(&upload.bytes, &upload.format, self.max_frame_bytes)?;
         let frame_number = self.store.next_frame_number(id).await?;
@@ -313,6 +353,7 @@ impl InterviewApp {
             frame_number,
             priority: FramePriority::Live as i32,
             org_id: session.org.0.clone(),
+            consent: Some(grant.proof(session.policy)),
         };
         let event = FrameCaptured {
             session_id: id.to_string(),
@@ -327,6 +368,9 @@ impl InterviewApp {
             analysis_policy: session.policy.as_str().into(),
             org_id: session.org.0.clone(),
             expires_at: 0,
+            consent_notice_version: grant.notice_version,
+            consent_notice_sha256: grant.notice_sha256.clone(),
+            consent_given_at: grant.given_at,
         };
         match self.emotion.analyze_frame(request.clone()).await {
             Ok(response) => {
@@ -352,6 +396,11 @@ impl InterviewApp {
             }
             Err(err) => match err.status().code() {
                 tonic::Code::InvalidArgument => Err(InterviewError::FrameRejected(err)),
+                // The emotion service's own consent check, or its erasure tombstone after a
+                // withdrawal; otherwise the policy.
+                tonic::Code::FailedPrecondition if err.status().message().contains("consent") => {
+                    Err(InterviewError::ConsentRequired)
+                }
                 tonic::Code::FailedPrecondition => Err(InterviewError::AnalysisOff),
                 _ => Err(err.into()),
             },
@@ -407,6 +456,8 @@ impl InterviewApp {
         if session.state == SessionState::Completed {
             return Err(InterviewError::SessionCompleted(id.to_string()));
         }
+        // Answers are scored as they come: not before consent, nor after its withdrawal.
+        session.consent.grant()?;
         let Some(current) = session.current_question().cloned() else {
             return Err(InterviewError::NoOpenQuestion);
         };
@@ -490,6 +541,8 @@ impl InterviewApp {
         if session.state == SessionState::Completed {
             return Err(InterviewError::SessionCompleted(id.to_string()));
         }
+        // Completion has the interview scored.
+        session.consent.grant()?;
         let answers = self.store.answers(id).await?;
         let now = now_millis();
         let started = session.started_at.unwrap_or(session.created_at);
@@ -592,6 +645,7 @@ fn update_from(r: &EmotionResponse, frame_number: i64) -> EmotionUpdate {
     }
 }
 
+pub mod consent;
 pub mod rights;
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,7 @@ pub const REPORTING: [&str; 3] = [SERVICE, "emotion-service", "scoring-service"]
 const HELD: &[Held] = &[
     Held::by_session("answers"),
     Held::by_session("decisions"),
+    Held::by_session("consents"),
     Held::by_session("outbox"),
     Held {
         table: "interviews",

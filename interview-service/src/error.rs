@@ -52,8 +52,15 @@ pub enum InterviewError {
     NotCurrentQuestion { current: String, given: String },
     #[error("every question has been answered; complete the interview")]
     NoOpenQuestion,
-    #[error("the candidate has not consented to frame analysis for this interview")]
+    #[error(
+        "the candidate has not consented to this interview's notice; read GET .../notice and consent with POST .../consent"
+    )]
     ConsentRequired,
+    #[error("the candidate withdrew consent: nothing more is analysed in this interview")]
+    ConsentWithdrawn,
+    /// The candidate consented to a notice that is no longer the current one.
+    #[error("the notice changed (now version {version}, sha256 {sha256}); read it again")]
+    NoticeChanged { version: i64, sha256: String },
     #[error("frame analysis is switched off for this interview")]
     AnalysisOff,
     #[error(transparent)]
@@ -107,6 +114,8 @@ impl From<InterviewError> for ApiError {
             InterviewError::NotCurrentQuestion { .. } => (Conflict, "NOT_CURRENT_QUESTION"),
             InterviewError::NoOpenQuestion => (Conflict, "NO_OPEN_QUESTION"),
             InterviewError::ConsentRequired => (Conflict, "CONSENT_REQUIRED"),
+            InterviewError::ConsentWithdrawn => (Conflict, "CONSENT_WITHDRAWN"),
+            InterviewError::NoticeChanged { .. } => (Conflict, "NOTICE_CHANGED"),
             InterviewError::AnalysisOff => (Conflict, "ANALYSIS_OFF"),
             InterviewError::Frame(f) => return ApiError::frame(f),
             InterviewError::FrameRejected(_) => (InvalidInput, code::INVALID_FRAME),

@@ -11,6 +11,7 @@
 //! - [`messages`], [`ws`]: the WebSocket protocol and the per-socket loop; [`sampling`]: how a
 //!   socket samples frames past capacity, and when it tells the candidate.
 //! - [`decisions`]: recruiters' hiring decisions, kept with who and why.
+//! - [`consent`]: organisations' notices per policy, and candidates' consent to them.
 //! - [`erasure`]: erasing an interview here and the receipt of its erasure everywhere;
 //!   [`retention`]: how long each organisation keeps interviews, and which are due.
 //! - [`members`]: organisations and their admins and recruiters (added on first sign-in,
@@ -19,6 +20,7 @@
 //! - [`error`]: the crate's errors and their mapping to HTTP status and stable codes.
 
 pub mod app;
+pub mod consent;
 pub mod decisions;
 pub mod downstream;
 pub mod erasure;
@@ -95,6 +97,26 @@ impl Config {
     }
 }
 
+/// Every table the service keeps.
+pub const SCHEMAS: &[&[&str]] = &[
+    store::SCHEMA,
+    outbox::SCHEMA,
+    members::SCHEMA,
+    erasure::SCHEMA,
+    decisions::SCHEMA,
+    consent::SCHEMA,
+    iv_platform::erasure::SCHEMA,
+    iv_platform::audit::SCHEMA,
+];
+
+/// Columns added since a table was first made, added to a database that lacks them.
+pub const ADDED_COLUMNS: &[&[db::AddedColumn]] = &[
+    store::ADDED_COLUMNS,
+    outbox::ADDED_COLUMNS,
+    retention::ADDED_COLUMNS,
+    consent::ADDED_COLUMNS,
+];
+
 /// How the interview service appears in Consul.
 pub const SERVICE: ServiceSpec = ServiceSpec {
     name: "interview-service",
@@ -105,25 +127,10 @@ pub const SERVICE: ServiceSpec = ServiceSpec {
 /// Connects storage and clients, starts the outbox relay and the score consumer, binds.
 pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
     let health = Health::new("interview-service");
-    let pool = db::open(
-        &config.database_url,
-        &[
-            store::SCHEMA,
-            outbox::SCHEMA,
-            members::SCHEMA,
-            erasure::SCHEMA,
-            decisions::SCHEMA,
-            iv_platform::erasure::SCHEMA,
-            iv_platform::audit::SCHEMA,
-        ],
-    )
-    .await
-    .context("opening the database")?;
-    for added in [
-        store::ADDED_COLUMNS,
-        outbox::ADDED_COLUMNS,
-        retention::ADDED_COLUMNS,
-    ] {
+    let pool = db::open(&config.database_url, SCHEMAS)
+        .await
+        .context("opening the database")?;
+    for added in ADDED_COLUMNS {
         db::add_missing_columns(&pool, added)
             .await
             .context("upgrading the database")?;
@@ -170,7 +177,8 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         relay,
         config.max_frame_bytes,
     )
-    .with_frame_ttl(config.frame_ttl);
+    .with_frame_ttl(config.frame_ttl)
+    .with_retention_days(config.retention_days);
 
     let scores = app.clone();
     bus.subscribe(

@@ -147,6 +147,8 @@ pub enum LiveFeedback {
     /// The server is busy: only some frames are analysed, the newest first (see
     /// [`crate::sampling`]); a lower frame rate is suggested.
     Sampled,
+    /// The candidate withdrew consent: nothing is analysed any more.
+    Stopped,
 }
 
 impl StatusMessage {

@@ -60,7 +60,7 @@ impl Retention {
         self.of(org).await
     }
 
-    async fn of(&self, org: &OrgId) -> Result<Policy, InterviewError> {
+    pub async fn of(&self, org: &OrgId) -> Result<Policy, InterviewError> {
         let own: Option<Option<i64>> =
             sqlx::query_scalar("SELECT retention_days FROM organisations WHERE id = $1")
                 .bind(&org.0)

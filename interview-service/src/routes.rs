@@ -150,6 +150,136 @@ async fn sweep(
     }))
 }
 
+/// The notice of the interview's policy, as the candidate reads it before consenting.
+async fn notice(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<crate::consent::Notice>, InterviewError> {
+    Ok(Json(s.app.notice_for(&caller, &id).await?))
+}
+
+#[derive(Debug, Serialize)]
+struct ConsentView {
+    interview_id: String,
+    /// `pending` (no record yet), `given` or `withdrawn`.
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<crate::consent::Consent>,
+}
+
+impl ConsentView {
+    fn of(id: String, record: Option<crate::consent::Consent>) -> Self {
+        let state = match &record {
+            None => "pending",
+            Some(c) if c.is_active() => "given",
+            Some(_) => "withdrawn",
+        };
+        Self {
+            interview_id: id,
+            state,
+            record,
+        }
+    }
+}
+
+async fn consent(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ConsentView>, InterviewError> {
+    let record = s.app.consent_record(&caller, &id).await?;
+    Ok(Json(ConsentView::of(id, record)))
+}
+
+/// The notice consented to, as `GET .../notice` gave it.
+#[derive(Debug, Deserialize)]
+struct ConsentBody {
+    notice_version: i64,
+    notice_sha256: String,
+}
+
+async fn give_consent(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<ConsentBody>,
+) -> Result<Response, InterviewError> {
+    let record = s
+        .app
+        .give_consent(&caller, &id, body.notice_version, &body.notice_sha256)
+        .await?;
+    Ok((StatusCode::CREATED, Json(ConsentView::of(id, Some(record)))).into_response())
+}
+
+async fn withdraw_consent(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ConsentView>, InterviewError> {
+    let record = s.app.withdraw_consent(&caller, &id).await?;
+    Ok(Json(ConsentView::of(id, Some(record))))
+}
+
+fn policy_in_path(policy: &str) -> Result<iv_contracts::policy::AnalysisPolicy, InterviewError> {
+    Ok(iv_contracts::policy::AnalysisPolicy::from_request(Some(
+        policy,
+    ))?)
+}
+
+async fn organisation_notice(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(policy): Path<String>,
+) -> Result<Json<crate::consent::Notice>, InterviewError> {
+    let policy = policy_in_path(&policy)?;
+    Ok(Json(s.app.organisation_notice(&caller, policy).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct NoticeBody {
+    text: String,
+}
+
+async fn publish_notice(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(policy): Path<String>,
+    AppJson(body): AppJson<NoticeBody>,
+) -> Result<Response, InterviewError> {
+    let policy = policy_in_path(&policy)?;
+    let notice = s.app.publish_notice(&caller, policy, &body.text).await?;
+    Ok((StatusCode::CREATED, Json(notice)).into_response())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DefaultPolicy {
+    policy: iv_contracts::policy::AnalysisPolicy,
+}
+
+async fn default_policy(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<DefaultPolicy>, InterviewError> {
+    let policy = s.app.default_policy(&caller).await?;
+    Ok(Json(DefaultPolicy { policy }))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewDefaultPolicy {
+    policy: String,
+}
+
+async fn set_default_policy(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    AppJson(body): AppJson<NewDefaultPolicy>,
+) -> Result<Json<DefaultPolicy>, InterviewError> {
+    let policy = iv_contracts::policy::AnalysisPolicy::from_request(Some(&body.policy))?;
+    let policy = s.app.set_default_policy(&caller, policy).await?;
+    Ok(Json(DefaultPolicy { policy }))
+}
+
 /// The largest message a frame needs: one frame of the service's limit, base64-encoded (4/3)
 /// inside a JSON body, with room for the other fields. Bodies and socket messages beyond it
 /// are refused before they are buffered.
@@ -170,6 +300,20 @@ pub fn router(state: AppState, health: &Health) -> Router {
             post(decide).get(decisions),
         )
         .route("/api/v1/interviews/{id}/export", get(export))
+        .route("/api/v1/interviews/{id}/report", get(report))
+        .route("/api/v1/interviews/{id}/notice", get(notice))
+        .route(
+            "/api/v1/interviews/{id}/consent",
+            get(consent).post(give_consent).delete(withdraw_consent),
+        )
+        .route(
+            "/api/v1/organisation/notices/{policy}",
+            get(organisation_notice).put(publish_notice),
+        )
+        .route(
+            "/api/v1/organisation/policy",
+            get(default_policy).put(set_default_policy),
+        )
         .route("/api/v1/audit", get(audit_trail))
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/internal/v1/audit", post(record_audit))
@@ -213,7 +357,10 @@ pub struct SessionView {
     pub expires_at: Option<i64>,
     pub state: crate::store::SessionState,
     pub policy: &'static str,
+    /// Whether the candidate's consent is in force (frames and answers are analysed).
     pub consent: bool,
+    /// `pending`, `given` or `withdrawn`.
+    pub consent_state: &'static str,
     pub progress: u32,
     pub total_questions: usize,
     pub current_question: Option<QuestionMessage>,
@@ -264,7 +411,8 @@ impl SessionView {
             expires_at: s.expires_at,
             state: s.state,
             policy: s.policy.as_str(),
-            consent: s.consent,
+            consent: s.consent.is_given(),
+            consent_state: s.consent.as_str(),
             progress: s.progress(),
             total_questions: s.questions.len(),
             current_question: s
@@ -310,7 +458,7 @@ async fn start(
             ));
         }
     };
-    let session = s.app.start(req, org.clone()).await?;
+    let session = s.app.start(req, org.clone(), &caller).await?;
     let expires_at = session.expires_at.unwrap_or_else(iv_contracts::now_millis);
     let ttl_ms = (expires_at - iv_contracts::now_millis()).max(1000) as u64;
     let candidate = Principal::candidate(format!("invitation:{}", session.id), org, &session.id);
@@ -387,6 +535,47 @@ struct ExportView {
     interview: SessionView,
     #[serde(flatten)]
     rest: crate::app::rights::Export,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    #[serde(default)]
+    format: String,
+    #[serde(default = "yes")]
+    include_emotions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The report with the hiring decisions people recorded, for the organisation's members.
+async fn report(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    query: Result<axum::extract::Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, InterviewError> {
+    let axum::extract::Query(q) =
+        query.map_err(|e| InterviewError::InvalidArgument(e.body_text()))?;
+    let r = s
+        .app
+        .report(&caller, &id, &q.format, q.include_emotions)
+        .await?;
+    let content_type = if r.format == "pdf" {
+        "application/pdf"
+    } else {
+        "application/json"
+    };
+    let disposition = format!("inline; filename=\"interview-{id}.{}\"", r.format);
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        r.report_data,
+    )
+        .into_response())
 }
 
 /// Everything stored about the interview, as JSON: for the candidate's access and portability

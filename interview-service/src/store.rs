@@ -113,7 +113,8 @@ pub struct Session {
     pub expires_at: Option<i64>,
     pub state: SessionState,
     pub policy: AnalysisPolicy,
-    pub consent: bool,
+    /// The candidate's consent to the notice of this interview's policy.
+    pub consent: crate::consent::ConsentState,
     pub questions: Vec<Question>,
     /// Index of the question being asked; equal to the number of questions once all are answered.
     pub current_index: usize,
@@ -197,7 +198,7 @@ impl InterviewStore {
         .bind(&s.user_id)
         .bind(s.state.as_str())
         .bind(s.policy.as_str())
-        .bind(i64::from(s.consent))
+        .bind(0_i64) // consent is recorded after, with its notice
         .bind(questions)
         .bind(s.created_at)
         .bind(&s.org.0)
@@ -213,7 +214,8 @@ impl InterviewStore {
         let row = sqlx::query(
             "SELECT id, user_id, state, policy, consent, questions, current_index, frames_received, frames_analyzed,
                 frames_deferred, frames_skipped, created_at, started_at, completed_at, report_ready,
-                overall_score, org_id, candidate_name, expires_at
+                overall_score, org_id, candidate_name, expires_at, consent_version, consent_sha256,
+                consent_given_at
              FROM interviews WHERE id = $1",
         )
         .bind(id)
@@ -230,7 +232,12 @@ impl InterviewStore {
             user_id: row.try_get("user_id")?,
             state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
             policy: AnalysisPolicy::from_stored(&policy),
-            consent: row.try_get::<i64, _>("consent")? != 0,
+            consent: crate::consent::ConsentState::from_row(
+                row.try_get("consent")?,
+                row.try_get("consent_version")?,
+                row.try_get("consent_sha256")?,
+                row.try_get("consent_given_at")?,
+            ),
             questions: serde_json::from_str(&questions).map_err(corrupt("questions"))?,
             current_index: row.try_get::<i64, _>("current_index")? as usize,
             frames_received: row.try_get("frames_received")?,

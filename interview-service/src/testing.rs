@@ -4,10 +4,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use iv_contracts::emotion::{EmotionResponse, FaceMetrics, FrameRequest, SessionSummary};
+use iv_contracts::emotion::{
+    ConsentProof, EmotionResponse, FaceMetrics, FrameRequest, SessionSummary,
+};
 use iv_contracts::scoring::{AnswerAnalysis, AnswerRequest, ReportRequest, ReportResponse};
 use iv_platform::bus::EventBus;
-use iv_platform::outbox::{self, Relay};
+use iv_platform::outbox::Relay;
 use iv_platform::resilience::CallError;
 use tonic::Status;
 
@@ -15,7 +17,7 @@ use crate::app::{AnswerOutcome, FrameOutcome, FrameUpload, InterviewApp, StartRe
 use crate::downstream::{AnswerScoring, FrameAnalysis};
 use crate::error::InterviewError;
 use crate::messages::AnswerData;
-use crate::store::{self, InterviewStore, Session};
+use crate::store::{InterviewStore, Session};
 
 /// What a fake downstream does with the next call.
 #[derive(Clone)]
@@ -51,6 +53,8 @@ pub struct FakeEmotion {
     gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     /// The capture time of every frame asked about, in order.
     pub timestamps: Mutex<Vec<i64>>,
+    /// The consent proof each frame carried, in order.
+    pub proofs: Mutex<Vec<Option<ConsentProof>>>,
 }
 
 impl FrameAnalysis for FakeEmotion {
@@ -60,6 +64,7 @@ impl FrameAnalysis for FakeEmotion {
     ) -> BoxFuture<'_, Result<EmotionResponse, CallError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.timestamps.lock().unwrap().push(request.timestamp);
+        self.proofs.lock().unwrap().push(request.consent.clone());
         let answer = self.answer.lock().unwrap().clone();
         let gate = self.gate.lock().unwrap().clone();
         Box::pin(async move {
@@ -151,19 +156,12 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new() -> Self {
-        let pool = iv_platform::testing::fresh_sqlite(&[
-            store::SCHEMA,
-            outbox::SCHEMA,
-            crate::members::SCHEMA,
-            crate::erasure::SCHEMA,
-            crate::decisions::SCHEMA,
-            iv_platform::erasure::SCHEMA,
-            iv_platform::audit::SCHEMA,
-        ])
-        .await;
-        iv_platform::db::add_missing_columns(&pool, crate::retention::ADDED_COLUMNS)
-            .await
-            .unwrap();
+        let pool = iv_platform::testing::fresh_sqlite(crate::SCHEMAS).await;
+        for added in crate::ADDED_COLUMNS {
+            iv_platform::db::add_missing_columns(&pool, added)
+                .await
+                .unwrap();
+        }
         let members = crate::members::Members::new(pool.clone());
         let retention =
             crate::retention::Retention::new(pool.clone(), crate::retention::DEFAULT_DAYS);
@@ -173,6 +171,7 @@ impl Fixture {
             calls: AtomicU32::new(0),
             gate: Mutex::default(),
             timestamps: Mutex::default(),
+            proofs: Mutex::default(),
         });
         let scoring = Arc::new(FakeScoring {
             answer: Mutex::new(Answer::Works),
@@ -219,6 +218,7 @@ impl Fixture {
                 iv_platform::testing::default_caller()
                     .org
                     .expect("a member's organisation"),
+                &iv_platform::testing::default_caller(),
             )
             .await
             .unwrap()

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use interview_service::app::{InterviewApp, StartRequest};
-use interview_service::store::{self, InterviewStore};
+use interview_service::store::InterviewStore;
 use interview_service::ws::{self, Incoming};
 use iv_platform::CancellationToken;
 use iv_platform::bus::EventBus;
 use iv_platform::discovery::Source;
 use iv_platform::downstream::{EmotionClient, ScoringClient};
-use iv_platform::outbox::{self, Relay};
+use iv_platform::outbox::Relay;
 use iv_platform::resilience::PolicyConfig;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -24,15 +24,12 @@ fn quick(mut p: PolicyConfig) -> PolicyConfig {
 }
 
 async fn app() -> InterviewApp {
-    let pool = iv_platform::testing::fresh_sqlite(&[
-        store::SCHEMA,
-        outbox::SCHEMA,
-        interview_service::erasure::SCHEMA,
-        interview_service::decisions::SCHEMA,
-        iv_platform::erasure::SCHEMA,
-        iv_platform::audit::SCHEMA,
-    ])
-    .await;
+    let pool = iv_platform::testing::fresh_sqlite(interview_service::SCHEMAS).await;
+    for added in interview_service::ADDED_COLUMNS {
+        iv_platform::db::add_missing_columns(&pool, added)
+            .await
+            .unwrap();
+    }
     let bus = EventBus::connect(None, "").await.unwrap();
     // Nothing listens on port 1: both downstreams are unavailable.
     let nowhere = Source::url("http://127.0.0.1:1");
@@ -70,6 +67,7 @@ async fn with_both_downstreams_down_the_interview_still_runs_and_says_feedback_i
                 ..Default::default()
             },
             iv_platform::auth::OrgId("default".into()),
+            &iv_platform::testing::default_caller(),
         )
         .await
         .unwrap();

@@ -215,12 +215,14 @@ impl ScoringApp {
         include_emotions: bool,
         include_video: bool,
         format: ReportFormat,
+        decisions: Option<Vec<report::ReportDecision>>,
     ) -> Result<RenderedReport, ScoringError> {
         if include_video {
             return Err(ScoringError::VideoNotStored);
         }
         let (score, org) = self.readable(caller, session_id).await?;
-        let report = report::build(&score, include_emotions, now_millis());
+        let mut report = report::build(&score, include_emotions, now_millis());
+        report.decisions = decisions;
         self.store.save_report(&report).await?;
         self.viewed(
             caller,

@@ -84,6 +84,18 @@ impl ScoringService for GrpcScoring {
                 r.include_emotions,
                 r.include_video,
                 format,
+                r.with_decisions.then(|| {
+                    r.decisions
+                        .into_iter()
+                        .map(|d| crate::report::ReportDecision {
+                            decision: d.decision,
+                            reason: d.reason,
+                            decided_by: d.decided_by,
+                            decided_role: d.decided_role,
+                            decided_at: d.decided_at,
+                        })
+                        .collect()
+                }),
             )
             .await?;
         Ok(Response::new(ReportResponse {

@@ -50,6 +50,20 @@ pub struct Report {
     /// How the answer scores were computed, their limits, and that they are advisory.
     #[serde(default)]
     pub scoring_method: String,
+    /// The decisions people recorded, when the report was asked for through the interview
+    /// (which holds them); `None` when asked for here directly.
+    #[serde(default)]
+    pub decisions: Option<Vec<ReportDecision>>,
+}
+
+/// A hiring decision, made by a person: the system never decides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportDecision {
+    pub decision: String,
+    pub reason: String,
+    pub decided_by: String,
+    pub decided_role: String,
+    pub decided_at: i64,
 }
 
 pub fn build(score: &Score, include_emotions: bool, now_ms: i64) -> Report {
@@ -93,6 +107,7 @@ pub fn build(score: &Score, include_emotions: bool, now_ms: i64) -> Report {
             .collect(),
         engagement,
         scoring_method: SCORING_EXPLAINED.into(),
+        decisions: None,
     }
 }
 
@@ -153,6 +168,32 @@ fn lines(report: &Report) -> Vec<(bool, String)> {
         out.push((false, format!("    Transcript: {}", a.transcript)));
     }
     out.push((false, String::new()));
+    out.push((true, "Decision (made by people)".into()));
+    match &report.decisions {
+        None => out.push((
+            false,
+            "Decisions are recorded on the interview; its report \
+             (GET /api/v1/interviews/{id}/report) shows them."
+                .into(),
+        )),
+        Some(d) if d.is_empty() => out.push((false, "No decision recorded yet.".into())),
+        Some(d) => {
+            for d in d {
+                out.push((
+                    false,
+                    format!(
+                        "{}: {} by {} ({}), {}",
+                        d.decision,
+                        d.reason,
+                        d.decided_by,
+                        d.decided_role,
+                        utc_minute(d.decided_at)
+                    ),
+                ));
+            }
+        }
+    }
+    out.push((false, String::new()));
     out.push((true, "How this report was made".into()));
     out.push((false, SCORING_EXPLAINED.into()));
     if let Some(e) = &report.engagement {
@@ -179,6 +220,27 @@ fn lines(report: &Report) -> Vec<(bool, String)> {
         }
     }
     out
+}
+
+/// Epoch milliseconds as `YYYY-MM-DD HH:MM UTC` (days to a civil date after H. Hinnant's
+/// `civil_from_days`), so a report needs no date crate for one line.
+fn utc_minute(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
 }
 
 /// Wraps a line at `width` characters on word boundaries.
@@ -344,6 +406,37 @@ mod tests {
         );
         assert!(text.contains("all-MiniLM-L6-v2") && text.contains("advisory"));
         assert!(report.scoring_method.contains("English only"));
+    }
+
+    #[test]
+    fn the_report_shows_the_decisions_people_recorded_or_where_to_find_them() {
+        let mut report = build(&score(), false, 6);
+        let text = |r: &Report| {
+            lines(r)
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(text(&report).contains("GET /api/v1/interviews/{id}/report"));
+        report.decisions = Some(Vec::new());
+        assert!(text(&report).contains("No decision recorded yet."));
+        report.decisions = Some(vec![ReportDecision {
+            decision: "advance".into(),
+            reason: "clear design".into(),
+            decided_by: "rita".into(),
+            decided_role: "recruiter".into(),
+            decided_at: 1_796_342_400_000,
+        }]);
+        assert!(
+            text(&report)
+                .contains("advance: clear design by rita (recruiter), 2026-12-04 00:00 UTC"),
+            "{}",
+            text(&report)
+        );
+        assert!(String::from_utf8_lossy(&to_pdf(&report)).contains("advance: clear design"));
+        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute(951_827_696_000), "2000-02-29 12:34 UTC");
     }
 
     #[test]

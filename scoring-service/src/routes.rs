@@ -114,6 +114,7 @@ async fn render(
             q.include_emotions,
             q.include_video,
             format,
+            None,
         )
         .await?;
     let disposition = format!(

@@ -178,6 +178,7 @@ async fn grpc_row(
                 frame_number: i as i64 + 1,
                 priority: FramePriority::Live as i32,
                 org_id: iv_stack::tokens::DEFAULT_ORG.into(),
+                consent: Some(iv_test_support::consent_proof()),
             };
             let t = Instant::now();
             client.analyze_frame(request).await.expect("analysed");

@@ -6,8 +6,8 @@ use std::time::Duration;
 use iv_contracts::emotion::{AnalysisPolicy as WirePolicy, FramePriority, FrameRequest};
 use iv_contracts::events::Event;
 use iv_contracts::events::{
-    EmotionAnalyzed, ErasureReported, FrameCaptured, InterviewCompleted, InterviewErased,
-    ScoreCalculated,
+    ConsentWithdrawn, EmotionAnalyzed, ErasureReported, FrameCaptured, InterviewCompleted,
+    InterviewErased, ScoreCalculated,
 };
 use iv_contracts::policy::AnalysisPolicy;
 use iv_contracts::scoring::{Answer, EmotionData, InterviewMetadata, ReportRequest, ScoreRequest};
@@ -53,6 +53,7 @@ impl Jobs {
                 include_emotions: policy != AnalysisPolicy::Off,
                 include_video: false,
                 format: "json".into(),
+                ..Default::default()
             })
             .await
             .map_err(WorkerError::call("generate report"))?;
@@ -128,6 +129,7 @@ impl Jobs {
         }
         let policy = AnalysisPolicy::from_stored(&event.analysis_policy);
         let request = FrameRequest {
+            consent: iv_contracts::consent::of_event(&event),
             session_id: event.session_id.clone(),
             image_data: event.image_data,
             timestamp: event.timestamp,
@@ -225,6 +227,24 @@ impl Jobs {
             })?;
         metrics::counter!("erasures_carried_out_total", "service" => holder.service()).increment(1);
         tracing::info!(%session_id, service = holder.service(), deleted = ?report.deleted, "interview data erased");
+        Ok(())
+    }
+}
+
+impl Jobs {
+    /// ConsentWithdrawn -> the emotion service erases what it derived from the candidate's
+    /// frames (per-frame metrics, blinks, its session record) and refuses their frames from
+    /// then on. Retried like an erasure while the emotion service is down.
+    pub async fn consent_withdrawn(&self, event: &ConsentWithdrawn) -> Result<(), WorkerError> {
+        let c = self
+            .emotion
+            .erase_session(&event.session_id, &event.org_id)
+            .await
+            .map_err(WorkerError::call(
+                "erase face-analysis data after a withdrawal",
+            ))?;
+        metrics::counter!("consent_withdrawals_carried_out_total").increment(1);
+        tracing::info!(session_id = %event.session_id, deleted = ?c.deleted, "consent withdrawn: face-analysis data erased");
         Ok(())
     }
 }

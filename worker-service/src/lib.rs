@@ -24,7 +24,9 @@ pub mod sweeper;
 use std::time::Duration;
 
 use anyhow::Context;
-use iv_contracts::events::{Event, FrameCaptured, InterviewCompleted, InterviewErased};
+use iv_contracts::events::{
+    ConsentWithdrawn, Event, FrameCaptured, InterviewCompleted, InterviewErased,
+};
 use iv_platform::bus::{EventBus, Subscription, handler};
 use iv_platform::config::{ConfigError, Env, EnvSource};
 use iv_platform::consul::ServiceSpec;
@@ -187,6 +189,21 @@ pub async fn build(config: Config, bus: EventBus) -> anyhow::Result<Server> {
         .await
         .context("subscribing to erasures")?;
     }
+
+    let mut withdrawals = Subscription::new(ops::QUEUES[4], &[ConsentWithdrawn::ROUTING_KEY]);
+    withdrawals.retry_delay = config.retry_delay;
+    withdrawals.max_attempts = config.erasure_max_attempts;
+    let j = jobs.clone();
+    bus.subscribe(
+        withdrawals,
+        handler(move |d| {
+            let j = j.clone();
+            async move { Ok(j.consent_withdrawn(&d.decode()?).await?) }
+        }),
+        cancel.clone(),
+    )
+    .await
+    .context("subscribing to consent withdrawals")?;
 
     let interview = interview::InterviewClient {
         instances: config.interview.start("interview-service"),

@@ -22,11 +22,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::WorkerError;
 
 /// The queues this worker consumes; only these can be listed or replayed.
-pub const QUEUES: [&str; 4] = [
+pub const QUEUES: [&str; 5] = [
     "worker.interview-completed",
     "worker.frames",
     "worker.erasures.emotion",
     "worker.erasures.scoring",
+    "worker.consent-withdrawals",
 ];
 
 const MAX_LIMIT: usize = 1000;

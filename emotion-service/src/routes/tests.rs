@@ -33,6 +33,11 @@ fn analyze(body: Value) -> axum::http::Request<axum::body::Body> {
     post_json("/api/v1/emotions/analyze", &body)
 }
 
+/// A consent as the interview service records one, to `policy`.
+pub(super) fn consent(policy: &str) -> Value {
+    json!({"notice_version": 1, "notice_sha256": "ab".repeat(32), "policy": policy, "given_at": 1})
+}
+
 pub(super) fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -70,6 +75,16 @@ async fn failures_get_their_status_and_code() {
         ),
         (
             analyze(json!({"session_id": "s2", "image": frame})),
+            StatusCode::CONFLICT,
+            "CONSENT_REQUIRED",
+        ),
+        (
+            analyze(json!({"session_id": "s2", "image": frame, "consent": consent("engagement")})),
+            StatusCode::CONFLICT,
+            "CONSENT_REQUIRED",
+        ),
+        (
+            analyze(json!({"session_id": "s2", "image": frame, "consent": consent("full")})),
             StatusCode::SERVICE_UNAVAILABLE,
             "MODELS_UNAVAILABLE",
         ),

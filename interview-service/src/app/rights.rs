@@ -24,8 +24,9 @@ pub struct Export {
     pub session: Session,
     #[serde(skip)]
     pub answers: Vec<StoredAnswer>,
-    /// What the candidate agreed to: today one flag, given when the interview was created.
-    pub consent: ConsentRecord,
+    /// What the candidate consented to (notice version and SHA-256, policy, when, by whom),
+    /// and its withdrawal; `None` before consent.
+    pub consent: Option<crate::consent::Consent>,
     pub decisions: Vec<Decision>,
     /// The emotion service's per-frame timeline and aggregates; `None` with the reason when it
     /// could not be read now.
@@ -37,13 +38,6 @@ pub struct Export {
     pub missing: Vec<String>,
     /// Who looked at or changed this interview.
     pub audit: Vec<Entry>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ConsentRecord {
-    pub frame_analysis: bool,
-    pub policy: &'static str,
-    pub recorded_at: i64,
 }
 
 /// Entries an admin reads at once, at most.
@@ -202,6 +196,37 @@ impl InterviewApp {
         self.decisions.history(id).await
     }
 
+    /// The recruiter's report (`json` or `pdf`), rendered by the scoring service with the
+    /// decisions people recorded here, for the organisation's members.
+    pub async fn report(
+        &self,
+        caller: &Principal,
+        id: &str,
+        format: &str,
+        include_emotions: bool,
+    ) -> Result<iv_contracts::scoring::ReportResponse, InterviewError> {
+        self.authorize(caller, id).await?;
+        if !caller.role.is_member() {
+            return Err(InterviewError::Forbidden(
+                "the report is for the organisation's recruiters and admins; the candidate \
+                 reads everything stored about them with the export",
+            ));
+        }
+        let decisions = self.decisions.history(id).await?;
+        let report = self
+            .scoring
+            .report(ReportRequest {
+                session_id: id.to_string(),
+                include_emotions,
+                include_video: false,
+                format: format.to_string(),
+                decisions: decisions.iter().map(to_wire).collect(),
+                with_decisions: true,
+            })
+            .await?;
+        Ok(report)
+    }
+
     /// Everything stored about the interview, for its candidate and its organisation's members;
     /// the export itself goes on the audit trail.
     pub async fn export(&self, caller: &Principal, id: &str) -> Result<Export, InterviewError> {
@@ -223,6 +248,8 @@ impl InterviewApp {
                 include_emotions: true,
                 include_video: false,
                 format: "json".into(),
+                decisions: decisions.iter().map(to_wire).collect(),
+                with_decisions: true,
             })
             .await
         {
@@ -244,11 +271,7 @@ impl InterviewApp {
             .await?;
         Ok(Export {
             exported_at: iv_contracts::now_millis(),
-            consent: ConsentRecord {
-                frame_analysis: session.consent,
-                policy: session.policy.as_str(),
-                recorded_at: session.created_at,
-            },
+            consent: self.consents.of(id).await?,
             session,
             answers,
             decisions,
@@ -363,5 +386,15 @@ fn admin_org(caller: &Principal) -> Result<&OrgId, InterviewError> {
         _ => Err(InterviewError::Forbidden(
             "the audit trail is for the organisation's admins",
         )),
+    }
+}
+
+fn to_wire(d: &Decision) -> iv_contracts::scoring::HiringDecision {
+    iv_contracts::scoring::HiringDecision {
+        decision: d.decision.as_str().to_string(),
+        reason: d.reason.clone(),
+        decided_by: d.decided_by.clone(),
+        decided_role: d.decided_role.clone(),
+        decided_at: d.decided_at,
     }
 }

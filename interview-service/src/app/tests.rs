@@ -253,6 +253,7 @@ async fn erasing_deletes_the_session_answers_and_queued_frames_and_announces_it_
         receipt.services["interview-service"].deleted,
         [
             ("answers", 1),
+            ("consents", 1),
             ("decisions", 0),
             ("interviews", 1),
             ("outbox", 1)
@@ -324,6 +325,7 @@ async fn the_sweep_erases_exactly_the_interviews_whose_retention_ran_out() {
                     ..Default::default()
                 },
                 OrgId(org.into()),
+                &iv_platform::auth::Principal::member("admin", Role::Admin, OrgId(org.into())),
             )
             .await
             .unwrap()

@@ -62,6 +62,7 @@ event!(InterviewCompleted, "interview.completed.v1");
 event!(ScoreCalculated, "interview.score.calculated.v1");
 event!(InterviewErased, "interview.erased.v1");
 event!(ErasureReported, "interview.erasure.reported.v1");
+event!(ConsentWithdrawn, "interview.consent.withdrawn.v1");
 
 #[cfg(test)]
 mod tests {
@@ -92,6 +93,7 @@ mod tests {
             ScoreCalculated::ROUTING_KEY,
             InterviewErased::ROUTING_KEY,
             ErasureReported::ROUTING_KEY,
+            ConsentWithdrawn::ROUTING_KEY,
         ] {
             assert!(
                 key.starts_with("interview.") && key.ends_with(".v1"),

@@ -5,6 +5,7 @@
 //! - [`emotion`], [`scoring`]: generated from `shared/proto/*.proto` (clients and servers).
 //! - [`events`]: the `events.v1` payloads and the [`events::Event`] trait that names their routing keys.
 //! - [`policy`]: the analysis policy as a domain type, parsed from text and the wire enum.
+//! - [`consent`]: what a frame must carry to be analysed, checked by every service that does.
 //! - [`FILE_DESCRIPTOR_SET`]: for gRPC reflection.
 
 pub mod emotion {
@@ -15,6 +16,7 @@ pub mod scoring {
     tonic::include_proto!("scoring");
 }
 
+pub mod consent;
 pub mod events;
 pub mod policy;
 

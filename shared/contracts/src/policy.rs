@@ -76,6 +76,21 @@ impl AnalysisPolicy {
     pub fn allows_emotion(self) -> bool {
         self == Self::Full
     }
+
+    /// How much is inferred: `off` infers least, `full` most. A policy may only be tightened
+    /// against what an organisation allows or a candidate consented to.
+    fn reach(self) -> u8 {
+        match self {
+            Self::Off => 0,
+            Self::Engagement => 1,
+            Self::Full => 2,
+        }
+    }
+
+    /// Whether this policy infers no more than `limit` does.
+    pub fn within(self, limit: Self) -> bool {
+        self.reach() <= limit.reach()
+    }
 }
 
 impl std::fmt::Display for AnalysisPolicy {
@@ -121,6 +136,15 @@ mod tests {
         AnalysisPolicy::Engagement,
         AnalysisPolicy::Off,
     ];
+
+    #[test]
+    fn off_is_within_every_policy_and_full_only_within_itself() {
+        for p in ALL {
+            assert!(AnalysisPolicy::Off.within(p) && p.within(AnalysisPolicy::Full) && p.within(p));
+        }
+        assert!(!AnalysisPolicy::Full.within(AnalysisPolicy::Engagement));
+        assert!(!AnalysisPolicy::Engagement.within(AnalysisPolicy::Off));
+    }
 
     #[test]
     fn text_and_wire_forms_round_trip() {

@@ -52,10 +52,14 @@ pub enum Action {
     RetentionChanged,
     DecisionRecorded,
     DeadLettersReplayed,
+    ConsentGiven,
+    ConsentWithdrawn,
+    NoticePublished,
+    PolicyChanged,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 13] = [
         Self::InterviewViewed,
         Self::ScoreViewed,
         Self::ReportViewed,
@@ -65,6 +69,10 @@ impl Action {
         Self::RetentionChanged,
         Self::DecisionRecorded,
         Self::DeadLettersReplayed,
+        Self::ConsentGiven,
+        Self::ConsentWithdrawn,
+        Self::NoticePublished,
+        Self::PolicyChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +86,10 @@ impl Action {
             Self::RetentionChanged => "retention_changed",
             Self::DecisionRecorded => "decision_recorded",
             Self::DeadLettersReplayed => "dead_letters_replayed",
+            Self::ConsentGiven => "consent_given",
+            Self::ConsentWithdrawn => "consent_withdrawn",
+            Self::NoticePublished => "notice_published",
+            Self::PolicyChanged => "policy_changed",
         }
     }
 

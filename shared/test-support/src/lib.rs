@@ -27,6 +27,17 @@ use std::time::{Duration, Instant};
 
 use iv_platform::client::HttpClient;
 
+/// A consent to the `full` policy as the interview service records one, for tests that call
+/// the emotion service directly.
+pub fn consent_proof() -> iv_contracts::emotion::ConsentProof {
+    iv_contracts::emotion::ConsentProof {
+        notice_version: 1,
+        notice_sha256: "ab".repeat(32),
+        policy: iv_contracts::emotion::AnalysisPolicy::Full as i32,
+        given_at: 1,
+    }
+}
+
 /// Under `cargo test` (threads in one process) the tests that kill processes, restart the broker
 /// or time health checks take turns; nextest runs each in its own process, one at a time
 /// (`scripts/test.sh`).

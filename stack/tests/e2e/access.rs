@@ -280,6 +280,7 @@ async fn each_grpc_method_and_ops_endpoint_answers_each_role_as_the_matrix_says(
         format: "jpeg".into(),
         timestamp: iv_contracts::now_millis(),
         org_id: "default".into(),
+        consent: Some(iv_test_support::consent_proof()),
         ..Default::default()
     };
     let mut got = Vec::new();

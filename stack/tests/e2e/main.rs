@@ -2,6 +2,7 @@
 
 mod access;
 mod bad_input;
+mod consent;
 mod erasure;
 mod gateway_edge;
 mod instances;

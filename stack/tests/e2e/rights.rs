@@ -90,6 +90,28 @@ async fn views_decisions_and_exports_are_audited_and_the_chain_names_a_changed_e
     )
     .await;
     assert_eq!(view["decision"]["decision"], "advance", "{view}");
+    // The interview's report carries the decision; the PDF too.
+    let report = t.url(&format!("/api/v1/interviews/{id}/report"));
+    let (status, r) = send(&rita, http::Method::GET, &report, None).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (
+            r["decisions"][0]["decision"].as_str(),
+            r["decisions"][0]["decided_by"].as_str()
+        ),
+        (Some("advance"), Some("rita")),
+        "{r}"
+    );
+    let pdf = rita
+        .get(&format!("{report}?format=pdf"))
+        .await
+        .expect("sent");
+    assert_eq!(pdf.status, 200);
+    assert!(pdf.body.starts_with(b"%PDF-"));
+    assert!(
+        String::from_utf8_lossy(&pdf.body).contains("advance: clear design answers by rita"),
+        "the PDF shows the decision"
+    );
     let (status, _) = send(
         &t.http,
         http::Method::PUT,
@@ -141,7 +163,12 @@ async fn views_decisions_and_exports_are_audited_and_the_chain_names_a_changed_e
         export["missing"]
     );
     assert_eq!(export["decisions"][0]["decision"], "advance");
-    assert_eq!(export["consent"]["frame_analysis"], true);
+    assert_eq!(
+        export["consent"]["notice_sha256"].as_str().map(str::len),
+        Some(64),
+        "the consent record names the notice's text"
+    );
+    assert!(export["consent"]["withdrawn_at"].is_null());
     assert!(export["audit"].as_array().unwrap().len() >= 5);
     let (status, _) = send(
         &candidate,
@@ -156,9 +183,22 @@ async fn views_decisions_and_exports_are_audited_and_the_chain_names_a_changed_e
         Role::Admin,
         OrgId("other".into()),
     ));
+    let (status, body) = send(
+        &candidate,
+        http::Method::GET,
+        &t.url(&format!("/api/v1/interviews/{id}/report")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "the candidate reads the export, not the recruiter's report"
+    );
     for path in [
         format!("/api/v1/interviews/{id}/export"),
         format!("/api/v1/interviews/{id}/decision"),
+        format!("/api/v1/interviews/{id}/report"),
     ] {
         let (status, _) = send(&stranger, http::Method::GET, &t.url(&path), None).await;
         assert_eq!(status, 404, "{path}");

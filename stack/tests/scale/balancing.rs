@@ -258,6 +258,7 @@ fn frame(session: &str, number: i64, jpeg: &[u8]) -> FrameRequest {
         format: "jpeg".into(),
         policy: 0,
         frame_number: number,
+        consent: Some(iv_test_support::consent_proof()),
         ..Default::default()
     }
 }
