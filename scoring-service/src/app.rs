@@ -207,6 +207,43 @@ impl ScoringApp {
         Ok(erasure)
     }
 
+    /// After the candidate withdrew consent: the interview's score is recomputed without its
+    /// face-analysis part and its stored report dropped (the next one is built from the new
+    /// score); the answers' analyses stay. Services only, for the organisation they name.
+    /// Idempotent; an interview not scored yet has nothing to forget.
+    pub async fn forget_face_analysis(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+        claimed_org: &str,
+    ) -> Result<Erasure, ScoringError> {
+        if session_id.trim().is_empty() {
+            return Err(ScoringError::InvalidInput("session_id is required".into()));
+        }
+        let org = caller.acting_for(claimed_org);
+        let mut deleted = std::collections::BTreeMap::from([
+            ("reports".to_string(), 0),
+            ("scores_rescored".to_string(), 0),
+        ]);
+        if let Some((score, owner)) = self.store.score(session_id).await? {
+            if owner.is_some() && owner != org {
+                return Err(ScoringError::ScoreNotFound(session_id.to_string()));
+            }
+            let forgotten = score.without_face_analysis(now_millis());
+            self.store.save_score(&forgotten, owner.as_ref()).await?;
+            deleted.insert("scores_rescored".into(), 1);
+            deleted.insert(
+                "reports".into(),
+                self.store.delete_report(session_id).await?,
+            );
+        }
+        tracing::info!(%session_id, ?deleted, "face analysis left out of the score after a withdrawal");
+        Ok(Erasure {
+            deleted,
+            erased_at: now_millis(),
+        })
+    }
+
     /// Builds the report from the stored score, stores it, and renders it in the asked format.
     pub async fn report(
         &self,

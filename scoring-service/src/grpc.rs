@@ -36,6 +36,29 @@ impl ScoringService for GrpcScoring {
         }))
     }
 
+    async fn forget_face_analysis(
+        &self,
+        request: Request<pb::EraseSessionRequest>,
+    ) -> Result<Response<pb::ErasureCounts>, Status> {
+        let caller = grpc_privileged(&request)?;
+        if caller.role != iv_platform::auth::Role::Service {
+            return Err(ScoringError::Forbidden(
+                "face analysis is forgotten by the worker after a withdrawal",
+            )
+            .into());
+        }
+        let r = request.into_inner();
+        let done = self
+            .scoring
+            .forget_face_analysis(&caller, &r.session_id, &r.org_id)
+            .await?;
+        Ok(Response::new(pb::ErasureCounts {
+            session_id: r.session_id,
+            deleted: done.deleted.into_iter().collect(),
+            erased_at: done.erased_at,
+        }))
+    }
+
     async fn calculate_score(
         &self,
         request: Request<ScoreRequest>,

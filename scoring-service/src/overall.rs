@@ -222,6 +222,47 @@ impl Score {
     }
 }
 
+impl Score {
+    /// The same interview scored without anything derived from its frames: after the candidate
+    /// withdrew consent, engagement is left out (the weights renormalised over the answers, whose
+    /// analyses are kept) and says why.
+    pub fn without_face_analysis(&self, now_ms: i64) -> Score {
+        let input = ScoreInput {
+            session_id: self.session_id.clone(),
+            user_id: self.user_id.clone(),
+            answers: self
+                .answers
+                .iter()
+                .map(|a| AnswerInput {
+                    question_id: a.question_id.clone(),
+                    question: a.question.clone(),
+                    category: a.category.clone(),
+                    transcript: a.transcript.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            total_questions: self.total_questions,
+            analysis_policy: self.analysis_policy,
+            ..Default::default()
+        };
+        let analyses = self.answers.iter().map(|a| a.analysis.clone()).collect();
+        let mut score = calculate(&input, analyses, now_ms);
+        score.insights.retain(|i| i.category != "engagement");
+        if let Some(c) = score
+            .components
+            .iter_mut()
+            .find(|c| c.name == ComponentName::Engagement)
+        {
+            c.reason = WITHDRAWN.into();
+        }
+        score
+    }
+}
+
+/// Why engagement is missing from a score after a withdrawal.
+pub const WITHDRAWN: &str = "Not assessed: the candidate withdrew consent to face analysis, and \
+    what was derived from their frames was erased.";
+
 /// Every answer of an interview analysed, in order. CPU work: run it off the async runtime.
 pub fn analyze_answers(
     answers: &[AnswerInput],
@@ -692,6 +733,45 @@ mod tests {
         assert!((s.overall_score.unwrap() - expected).abs() < 0.15, "{s:?}");
         assert!(s.insights.iter().any(|i| i.category == "technical"));
         assert_eq!(s.components.len(), 4);
+    }
+
+    #[test]
+    fn after_a_withdrawal_the_score_keeps_the_answers_and_nothing_from_the_frames() {
+        let input = ScoreInput {
+            session_id: "s".into(),
+            answers: good_answers(),
+            frames: frames(30, true, "happy", 0.4),
+            total_questions: 2,
+            ..Default::default()
+        };
+        let before = score(&input, 1);
+        assert!(before.engagement_score.is_some());
+        assert!(!before.engagement.emotion_distribution.is_empty());
+
+        let after = before.without_face_analysis(2);
+        assert_eq!(after.engagement_score, None);
+        assert_eq!(after.engagement, EngagementSummary::default());
+        assert!(!after.insights.iter().any(|i| i.category == "engagement"));
+        assert_eq!(after.component(ComponentName::Engagement).reason, WITHDRAWN);
+        assert_eq!(
+            (after.technical_score, after.communication_score),
+            (before.technical_score, before.communication_score),
+            "the answers are judged as before"
+        );
+        let (t, c) = (
+            after.technical_score.unwrap(),
+            after.communication_score.unwrap(),
+        );
+        let expected = round1((0.5 * t + 0.3 * c) / 0.8);
+        assert!(
+            (after.overall_score.unwrap() - expected).abs() < 0.15,
+            "{after:?}"
+        );
+        assert_eq!(after.answers, before.answers);
+        assert_eq!(
+            after.without_face_analysis(3).overall_score,
+            after.overall_score
+        );
     }
 
     #[test]

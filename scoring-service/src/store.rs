@@ -132,6 +132,15 @@ impl ScoreStore {
         Ok(())
     }
 
+    /// Drops the stored report, so that the next one is built from the score as it is now.
+    pub async fn delete_report(&self, session_id: &str) -> Result<i64, ScoringError> {
+        let done = sqlx::query("DELETE FROM reports WHERE session_id = $1")
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() as i64)
+    }
+
     pub async fn report(&self, session_id: &str) -> Result<Option<Report>, ScoringError> {
         self.payload(
             "SELECT payload FROM reports WHERE session_id = $1",

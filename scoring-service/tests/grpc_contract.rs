@@ -468,3 +468,61 @@ async fn an_erased_interview_loses_its_score_and_report_and_is_never_scored_agai
         "a repeated erasure answers with the first counts"
     );
 }
+
+#[tokio::test]
+async fn after_a_withdrawal_the_score_is_recomputed_without_face_analysis() {
+    let (mut client, _, _) = spawn().await;
+    let mut scored = request("s-withdrawn", 30);
+    scored.metadata.as_mut().unwrap().org_id = "org-a".into();
+    let before = client.calculate_score(scored).await.unwrap().into_inner();
+    assert!(before.emotion_score > 0.0, "{before:?}");
+    let report = ReportRequest {
+        session_id: "s-withdrawn".into(),
+        format: "json".into(),
+        ..Default::default()
+    };
+    client.generate_report(report.clone()).await.unwrap();
+    let forget = |org: &str| EraseSessionRequest {
+        session_id: "s-withdrawn".into(),
+        org_id: org.into(),
+    };
+
+    let refused = client.forget_face_analysis(forget("org-b")).await;
+    assert_eq!(refused.unwrap_err().code(), Code::NotFound);
+    let counts = client
+        .forget_face_analysis(forget("org-a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            counts.deleted.get("scores_rescored"),
+            counts.deleted.get("reports")
+        ),
+        (Some(&1), Some(&1)),
+        "{counts:?}"
+    );
+    let rendered = client.generate_report(report).await.unwrap().into_inner();
+    let json: serde_json::Value = serde_json::from_slice(&rendered.report_data).unwrap();
+    let engagement = json["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "engagement")
+        .unwrap();
+    assert!(engagement["score"].is_null(), "{engagement}");
+    assert!(
+        engagement["reason"]
+            .as_str()
+            .unwrap()
+            .contains("withdrew consent"),
+        "{engagement}"
+    );
+    assert!(json["overall_score"].is_number(), "the answers still count");
+    let again = client
+        .forget_face_analysis(forget("org-a"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.deleted.get("scores_rescored"), Some(&1), "idempotent");
+}

@@ -234,7 +234,8 @@ impl Jobs {
 impl Jobs {
     /// ConsentWithdrawn -> the emotion service erases what it derived from the candidate's
     /// frames (per-frame metrics, blinks, its session record) and refuses their frames from
-    /// then on. Retried like an erasure while the emotion service is down.
+    /// then on; then the scoring service recomputes a score made before without its engagement
+    /// part. Retried like an erasure while either service is down (both steps are idempotent).
     pub async fn consent_withdrawn(&self, event: &ConsentWithdrawn) -> Result<(), WorkerError> {
         let c = self
             .emotion
@@ -243,8 +244,18 @@ impl Jobs {
             .map_err(WorkerError::call(
                 "erase face-analysis data after a withdrawal",
             ))?;
+        let rescored = self
+            .scoring
+            .forget_face_analysis(iv_contracts::scoring::EraseSessionRequest {
+                session_id: event.session_id.clone(),
+                org_id: event.org_id.clone(),
+            })
+            .await
+            .map_err(WorkerError::call(
+                "leave face analysis out of the score after a withdrawal",
+            ))?;
         metrics::counter!("consent_withdrawals_carried_out_total").increment(1);
-        tracing::info!(session_id = %event.session_id, deleted = ?c.deleted, "consent withdrawn: face-analysis data erased");
+        tracing::info!(session_id = %event.session_id, deleted = ?c.deleted, score = ?rescored.deleted, "consent withdrawn: face-analysis data erased, the score recomputed without it");
         Ok(())
     }
 }

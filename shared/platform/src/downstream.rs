@@ -354,4 +354,8 @@ impl ScoringClient {
         /// Deletes a session's score and reports; it is never scored again.
         erase_session(EraseSessionRequest) -> ErasureCounts
     );
+    unary!(
+        /// Recomputes a session's score without face analysis after a withdrawal.
+        forget_face_analysis(EraseSessionRequest) -> ErasureCounts
+    );
 }

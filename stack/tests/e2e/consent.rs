@@ -183,3 +183,78 @@ async fn the_candidate_consents_to_the_notice_they_read_and_withdrawal_stops_and
     );
     t.stop().await;
 }
+
+fn engagement(score: &Value) -> Value {
+    score["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|c| c["name"] == "engagement")
+        .cloned()
+        .expect("an engagement component")
+}
+
+/// A withdrawal after the interview was scored: the emotion service's rows go, and the score
+/// is recomputed from the answers alone, saying why engagement is left out.
+#[tokio::test]
+async fn a_withdrawal_after_scoring_leaves_face_analysis_out_of_the_score() {
+    let t = spawn_stack(&[]).await;
+    let mut opts = iv_stack::sim::SimOptions::new(t.gateway.clone(), face_frames());
+    opts.token = Some(t.token.clone());
+    opts.fps = 25.0;
+    opts.frames_per_answer = 3;
+    opts.report_timeout = Duration::from_secs(60);
+    let played = iv_stack::sim::run(&opts)
+        .await
+        .expect("the interview plays");
+    let id = played.session_id.clone();
+    assert!(
+        engagement(&played.score)["score"].is_number(),
+        "{}",
+        played.score
+    );
+    assert!(emotion_rows(&t, &id).await > 0);
+
+    let candidate = HttpClient::new().with_bearer(
+        &iv_stack::tokens::mint(
+            &t.env,
+            &Principal::candidate("invite-a", OrgId("default".into()), &id),
+            Duration::from_secs(600),
+        )
+        .expect("a token"),
+    );
+    let consent = t.url(&format!("/api/v1/interviews/{id}/consent"));
+    let (status, body) = send(&candidate, http::Method::DELETE, &consent, None).await;
+    assert_eq!(status, 200, "{body}");
+
+    let score_url = t.url(&format!("/api/v1/scores/session/{id}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let score = loop {
+        let (status, score) = send(&t.http, http::Method::GET, &score_url, None).await;
+        assert_eq!(status, 200, "{score}");
+        if engagement(&score)["score"].is_null() {
+            break score;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still scored on the frames: {score}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        engagement(&score)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("withdrew consent"),
+        "{score}"
+    );
+    assert!(
+        score["overall_score"].is_number(),
+        "the answers still count"
+    );
+    while emotion_rows(&t, &id).await > 0 {
+        assert!(Instant::now() < deadline, "face data still held");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    t.stop().await;
+}
