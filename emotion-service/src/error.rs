@@ -70,7 +70,7 @@ impl From<EmotionError> for ApiError {
                 ApiError::new(ErrorClass::Conflict, "ANALYSIS_OFF", message)
             }
             EmotionError::Consent(_) => {
-                ApiError::new(ErrorClass::Conflict, "CONSENT_REQUIRED", message)
+                ApiError::new(ErrorClass::Conflict, code::CONSENT_REQUIRED, message)
             }
             EmotionError::SessionErased(_) => {
                 ApiError::new(ErrorClass::Conflict, code::SESSION_ERASED, message)

@@ -248,7 +248,7 @@ impl InterviewApp {
             None => questions::default_set(),
             Some(specs) => questions::from_specs(specs).map_err(InterviewError::InvalidArgument)?,
         };
-        let session = Session {
+        let mut session = Session {
             id: uuid::Uuid::new_v4().to_string(),
             org,
             user_id: user_id.to_string(),
@@ -274,8 +274,12 @@ impl InterviewApp {
         tracing::info!(session_id = %session.id, policy = policy.as_str(), "interview started");
         if req.consent {
             let notice = self.notice(&session).await?;
-            self.record_consent(&session, &notice, by).await?;
-            return self.store.get(&session.id).await;
+            let given = self.record_consent(&session, &notice, by).await?;
+            session.consent = crate::consent::ConsentState::Given(crate::consent::Grant {
+                notice_version: given.notice_version,
+                notice_sha256: given.notice_sha256,
+                given_at: given.given_at,
+            });
         }
         Ok(session)
     }
@@ -396,9 +400,11 @@ impl InterviewApp {
             }
             Err(err) => match err.status().code() {
                 tonic::Code::InvalidArgument => Err(InterviewError::FrameRejected(err)),
-                // The emotion service's own consent check, or its erasure tombstone after a
-                // withdrawal; otherwise the policy.
-                tonic::Code::FailedPrecondition if err.status().message().contains("consent") => {
+                // The emotion service's own consent check; otherwise the policy.
+                tonic::Code::FailedPrecondition
+                    if iv_platform::errors::status_code(&err.status())
+                        == Some(iv_platform::errors::code::CONSENT_REQUIRED) =>
+                {
                     Err(InterviewError::ConsentRequired)
                 }
                 tonic::Code::FailedPrecondition => Err(InterviewError::AnalysisOff),

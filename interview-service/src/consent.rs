@@ -11,7 +11,7 @@
 use aws_lc_rs::digest;
 use iv_contracts::emotion::ConsentProof;
 use iv_contracts::policy::AnalysisPolicy;
-use iv_platform::auth::{OrgId, Principal, Role};
+use iv_platform::auth::{OrgId, Principal};
 use iv_platform::db::{AddedColumn, Pool};
 use serde::Serialize;
 use sqlx::Row;
@@ -223,7 +223,9 @@ impl Consents {
         policy: AnalysisPolicy,
         text: &str,
     ) -> Result<i64, InterviewError> {
-        let org = admin_org(admin, "only an organisation's admins write its notices")?;
+        let org = admin.admin_of().ok_or(InterviewError::Forbidden(
+            "only an organisation's admins write its notices",
+        ))?;
         if text.trim().is_empty() || text.chars().count() > MAX_NOTICE_CHARS {
             return Err(InterviewError::InvalidArgument(format!(
                 "a notice is 1 to {MAX_NOTICE_CHARS} characters"
@@ -380,10 +382,9 @@ impl Consents {
         admin: &Principal,
         policy: AnalysisPolicy,
     ) -> Result<(), InterviewError> {
-        let org = admin_org(
-            admin,
+        let org = admin.admin_of().ok_or(InterviewError::Forbidden(
             "only an organisation's admins set its analysis policy",
-        )?;
+        ))?;
         sqlx::query(
             "INSERT INTO organisations (id, created_at, default_policy) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO UPDATE SET default_policy = $3",
@@ -394,16 +395,6 @@ impl Consents {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-}
-
-fn admin_org<'a>(
-    caller: &'a Principal,
-    refusal: &'static str,
-) -> Result<&'a OrgId, InterviewError> {
-    match (caller.role, caller.org.as_ref()) {
-        (Role::Admin, Some(org)) => Ok(org),
-        _ => Err(InterviewError::Forbidden(refusal)),
     }
 }
 

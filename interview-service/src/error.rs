@@ -113,7 +113,7 @@ impl From<InterviewError> for ApiError {
             InterviewError::AlreadyAnswered(_) => (Conflict, "QUESTION_ALREADY_ANSWERED"),
             InterviewError::NotCurrentQuestion { .. } => (Conflict, "NOT_CURRENT_QUESTION"),
             InterviewError::NoOpenQuestion => (Conflict, "NO_OPEN_QUESTION"),
-            InterviewError::ConsentRequired => (Conflict, "CONSENT_REQUIRED"),
+            InterviewError::ConsentRequired => (Conflict, code::CONSENT_REQUIRED),
             InterviewError::ConsentWithdrawn => (Conflict, "CONSENT_WITHDRAWN"),
             InterviewError::NoticeChanged { .. } => (Conflict, "NOTICE_CHANGED"),
             InterviewError::AnalysisOff => (Conflict, "ANALYSIS_OFF"),

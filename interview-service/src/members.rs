@@ -240,12 +240,9 @@ impl Members {
 
 /// The organisation an admin manages; anyone else may not manage members.
 fn admin_org(caller: &Principal) -> Result<&OrgId, InterviewError> {
-    match (caller.role, caller.org.as_ref()) {
-        (Role::Admin, Some(org)) => Ok(org),
-        _ => Err(InterviewError::Forbidden(
-            "only an organisation's admins manage its members",
-        )),
-    }
+    caller.admin_of().ok_or(InterviewError::Forbidden(
+        "only an organisation's admins manage its members",
+    ))
 }
 
 fn check_subject(subject: &str) -> Result<(), InterviewError> {

@@ -6,7 +6,7 @@
 //! The worker's sweeper asks regularly for what is due, and each is erased everywhere like a
 //! requested erasure, with `retention` as the reason on its receipt.
 
-use iv_platform::auth::{OrgId, Principal, Role};
+use iv_platform::auth::{OrgId, Principal};
 use iv_platform::db::{AddedColumn, Pool};
 use serde::Serialize;
 use sqlx::Row;
@@ -76,14 +76,9 @@ impl Retention {
 
     /// Sets the admin's organisation's retention to `days`.
     pub async fn set(&self, admin: &Principal, days: u32) -> Result<Policy, InterviewError> {
-        let org = match (admin.role, admin.org.as_ref()) {
-            (Role::Admin, Some(org)) => org,
-            _ => {
-                return Err(InterviewError::Forbidden(
-                    "only an organisation's admins set its retention",
-                ));
-            }
-        };
+        let org = admin.admin_of().ok_or(InterviewError::Forbidden(
+            "only an organisation's admins set its retention",
+        ))?;
         if !(1..=MAX_DAYS).contains(&days) {
             return Err(InterviewError::InvalidArgument(format!(
                 "days must be 1 to {MAX_DAYS}"

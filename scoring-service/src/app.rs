@@ -180,6 +180,26 @@ impl ScoringApp {
         Ok(())
     }
 
+    /// The session's score and owner, for a caller acting for `claimed_org` (services name it,
+    /// admins act for their own): another organisation's score is answered as absent.
+    async fn owned_score(
+        &self,
+        caller: &Principal,
+        session_id: &str,
+        claimed_org: &str,
+    ) -> Result<Option<(Score, Option<OrgId>)>, ScoringError> {
+        if session_id.trim().is_empty() {
+            return Err(ScoringError::InvalidInput("session_id is required".into()));
+        }
+        let org = caller.acting_for(claimed_org);
+        match self.store.score(session_id).await? {
+            Some((_, Some(owner))) if org.as_ref() != Some(&owner) => {
+                Err(ScoringError::ScoreNotFound(session_id.to_string()))
+            }
+            found => Ok(found),
+        }
+    }
+
     /// Erases the session's score and reports. Services erase for the organisation they name,
     /// admins for their own; another organisation's session is answered as absent.
     pub async fn erase(
@@ -188,19 +208,10 @@ impl ScoringApp {
         session_id: &str,
         claimed_org: &str,
     ) -> Result<Erasure, ScoringError> {
-        if session_id.trim().is_empty() {
-            return Err(ScoringError::InvalidInput("session_id is required".into()));
-        }
-        let org = caller.acting_for(claimed_org);
-        match self.store.score(session_id).await? {
-            Some((_, Some(owner))) if org.as_ref() != Some(&owner) => {
-                return Err(ScoringError::ScoreNotFound(session_id.to_string()));
-            }
-            // Only services erase interviews never scored: their late scoring must be refused.
-            None if caller.role != Role::Service => {
-                return Err(ScoringError::ScoreNotFound(session_id.to_string()));
-            }
-            _ => {}
+        let scored = self.owned_score(caller, session_id, claimed_org).await?;
+        // Only services erase interviews never scored: their late scoring must be refused.
+        if scored.is_none() && caller.role != Role::Service {
+            return Err(ScoringError::ScoreNotFound(session_id.to_string()));
         }
         let erasure = self.store.erase(session_id).await?;
         tracing::info!(%session_id, deleted = ?erasure.deleted, "session erased");
@@ -209,26 +220,24 @@ impl ScoringApp {
 
     /// After the candidate withdrew consent: the interview's score is recomputed without its
     /// face-analysis part and its stored report dropped (the next one is built from the new
-    /// score); the answers' analyses stay. Services only, for the organisation they name.
-    /// Idempotent; an interview not scored yet has nothing to forget.
+    /// score); the answers' analyses stay. Services only (the worker), for the organisation
+    /// they name. Idempotent; an interview not scored yet has nothing to forget.
     pub async fn forget_face_analysis(
         &self,
         caller: &Principal,
         session_id: &str,
         claimed_org: &str,
     ) -> Result<Erasure, ScoringError> {
-        if session_id.trim().is_empty() {
-            return Err(ScoringError::InvalidInput("session_id is required".into()));
+        if caller.role != Role::Service {
+            return Err(ScoringError::Forbidden(
+                "face analysis is forgotten by the worker after a withdrawal",
+            ));
         }
-        let org = caller.acting_for(claimed_org);
         let mut deleted = std::collections::BTreeMap::from([
             ("reports".to_string(), 0),
             ("scores_rescored".to_string(), 0),
         ]);
-        if let Some((score, owner)) = self.store.score(session_id).await? {
-            if owner.is_some() && owner != org {
-                return Err(ScoringError::ScoreNotFound(session_id.to_string()));
-            }
+        if let Some((score, owner)) = self.owned_score(caller, session_id, claimed_org).await? {
             let forgotten = score.without_face_analysis(now_millis());
             self.store.save_score(&forgotten, owner.as_ref()).await?;
             deleted.insert("scores_rescored".into(), 1);

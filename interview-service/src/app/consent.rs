@@ -192,12 +192,9 @@ impl InterviewApp {
 }
 
 fn member_org(caller: &Principal) -> Result<&iv_platform::auth::OrgId, InterviewError> {
-    match (caller.role.is_member(), caller.org.as_ref()) {
-        (true, Some(org)) => Ok(org),
-        _ => Err(InterviewError::Forbidden(
-            "an organisation's settings are for its admins and recruiters",
-        )),
-    }
+    caller.member_of().ok_or(InterviewError::Forbidden(
+        "an organisation's settings are for its admins and recruiters",
+    ))
 }
 
 #[cfg(test)]

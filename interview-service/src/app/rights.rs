@@ -381,12 +381,9 @@ impl InterviewApp {
 }
 
 fn admin_org(caller: &Principal) -> Result<&OrgId, InterviewError> {
-    match (caller.role, caller.org.as_ref()) {
-        (Role::Admin, Some(org)) => Ok(org),
-        _ => Err(InterviewError::Forbidden(
-            "the audit trail is for the organisation's admins",
-        )),
-    }
+    caller.admin_of().ok_or(InterviewError::Forbidden(
+        "the audit trail is for the organisation's admins",
+    ))
 }
 
 fn to_wire(d: &Decision) -> iv_contracts::scoring::HiringDecision {

@@ -119,6 +119,9 @@ pub mod code {
     pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
     /// The interview was erased: its late work is refused, and callers drop it.
     pub const SESSION_ERASED: &str = "SESSION_ERASED";
+    /// No consent in force for the analysis asked: refused by the interview service and, for
+    /// a frame without a valid consent proof, by the emotion service.
+    pub const CONSENT_REQUIRED: &str = "CONSENT_REQUIRED";
 }
 
 /// The stable code a service put on a gRPC error (see `From<ApiError> for Status`).

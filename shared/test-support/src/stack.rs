@@ -144,6 +144,23 @@ impl TestStack {
     }
 }
 
+/// One request from `http` (a JSON body when given): the status and the body as JSON (`Null`
+/// when it is not JSON).
+pub async fn send(
+    http: &iv_platform::client::HttpClient,
+    method: http::Method,
+    url: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (ct, bytes) = match body {
+        Some(b) => (Some("application/json"), serde_json::to_vec(&b).unwrap()),
+        None => (None, Vec::new()),
+    };
+    let resp = http.send(method, url, ct, bytes, &[]).await.expect("sent");
+    let json = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    (resp.status.as_u16(), json)
+}
+
 pub fn face_frames() -> Vec<PathBuf> {
     iv_stack::media::face_frames().expect("test media (run scripts/fetch-assets.sh)")
 }

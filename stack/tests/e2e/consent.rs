@@ -13,21 +13,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use iv_test_support::*;
 
-async fn send(
-    http: &HttpClient,
-    method: http::Method,
-    url: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let (ct, bytes) = match body {
-        Some(b) => (Some("application/json"), serde_json::to_vec(&b).unwrap()),
-        None => (None, Vec::new()),
-    };
-    let resp = http.send(method, url, ct, bytes, &[]).await.expect("sent");
-    let json = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-    (resp.status.as_u16(), json)
-}
-
 /// The next message of `kind`, skipping the others.
 async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     loop {

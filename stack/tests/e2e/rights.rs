@@ -12,21 +12,6 @@ use serde_json::{Value, json};
 
 use iv_test_support::*;
 
-async fn send(
-    http: &HttpClient,
-    method: http::Method,
-    url: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let (ct, bytes) = match body {
-        Some(b) => (Some("application/json"), serde_json::to_vec(&b).unwrap()),
-        None => (None, Vec::new()),
-    };
-    let resp = http.send(method, url, ct, bytes, &[]).await.expect("sent");
-    let json = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-    (resp.status.as_u16(), json)
-}
-
 fn actions(entries: &Value) -> Vec<(String, String)> {
     entries["entries"]
         .as_array()

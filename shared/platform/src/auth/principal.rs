@@ -146,6 +146,16 @@ impl Principal {
         }
     }
 
+    /// The organisation this caller administers: an admin's own; nobody else's.
+    pub fn admin_of(&self) -> Option<&OrgId> {
+        self.org.as_ref().filter(|_| self.role == Role::Admin)
+    }
+
+    /// The organisation this caller works for as a member (admin or recruiter).
+    pub fn member_of(&self) -> Option<&OrgId> {
+        self.org.as_ref().filter(|_| self.role.is_member())
+    }
+
     /// Admins of any organisation and services: the internal endpoints.
     pub fn is_privileged(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Service)
@@ -155,6 +165,24 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_admins_administer_and_only_members_work_for_an_organisation() {
+        let org = OrgId("acme".into());
+        let admin = Principal::member("ada", Role::Admin, org.clone());
+        let recruiter = Principal::member("rita", Role::Recruiter, org.clone());
+        let candidate = Principal::candidate("c", org.clone(), "i-1");
+        let service = Principal::service("worker-service");
+        assert_eq!(admin.admin_of(), Some(&org));
+        assert_eq!(recruiter.admin_of(), None);
+        assert_eq!(
+            (admin.member_of(), recruiter.member_of()),
+            (Some(&org), Some(&org))
+        );
+        for nobody in [&candidate, &service] {
+            assert_eq!((nobody.admin_of(), nobody.member_of()), (None, None));
+        }
+    }
 
     #[test]
     fn results_are_for_the_organisation_and_services_and_work_is_done_for_the_right_one() {
