@@ -3,7 +3,7 @@
 
 use super::statements::{self, Form, NegativeAsk, Statement};
 use super::{AnswerInput, PointEvidence, PointStatus};
-use crate::meaning::{ModelError, SentenceEncoder};
+use crate::meaning::{Embedding, ModelError, SentenceEncoder};
 
 /// Cosine similarities (all-MiniLM-L6-v2) that decide coverage. Set on the labelled evaluation
 /// set in `scoring-service/evaluation/` (`evaluate-scoring --sweep` shows the agreement around
@@ -58,12 +58,11 @@ pub(super) fn relevance(
     encoder: &SentenceEncoder,
     t: &Thresholds,
 ) -> Result<Relevance, ModelError> {
-    let mut texts: Vec<&str> = vec![input.question.as_str()];
-    texts.extend(input.expected_points.iter().map(String::as_str));
-    texts.extend(statements.iter().map(|s| s.text.as_str()));
-    let embeddings = encoder.embed(&texts)?;
-    let (question, rest) = embeddings.split_first().expect("the question is embedded");
-    let (points, said) = rest.split_at(input.expected_points.len());
+    let mut asked: Vec<&str> = vec![input.question.as_str()];
+    asked.extend(input.expected_points.iter().map(String::as_str));
+    let asked = encoder.embed_cached(&asked)?;
+    let (question, points) = asked.split_first().expect("the question is embedded");
+    let said = embed_statements(statements, encoder)?;
 
     // When the question asks about a negative, a statement negating the same thing answers it.
     let ask = NegativeAsk::of(&input.question);
@@ -165,6 +164,40 @@ pub(super) fn relevance(
         on_topic,
         focus,
     })
+}
+
+/// One embedding per statement. The model reads each piece (a clause, or a sentence not cut)
+/// once; a cut sentence is the mean of its clauses weighted by their words, as the model's mean
+/// pooling would nearly make it. Reading it again whole cost almost twice the model's time for
+/// the same agreement with the grader (88%, tau 0.81 on the evaluation set either way).
+fn embed_statements(
+    statements: &[Statement],
+    encoder: &SentenceEncoder,
+) -> Result<Vec<Embedding>, ModelError> {
+    let pieces: Vec<&str> = statements
+        .iter()
+        .filter(|s| s.piece)
+        .map(|s| s.text.as_str())
+        .collect();
+    let mut read = encoder.embed(&pieces)?.into_iter();
+    let mut out: Vec<Option<Embedding>> = statements
+        .iter()
+        .map(|s| if s.piece { read.next() } else { None })
+        .collect();
+    for (i, s) in statements.iter().enumerate().filter(|(_, s)| !s.piece) {
+        // A cut sentence's clauses follow it.
+        let clauses = statements[i + 1..]
+            .iter()
+            .zip(&out[i + 1..])
+            .take_while(|(c, _)| c.sentence == s.sentence && c.piece)
+            .filter_map(|(c, e)| Some((e.as_ref()?, c.word_count as f32)));
+        let whole = Embedding::weighted_mean(clauses);
+        out[i] = Some(whole);
+    }
+    Ok(out
+        .into_iter()
+        .map(|e| e.expect("every statement embedded"))
+        .collect())
 }
 
 /// The statement most similar to a point among those `keep` accepts.

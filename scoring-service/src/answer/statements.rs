@@ -44,8 +44,8 @@ pub const LIST_FUNCTION_SHARE: f32 = 0.2;
 pub const LIST_MIN_WORDS: usize = 6;
 
 /// Sentences longer than this are also cut into clauses (as are negated ones): a long sentence
-/// often holds several points, a short one rarely. Each cut sentence is embedded twice, whole and
-/// in pieces, so cutting every sentence would nearly double the model's work.
+/// often holds several points, a short one rarely, and a short clause alone says less than its
+/// sentence.
 const CLAUSE_SPLIT_WORDS: usize = 16;
 
 /// Words that end one claim and start another within a sentence. Negation does not reach across

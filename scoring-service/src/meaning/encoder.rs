@@ -1,7 +1,9 @@
 //! The sentence encoder: all-MiniLM-L6-v2 (a 6-layer BERT) run in candle, mean-pooled over the
 //! real tokens and L2-normalised, exactly as sentence-transformers builds the model's embeddings.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -17,6 +19,10 @@ const BATCH: usize = 16;
 /// costs less than the padding it saves.
 const PAD_SLACK: usize = 3;
 
+/// Texts remembered with their embeddings (questions and expected points recur for every
+/// candidate); past this many the memory starts over.
+const CACHED_TEXTS: usize = 4096;
+
 /// A sentence's meaning as a unit vector: the dot product of two is their cosine similarity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedding(Vec<f32>);
@@ -25,6 +31,19 @@ impl Embedding {
     /// Cosine similarity, -1..1 (both vectors are unit length).
     pub fn similarity(&self, other: &Embedding) -> f32 {
         self.0.iter().zip(&other.0).map(|(a, b)| a * b).sum()
+    }
+
+    /// The meaning of several texts read together: their embeddings averaged with the given
+    /// weights, as unit length again. Mean pooling makes a sentence's embedding close to this
+    /// mean over its clauses, weighted by their length.
+    pub fn weighted_mean<'a>(parts: impl IntoIterator<Item = (&'a Embedding, f32)>) -> Self {
+        let mut sum: Vec<f32> = Vec::new();
+        for (e, w) in parts {
+            sum.resize(e.0.len(), 0.0);
+            sum.iter_mut().zip(&e.0).for_each(|(s, v)| *s += w * v);
+        }
+        let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        Self(sum.into_iter().map(|v| v / norm).collect())
     }
 
     pub fn as_slice(&self) -> &[f32] {
@@ -59,6 +78,7 @@ pub struct SentenceEncoder {
     model: BertModel,
     tokenizer: Tokenizer,
     device: Device,
+    cache: Mutex<HashMap<String, Embedding>>,
 }
 
 impl std::fmt::Debug for SentenceEncoder {
@@ -100,6 +120,7 @@ impl SentenceEncoder {
             model,
             tokenizer,
             device,
+            cache: Mutex::default(),
         })
     }
 
@@ -150,6 +171,38 @@ impl SentenceEncoder {
             .collect())
     }
 
+    /// [`embed`](Self::embed) for texts that recur (a question, its expected points): each is
+    /// computed once and remembered.
+    pub fn embed_cached(&self, texts: &[&str]) -> Result<Vec<Embedding>, ModelError> {
+        let missing: Vec<&str> = {
+            let cache = self.cache.lock().expect("cache lock");
+            texts
+                .iter()
+                .copied()
+                .filter(|t| !cache.contains_key(*t))
+                .collect()
+        };
+        let computed = self.embed(&missing)?;
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() + computed.len() > CACHED_TEXTS {
+            cache.clear();
+        }
+        let fresh: HashMap<&str, Embedding> = missing.into_iter().zip(computed).collect();
+        for (text, e) in &fresh {
+            cache.insert(text.to_string(), e.clone());
+        }
+        Ok(texts
+            .iter()
+            .map(|t| {
+                fresh
+                    .get(t)
+                    .or_else(|| cache.get(*t))
+                    .cloned()
+                    .expect("every text embedded")
+            })
+            .collect())
+    }
+
     /// Token id sequences of close lengths, padded here to the longest.
     fn embed_batch(&self, batch: &[&[u32]]) -> Result<Vec<Embedding>, ModelError> {
         let len = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
@@ -173,5 +226,38 @@ impl SentenceEncoder {
         let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
         let unit = mean.broadcast_div(&norms)?;
         Ok(unit.to_vec2::<f32>()?.into_iter().map(Embedding).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meaning::test_encoder;
+
+    #[test]
+    fn recurring_texts_are_embedded_once_and_the_same() {
+        let encoder = test_encoder();
+        let texts = ["cache popular redirects", "a point only this test uses"];
+        let fresh = encoder.embed(&texts).unwrap();
+        assert_eq!(encoder.embed_cached(&texts).unwrap(), fresh);
+        assert!(encoder.cache.lock().unwrap().contains_key(texts[1]));
+        assert_eq!(encoder.embed_cached(&texts[1..]).unwrap(), fresh[1..]);
+    }
+
+    #[test]
+    fn a_sentence_means_about_the_weighted_mean_of_its_clauses() {
+        let encoder = test_encoder();
+        let clauses = [
+            "We keep the popular links in memory",
+            "but the database stores every code",
+        ];
+        let whole = format!("{}, {}.", clauses[0], clauses[1]);
+        let e = encoder.embed(&[&whole, clauses[0], clauses[1]]).unwrap();
+        let mean = Embedding::weighted_mean([(&e[1], 7.0), (&e[2], 6.0)]);
+        let unrelated = encoder.embed(&["I enjoy hiking on weekends."]).unwrap();
+        assert!((mean.similarity(&mean) - 1.0).abs() < 1e-5, "unit length");
+        let close = mean.similarity(&e[0]);
+        assert!(close > 0.85, "{close}");
+        assert!(close > unrelated[0].similarity(&e[0]) + 0.5);
     }
 }
