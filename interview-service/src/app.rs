@@ -284,6 +284,18 @@ impl InterviewApp {
         Ok(session)
     }
 
+    /// The caller's organisation's interviews, filtered, sorted and paged (members only).
+    pub async fn interviews(
+        &self,
+        caller: &Principal,
+        listing: &crate::listing::Listing,
+    ) -> Result<crate::listing::Page, InterviewError> {
+        let org = caller.member_of().ok_or(InterviewError::Forbidden(
+            "the list of interviews is for the organisation's admins and recruiters",
+        ))?;
+        crate::listing::list(self.store.pool(), org, listing).await
+    }
+
     pub async fn session(&self, id: &str) -> Result<(Session, Vec<StoredAnswer>), InterviewError> {
         let session = self.store.get(id).await?;
         let answers = self.store.answers(id).await?;

@@ -26,6 +26,7 @@ pub mod downstream;
 pub mod erasure;
 pub mod error;
 pub mod hub;
+pub mod listing;
 pub mod members;
 pub mod messages;
 pub mod questions;

@@ -292,6 +292,7 @@ fn largest_message(max_frame_bytes: usize) -> usize {
 pub fn router(state: AppState, health: &Health) -> Router {
     let body_limit = largest_message(state.app.max_frame_bytes());
     let routes = Router::new()
+        .route("/api/v1/interviews", get(interviews))
         .route("/api/v1/interviews/start", post(start))
         .route("/api/v1/interviews/{id}", get(session).delete(erase))
         .route("/api/v1/interviews/{id}/erasure", get(erasure))
@@ -474,6 +475,21 @@ async fn start(
     });
     tracing::info!(session_id = %session.id, created_by = %caller.subject, "invitation issued");
     Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// The organisation's interviews: `?state=&q=&sort=created_at|completed_at|score|candidate
+/// &order=asc|desc&limit=&offset=`.
+async fn interviews(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    query: Result<
+        axum::extract::Query<crate::listing::Listing>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Json<crate::listing::Page>, InterviewError> {
+    let axum::extract::Query(listing) =
+        query.map_err(|e| InterviewError::InvalidArgument(e.body_text()))?;
+    Ok(Json(s.app.interviews(&caller, &listing).await?))
 }
 
 async fn session(

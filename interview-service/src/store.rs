@@ -87,7 +87,7 @@ impl SessionState {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, InterviewError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, InterviewError> {
         match s {
             "created" => Ok(Self::Created),
             "in_progress" => Ok(Self::InProgress),

@@ -313,3 +313,125 @@ mod members {
         .await;
     }
 }
+
+mod listing {
+    use iv_platform::auth::{OrgId, Principal, Role};
+    use iv_platform::testing::as_caller;
+
+    use super::*;
+    use crate::app::StartRequest;
+
+    async fn start_for(f: &Fixture, name: &str, org: &str) -> String {
+        let by = Principal::member("admin", Role::Admin, OrgId(org.into()));
+        let request = StartRequest {
+            user_id: format!("{}@example.org", name.to_lowercase().replace(' ', ".")),
+            candidate_name: Some(name.into()),
+            ..Default::default()
+        };
+        f.app
+            .start(request, OrgId(org.into()), &by)
+            .await
+            .unwrap()
+            .id
+    }
+
+    fn names(body: &serde_json::Value) -> Vec<&str> {
+        body["interviews"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["candidate_name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn members_list_filter_sort_and_page_their_organisations_interviews() {
+        let f = Fixture::new().await;
+        let router = app(&f);
+        let ana = start_for(&f, "Ana Lima", "default").await;
+        let bruno = start_for(&f, "Bruno Silva", "default").await;
+        start_for(&f, "Carla 50% Sousa", "default").await;
+        start_for(&f, "Ana Outsider", "other").await;
+        f.app.store.mark_scored(&ana, Some(71.5)).await.unwrap();
+        f.app.store.mark_scored(&bruno, Some(88.0)).await.unwrap();
+
+        let list = |query: &str| get(&format!("/api/v1/interviews{query}"));
+        let (status, body) = call(&router, list("")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["total"], 3, "only the caller's organisation: {body}");
+        assert_eq!(names(&body)[0], "Carla 50% Sousa", "newest first");
+        assert_eq!(body["interviews"][0]["questions"], 6);
+        assert_eq!(body["interviews"][0]["state"], "created");
+
+        let (_, body) = call(&router, list("?sort=score")).await;
+        assert_eq!(
+            names(&body),
+            ["Bruno Silva", "Ana Lima", "Carla 50% Sousa"],
+            "highest score first, unscored last"
+        );
+        assert_eq!(body["interviews"][0]["overall_score"], 88.0);
+        let (_, body) = call(&router, list("?sort=score&order=asc")).await;
+        assert_eq!(names(&body), ["Ana Lima", "Bruno Silva", "Carla 50% Sousa"]);
+        let (_, body) = call(&router, list("?sort=candidate&order=asc&limit=2")).await;
+        assert_eq!(
+            (names(&body), &body["total"]),
+            (vec!["Ana Lima", "Bruno Silva"], &json!(3))
+        );
+        let (_, body) = call(&router, list("?sort=candidate&order=asc&limit=2&offset=2")).await;
+        assert_eq!(names(&body), ["Carla 50% Sousa"]);
+        let (_, body) = call(&router, list("?q=ANA")).await;
+        assert_eq!(names(&body), ["Ana Lima"]);
+        let (_, body) = call(&router, list("?q=bruno.silva%40")).await;
+        assert_eq!(names(&body), ["Bruno Silva"], "by the candidate's id too");
+        let (_, body) = call(&router, list("?q=50%25")).await;
+        assert_eq!(names(&body), ["Carla 50% Sousa"], "% is literal");
+        let (_, body) = call(&router, list("?q=%25%25%25")).await;
+        assert_eq!(body["total"], 0);
+        let (_, body) = call(&router, list("?state=completed")).await;
+        assert_eq!(body["total"], 0);
+        let (_, body) = call(&router, list("?state=created")).await;
+        assert_eq!(body["total"], 3);
+
+        let recruiter = Principal::member("rita", Role::Recruiter, OrgId("default".into()));
+        f.members.ensure_first().await.unwrap();
+        let add = post_json(
+            "/api/v1/organisation/members",
+            &json!({"subject": "rita", "role": "recruiter"}),
+        );
+        assert_eq!(call(&router, add).await.0, StatusCode::CREATED);
+        let (status, body) = call(&router, as_caller(list(""), recruiter)).await;
+        assert_eq!((status, &body["total"]), (StatusCode::OK, &json!(3)));
+        let outsider = Principal::member("admin", Role::Admin, OrgId("other".into()));
+        let (_, body) = call(&router, as_caller(list(""), outsider)).await;
+        assert_eq!(names(&body), ["Ana Outsider"]);
+    }
+
+    #[tokio::test]
+    async fn bad_list_queries_and_candidates_get_codes() {
+        let f = Fixture::new().await;
+        let router = app(&f);
+        let id = start_for(&f, "Ana Lima", "default").await;
+        let candidate = Principal::candidate("ana", OrgId("default".into()), &id);
+        let mut cases = vec![(
+            as_caller(get("/api/v1/interviews"), candidate),
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )];
+        for query in [
+            "sort=height",
+            "order=sideways",
+            "state=done",
+            "limit=0",
+            "limit=201",
+            "limit=ten",
+            "offset=-1",
+        ] {
+            cases.push((
+                get(&format!("/api/v1/interviews?{query}")),
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+            ));
+        }
+        expect_codes(&router, cases).await;
+    }
+}

@@ -83,6 +83,10 @@ async fn each_role_gets_what_the_route_matrix_says() {
             [401, 403, 403, 201, 201, 201],
         ),
         (
+            get("/api/v1/interviews?sort=score".to_string()),
+            [401, 403, 403, 200, 200, 200],
+        ),
+        (
             get("/api/v1/organisation/members".to_string()),
             [401, 403, 403, 403, 403, 200],
         ),

@@ -67,6 +67,23 @@ async fn assert_complete_interview(t: &TestStack, r: &SimResult) {
         session["frames_received"].as_u64().unwrap() as usize,
         r.frames_sent
     );
+    let listed = t
+        .get("/api/v1/interviews?state=completed&sort=score&q=sim")
+        .await
+        .json();
+    let row = listed["interviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == r.session_id.as_str())
+        .unwrap_or_else(|| panic!("the completed interview is listed: {listed}"));
+    assert_eq!(row["answered"], 6);
+    assert_eq!(row["report_ready"], true);
+    assert!(
+        (row["overall_score"].as_f64().unwrap() - r.score["overall_score"].as_f64().unwrap()).abs()
+            < 0.01,
+        "{row}"
+    );
     let answers = session["answers"].as_array().unwrap();
     assert_eq!(answers.len(), 6);
     assert!(
