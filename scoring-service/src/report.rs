@@ -112,103 +112,119 @@ pub fn build(score: &Score, include_emotions: bool, now_ms: i64) -> Report {
 }
 
 /// The report as text lines (heading flag, text), shared by the PDF and tests.
-fn lines(report: &Report) -> Vec<(bool, String)> {
-    let mut out = vec![(true, "Interview report".to_string())];
-    out.push((false, format!("Session {}", report.session_id)));
-    if !report.user_id.is_empty() {
-        out.push((false, format!("Candidate {}", report.user_id)));
+/// One line of the PDF: a heading, text, or the block where the score bars are drawn.
+#[derive(Debug, Clone, PartialEq)]
+enum Line {
+    Heading(String),
+    Text(String),
+    ScoreBars,
+}
+
+#[cfg(test)]
+impl Line {
+    fn text(&self) -> &str {
+        match self {
+            Self::Heading(t) | Self::Text(t) => t,
+            Self::ScoreBars => "",
+        }
     }
-    out.push((
-        false,
-        format!("Analysis policy: {}", report.analysis_policy),
-    ));
-    out.push((false, String::new()));
-    out.push((true, "Scores".into()));
+}
+
+fn lines(report: &Report) -> Vec<Line> {
+    let mut out = vec![Line::Heading("Interview report".to_string())];
+    out.push(Line::Text(format!("Session {}", report.session_id)));
+    if !report.user_id.is_empty() {
+        out.push(Line::Text(format!("Candidate {}", report.user_id)));
+    }
+    out.push(Line::Text(format!(
+        "Analysis policy: {}",
+        report.analysis_policy
+    )));
+    out.push(Line::Text(String::new()));
+    out.push(Line::Heading("Scores".into()));
+    out.push(Line::ScoreBars);
     for c in &report.components {
         let score = c
             .score
             .map_or("insufficient data".to_string(), |s| format!("{s:.0}/100"));
-        out.push((
-            false,
-            format!("{}: {score} (weight {:.0}%)", c.name, c.weight * 100.0),
-        ));
-        out.push((false, format!("    {}", c.reason)));
+        out.push(Line::Text(format!(
+            "{}: {score} (weight {:.0}%)",
+            c.name,
+            c.weight * 100.0
+        )));
+        out.push(Line::Text(format!("    {}", c.reason)));
     }
-    out.push((false, report.feedback.clone()));
-    out.push((false, String::new()));
+    out.push(Line::Text(report.feedback.clone()));
+    out.push(Line::Text(String::new()));
     if !report.insights.is_empty() {
-        out.push((true, "Insights".into()));
+        out.push(Line::Heading("Insights".into()));
         for i in &report.insights {
-            out.push((false, format!("[{}] {}", i.category, i.description)));
+            out.push(Line::Text(format!("[{}] {}", i.category, i.description)));
         }
-        out.push((false, String::new()));
+        out.push(Line::Text(String::new()));
     }
-    out.push((true, "Answers".into()));
+    out.push(Line::Heading("Answers".into()));
     for (n, a) in report.answers.iter().enumerate() {
-        out.push((false, format!("{}. {} ({})", n + 1, a.question, a.category)));
+        out.push(Line::Text(format!(
+            "{}. {} ({})",
+            n + 1,
+            a.question,
+            a.category
+        )));
         if a.sufficient_data {
-            out.push((
-                false,
-                format!(
-                    "    relevance {:.0}, clarity {:.0}, depth {:.0}",
-                    a.relevance, a.clarity, a.depth
-                ),
-            ));
+            out.push(Line::Text(format!(
+                "    relevance {:.0}, clarity {:.0}, depth {:.0}",
+                a.relevance, a.clarity, a.depth
+            )));
         }
-        out.push((false, format!("    {}", a.feedback)));
+        out.push(Line::Text(format!("    {}", a.feedback)));
         for e in &a.evidence {
             let said = e.sentence.as_deref().map_or(String::new(), |s| {
                 format!(": \"{s}\" (similarity {:.2})", e.similarity)
             });
-            out.push((
-                false,
-                format!("    - {} [{}]{said}", e.point, e.status.as_str()),
-            ));
+            out.push(Line::Text(format!(
+                "    - {} [{}]{said}",
+                e.point,
+                e.status.as_str()
+            )));
         }
-        out.push((false, format!("    Transcript: {}", a.transcript)));
+        out.push(Line::Text(format!("    Transcript: {}", a.transcript)));
     }
-    out.push((false, String::new()));
-    out.push((true, "Decision (made by people)".into()));
+    out.push(Line::Text(String::new()));
+    out.push(Line::Heading("Decision (made by people)".into()));
     match &report.decisions {
-        None => out.push((
-            false,
+        None => out.push(Line::Text(
             "Decisions are recorded on the interview; its report \
              (GET /api/v1/interviews/{id}/report) shows them."
                 .into(),
         )),
-        Some(d) if d.is_empty() => out.push((false, "No decision recorded yet.".into())),
+        Some(d) if d.is_empty() => out.push(Line::Text("No decision recorded yet.".into())),
         Some(d) => {
             for d in d {
-                out.push((
-                    false,
-                    format!(
-                        "{}: {} by {} ({}), {}",
-                        d.decision,
-                        d.reason,
-                        d.decided_by,
-                        d.decided_role,
-                        utc_minute(d.decided_at)
-                    ),
-                ));
+                out.push(Line::Text(format!(
+                    "{}: {} by {} ({}), {}",
+                    d.decision,
+                    d.reason,
+                    d.decided_by,
+                    d.decided_role,
+                    utc_minute(d.decided_at)
+                )));
             }
         }
     }
-    out.push((false, String::new()));
-    out.push((true, "How this report was made".into()));
-    out.push((false, SCORING_EXPLAINED.into()));
+    out.push(Line::Text(String::new()));
+    out.push(Line::Heading("How this report was made".into()));
+    out.push(Line::Text(SCORING_EXPLAINED.into()));
     if let Some(e) = &report.engagement {
-        out.push((false, String::new()));
-        out.push((true, "Engagement".into()));
-        out.push((
-            false,
-            format!(
-                "Frames analysed: {}; face visible {:.0}%",
-                e.frames_analyzed,
-                e.face_presence * 100.0
-            ),
-        ));
+        out.push(Line::Text(String::new()));
+        out.push(Line::Heading("Engagement".into()));
+        out.push(Line::Text(format!(
+            "Frames analysed: {}; face visible {:.0}%",
+            e.frames_analyzed,
+            e.face_presence * 100.0
+        )));
         if let Some(a) = e.mean_attention {
-            out.push((false, format!("Mean attention {:.0}%", a * 100.0)));
+            out.push(Line::Text(format!("Mean attention {:.0}%", a * 100.0)));
         }
         if !e.emotion_distribution.is_empty() {
             let dist: Vec<String> = e
@@ -216,7 +232,7 @@ fn lines(report: &Report) -> Vec<(bool, String)> {
                 .iter()
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
-            out.push((false, format!("Expressions: {}", dist.join(", "))));
+            out.push(Line::Text(format!("Expressions: {}", dist.join(", "))));
         }
     }
     out
@@ -275,24 +291,44 @@ fn win_ansi(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Renders the report as an A4 PDF using the standard Helvetica fonts (nothing embedded).
+/// Score bars: the labels' column, then 0..100 across this many points.
+const BARS_LEFT: f32 = 200.0;
+const BARS_WIDTH: f32 = 250.0;
+const BAR_HEIGHT: f32 = 9.0;
+/// One bar per component, this far apart (a little over a text line, so labels stay clear).
+const BAR_STEP: f32 = 16.0;
+
+/// How long one component's bar is drawn, in points; `None` when it has no score.
+fn bar_width(score: Option<f32>) -> Option<f32> {
+    score.map(|s| s.clamp(0.0, 100.0) / 100.0 * BARS_WIDTH)
+}
+
+/// Renders the report as an A4 PDF using the standard Helvetica fonts (nothing embedded), with
+/// the scores drawn as bars (vector graphics) beside their text.
 pub fn to_pdf(report: &Report) -> Vec<u8> {
     const TOP: f32 = 800.0;
     const BOTTOM: f32 = 50.0;
     const LEADING: f32 = 14.0;
-    let mut pages: Vec<Vec<(bool, String)>> = vec![Vec::new()];
+    let height = |line: &Line| match line {
+        Line::Heading(_) => LEADING * 1.5,
+        Line::Text(_) => LEADING,
+        Line::ScoreBars => report.components.len() as f32 * BAR_STEP + LEADING / 2.0,
+    };
+    let mut pages: Vec<Vec<Line>> = vec![Vec::new()];
     let mut y = TOP;
-    for (heading, line) in lines(report) {
-        for part in wrap(&line, 95) {
-            if y < BOTTOM {
+    for line in lines(report) {
+        let parts = match line {
+            Line::Heading(t) => wrap(&t, 95).into_iter().map(Line::Heading).collect(),
+            Line::Text(t) => wrap(&t, 95).into_iter().map(Line::Text).collect(),
+            Line::ScoreBars => vec![Line::ScoreBars],
+        };
+        for part in parts {
+            if y < BOTTOM || (part == Line::ScoreBars && y - height(&part) < BOTTOM) {
                 pages.push(Vec::new());
                 y = TOP;
             }
-            pages
-                .last_mut()
-                .expect("at least one page")
-                .push((heading, part));
-            y -= if heading { LEADING * 1.5 } else { LEADING };
+            y -= height(&part);
+            pages.last_mut().expect("at least one page").push(part);
         }
     }
 
@@ -325,23 +361,57 @@ pub fn to_pdf(report: &Report) -> Vec<u8> {
 
         let mut content = Content::new();
         let mut y = TOP;
-        for (heading, text) in page_lines {
-            content.begin_text();
-            if *heading {
-                content.set_font(Name(b"F2"), 14.0);
-            } else {
-                content.set_font(Name(b"F1"), 10.0);
+        for line in page_lines {
+            match line {
+                Line::Heading(text) => show(&mut content, Name(b"F2"), 14.0, 50.0, y, text),
+                Line::Text(text) => show(&mut content, Name(b"F1"), 10.0, 50.0, y, text),
+                Line::ScoreBars => draw_bars(&mut content, &report.components, y),
             }
-            content.next_line(50.0, y);
-            content.show(Str(&win_ansi(text)));
-            content.end_text();
-            y -= if *heading { LEADING * 1.5 } else { LEADING };
+            y -= height(line);
         }
         pdf.stream(content_id, &content.finish());
     }
     let count = kids.len() as i32;
     pdf.pages(tree).kids(kids).count(count);
     pdf.finish()
+}
+
+fn show(content: &mut Content, font: Name, size: f32, x: f32, y: f32, text: &str) {
+    content.begin_text();
+    content.set_font(font, size);
+    content.next_line(x, y);
+    content.show(Str(&win_ansi(text)));
+    content.end_text();
+}
+
+/// One row per component below `top`: its name, a grey track for 0..100, the score as a filled
+/// bar over it, and the number; a component without a score says so instead of a bar.
+fn draw_bars(content: &mut Content, components: &[Component], top: f32) {
+    for (i, c) in components.iter().enumerate() {
+        let y = top - i as f32 * BAR_STEP;
+        show(content, Name(b"F1"), 10.0, 50.0, y, &c.name.to_string());
+        content.set_fill_rgb(0.9, 0.9, 0.9);
+        content.rect(BARS_LEFT, y - 1.0, BARS_WIDTH, BAR_HEIGHT);
+        content.fill_nonzero();
+        let label = match bar_width(c.score) {
+            Some(width) => {
+                content.set_fill_rgb(0.15, 0.35, 0.65);
+                content.rect(BARS_LEFT, y - 1.0, width, BAR_HEIGHT);
+                content.fill_nonzero();
+                format!("{:.0}", c.score.unwrap_or_default())
+            }
+            None => "insufficient data".to_string(),
+        };
+        content.set_fill_gray(0.0);
+        show(
+            content,
+            Name(b"F1"),
+            10.0,
+            BARS_LEFT + BARS_WIDTH + 8.0,
+            y,
+            &label,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -393,12 +463,39 @@ mod tests {
     }
 
     #[test]
+    fn the_pdf_draws_each_score_as_a_bar() {
+        let mut report = build(&score(), true, 6);
+        assert_eq!(bar_width(Some(50.0)), Some(BARS_WIDTH / 2.0));
+        assert_eq!(bar_width(Some(140.0)), Some(BARS_WIDTH));
+        assert_eq!(bar_width(None), None);
+        let rects = |r: &Report| String::from_utf8_lossy(&to_pdf(r)).matches(" re\n").count();
+        let scored = report
+            .components
+            .iter()
+            .filter(|c| c.score.is_some())
+            .count();
+        let unscored = report.components.len() - scored;
+        assert!(scored >= 2 && unscored >= 1, "{:?}", report.components);
+        assert_eq!(
+            rects(&report),
+            2 * scored + unscored,
+            "a track each, a bar per score"
+        );
+        report.components.truncate(1);
+        assert_eq!(rects(&report), 2);
+        assert!(lines(&report).contains(&Line::ScoreBars));
+    }
+
+    #[test]
     fn each_point_shows_its_evidence_and_the_report_says_how_it_scores() {
         let report = build(&score(), false, 6);
         let evidence = &report.answers[0].evidence;
         assert_eq!(evidence.len(), 1);
         assert_eq!(evidence[0].status, crate::answer::PointStatus::Covered);
-        let text: Vec<String> = lines(&report).into_iter().map(|(_, l)| l).collect();
+        let text: Vec<String> = lines(&report)
+            .iter()
+            .map(|l| l.text().to_string())
+            .collect();
         let text = text.join("\n");
         assert!(
             text.contains("- speeds up lookups [covered]: \"An index speeds up lookups"),
@@ -413,8 +510,8 @@ mod tests {
         let mut report = build(&score(), false, 6);
         let text = |r: &Report| {
             lines(r)
-                .into_iter()
-                .map(|(_, l)| l)
+                .iter()
+                .map(|l| l.text().to_string())
                 .collect::<Vec<_>>()
                 .join("\n")
         };
