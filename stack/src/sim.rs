@@ -54,6 +54,8 @@ pub struct SimResult {
     /// Every message the server sent on the socket, in order.
     pub messages: Vec<Value>,
     pub frames_sent: usize,
+    /// Frames sent before the server said live feedback is paused (`None`: it never did).
+    pub frames_before_pause: Option<usize>,
     pub answers_sent: usize,
     pub score: Value,
     pub report: Value,
@@ -143,6 +145,7 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<SimResult> {
         session_id,
         messages: played.messages,
         frames_sent: played.frames_sent,
+        frames_before_pause: played.frames_before_pause,
         answers_sent: played.answers_sent,
         score: results.score,
         report: results.report,
@@ -205,6 +208,7 @@ async fn start_interview(
 struct Played {
     messages: Vec<Value>,
     frames_sent: usize,
+    frames_before_pause: Option<usize>,
     answers_sent: usize,
 }
 
@@ -245,6 +249,9 @@ impl Player {
                 self.paused = data["live_feedback"] == "paused";
                 if self.paused {
                     self.in_flight = 0;
+                    self.played
+                        .frames_before_pause
+                        .get_or_insert(self.played.frames_sent);
                 }
                 self.report_ready |= data["report_ready"] == true;
                 let all_answered = data["answered"] == data["total_questions"];

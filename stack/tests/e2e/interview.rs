@@ -8,9 +8,14 @@ use serde_json::Value;
 use iv_test_support::*;
 
 async fn play(t: &TestStack) -> SimResult {
+    play_at(t, 25.0).await
+}
+
+/// The interview played at `fps` frames a second.
+async fn play_at(t: &TestStack, fps: f32) -> SimResult {
     let mut opts = SimOptions::new(t.gateway.clone(), face_frames());
     opts.token = Some(t.token.clone());
-    opts.fps = 25.0;
+    opts.fps = fps;
     opts.frames_per_answer = 4;
     opts.report_timeout = Duration::from_secs(60);
     run(&opts).await.expect("the interview plays to the end")
@@ -171,9 +176,12 @@ async fn assert_degraded_interview(t: &TestStack, r: &SimResult) {
         r.frames_sent,
         "{session}"
     );
+    // How long the first failure takes to be known depends on the machine's load; what must
+    // hold on any machine is that no frame sent after it is skipped.
+    let before_pause = r.frames_before_pause.expect("the candidate was told");
     assert!(
-        count("frames_skipped") * 4 < r.frames_sent,
-        "only frames sent before the pause was known are skipped: {session}"
+        count("frames_skipped") <= before_pause && before_pause < r.frames_sent,
+        "only frames sent before the pause was known ({before_pause}) are skipped: {session}"
     );
 }
 
@@ -188,7 +196,9 @@ async fn a_candidate_plays_a_whole_interview_through_the_gateway_with_live_face_
 #[tokio::test]
 async fn without_face_analysis_the_interview_runs_degraded_and_says_so_once() {
     let t = spawn_stack_without_face_models().await;
-    let r = play(&t).await;
+    // At a candidate's real rate: while paused each frame is stored for the worker, and the
+    // backlog allowed (about 12 s at 5 frames/s) is sized for that rate, not for 25.
+    let r = play_at(&t, 5.0).await;
     assert_degraded_interview(&t, &r).await;
     t.stop().await;
 }
