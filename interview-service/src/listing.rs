@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::error::InterviewError;
-use crate::store::SessionState;
+use crate::store::{SESSION_COLUMNS, Session, SessionState};
 
 /// Most interviews one page holds.
 pub const MAX_LIMIT: i64 = 200;
@@ -81,6 +81,26 @@ pub struct InterviewSummary {
     pub overall_score: Option<f32>,
 }
 
+impl InterviewSummary {
+    fn of(s: &Session) -> Self {
+        Self {
+            id: s.id.clone(),
+            candidate_name: s.candidate_name.clone(),
+            user_id: s.user_id.clone(),
+            state: s.state,
+            policy: s.policy,
+            questions: s.questions.len(),
+            answered: s.current_index,
+            created_at: s.created_at,
+            started_at: s.started_at,
+            completed_at: s.completed_at,
+            expires_at: s.expires_at,
+            report_ready: s.report_ready,
+            overall_score: s.overall_score,
+        }
+    }
+}
+
 /// A page of the list and how many interviews match in all.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page {
@@ -150,9 +170,7 @@ pub async fn list(pool: &Pool, org: &OrgId, listing: &Listing) -> Result<Page, I
         Order::Desc => "DESC",
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id, candidate_name, user_id, state, policy, questions, current_index, created_at,
-            started_at, completed_at, expires_at, report_ready, overall_score
-         {filter}
+        "SELECT {SESSION_COLUMNS} {filter}
          ORDER BY {} {direction} NULLS LAST, id
          LIMIT $4 OFFSET $5",
         listing.sort.column()
@@ -166,32 +184,7 @@ pub async fn list(pool: &Pool, org: &OrgId, listing: &Listing) -> Result<Page, I
     .await?;
     let interviews = rows
         .iter()
-        .map(|row| {
-            let questions: String = row.try_get("questions")?;
-            let questions = serde_json::from_str::<Vec<serde_json::Value>>(&questions)
-                .map_err(|source| InterviewError::Corrupt {
-                    what: "questions",
-                    source,
-                })?
-                .len();
-            Ok(InterviewSummary {
-                id: row.try_get("id")?,
-                candidate_name: row.try_get("candidate_name")?,
-                user_id: row.try_get("user_id")?,
-                state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
-                policy: AnalysisPolicy::from_stored(&row.try_get::<String, _>("policy")?),
-                questions,
-                answered: row.try_get::<i64, _>("current_index")? as usize,
-                created_at: row.try_get("created_at")?,
-                started_at: row.try_get("started_at")?,
-                completed_at: row.try_get("completed_at")?,
-                expires_at: row.try_get("expires_at")?,
-                report_ready: row.try_get::<i64, _>("report_ready")? != 0,
-                overall_score: row
-                    .try_get::<Option<f64>, _>("overall_score")?
-                    .map(|v| v as f32),
-            })
-        })
+        .map(|row| Session::from_row(row).map(|s| InterviewSummary::of(&s)))
         .collect::<Result<Vec<_>, InterviewError>>()?;
     Ok(Page {
         interviews,

@@ -87,7 +87,7 @@ impl SessionState {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Result<Self, InterviewError> {
+    fn parse(s: &str) -> Result<Self, InterviewError> {
         match s {
             "created" => Ok(Self::Created),
             "in_progress" => Ok(Self::InProgress),
@@ -131,7 +131,48 @@ pub struct Session {
     pub overall_score: Option<f32>,
 }
 
+/// The columns [`Session::from_row`] reads.
+pub(crate) const SESSION_COLUMNS: &str =
+    "id, user_id, state, policy, consent, questions, current_index, frames_received,
+     frames_analyzed, frames_deferred, frames_skipped, created_at, started_at, completed_at,
+     report_ready, overall_score, org_id, candidate_name, expires_at, consent_version,
+     consent_sha256, consent_given_at";
+
 impl Session {
+    /// A session from a row holding [`SESSION_COLUMNS`].
+    pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, InterviewError> {
+        let questions: String = row.try_get("questions")?;
+        let policy: String = row.try_get("policy")?;
+        Ok(Session {
+            id: row.try_get("id")?,
+            org: OrgId(row.try_get("org_id")?),
+            candidate_name: row.try_get("candidate_name")?,
+            expires_at: row.try_get("expires_at")?,
+            user_id: row.try_get("user_id")?,
+            state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
+            policy: AnalysisPolicy::from_stored(&policy),
+            consent: crate::consent::ConsentState::from_row(
+                row.try_get("consent")?,
+                row.try_get("consent_version")?,
+                row.try_get("consent_sha256")?,
+                row.try_get("consent_given_at")?,
+            ),
+            questions: serde_json::from_str(&questions).map_err(corrupt("questions"))?,
+            current_index: row.try_get::<i64, _>("current_index")? as usize,
+            frames_received: row.try_get("frames_received")?,
+            frames_analyzed: row.try_get("frames_analyzed")?,
+            frames_deferred: row.try_get("frames_deferred")?,
+            frames_skipped: row.try_get("frames_skipped")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            completed_at: row.try_get("completed_at")?,
+            report_ready: row.try_get::<i64, _>("report_ready")? != 0,
+            overall_score: row
+                .try_get::<Option<f64>, _>("overall_score")?
+                .map(|v| v as f32),
+        })
+    }
+
     pub fn current_question(&self) -> Option<&Question> {
         if self.state == SessionState::Completed {
             return None;
@@ -211,47 +252,14 @@ impl InterviewStore {
 
     #[tracing::instrument(name = "db.session", skip_all)]
     pub async fn get(&self, id: &str) -> Result<Session, InterviewError> {
-        let row = sqlx::query(
-            "SELECT id, user_id, state, policy, consent, questions, current_index, frames_received, frames_analyzed,
-                frames_deferred, frames_skipped, created_at, started_at, completed_at, report_ready,
-                overall_score, org_id, candidate_name, expires_at, consent_version, consent_sha256,
-                consent_given_at
-             FROM interviews WHERE id = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM interviews WHERE id = $1"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| InterviewError::SessionNotFound(id.to_string()))?;
-        let questions: String = row.try_get("questions")?;
-        let policy: String = row.try_get("policy")?;
-        Ok(Session {
-            id: row.try_get("id")?,
-            org: OrgId(row.try_get("org_id")?),
-            candidate_name: row.try_get("candidate_name")?,
-            expires_at: row.try_get("expires_at")?,
-            user_id: row.try_get("user_id")?,
-            state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
-            policy: AnalysisPolicy::from_stored(&policy),
-            consent: crate::consent::ConsentState::from_row(
-                row.try_get("consent")?,
-                row.try_get("consent_version")?,
-                row.try_get("consent_sha256")?,
-                row.try_get("consent_given_at")?,
-            ),
-            questions: serde_json::from_str(&questions).map_err(corrupt("questions"))?,
-            current_index: row.try_get::<i64, _>("current_index")? as usize,
-            frames_received: row.try_get("frames_received")?,
-            frames_analyzed: row.try_get("frames_analyzed")?,
-            frames_deferred: row.try_get("frames_deferred")?,
-            frames_skipped: row.try_get("frames_skipped")?,
-            created_at: row.try_get("created_at")?,
-            started_at: row.try_get("started_at")?,
-            completed_at: row.try_get("completed_at")?,
-            report_ready: row.try_get::<i64, _>("report_ready")? != 0,
-            overall_score: row
-                .try_get::<Option<f64>, _>("overall_score")?
-                .map(|v| v as f32),
-        })
+        Session::from_row(&row)
     }
 
     /// created -> in_progress, once; later calls change nothing.
