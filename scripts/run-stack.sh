@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/fetch-assets.sh
+./scripts/web.sh
 exec cargo run --release --locked -p iv-stack --bin stack "$@"

@@ -74,6 +74,9 @@ pub struct TimelinePoint {
     pub face_present: bool,
     pub attention: f32,
     pub blink_count: i64,
+    pub eye_contact: bool,
+    /// Faces in view: more than one marks a moment with someone else in the room.
+    pub face_count: i64,
 }
 
 /// A continuous stretch of frames in one state.
@@ -459,6 +462,8 @@ pub fn summarize(
             face_present: f.face_present,
             attention: f.attention,
             blink_count: f.blink_count,
+            eye_contact: f.eye_contact,
+            face_count: f.face_count,
         })
         .collect();
     SessionSummary {

@@ -279,6 +279,8 @@ pub fn summary_to_wire(s: &SessionSummary) -> pb::SessionSummary {
                 face_present: t.face_present,
                 attention: t.attention,
                 blink_count: t.blink_count as i32,
+                eye_contact: t.eye_contact,
+                face_count: t.face_count as i32,
             })
             .collect(),
         multi_face_frames: s.multi_face_frames,

@@ -7,11 +7,14 @@
 //! # Layout
 //! - [`proxy`]: HTTP forwarding and the WebSocket bridge.
 //! - [`edge`]: authentication, the identity passed on to the services, and rate limits.
+//! - [`pages`]: the candidate's page and the recruiter's dashboard, as static files.
 
 pub mod edge;
+pub mod pages;
 pub mod proxy;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +56,10 @@ pub struct Config {
     /// `GATEWAY_WS_IDLE_TIMEOUT_MS`: a client socket silent this long (pings included) is
     /// closed. 60 s, the interview service's own idle timeout.
     pub ws_idle: Duration,
+    /// `GATEWAY_WEB_DIR`: the pages (`app/`) and their installed chart library
+    /// (`node_modules/`), `web` in the working directory by default (the repository's, where
+    /// the run command starts).
+    pub web_dir: PathBuf,
 }
 
 /// How the gateway appears in Consul.
@@ -90,6 +97,7 @@ impl Config {
             upstream_timeout: env.millis("GATEWAY_UPSTREAM_TIMEOUT_MS", 30_000)?,
             max_body: env.parse("GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
             ws_idle: env.millis("GATEWAY_WS_IDLE_TIMEOUT_MS", 60_000)?,
+            web_dir: PathBuf::from(env.string("GATEWAY_WEB_DIR", "web")),
         })
     }
 }
@@ -205,7 +213,10 @@ pub fn app(config: &Config) -> anyhow::Result<Router> {
     let guarded = api.layer(middleware::from_fn_with_state(edge, edge::guard));
     let health = Health::new("gateway");
     Ok(http::observe(
-        guarded.merge(health.router()).fallback(http::not_found),
+        guarded
+            .merge(health.router())
+            .merge(pages::router(&config.web_dir))
+            .fallback(http::not_found),
         "gateway",
     ))
 }

@@ -184,3 +184,54 @@ async fn refused_credentials_count_against_the_address() {
         ]
     );
 }
+
+/// The pages are files of the web directory, served without a token (they ask for one), with a
+/// policy that keeps them to this origin; nothing outside `app/` and the chart library is
+/// reachable, and a missing file is the JSON 404.
+#[tokio::test]
+async fn the_pages_are_served_from_the_web_directory_and_nothing_else_is() {
+    let web = std::env::temp_dir().join(format!("iv-web-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(web.join("app")).unwrap();
+    std::fs::create_dir_all(web.join("node_modules/uplot/dist")).unwrap();
+    std::fs::create_dir_all(web.join("node_modules/other")).unwrap();
+    std::fs::write(web.join("app/index.html"), "<!doctype html><title>t</title>").unwrap();
+    std::fs::write(web.join("app/main.js"), "export {};").unwrap();
+    std::fs::write(web.join("node_modules/uplot/dist/uPlot.esm.js"), "x").unwrap();
+    std::fs::write(web.join("node_modules/other/secret.js"), "x").unwrap();
+    std::fs::write(web.join("package.json"), "{}").unwrap();
+    let config = config(&[("GATEWAY_WEB_DIR", web.to_str().unwrap())]);
+    let router = app(&config).unwrap();
+    let fetch = |uri: &str| router.clone().oneshot(get(uri, None));
+
+    let index = fetch("/?invitation=abc").await.unwrap();
+    assert_eq!(index.status(), StatusCode::OK);
+    assert!(index.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = index.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(index.headers()["referrer-policy"], "no-referrer");
+    let script = fetch("/app/main.js").await.unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    assert_eq!(
+        fetch("/vendor/uplot/uPlot.esm.js").await.unwrap().status(),
+        StatusCode::OK
+    );
+    for outside in [
+        "/app/../package.json",
+        "/app/%2e%2e/package.json",
+        "/vendor/uplot/../../other/secret.js",
+        "/package.json",
+        "/node_modules/other/secret.js",
+        "/app/missing.js",
+    ] {
+        let (status, body) = call(&router, get(outside, None)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{outside}");
+        assert_eq!(body["code"], "NOT_FOUND", "{outside}");
+    }
+}

@@ -20,7 +20,9 @@ use crate::downstream::{AnswerScoring, FrameAnalysis};
 use crate::erasure::Erasures;
 use crate::error::InterviewError;
 use crate::hub::Hub;
-use crate::messages::{AnswerData, EmotionUpdate, LiveFeedback, ServerMessage, StatusMessage};
+use crate::messages::{
+    AnswerData, EmotionUpdate, FaceBox, LiveFeedback, ServerMessage, StatusMessage,
+};
 use crate::questions::{self, Question, QuestionSpec};
 use crate::store::{AnswerFeedback, InterviewStore, Session, SessionState, StoredAnswer};
 
@@ -660,6 +662,15 @@ fn update_from(r: &EmotionResponse, frame_number: i64) -> EmotionUpdate {
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect(),
+        face_box: face
+            .bounding_box
+            .filter(|_| face.detected)
+            .map(|b| FaceBox {
+                x: b.x,
+                y: b.y,
+                width: b.width,
+                height: b.height,
+            }),
     }
 }
 

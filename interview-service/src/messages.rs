@@ -94,6 +94,18 @@ pub struct EmotionUpdate {
     pub blink_count: i32,
     pub blink_rate: f32,
     pub probabilities: BTreeMap<String, f32>,
+    /// Where the main face is in the frame, in the frame's pixels: the candidate page's camera
+    /// check tells from it whether the face is centred and near enough.
+    pub face_box: Option<FaceBox>,
+}
+
+/// A face's bounding box in the frame's pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FaceBox {
+    pub x: i32,
+    pub y: i32,
+    pub width: i32,
+    pub height: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

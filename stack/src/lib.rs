@@ -301,6 +301,11 @@ pub fn test_env(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> HashMap<S
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     env.insert("DATA_DIR".into(), data_dir.display().to_string());
+    // The pages, from this checkout.
+    env.insert(
+        "GATEWAY_WEB_DIR".into(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../web").into(),
+    );
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }

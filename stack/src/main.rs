@@ -78,6 +78,10 @@ async fn run() -> anyhow::Result<()> {
         // The embedded default has no identity provider: the first admin signs in with a
         // short-lived token of the backend's own key (also `Authorization: Bearer` on the API).
         let token = tokens::mint(&env, &tokens::first_admin(), tokens::member_ttl(&env)?)?;
+        println!(
+            "pages: http://{}/  (candidates open their invitation link; members sign in below)",
+            a.gateway
+        );
         println!("admin sign-in: http://{}/?token={token}", a.gateway);
         println!("play an interview:  cargo run -p iv-stack --bin candidate-sim");
     }
