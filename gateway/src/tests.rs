@@ -194,7 +194,11 @@ async fn the_pages_are_served_from_the_web_directory_and_nothing_else_is() {
     std::fs::create_dir_all(web.join("app")).unwrap();
     std::fs::create_dir_all(web.join("node_modules/uplot/dist")).unwrap();
     std::fs::create_dir_all(web.join("node_modules/other")).unwrap();
-    std::fs::write(web.join("app/index.html"), "<!doctype html><title>t</title>").unwrap();
+    std::fs::write(
+        web.join("app/index.html"),
+        "<!doctype html><title>t</title>",
+    )
+    .unwrap();
     std::fs::write(web.join("app/main.js"), "export {};").unwrap();
     std::fs::write(web.join("node_modules/uplot/dist/uPlot.esm.js"), "x").unwrap();
     std::fs::write(web.join("node_modules/other/secret.js"), "x").unwrap();
@@ -205,19 +209,23 @@ async fn the_pages_are_served_from_the_web_directory_and_nothing_else_is() {
 
     let index = fetch("/?invitation=abc").await.unwrap();
     assert_eq!(index.status(), StatusCode::OK);
-    assert!(index.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let csp = index.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
     assert_eq!(index.headers()["referrer-policy"], "no-referrer");
     let script = fetch("/app/main.js").await.unwrap();
     assert_eq!(script.status(), StatusCode::OK);
-    assert!(script.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .contains("javascript"));
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
     assert_eq!(
         fetch("/vendor/uplot/uPlot.esm.js").await.unwrap().status(),
         StatusCode::OK

@@ -190,6 +190,48 @@ pub struct EngagementSummary {
     pub composure: Option<f32>,
     pub emotion_distribution: std::collections::BTreeMap<String, u32>,
     pub blink_count: i32,
+    /// Attention over the interview, for the report's timeline: at most [`TIMELINE_POINTS`]
+    /// points, each summing up a stretch of consecutive frames.
+    #[serde(default)]
+    pub timeline: Vec<AttentionPoint>,
+}
+
+/// Enough points for a timeline a page wide (one every ~2 points of a printed line) while a
+/// stored score stays small whatever the interview's length.
+pub const TIMELINE_POINTS: usize = 200;
+
+/// A stretch of frames on the attention timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AttentionPoint {
+    /// When the stretch starts, from the first analysed frame.
+    pub offset_ms: i64,
+    /// Mean attention (0..1) of the stretch's frames with a face; `None` when no face was in
+    /// view during the whole stretch.
+    pub attention: Option<f32>,
+}
+
+/// The frames as at most [`TIMELINE_POINTS`] stretches of equal frame counts, in time order.
+pub fn attention_timeline(frames: &[FrameSample]) -> Vec<AttentionPoint> {
+    let Some(first) = frames.iter().map(|f| f.timestamp).min() else {
+        return Vec::new();
+    };
+    let mut ordered: Vec<&FrameSample> = frames.iter().collect();
+    ordered.sort_by_key(|f| f.timestamp);
+    let per_point = ordered.len().div_ceil(TIMELINE_POINTS);
+    ordered
+        .chunks(per_point)
+        .map(|stretch| {
+            let seen: Vec<f32> = stretch
+                .iter()
+                .filter(|f| f.face_present)
+                .map(|f| f.attention.clamp(0.0, 1.0))
+                .collect();
+            AttentionPoint {
+                offset_ms: stretch[0].timestamp - first,
+                attention: (!seen.is_empty()).then(|| seen.iter().sum::<f32>() / seen.len() as f32),
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -508,9 +550,11 @@ fn engagement(
 ) -> (Component, EngagementSummary) {
     let mut summary = EngagementSummary {
         frames_analyzed: frames.len() as u32,
+        timeline: attention_timeline(frames),
         ..Default::default()
     };
     if policy == AnalysisPolicy::Off {
+        summary.timeline.clear();
         return (
             insufficient(
                 ComponentName::Engagement,
@@ -689,6 +733,28 @@ mod tests {
                 blink_count: 0,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_attention_timeline_sums_up_stretches_of_frames_in_time_order() {
+        // 300 frames of attention 0.8, then 300 with no face, then 300 at 0.4: 10 ms apart.
+        let mut all = frames(300, true, "neutral", 0.8);
+        all.extend(frames(300, false, "", 0.0));
+        all.extend(frames(300, true, "neutral", 0.4));
+        for (i, f) in all.iter_mut().enumerate() {
+            f.timestamp = 1_000_000 + i as i64 * 10;
+        }
+        all.reverse(); // arrival order does not matter
+        let timeline = attention_timeline(&all);
+        assert!(timeline.len() <= TIMELINE_POINTS && timeline.len() >= TIMELINE_POINTS / 2);
+        assert_eq!(timeline[0].offset_ms, 0);
+        assert!(timeline.windows(2).all(|w| w[0].offset_ms < w[1].offset_ms));
+        assert_eq!(timeline[0].attention, Some(0.8));
+        assert_eq!(timeline[timeline.len() / 2].attention, None);
+        assert_eq!(timeline.last().unwrap().attention, Some(0.4));
+        assert!(attention_timeline(&[]).is_empty());
+        // A short interview keeps every frame.
+        assert_eq!(attention_timeline(&frames(20, true, "", 0.5)).len(), 20);
     }
 
     fn good_answers() -> Vec<AnswerInput> {

@@ -154,11 +154,16 @@ impl Browser {
 
     /// Saves what the page shows as `screenshots/<name>.png` at the repository's root.
     pub async fn screenshot(&self, name: &str) {
+        if let Ok(png) = self.client.screenshot().await {
+            self.keep(&format!("{name}.png"), &png);
+        }
+    }
+
+    /// Keeps a file of the run (a screenshot, a download) in `screenshots/`, ignored by git.
+    pub fn keep(&self, name: &str, bytes: &[u8]) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../screenshots");
         std::fs::create_dir_all(&dir).unwrap();
-        if let Ok(png) = self.client.screenshot().await {
-            std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-        }
+        std::fs::write(dir.join(name), bytes).unwrap();
     }
 
     /// axe-core's serious and critical violations on the page as it is now, as

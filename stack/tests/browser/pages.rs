@@ -318,6 +318,12 @@ async fn a_candidate_takes_the_interview_in_the_browser_and_the_recruiter_reads_
         })
         .await;
     assert!(pdf.len() > 1000);
+    let text = String::from_utf8_lossy(&pdf);
+    assert!(
+        text.contains("Attention over the interview"),
+        "the PDF draws the attention timeline"
+    );
+    browser.keep("report.pdf", &pdf);
 
     browser.goto(&t.url("/#/new")).await;
     browser.wait_heading("New interview").await;

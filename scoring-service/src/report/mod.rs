@@ -4,7 +4,6 @@
 //! can never be part of a report.
 
 use iv_contracts::policy::AnalysisPolicy;
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 use serde::{Deserialize, Serialize};
 
 use crate::answer::PointEvidence;
@@ -111,13 +110,14 @@ pub fn build(score: &Score, include_emotions: bool, now_ms: i64) -> Report {
     }
 }
 
-/// The report as text lines (heading flag, text), shared by the PDF and tests.
-/// One line of the PDF: a heading, text, or the block where the score bars are drawn.
+/// One line of the report as the PDF lays it out: a heading, text, or a block where a picture
+/// is drawn (the score bars, the attention timeline).
 #[derive(Debug, Clone, PartialEq)]
 enum Line {
     Heading(String),
     Text(String),
     ScoreBars,
+    AttentionTimeline,
 }
 
 #[cfg(test)]
@@ -125,7 +125,7 @@ impl Line {
     fn text(&self) -> &str {
         match self {
             Self::Heading(t) | Self::Text(t) => t,
-            Self::ScoreBars => "",
+            Self::ScoreBars | Self::AttentionTimeline => "",
         }
     }
 }
@@ -226,6 +226,12 @@ fn lines(report: &Report) -> Vec<Line> {
         if let Some(a) = e.mean_attention {
             out.push(Line::Text(format!("Mean attention {:.0}%", a * 100.0)));
         }
+        if !e.timeline.is_empty() {
+            out.push(Line::Text(
+                "Attention over the interview (shaded: no face in view):".into(),
+            ));
+            out.push(Line::AttentionTimeline);
+        }
         if !e.emotion_distribution.is_empty() {
             let dist: Vec<String> = e
                 .emotion_distribution
@@ -259,163 +265,13 @@ fn utc_minute(ms: i64) -> String {
     )
 }
 
-/// Wraps a line at `width` characters on word boundaries.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let indent: String = text.chars().take_while(|c| *c == ' ').collect();
-    let mut lines = Vec::new();
-    let mut current = indent.clone();
-    for word in text.split_whitespace() {
-        if current.trim().is_empty() {
-            current = format!("{indent}{word}");
-        } else if current.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::replace(&mut current, format!("{indent}{word}")));
-        } else {
-            current.push(' ');
-            current.push_str(word);
-        }
-    }
-    lines.push(current);
-    lines
-}
+mod pdf;
 
-/// WinAnsi text for the standard Helvetica font; characters it cannot show become '?'.
-fn win_ansi(text: &str) -> Vec<u8> {
-    text.chars()
-        .map(|c| {
-            if (c as u32) < 256 && c != '\u{7f}' {
-                c as u8
-            } else {
-                b'?'
-            }
-        })
-        .collect()
-}
-
-/// Score bars: the labels' column, then 0..100 across this many points.
-const BARS_LEFT: f32 = 200.0;
-const BARS_WIDTH: f32 = 250.0;
-const BAR_HEIGHT: f32 = 9.0;
-/// One bar per component, this far apart (a little over a text line, so labels stay clear).
-const BAR_STEP: f32 = 16.0;
-
-/// How long one component's bar is drawn, in points; `None` when it has no score.
-fn bar_width(score: Option<f32>) -> Option<f32> {
-    score.map(|s| s.clamp(0.0, 100.0) / 100.0 * BARS_WIDTH)
-}
-
-/// Renders the report as an A4 PDF using the standard Helvetica fonts (nothing embedded), with
-/// the scores drawn as bars (vector graphics) beside their text.
-pub fn to_pdf(report: &Report) -> Vec<u8> {
-    const TOP: f32 = 800.0;
-    const BOTTOM: f32 = 50.0;
-    const LEADING: f32 = 14.0;
-    let height = |line: &Line| match line {
-        Line::Heading(_) => LEADING * 1.5,
-        Line::Text(_) => LEADING,
-        Line::ScoreBars => report.components.len() as f32 * BAR_STEP + LEADING / 2.0,
-    };
-    let mut pages: Vec<Vec<Line>> = vec![Vec::new()];
-    let mut y = TOP;
-    for line in lines(report) {
-        let parts = match line {
-            Line::Heading(t) => wrap(&t, 95).into_iter().map(Line::Heading).collect(),
-            Line::Text(t) => wrap(&t, 95).into_iter().map(Line::Text).collect(),
-            Line::ScoreBars => vec![Line::ScoreBars],
-        };
-        for part in parts {
-            if y < BOTTOM || (part == Line::ScoreBars && y - height(&part) < BOTTOM) {
-                pages.push(Vec::new());
-                y = TOP;
-            }
-            y -= height(&part);
-            pages.last_mut().expect("at least one page").push(part);
-        }
-    }
-
-    let catalog = Ref::new(1);
-    let tree = Ref::new(2);
-    let regular = Ref::new(3);
-    let bold = Ref::new(4);
-    let mut pdf = Pdf::new();
-    pdf.catalog(catalog).pages(tree);
-    pdf.type1_font(regular)
-        .base_font(Name(b"Helvetica"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    pdf.type1_font(bold)
-        .base_font(Name(b"Helvetica-Bold"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    let mut kids = Vec::new();
-    for (i, page_lines) in pages.iter().enumerate() {
-        let page_id = Ref::new(5 + 2 * i as i32);
-        let content_id = Ref::new(6 + 2 * i as i32);
-        kids.push(page_id);
-        let mut page = pdf.page(page_id);
-        page.media_box(Rect::new(0.0, 0.0, 595.0, 842.0))
-            .parent(tree)
-            .contents(content_id);
-        page.resources()
-            .fonts()
-            .pair(Name(b"F1"), regular)
-            .pair(Name(b"F2"), bold);
-        page.finish();
-
-        let mut content = Content::new();
-        let mut y = TOP;
-        for line in page_lines {
-            match line {
-                Line::Heading(text) => show(&mut content, Name(b"F2"), 14.0, 50.0, y, text),
-                Line::Text(text) => show(&mut content, Name(b"F1"), 10.0, 50.0, y, text),
-                Line::ScoreBars => draw_bars(&mut content, &report.components, y),
-            }
-            y -= height(line);
-        }
-        pdf.stream(content_id, &content.finish());
-    }
-    let count = kids.len() as i32;
-    pdf.pages(tree).kids(kids).count(count);
-    pdf.finish()
-}
-
-fn show(content: &mut Content, font: Name, size: f32, x: f32, y: f32, text: &str) {
-    content.begin_text();
-    content.set_font(font, size);
-    content.next_line(x, y);
-    content.show(Str(&win_ansi(text)));
-    content.end_text();
-}
-
-/// One row per component below `top`: its name, a grey track for 0..100, the score as a filled
-/// bar over it, and the number; a component without a score says so instead of a bar.
-fn draw_bars(content: &mut Content, components: &[Component], top: f32) {
-    for (i, c) in components.iter().enumerate() {
-        let y = top - i as f32 * BAR_STEP;
-        show(content, Name(b"F1"), 10.0, 50.0, y, &c.name.to_string());
-        content.set_fill_rgb(0.9, 0.9, 0.9);
-        content.rect(BARS_LEFT, y - 1.0, BARS_WIDTH, BAR_HEIGHT);
-        content.fill_nonzero();
-        let label = match bar_width(c.score) {
-            Some(width) => {
-                content.set_fill_rgb(0.15, 0.35, 0.65);
-                content.rect(BARS_LEFT, y - 1.0, width, BAR_HEIGHT);
-                content.fill_nonzero();
-                format!("{:.0}", c.score.unwrap_or_default())
-            }
-            None => "insufficient data".to_string(),
-        };
-        content.set_fill_gray(0.0);
-        show(
-            content,
-            Name(b"F1"),
-            10.0,
-            BARS_LEFT + BARS_WIDTH + 8.0,
-            y,
-            &label,
-        );
-    }
-}
+pub use pdf::to_pdf;
 
 #[cfg(test)]
 mod tests {
+    use super::pdf::{BARS_WIDTH, bar_width, wrap};
     use super::*;
     use crate::answer::AnswerInput;
     use crate::overall::{ScoreInput, analyze_answers, calculate};
@@ -484,6 +340,43 @@ mod tests {
         report.components.truncate(1);
         assert_eq!(rects(&report), 2);
         assert!(lines(&report).contains(&Line::ScoreBars));
+    }
+
+    #[test]
+    fn the_pdf_draws_attention_over_time_with_the_stretches_out_of_view_shaded() {
+        let mut report = build(&score(), true, 6);
+        let pdf = |r: &Report| String::from_utf8_lossy(&to_pdf(r)).into_owned();
+        let without = pdf(&report);
+        assert!(!without.contains("Attention over the interview"));
+        let point = |offset_ms, attention| crate::overall::AttentionPoint {
+            offset_ms,
+            attention,
+        };
+        let engagement = report.engagement.as_mut().unwrap();
+        engagement.timeline = vec![
+            point(0, Some(0.9)),
+            point(1000, Some(0.8)),
+            point(2000, None),
+            point(3000, None),
+            point(4000, Some(0.5)),
+            point(5000, None),
+        ];
+        let with = pdf(&report);
+        assert!(with.contains("Attention over the interview"));
+        let rects = |text: &str| text.matches(" re\n").count();
+        // The plot's frame, and one shaded rectangle per stretch out of view (two here).
+        assert_eq!(rects(&with), rects(&without) + 1 + 2);
+        // Two runs of attention: each starts with a move, and every stretch is a line across.
+        assert_eq!(
+            with.matches(" m\n").count() - without.matches(" m\n").count(),
+            1 + 2
+        );
+        assert!(
+            with.contains("6 s"),
+            "the time axis ends at the last stretch's end"
+        );
+        assert_eq!(super::pdf::timeline_x(0, 6000), 90.0);
+        assert_eq!(super::pdf::timeline_x(6000, 6000), 510.0);
     }
 
     #[test]
