@@ -185,9 +185,16 @@ impl Browser {
             )
             .await
             .unwrap();
+        let found = found.as_array().unwrap();
+        // Every finding goes to the test's output, so the figures of any run can be read.
+        for v in found {
+            eprintln!(
+                "axe: {} ({}): {} node(s), {}",
+                v["id"], v["impact"], v["nodes"], v["help"]
+            );
+        }
+        eprintln!("axe: {} rule(s) violated in all", found.len());
         found
-            .as_array()
-            .unwrap()
             .iter()
             .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
             .map(|v| {

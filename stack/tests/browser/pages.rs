@@ -329,6 +329,47 @@ async fn a_candidate_takes_the_interview_in_the_browser_and_the_recruiter_reads_
     browser.wait_heading("New interview").await;
     browser.screenshot("dashboard-4-new-interview").await;
     accessible(&browser, "new interview").await;
+    // The recruiter invites a second candidate, under the stricter policy, and gets the link.
+    let input = |name: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .client
+                .find(Locator::Css(&format!("[name={name}]")))
+                .await
+                .unwrap()
+        }
+    };
+    input("candidate_name")
+        .await
+        .send_keys("Grace Form")
+        .await
+        .unwrap();
+    input("user_id").await.send_keys("cand-form").await.unwrap();
+    input("policy")
+        .await
+        .select_by_value("engagement")
+        .await
+        .unwrap();
+    browser.click("Create and get the invitation link").await;
+    browser.wait_heading("Interview created").await;
+    let invitation = browser
+        .wait_for("#invitation-link")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        invitation.starts_with(&t.url("/?invitation=")),
+        "an absolute invitation link: {invitation}"
+    );
+    browser.screenshot("dashboard-5-invitation").await;
+    accessible(&browser, "invitation").await;
+    let listed = t.get("/api/v1/interviews?q=Grace").await.json();
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert_eq!(listed["interviews"][0]["policy"], "engagement");
+    assert_eq!(listed["interviews"][0]["user_id"], "cand-form");
     browser.close().await;
     t.stop().await;
 }
