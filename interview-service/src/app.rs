@@ -50,6 +50,9 @@ pub struct StartRequest {
     /// Whom the interview is for (shown to the recruiter; `user_id` when not given).
     #[serde(default)]
     pub candidate_name: Option<String>,
+    /// The position applied for, shown to the candidate (at most 128 characters).
+    #[serde(default)]
+    pub job_title: Option<String>,
     /// How long the invitation stays valid, hours (default [`INVITATION_HOURS`]).
     #[serde(default)]
     pub expires_in_hours: Option<u32>,
@@ -230,6 +233,12 @@ impl InterviewApp {
                 "candidate_name is at most 128 characters".into(),
             ));
         }
+        let job_title = req.job_title.as_deref().map(str::trim).unwrap_or_default();
+        if job_title.chars().count() > 128 {
+            return Err(InterviewError::InvalidArgument(
+                "job_title is at most 128 characters".into(),
+            ));
+        }
         let hours = req.expires_in_hours.unwrap_or(INVITATION_HOURS);
         if !(1..=MAX_INVITATION_HOURS).contains(&hours) {
             return Err(InterviewError::InvalidArgument(format!(
@@ -255,6 +264,7 @@ impl InterviewApp {
             org,
             user_id: user_id.to_string(),
             candidate_name: candidate_name.to_string(),
+            job_title: job_title.to_string(),
             expires_at: Some(now_millis() + i64::from(hours) * 3_600_000),
             state: SessionState::Created,
             policy,

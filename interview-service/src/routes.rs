@@ -354,6 +354,8 @@ pub struct SessionView {
     pub id: String,
     pub user_id: String,
     pub candidate_name: String,
+    /// The position applied for (may be empty).
+    pub job_title: String,
     /// When the invitation runs out, epoch milliseconds.
     pub expires_at: Option<i64>,
     pub state: crate::store::SessionState,
@@ -409,6 +411,7 @@ impl SessionView {
             id: s.id.clone(),
             user_id: s.user_id.clone(),
             candidate_name: s.candidate_name.clone(),
+            job_title: s.job_title.clone(),
             expires_at: s.expires_at,
             state: s.state,
             policy: s.policy.as_str(),

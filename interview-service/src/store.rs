@@ -30,7 +30,8 @@ pub const SCHEMA: &[&str] = &[
         overall_score DOUBLE PRECISION,
         org_id TEXT NOT NULL DEFAULT '',
         candidate_name TEXT NOT NULL DEFAULT '',
-        expires_at BIGINT
+        expires_at BIGINT,
+        job_title TEXT NOT NULL DEFAULT ''
     )",
     "CREATE TABLE IF NOT EXISTS answers (
         session_id TEXT NOT NULL,
@@ -67,6 +68,11 @@ pub const ADDED_COLUMNS: &[AddedColumn] = &[
         table: "interviews",
         column: "expires_at",
         definition: "BIGINT",
+    },
+    AddedColumn {
+        table: "interviews",
+        column: "job_title",
+        definition: "TEXT NOT NULL DEFAULT ''",
     },
 ];
 
@@ -109,6 +115,9 @@ pub struct Session {
     pub user_id: String,
     /// Whom the interview is for, as the recruiter named them.
     pub candidate_name: String,
+    /// The position the candidate applies for, as the recruiter named it (may be empty): the
+    /// candidate's page shows it on the welcome.
+    pub job_title: String,
     /// When the invitation (and the candidate's token) runs out, epoch milliseconds.
     pub expires_at: Option<i64>,
     pub state: SessionState,
@@ -136,7 +145,7 @@ pub(crate) const SESSION_COLUMNS: &str =
     "id, user_id, state, policy, consent, questions, current_index, frames_received,
      frames_analyzed, frames_deferred, frames_skipped, created_at, started_at, completed_at,
      report_ready, overall_score, org_id, candidate_name, expires_at, consent_version,
-     consent_sha256, consent_given_at";
+     consent_sha256, consent_given_at, job_title";
 
 impl Session {
     /// A session from a row holding [`SESSION_COLUMNS`].
@@ -147,6 +156,7 @@ impl Session {
             id: row.try_get("id")?,
             org: OrgId(row.try_get("org_id")?),
             candidate_name: row.try_get("candidate_name")?,
+            job_title: row.try_get("job_title")?,
             expires_at: row.try_get("expires_at")?,
             user_id: row.try_get("user_id")?,
             state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
@@ -232,8 +242,8 @@ impl InterviewStore {
         sqlx::query(
             "INSERT INTO interviews (id, user_id, state, policy, consent, questions, current_index, frames_received,
                 frames_analyzed, frames_deferred, created_at, report_ready, org_id, candidate_name,
-                expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, $7, 0, $8, $9, $10)",
+                expires_at, job_title)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, $7, 0, $8, $9, $10, $11)",
         )
         .bind(&s.id)
         .bind(&s.user_id)
@@ -245,6 +255,7 @@ impl InterviewStore {
         .bind(&s.org.0)
         .bind(&s.candidate_name)
         .bind(s.expires_at)
+        .bind(&s.job_title)
         .execute(&self.pool)
         .await?;
         Ok(())

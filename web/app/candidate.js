@@ -77,6 +77,7 @@ class CandidatePage {
     show(this.root,
       h('h1', null, resuming ? 'Welcome back' : 'Welcome to your interview'),
       h('p', null, s.candidate_name ? `Hello ${s.candidate_name}.` : 'Hello.'),
+      s.job_title ? h('p', { class: 'position' }, 'Position: ', h('strong', null, s.job_title)) : null,
       h('ul', { class: 'facts' },
         h('li', null, `${s.total_questions} questions, one at a time`),
         h('li', null, `About ${s.total_questions * MINUTES_PER_QUESTION} minutes`),

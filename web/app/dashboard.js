@@ -122,6 +122,7 @@ function newInterview(root, api) {
       expires_in_hours: Number(data.get('expires_in_hours')),
     };
     if (data.get('policy')) body.policy = data.get('policy');
+    if (data.get('job_title').trim()) body.job_title = data.get('job_title').trim();
     if (custom.checked) body.questions = editor.read();
     try {
       const created = await api.post('/api/v1/interviews/start', body);
@@ -135,6 +136,7 @@ function newInterview(root, api) {
     h('form', { onsubmit: submit, class: 'stack' },
       field('Candidate name', h('input', { name: 'candidate_name', required: true, autocomplete: 'off' })),
       field('Candidate id', h('input', { name: 'user_id', required: true, autocomplete: 'off' }), 'Your reference for this candidate, such as an applicant number.'),
+      field('Position', h('input', { name: 'job_title', maxlength: 128, autocomplete: 'off' }), 'The job the candidate applies for; their page shows it.'),
       field('Analysis policy', h('select', { name: 'policy' },
         h('option', { value: '' }, 'The organisation\'s default'),
         Object.entries(POLICIES).map(([v, t]) => h('option', { value: v }, t)))),
@@ -200,6 +202,7 @@ async function interviewPage(root, api, id, who) {
     h('dl', { class: 'facts' },
       h('dt', null, 'Status'), h('dd', null, STATES[session.state] ?? session.state),
       h('dt', null, 'Candidate id'), h('dd', null, session.user_id),
+      h('dt', null, 'Position'), h('dd', null, session.job_title || '—'),
       h('dt', null, 'Policy'), h('dd', null, POLICIES[session.policy] ?? session.policy),
       h('dt', null, 'Consent'), h('dd', null, session.consent_state),
       h('dt', null, 'Created'), h('dd', null, fmt.date(session.created_at)),

@@ -112,10 +112,11 @@ async fn an_invitation_opens_its_interview_until_the_interview_expires() {
     use iv_platform::auth::{OrgId, Principal};
     use iv_platform::testing::as_caller;
     let f = Fixture::new().await;
-    let body = json!({"user_id": "c1", "candidate_name": "Ada", "expires_in_hours": 2});
+    let body = json!({"user_id": "c1", "candidate_name": "Ada", "expires_in_hours": 2, "job_title": " Backend engineer "});
     let (status, created) = call(&app(&f), post_json("/api/v1/interviews/start", &body)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["candidate_name"], "Ada");
+    assert_eq!(created["job_title"], "Backend engineer");
     let id = created["id"].as_str().unwrap().to_string();
     let hours = (created["expires_at"].as_i64().unwrap() - created["created_at"].as_i64().unwrap())
         as f64
@@ -131,6 +132,20 @@ async fn an_invitation_opens_its_interview_until_the_interview_expires() {
     let path = format!("/api/v1/interviews/{id}/status");
     let (status, _) = call(&app(&f), as_caller(get(&path), candidate.clone())).await;
     assert_eq!(status, StatusCode::OK);
+    // The candidate reads the position they were invited for on their page.
+    let (_, session) = call(
+        &app(&f),
+        as_caller(get(&format!("/api/v1/interviews/{id}")), candidate.clone()),
+    )
+    .await;
+    assert_eq!(session["job_title"], "Backend engineer");
+    let long = json!({"user_id": "c", "job_title": "x".repeat(129)});
+    let (status, body) = call(&app(&f), post_json("/api/v1/interviews/start", &long)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_ARGUMENT")),
+        "{body}"
+    );
     sqlx::query("UPDATE interviews SET expires_at = 1 WHERE id = $1")
         .bind(&id)
         .execute(f.app.store.pool())

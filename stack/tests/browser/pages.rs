@@ -61,7 +61,12 @@ async fn a_candidate_takes_the_interview_in_the_browser_and_the_recruiter_reads_
     let created = t
         .post(
             "/api/v1/interviews/start",
-            &json!({"user_id": "cand-browser", "candidate_name": "Ada Browser", "questions": questions()}),
+            &json!({
+                "user_id": "cand-browser",
+                "candidate_name": "Ada Browser",
+                "job_title": "Backend engineer",
+                "questions": questions(),
+            }),
         )
         .await;
     assert_eq!(created.status, 201);
@@ -77,6 +82,8 @@ async fn a_candidate_takes_the_interview_in_the_browser_and_the_recruiter_reads_
         url.query().is_none(),
         "the invitation token leaves the address bar: {url}"
     );
+    let position = browser.wait_for(".position").await.text().await.unwrap();
+    assert_eq!(position, "Position: Backend engineer");
     browser.screenshot("candidate-1-welcome").await;
     accessible(&browser, "welcome").await;
     browser.click("Begin").await;
@@ -346,6 +353,7 @@ async fn a_candidate_takes_the_interview_in_the_browser_and_the_recruiter_reads_
         .await
         .unwrap();
     input("user_id").await.send_keys("cand-form").await.unwrap();
+    input("job_title").await.send_keys("Data engineer").await.unwrap();
     input("policy")
         .await
         .select_by_value("engagement")
@@ -370,6 +378,9 @@ async fn a_candidate_takes_the_interview_in_the_browser_and_the_recruiter_reads_
     assert_eq!(listed["total"], 1, "{listed}");
     assert_eq!(listed["interviews"][0]["policy"], "engagement");
     assert_eq!(listed["interviews"][0]["user_id"], "cand-form");
+    let id = listed["interviews"][0]["id"].as_str().unwrap();
+    let invited = t.get(&format!("/api/v1/interviews/{id}")).await.json();
+    assert_eq!(invited["job_title"], "Data engineer");
     browser.close().await;
     t.stop().await;
 }
