@@ -29,6 +29,15 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A port nothing listens on now, for a process of the test's own to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn fresh_dir() -> PathBuf {
     std::env::temp_dir().join(unique("iv-e2e-"))
 }

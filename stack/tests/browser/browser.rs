@@ -29,7 +29,7 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start(camera: Camera) -> Browser {
-        let port = free_port();
+        let port = iv_test_support::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -209,14 +209,6 @@ impl Browser {
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn slug(text: &str) -> String {

@@ -45,6 +45,13 @@ fn camera_video() -> std::path::PathBuf {
     file
 }
 
+/// Ticks the consent box and goes on.
+async fn consent(browser: &Browser) {
+    let box_ = browser.wait_for("#consent-box").await;
+    box_.click().await.unwrap();
+    browser.click("I consent, continue").await;
+}
+
 /// Fails with the list when axe finds serious or critical violations on the page.
 async fn accessible(browser: &Browser, page: &str) {
     let violations = browser.accessibility_violations().await;
@@ -93,13 +100,7 @@ async fn a_candidate_takes_the_interview_in_the_browser_and_the_recruiter_reads_
     accessible(&browser, "consent").await;
     let before = t.get(&format!("/api/v1/interviews/{id}")).await.json();
     assert_eq!(before["frames_received"], 0, "nothing sent before consent");
-    browser
-        .wait_for("#consent-box")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser.click("I consent, continue").await;
+    consent(&browser).await;
 
     browser.wait_heading("Camera check").await;
     // The backend's face detection must find the one face, centred, before the candidate goes on.
@@ -353,7 +354,11 @@ async fn a_candidate_takes_the_interview_in_the_browser_and_the_recruiter_reads_
         .await
         .unwrap();
     input("user_id").await.send_keys("cand-form").await.unwrap();
-    input("job_title").await.send_keys("Data engineer").await.unwrap();
+    input("job_title")
+        .await
+        .send_keys("Data engineer")
+        .await
+        .unwrap();
     input("policy")
         .await
         .select_by_value("engagement")
@@ -400,13 +405,7 @@ async fn a_candidate_without_a_camera_is_told_what_to_do() {
         .goto(&t.url(created["invitation"]["path"].as_str().unwrap()))
         .await;
     browser.click("Begin").await;
-    browser
-        .wait_for("#consent-box")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser.click("I consent, continue").await;
+    consent(&browser).await;
     browser.wait_heading("Your camera is needed").await;
     let advice = browser.wait_for("[role=alert]").await.text().await.unwrap();
     assert!(

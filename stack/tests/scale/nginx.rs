@@ -20,7 +20,7 @@ use tokio::process::{Child, Command};
 
 use iv_test_support::ServiceProcess;
 use iv_test_support::eventually;
-use iv_test_support::{fresh_dir, fresh_pg_database, ws_connect, ws_send, ws_until};
+use iv_test_support::{free_port, fresh_dir, fresh_pg_database, ws_connect, ws_send, ws_until};
 
 fn nginx_binary() -> PathBuf {
     ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
@@ -169,14 +169,6 @@ impl Drop for Nginx {
         }
         let _ = self.child.start_kill();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
