@@ -295,7 +295,9 @@ class CandidatePage {
       }
       this.errors.replaceChildren();
       send.disabled = true;
-      const answer = { question_id: q.id, transcript, duration: this.timer.seconds() };
+      // Typed, not spoken: no duration, so scoring does not judge a speaking pace (words per
+      // minute) that typing never reaches.
+      const answer = { question_id: q.id, transcript };
       sessionStorage.setItem(this.pendingKey, JSON.stringify(answer));
       if (!this.live.send('answer', answer)) {
         this.errors.replaceChildren(alertBox('Your answer is saved and will be sent when the connection is back.'));

@@ -289,6 +289,11 @@ async fn a_candidate_takes_the_interview_in_the_browser_and_the_recruiter_reads_
         "one point per timeline entry"
     );
     browser.wait_for("figure.chart canvas").await;
+    // Typed answers carry no duration, so no speaking pace is judged from typing speed.
+    let score = t.get(&format!("/api/v1/scores/session/{id}")).await.json();
+    for a in score["answers"].as_array().unwrap() {
+        assert!(a["analysis"]["words_per_minute"].is_null(), "{a}");
+    }
     let overall = browser.wait_for("[data-score]").await;
     assert_eq!(
         overall
