@@ -228,17 +228,11 @@ impl InterviewApp {
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .unwrap_or(user_id);
-        if candidate_name.chars().count() > 128 {
-            return Err(InterviewError::InvalidArgument(
-                "candidate_name is at most 128 characters".into(),
-            ));
-        }
-        let job_title = req.job_title.as_deref().map(str::trim).unwrap_or_default();
-        if job_title.chars().count() > 128 {
-            return Err(InterviewError::InvalidArgument(
-                "job_title is at most 128 characters".into(),
-            ));
-        }
+        let candidate_name = short_text("candidate_name", candidate_name)?;
+        let job_title = short_text(
+            "job_title",
+            req.job_title.as_deref().map(str::trim).unwrap_or_default(),
+        )?;
         let hours = req.expires_in_hours.unwrap_or(INVITATION_HOURS);
         if !(1..=MAX_INVITATION_HOURS).contains(&hours) {
             return Err(InterviewError::InvalidArgument(format!(
@@ -650,6 +644,19 @@ impl InterviewApp {
         );
         Ok(())
     }
+}
+
+/// Names people give (a candidate, a position) are kept to a line's length.
+const SHORT_TEXT_CHARS: usize = 128;
+
+/// `value`, or bad input naming `field` when it is longer than [`SHORT_TEXT_CHARS`].
+fn short_text<'a>(field: &str, value: &'a str) -> Result<&'a str, InterviewError> {
+    if value.chars().count() > SHORT_TEXT_CHARS {
+        return Err(InterviewError::InvalidArgument(format!(
+            "{field} is at most {SHORT_TEXT_CHARS} characters"
+        )));
+    }
+    Ok(value)
 }
 
 fn update_from(r: &EmotionResponse, frame_number: i64) -> EmotionUpdate {

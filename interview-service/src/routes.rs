@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use iv_platform::CancellationToken;
 use iv_platform::auth::{Caller, Principal};
-use iv_platform::errors::AppJson;
+use iv_platform::errors::{AppJson, AppQuery};
 use iv_platform::health::Health;
 use iv_platform::http;
 use serde::{Deserialize, Serialize};
@@ -485,13 +485,8 @@ async fn start(
 async fn interviews(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    query: Result<
-        axum::extract::Query<crate::listing::Listing>,
-        axum::extract::rejection::QueryRejection,
-    >,
+    AppQuery(listing): AppQuery<crate::listing::Listing>,
 ) -> Result<Json<crate::listing::Page>, InterviewError> {
-    let axum::extract::Query(listing) =
-        query.map_err(|e| InterviewError::InvalidArgument(e.body_text()))?;
     Ok(Json(s.app.interviews(&caller, &listing).await?))
 }
 
@@ -573,10 +568,8 @@ async fn report(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    query: Result<axum::extract::Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+    AppQuery(q): AppQuery<ReportQuery>,
 ) -> Result<Response, InterviewError> {
-    let axum::extract::Query(q) =
-        query.map_err(|e| InterviewError::InvalidArgument(e.body_text()))?;
     let r = s
         .app
         .report(&caller, &id, &q.format, q.include_emotions)
@@ -628,10 +621,8 @@ struct AuditList {
 async fn audit_trail(
     State(s): State<AppState>,
     Caller(caller): Caller,
-    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    AppQuery(q): AppQuery<AuditQuery>,
 ) -> Result<Json<AuditList>, InterviewError> {
-    let axum::extract::Query(q) =
-        query.map_err(|e| InterviewError::InvalidArgument(e.body_text()))?;
     let entries = s
         .app
         .audit_trail(

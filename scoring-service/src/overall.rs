@@ -212,11 +212,11 @@ pub struct AttentionPoint {
 
 /// The frames as at most [`TIMELINE_POINTS`] stretches of equal frame counts, in time order.
 pub fn attention_timeline(frames: &[FrameSample]) -> Vec<AttentionPoint> {
-    let Some(first) = frames.iter().map(|f| f.timestamp).min() else {
-        return Vec::new();
-    };
     let mut ordered: Vec<&FrameSample> = frames.iter().collect();
     ordered.sort_by_key(|f| f.timestamp);
+    let Some(first) = ordered.first().map(|f| f.timestamp) else {
+        return Vec::new();
+    };
     let per_point = ordered.len().div_ceil(TIMELINE_POINTS);
     ordered
         .chunks(per_point)
@@ -550,11 +550,9 @@ fn engagement(
 ) -> (Component, EngagementSummary) {
     let mut summary = EngagementSummary {
         frames_analyzed: frames.len() as u32,
-        timeline: attention_timeline(frames),
         ..Default::default()
     };
     if policy == AnalysisPolicy::Off {
-        summary.timeline.clear();
         return (
             insufficient(
                 ComponentName::Engagement,
@@ -563,6 +561,7 @@ fn engagement(
             summary,
         );
     }
+    summary.timeline = attention_timeline(frames);
     if frames.len() < MIN_FRAMES {
         let reason = format!(
             "Insufficient data: {} analysed frame(s); at least {MIN_FRAMES} are needed.",

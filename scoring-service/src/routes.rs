@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use iv_platform::auth::{Caller, Principal, Privileged};
-use iv_platform::errors::AppJson;
+use iv_platform::errors::{AppJson, AppQuery};
 use iv_platform::health::Health;
 use serde::Deserialize;
 
@@ -91,9 +91,8 @@ async fn report(
 async fn report_by_query(
     State(s): State<RestState>,
     Caller(caller): Caller,
-    query: Result<axum::extract::Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+    AppQuery(q): AppQuery<ReportQuery>,
 ) -> Result<Response, ScoringError> {
-    let axum::extract::Query(q) = query.map_err(|e| ScoringError::InvalidInput(e.body_text()))?;
     render(&s, &caller, q).await
 }
 

@@ -381,8 +381,9 @@ class CandidatePage {
       return this.fatal(error);
     }
     if (error.code === 'RATE_LIMITED' || error.code === 'IDLE_TIMEOUT') return undefined;
-    const slot = this.errors ?? this.root;
-    slot.replaceChildren?.(alertBox(error.message));
+    // Shown in the interview's error slot, or above whatever step the candidate is on.
+    if (this.stage === 'interview') this.errors.replaceChildren(alertBox(error.message));
+    else this.root.prepend(alertBox(error.message));
     const send = this.slot?.querySelector('button[type=submit]');
     if (send) send.disabled = false;
     return undefined;

@@ -5,7 +5,7 @@
 //! with a stable `code`; this module turns that into an HTTP response or a `tonic::Status`.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -213,6 +213,23 @@ impl From<JsonRejection> for ApiError {
         Self::new(class, code, rejection.body_text())
     }
 }
+
+/// A query string that does not parse is bad input like any field a service checks itself.
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(
+            ErrorClass::InvalidInput,
+            code::INVALID_ARGUMENT,
+            rejection.body_text(),
+        )
+    }
+}
+
+/// A query-string extractor whose rejection is the service's own error format (400
+/// `INVALID_ARGUMENT`), not axum's plain text.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct AppQuery<T>(pub T);
 
 /// A JSON extractor whose rejection is the service's own error format, not axum's plain text.
 #[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
