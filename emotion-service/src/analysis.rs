@@ -5,7 +5,8 @@ use iv_contracts::policy::AnalysisPolicy;
 use serde::{Deserialize, Serialize};
 
 /// A face's box in frame pixels, with the detector's confidence.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DetectedFace)]
 pub struct FaceBox {
     pub x: f32,
     pub y: f32,
@@ -14,7 +15,7 @@ pub struct FaceBox {
     pub confidence: f32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Point {
     pub x: f32,
     pub y: f32,
@@ -31,7 +32,7 @@ pub const EXPRESSIONS: [&str; 7] = [
     "surprised",
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Expression {
     pub label: String,
     pub confidence: f32,
@@ -39,7 +40,7 @@ pub struct Expression {
     pub probabilities: Vec<(String, f32)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeadPose {
     pub yaw: f32,
     pub pitch: f32,
@@ -47,7 +48,7 @@ pub struct HeadPose {
 }
 
 /// Everything one frame says about the candidate.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FrameAnalysis {
     /// Faces in the frame; when the detector was skipped (tracking), 1 for the tracked face.
     pub face_count: u32,

@@ -44,7 +44,7 @@ pub struct FrameInput {
     pub consent: Option<iv_contracts::emotion::ConsentProof>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BlinkStats {
     pub count: i64,
     /// Blinks per minute over the session so far.
@@ -56,7 +56,7 @@ pub struct BlinkStats {
     pub timestamps: Vec<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FrameResult {
     pub session_id: String,
     pub timestamp: i64,
@@ -66,7 +66,8 @@ pub struct FrameResult {
     pub blinks: BlinkStats,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = FaceTimelinePoint)]
 pub struct TimelinePoint {
     pub timestamp: i64,
     pub emotion: String,
@@ -80,7 +81,8 @@ pub struct TimelinePoint {
 }
 
 /// A continuous stretch of frames in one state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = FaceSpell)]
 pub struct Spell {
     pub started_at: i64,
     pub duration_ms: i64,
@@ -117,7 +119,8 @@ pub fn spells(frames: &[StoredFrame], inside: impl Fn(&StoredFrame) -> bool) -> 
     out
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = FaceSessionSummary)]
 pub struct SessionSummary {
     pub session_id: String,
     pub policy: AnalysisPolicy,

@@ -2,15 +2,16 @@
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use iv_contracts::policy::AnalysisPolicy;
 use iv_platform::auth::{Caller, Principal, Privileged};
 use iv_platform::errors::AppJson;
 use iv_platform::health::Health;
 use serde::Deserialize;
+use utoipa::OpenApi as _;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::app::{EmotionApp, FrameInput, FrameResult};
+use crate::app::{EmotionApp, FrameInput, FrameResult, SessionSummary};
 use crate::error::EmotionError;
 use crate::grpc::MAX_BATCH;
 use iv_frames::MAX_FRAME_BYTES;
@@ -21,12 +22,29 @@ pub struct RestState {
     pub health: Health,
 }
 
+/// Every public route, each described by its handler's `#[utoipa::path]`: a route cannot be added
+/// here without its description, nor described without being routed.
+fn api() -> OpenApiRouter<RestState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(analyze))
+        .routes(routes!(batch))
+        .routes(routes!(session))
+        .routes(routes!(health))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(tags((name = "emotions", description = "Face analysis of frames, and each session's summary.")))]
+struct ApiDoc;
+
+/// The emotion service's part of the public API's OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
 pub fn router(state: RestState) -> Router {
-    Router::new()
-        .route("/api/v1/emotions/analyze", post(analyze))
-        .route("/api/v1/emotions/batch", post(batch))
-        .route("/api/v1/emotions/session/{id}", get(session))
-        .route("/api/v1/emotions/health", get(health))
+    api()
+        .split_for_parts()
+        .0
         // base64 inflates by 4/3; a batch carries up to MAX_BATCH frames.
         .layer(DefaultBodyLimit::max(
             MAX_FRAME_BYTES * 4 / 3 * 8 + 64 * 1024,
@@ -34,7 +52,7 @@ pub fn router(state: RestState) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct FrameBody {
     pub session_id: String,
     /// Base64 of the JPEG or PNG bytes (a `data:` URL prefix is accepted).
@@ -58,7 +76,8 @@ pub struct FrameBody {
 }
 
 /// [`iv_contracts::emotion::ConsentProof`] as JSON.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = FrameConsent)]
 pub struct ConsentBody {
     pub notice_version: i64,
     pub notice_sha256: String,
@@ -100,7 +119,14 @@ impl FrameBody {
     }
 }
 
+/// Analyses one frame of a session: faces, landmarks, blinks, expression (when the policy
+/// allows it) and attention. For the backend's services and admins; candidates' frames come
+/// through the interview.
 /// Decodes base64 (standard alphabet, optional `data:image/...;base64,` prefix).
+#[utoipa::path(post, path = "/api/v1/emotions/analyze", operation_id = "analyze_frame", tag = "emotions",
+    security(("bearer" = ["service", "admin"])),
+    request_body = FrameBody,
+    responses((status = 200, description = "What the frame shows.", body = FrameResult)))]
 async fn analyze(
     State(s): State<RestState>,
     Privileged(caller): Privileged,
@@ -109,12 +135,17 @@ async fn analyze(
     Ok(Json(s.app.analyze(body.into_input(&caller)?).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct BatchBody {
     session_id: String,
     frames: Vec<FrameBody>,
 }
 
+/// Analyses up to 64 frames of one session, in order.
+#[utoipa::path(post, path = "/api/v1/emotions/batch", operation_id = "analyze_frames", tag = "emotions",
+    security(("bearer" = ["service", "admin"])),
+    request_body = BatchBody,
+    responses((status = 200, description = "Each frame's analysis, in order.", body = Vec<FrameResult>)))]
 async fn batch(
     State(s): State<RestState>,
     Privileged(caller): Privileged,
@@ -135,6 +166,11 @@ async fn batch(
     Ok(Json(results))
 }
 
+/// A session's summary: frame counts, blinks, attention, the timeline and its spells.
+#[utoipa::path(get, path = "/api/v1/emotions/session/{id}", operation_id = "face_session", tag = "emotions",
+    security(("bearer" = ["admin", "recruiter", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses((status = 200, description = "The session's summary.", body = SessionSummary)))]
 async fn session(
     State(s): State<RestState>,
     Caller(caller): Caller,
@@ -143,6 +179,10 @@ async fn session(
     Ok(Json(s.app.summary(&caller, &id).await?))
 }
 
+/// The service's health, by component (reachable without a token at `/health` too).
+#[utoipa::path(get, path = "/api/v1/emotions/health", operation_id = "emotion_health", tag = "emotions",
+    security(("bearer" = ["admin", "recruiter", "candidate", "service"])),
+    responses((status = 200, description = "Each component's state.", body = Object)))]
 async fn health(State(s): State<RestState>) -> impl IntoResponse {
     Json(s.health.report())
 }

@@ -8,8 +8,10 @@
 //! - [`proxy`]: HTTP forwarding and the WebSocket bridge.
 //! - [`edge`]: authentication, the identity passed on to the services, and rate limits.
 //! - [`pages`]: the candidate's page and the recruiter's dashboard, as static files.
+//! - [`openapi`]: the public API's OpenAPI document, the services' parts merged.
 
 pub mod edge;
+pub mod openapi;
 pub mod pages;
 pub mod proxy;
 
@@ -114,6 +116,15 @@ struct Sockets {
     idle: Duration,
 }
 
+/// The route groups of each service: every public path the services describe falls under one.
+pub const INTERVIEW_GROUPS: [&str; 3] = [
+    "/api/v1/organisation",
+    "/api/v1/audit",
+    "/api/v1/interviews",
+];
+pub const EMOTION_GROUPS: [&str; 1] = ["/api/v1/emotions"];
+pub const SCORING_GROUPS: [&str; 1] = ["/api/v1/scores"];
+
 /// A route group: every path under `prefix` goes to `upstream`.
 fn group(prefix: &str, upstream: Upstream) -> Router {
     let state = Group {
@@ -188,19 +199,22 @@ pub fn app(config: &Config) -> anyhow::Result<Router> {
             upstream: Arc::new(interview.clone()),
             idle: config.ws_idle,
         });
-    let api = Router::new()
-        .merge(group("/api/v1/organisation", interview.clone()))
-        .merge(group("/api/v1/audit", interview.clone()))
-        .merge(group("/api/v1/interviews", interview))
-        .merge(group(
-            "/api/v1/emotions",
+    let mut api = ws;
+    for (groups, upstream) in [
+        (&INTERVIEW_GROUPS[..], interview),
+        (
+            &EMOTION_GROUPS[..],
             upstream(&config.emotion, "emotion-service"),
-        ))
-        .merge(group(
-            "/api/v1/scores",
+        ),
+        (
+            &SCORING_GROUPS[..],
             upstream(&config.scoring, "scoring-service"),
-        ))
-        .merge(ws);
+        ),
+    ] {
+        for prefix in groups {
+            api = api.merge(group(prefix, upstream.clone()));
+        }
+    }
     let edge = edge::Edge::new(
         verifier,
         credential,
@@ -209,13 +223,14 @@ pub fn app(config: &Config) -> anyhow::Result<Router> {
     );
     edge.spawn_pruning();
     // Auth and rate limits guard the proxied routes only: health and metrics stay reachable for
-    // load balancers and Prometheus.
+    // load balancers and Prometheus, and the API's description for whoever reads it.
     let guarded = api.layer(middleware::from_fn_with_state(edge, edge::guard));
     let health = Health::new("gateway");
     Ok(http::observe(
         guarded
             .merge(health.router())
             .merge(pages::router(&config.web_dir))
+            .merge(openapi::router().context("describing the public API")?)
             .fallback(http::not_found),
         "gateway",
     ))

@@ -17,7 +17,7 @@ use tower::ServiceExt;
 use crate::{Config, app};
 
 /// Every upstream on port 1, where nothing listens; keys in a fresh data directory.
-fn config(extra: &[(&str, &str)]) -> Config {
+pub(crate) fn config(extra: &[(&str, &str)]) -> Config {
     let dir = std::env::temp_dir().join(format!("iv-gateway-{}", uuid::Uuid::new_v4()));
     let mut env: HashMap<String, String> = [
         ("INTERVIEW_URL", "http://127.0.0.1:1"),
@@ -47,7 +47,7 @@ fn token(config: &Config, subject: &str) -> String {
 }
 
 /// A GET from one client address (the rate limits key on it), with a bearer token when given.
-fn get(uri: &str, token: Option<&str>) -> Request<Body> {
+pub(crate) fn get(uri: &str, token: Option<&str>) -> Request<Body> {
     let mut request = iv_platform::testing::get(uri);
     let client: SocketAddr = ([127, 0, 0, 1], 40000).into();
     request.extensions_mut().insert(ConnectInfo(client));

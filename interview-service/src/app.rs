@@ -33,7 +33,7 @@ pub const SWEEP_BATCH: i64 = 100;
 /// An answer longer than an hour is a client bug, not an answer.
 pub const MAX_ANSWER_SECONDS: f32 = 3600.0;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct StartRequest {
     pub user_id: String,
     /// full, engagement or off; the organisation's default when absent, and never looser.

@@ -69,7 +69,7 @@ pub const ADDED_COLUMNS: &[AddedColumn] = &[
 ];
 
 /// Where an interview's consent stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ConsentState {
     /// Not given yet: nothing is analysed or scored.
@@ -80,7 +80,7 @@ pub enum ConsentState {
 }
 
 /// What was consented to, as each frame passes it on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Grant {
     pub notice_version: i64,
     pub notice_sha256: String,
@@ -145,7 +145,7 @@ impl Grant {
 pub const MAX_NOTICE_CHARS: usize = 20_000;
 
 /// A notice as the candidate reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Notice {
     pub org_id: String,
     pub policy: &'static str,
@@ -157,7 +157,7 @@ pub struct Notice {
 }
 
 /// What a candidate agreed to, when, and whether they took it back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Consent {
     pub interview_id: String,
     pub policy: String,

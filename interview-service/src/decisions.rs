@@ -27,7 +27,7 @@ pub const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS decisions (
 /// A reason long enough to explain, short enough to stay a reason.
 pub const MAX_REASON_CHARS: usize = 2000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Advance,
@@ -60,7 +60,7 @@ impl FromStr for Outcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     pub decision: Outcome,
     pub reason: String,

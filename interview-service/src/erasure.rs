@@ -59,7 +59,7 @@ const HELD: &[Held] = &[
 ];
 
 /// Why an interview was erased.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// A recruiter, an admin or the candidate asked.
@@ -85,7 +85,7 @@ impl Reason {
 }
 
 /// The proof of an erasure: who asked, when, and what each service deleted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub interview_id: String,
     pub org_id: String,

@@ -16,7 +16,7 @@ pub const MAX_LIMIT: i64 = 200;
 pub const DEFAULT_LIMIT: i64 = 50;
 
 /// What the list is ordered by.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SortKey {
     #[default]
@@ -39,7 +39,7 @@ impl SortKey {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
     Asc,
@@ -49,22 +49,28 @@ pub enum Order {
 }
 
 /// Which interviews, in what order, which page.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Listing {
     /// Only interviews in this state.
+    #[param(inline)]
     pub state: Option<SessionState>,
     /// Only candidates whose name or id contains this (any case).
     pub q: Option<String>,
     #[serde(default)]
+    #[param(inline)]
     pub sort: SortKey,
     #[serde(default)]
+    #[param(inline)]
     pub order: Order,
+    /// At most this many (50 unless said).
     pub limit: Option<i64>,
+    /// Skips this many first.
     pub offset: Option<i64>,
 }
 
 /// One row of the list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct InterviewSummary {
     pub id: String,
     pub candidate_name: String,
@@ -102,7 +108,7 @@ impl InterviewSummary {
 }
 
 /// A page of the list and how many interviews match in all.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page {
     pub interviews: Vec<InterviewSummary>,
     pub total: i64,

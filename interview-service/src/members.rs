@@ -40,7 +40,7 @@ pub const FIRST_ADMIN: &str = "admin";
 const MAX_SUBJECT: usize = 200;
 
 /// One member, as an admin sees them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub subject: String,
     pub role: Role,

@@ -13,7 +13,7 @@ use crate::questions::Question;
 use crate::sampling::Sampling;
 use crate::store::{Session, SessionState};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct FrameData {
     /// Ignored when present: the socket's session is authoritative.
     #[serde(default)]
@@ -27,7 +27,7 @@ pub struct FrameData {
     pub format: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct AnswerData {
     pub question_id: String,
     #[serde(default)]
@@ -80,7 +80,7 @@ impl ClientMessage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EmotionUpdate {
     /// Empty when the interview's policy forbids emotion inference or no face was seen.
     pub emotion: String,
@@ -100,7 +100,7 @@ pub struct EmotionUpdate {
 }
 
 /// A face's bounding box in the frame's pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FaceBox {
     pub x: i32,
     pub y: i32,
@@ -108,7 +108,7 @@ pub struct FaceBox {
     pub height: i32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QuestionMessage {
     pub id: String,
     pub text: String,
@@ -130,7 +130,7 @@ impl QuestionMessage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StatusMessage {
     pub state: SessionState,
     pub progress: u32,
@@ -150,7 +150,7 @@ pub struct StatusMessage {
 }
 
 /// Whether the candidate gets live analysis of their frames right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LiveFeedback {
     Active,
@@ -189,13 +189,13 @@ impl StatusMessage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ErrorMessage {
     pub code: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum ServerMessage {
     EmotionUpdate(EmotionUpdate),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub const CATEGORIES: [&str; 3] = ["introduction", "technical", "behavioural"];
 pub const MAX_QUESTIONS: usize = 30;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Question {
     pub id: String,
     pub text: String,
@@ -17,7 +17,7 @@ pub struct Question {
 }
 
 /// A question as given by an operator when starting an interview with a custom set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct QuestionSpec {
     #[serde(default)]
     pub id: Option<String>,

@@ -28,7 +28,8 @@ pub const MAX_DAYS: u32 = 3650;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// An organisation's retention, as its admins see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = RetentionPolicy)]
 pub struct Policy {
     pub org_id: String,
     pub days: u32,

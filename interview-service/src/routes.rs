@@ -5,7 +5,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use iv_platform::CancellationToken;
@@ -14,6 +14,8 @@ use iv_platform::errors::{AppJson, AppQuery};
 use iv_platform::health::Health;
 use iv_platform::http;
 use serde::{Deserialize, Serialize};
+use utoipa::OpenApi as _;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::app::{FrameOutcome, FrameUpload, InterviewApp, StartRequest};
 use crate::error::InterviewError;
@@ -50,13 +52,18 @@ async fn admit(
     next.run(req).await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct MemberList {
     org_id: String,
     members: Vec<crate::members::Member>,
 }
 
 /// The caller's organisation's members (admins only).
+#[utoipa::path(
+    get, path = "/api/v1/organisation/members", tag = "organisation",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The organisation's members.", body = MemberList)),
+)]
 async fn members(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -68,12 +75,18 @@ async fn members(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct NewMember {
     subject: String,
     role: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/organisation/members", tag = "organisation",
+    security(("bearer" = ["admin"])),
+    request_body = NewMember,
+    responses((status = 201, description = "The member, added.", body = crate::members::Member)),
+)]
 async fn add_member(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -87,6 +100,14 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(member)).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/organisation/members/{subject}", tag = "organisation",
+    security(("bearer" = ["admin"])),
+    params(
+        ("subject" = String, Path, description = "The member's subject, as their identity provider names them."),
+    ),
+    responses((status = 200, description = "The member, revoked.", body = crate::members::Member)),
+)]
 async fn revoke_member(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -96,6 +117,11 @@ async fn revoke_member(
 }
 
 /// The caller's organisation's retention: days interviews are kept after they end.
+#[utoipa::path(
+    get, path = "/api/v1/organisation/retention", tag = "organisation",
+    security(("bearer" = ["admin", "recruiter"])),
+    responses((status = 200, description = "The retention.", body = crate::retention::Policy)),
+)]
 async fn retention(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -103,11 +129,19 @@ async fn retention(
     Ok(Json(s.retention.policy(&caller).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct NewRetention {
     days: u32,
 }
 
+#[utoipa::path(
+    put, path = "/api/v1/organisation/retention", tag = "organisation",
+    security(("bearer" = ["admin"])),
+    request_body = NewRetention,
+    responses(
+        (status = 200, description = "The retention, changed.", body = crate::retention::Policy),
+    ),
+)]
 async fn set_retention(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -128,7 +162,7 @@ async fn set_retention(
     Ok(Json(policy))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Swept {
     erased: Vec<String>,
     /// A full batch: more may be due; ask again.
@@ -151,6 +185,12 @@ async fn sweep(
 }
 
 /// The notice of the interview's policy, as the candidate reads it before consenting.
+#[utoipa::path(
+    get, path = "/api/v1/interviews/{id}/notice", tag = "consent",
+    security(("bearer" = ["candidate", "admin", "recruiter"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses((status = 200, description = "The notice.", body = crate::consent::Notice)),
+)]
 async fn notice(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -159,7 +199,7 @@ async fn notice(
     Ok(Json(s.app.notice_for(&caller, &id).await?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ConsentView {
     interview_id: String,
     /// `pending` (no record yet), `given` or `withdrawn`.
@@ -183,6 +223,12 @@ impl ConsentView {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/interviews/{id}/consent", tag = "consent",
+    security(("bearer" = ["candidate", "admin", "recruiter", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses((status = 200, description = "The consent's state and record.", body = ConsentView)),
+)]
 async fn consent(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -193,12 +239,20 @@ async fn consent(
 }
 
 /// The notice consented to, as `GET .../notice` gave it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = GivenConsent)]
 struct ConsentBody {
     notice_version: i64,
     notice_sha256: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/interviews/{id}/consent", tag = "consent",
+    security(("bearer" = ["candidate"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    request_body = ConsentBody,
+    responses((status = 201, description = "The consent, given.", body = ConsentView)),
+)]
 async fn give_consent(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -212,6 +266,14 @@ async fn give_consent(
     Ok((StatusCode::CREATED, Json(ConsentView::of(id, Some(record)))).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/interviews/{id}/consent", tag = "consent",
+    security(("bearer" = ["candidate", "admin", "recruiter"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses(
+        (status = 200, description = "The consent, withdrawn: nothing more is analysed.", body = ConsentView),
+    ),
+)]
 async fn withdraw_consent(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -227,6 +289,14 @@ fn policy_in_path(policy: &str) -> Result<iv_contracts::policy::AnalysisPolicy, 
     ))?)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/organisation/notices/{policy}", tag = "organisation",
+    security(("bearer" = ["admin", "recruiter"])),
+    params(
+        ("policy" = iv_contracts::policy::AnalysisPolicy, Path, description = "The analysis policy the notice is for."),
+    ),
+    responses((status = 200, description = "The notice in force.", body = crate::consent::Notice)),
+)]
 async fn organisation_notice(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -236,11 +306,22 @@ async fn organisation_notice(
     Ok(Json(s.app.organisation_notice(&caller, policy).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct NoticeBody {
     text: String,
 }
 
+#[utoipa::path(
+    put, path = "/api/v1/organisation/notices/{policy}", tag = "organisation",
+    security(("bearer" = ["admin"])),
+    params(
+        ("policy" = iv_contracts::policy::AnalysisPolicy, Path, description = "The analysis policy the notice is for."),
+    ),
+    request_body = NoticeBody,
+    responses(
+        (status = 201, description = "The notice, as a new version.", body = crate::consent::Notice),
+    ),
+)]
 async fn publish_notice(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -252,11 +333,16 @@ async fn publish_notice(
     Ok((StatusCode::CREATED, Json(notice)).into_response())
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 struct DefaultPolicy {
     policy: iv_contracts::policy::AnalysisPolicy,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/organisation/policy", tag = "organisation",
+    security(("bearer" = ["admin", "recruiter"])),
+    responses((status = 200, description = "The default analysis policy.", body = DefaultPolicy)),
+)]
 async fn default_policy(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -265,11 +351,19 @@ async fn default_policy(
     Ok(Json(DefaultPolicy { policy }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct NewDefaultPolicy {
     policy: String,
 }
 
+#[utoipa::path(
+    put, path = "/api/v1/organisation/policy", tag = "organisation",
+    security(("bearer" = ["admin"])),
+    request_body = NewDefaultPolicy,
+    responses(
+        (status = 200, description = "The default analysis policy, changed.", body = DefaultPolicy),
+    ),
+)]
 async fn set_default_policy(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -287,54 +381,60 @@ fn largest_message(max_frame_bytes: usize) -> usize {
     max_frame_bytes / 3 * 4 + 64 * 1024
 }
 
+/// Every public route, each described by its handler's `#[utoipa::path]`: a route cannot be added
+/// here without its description, nor described without being routed.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(interviews))
+        .routes(routes!(start))
+        .routes(routes!(session, erase))
+        .routes(routes!(erasure))
+        .routes(routes!(decide, decisions))
+        .routes(routes!(export))
+        .routes(routes!(report))
+        .routes(routes!(notice))
+        .routes(routes!(consent, give_consent, withdraw_consent))
+        .routes(routes!(organisation_notice, publish_notice))
+        .routes(routes!(default_policy, set_default_policy))
+        .routes(routes!(audit_trail))
+        .routes(routes!(verify_audit))
+        .routes(routes!(frame))
+        .routes(routes!(answer))
+        .routes(routes!(complete))
+        .routes(routes!(status))
+        .routes(routes!(members, add_member))
+        .routes(routes!(revoke_member))
+        .routes(routes!(retention, set_retention))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(socket),
+    tags(
+        (name = "interviews", description = "Interviews: creating them, taking them, their reports, decisions and the candidate's rights."),
+        (name = "consent", description = "The notice a candidate reads and the consent they give or withdraw."),
+        (name = "organisation", description = "The organisation's members, notices, default policy and retention."),
+        (name = "audit", description = "Who saw or changed what, in a tamper-evident chain."),
+    )
+)]
+struct ApiDoc;
+
+/// The interview service's part of the public API's OpenAPI document (the WebSocket's upgrade
+/// included).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
 /// The service's whole HTTP surface: REST, the socket, health and metrics, with the common layers
-/// and the JSON 404.
+/// and the JSON 404. The socket takes any method (the upgrade answers what is not one); the
+/// internal routes are for the backend's services, never proxied by the gateway.
 pub fn router(state: AppState, health: &Health) -> Router {
     let body_limit = largest_message(state.app.max_frame_bytes());
-    let routes = Router::new()
-        .route("/api/v1/interviews", get(interviews))
-        .route("/api/v1/interviews/start", post(start))
-        .route("/api/v1/interviews/{id}", get(session).delete(erase))
-        .route("/api/v1/interviews/{id}/erasure", get(erasure))
-        .route(
-            "/api/v1/interviews/{id}/decision",
-            post(decide).get(decisions),
-        )
-        .route("/api/v1/interviews/{id}/export", get(export))
-        .route("/api/v1/interviews/{id}/report", get(report))
-        .route("/api/v1/interviews/{id}/notice", get(notice))
-        .route(
-            "/api/v1/interviews/{id}/consent",
-            get(consent).post(give_consent).delete(withdraw_consent),
-        )
-        .route(
-            "/api/v1/organisation/notices/{policy}",
-            get(organisation_notice).put(publish_notice),
-        )
-        .route(
-            "/api/v1/organisation/policy",
-            get(default_policy).put(set_default_policy),
-        )
-        .route("/api/v1/audit", get(audit_trail))
-        .route("/api/v1/audit/verify", get(verify_audit))
+    let routes = api()
+        .split_for_parts()
+        .0
         .route("/internal/v1/audit", post(record_audit))
-        .route("/api/v1/interviews/{id}/frames", post(frame))
-        .route("/api/v1/interviews/{id}/answers", post(answer))
-        .route("/api/v1/interviews/{id}/complete", post(complete))
-        .route("/api/v1/interviews/{id}/status", get(status))
         .route("/ws/interviews/{id}", any(socket))
-        .route(
-            "/api/v1/organisation/members",
-            get(members).post(add_member),
-        )
-        .route(
-            "/api/v1/organisation/members/{subject}",
-            delete(revoke_member),
-        )
-        .route(
-            "/api/v1/organisation/retention",
-            get(retention).put(set_retention),
-        )
         .route("/internal/v1/retention/sweep", post(sweep))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -349,7 +449,7 @@ pub fn router(state: AppState, health: &Health) -> Router {
 }
 
 /// A session as clients see it (expected answer points stay server-side).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: String,
     pub user_id: String,
@@ -389,14 +489,14 @@ pub struct SessionView {
 
 /// A candidate's invitation: a token that opens this one interview and nothing else, valid until
 /// the interview expires. The link is relative to the gateway (`http://<gateway>` + `path`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Invitation {
     pub token: String,
     pub path: String,
     pub expires_at: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AnswerView {
     pub question_id: String,
     pub transcript: String,
@@ -448,6 +548,14 @@ impl SessionView {
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/interviews/start", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter"])),
+    request_body = StartRequest,
+    responses(
+        (status = 201, description = "The interview, with the candidate's invitation.", body = SessionView),
+    ),
+)]
 async fn start(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -482,6 +590,14 @@ async fn start(
 
 /// The organisation's interviews: `?state=&q=&sort=created_at|completed_at|score|candidate
 /// &order=asc|desc&limit=&offset=`.
+#[utoipa::path(
+    get, path = "/api/v1/interviews", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter"])),
+    params(crate::listing::Listing),
+    responses(
+        (status = 200, description = "A page of the organisation's interviews.", body = crate::listing::Page),
+    ),
+)]
 async fn interviews(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -490,6 +606,12 @@ async fn interviews(
     Ok(Json(s.app.interviews(&caller, &listing).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/interviews/{id}", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter", "candidate", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses((status = 200, description = "The interview, with its answers.", body = SessionView)),
+)]
 async fn session(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -505,13 +627,22 @@ async fn session(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct NewDecision {
     decision: String,
     reason: String,
 }
 
 /// A recruiter's decision on the interview (advance, reject or hold, with a reason).
+#[utoipa::path(
+    post, path = "/api/v1/interviews/{id}/decision", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    request_body = NewDecision,
+    responses(
+        (status = 201, description = "The decision, recorded.", body = crate::decisions::Decision),
+    ),
+)]
 async fn decide(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -525,13 +656,21 @@ async fn decide(
     Ok((StatusCode::CREATED, Json(d)).into_response())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct DecisionList {
     interview_id: String,
     /// Oldest first; the last one stands.
     decisions: Vec<crate::decisions::Decision>,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/interviews/{id}/decision", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses(
+        (status = 200, description = "Every decision recorded, oldest first.", body = DecisionList),
+    ),
+)]
 async fn decisions(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -544,17 +683,20 @@ async fn decisions(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ExportView {
     interview: SessionView,
     #[serde(flatten)]
     rest: crate::app::rights::Export,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReportQuery {
+    /// `json` (the default) or `pdf`.
     #[serde(default)]
     format: String,
+    /// Whether the face analysis' summary is in the report (when the policy allowed it).
     #[serde(default = "yes")]
     include_emotions: bool,
 }
@@ -564,6 +706,14 @@ fn yes() -> bool {
 }
 
 /// The report with the hiring decisions people recorded, for the organisation's members.
+#[utoipa::path(
+    get, path = "/api/v1/interviews/{id}/report", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter"])),
+    params(("id" = String, Path, description = "The interview's id."), ReportQuery),
+    responses(
+        (status = 200, description = "The scoring service's report (see `/api/v1/scores/report`) with the decisions recorded: JSON, or a PDF with `format=pdf`.", content((Object = "application/json"), (iv_platform::openapi::Pdf = "application/pdf"))),
+    ),
+)]
 async fn report(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -592,6 +742,14 @@ async fn report(
 
 /// Everything stored about the interview, as JSON: for the candidate's access and portability
 /// rights, and for the organisation.
+#[utoipa::path(
+    get, path = "/api/v1/interviews/{id}/export", tag = "interviews",
+    security(("bearer" = ["candidate", "admin", "recruiter"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses(
+        (status = 200, description = "Everything stored about the interview, as an attachment.", body = ExportView),
+    ),
+)]
 async fn export(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -606,18 +764,27 @@ async fn export(
     Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(view)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Only this interview's entries.
     interview_id: Option<String>,
+    /// At most this many entries.
     limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct AuditList {
     entries: Vec<iv_platform::audit::Entry>,
 }
 
 /// The admin's organisation's audit trail, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "audit",
+    security(("bearer" = ["admin"])),
+    params(AuditQuery),
+    responses((status = 200, description = "The entries, oldest first.", body = AuditList)),
+)]
 async fn audit_trail(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -635,6 +802,13 @@ async fn audit_trail(
 }
 
 /// Walks the audit chain and names the first entry that does not hold (admins).
+#[utoipa::path(
+    get, path = "/api/v1/audit/verify", tag = "audit",
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "Whether the chain holds, and where it breaks.", body = iv_platform::audit::Verification),
+    ),
+)]
 async fn verify_audit(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -642,7 +816,7 @@ async fn verify_audit(
     Ok(Json(s.app.verify_audit(&caller).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct ServiceRecord {
     action: String,
     #[serde(default)]
@@ -671,6 +845,15 @@ async fn record_audit(
 
 /// Erases the interview everywhere: 202 with the receipt when this request started it (other
 /// services report as they finish), 200 with the same receipt when asked again.
+#[utoipa::path(
+    delete, path = "/api/v1/interviews/{id}", tag = "interviews",
+    security(("bearer" = ["candidate", "admin", "recruiter"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses(
+        (status = 202, description = "Erasure started; the receipt fills in as each service finishes.", body = crate::erasure::Receipt),
+        (status = 200, description = "Erasure asked for before: the receipt so far.", body = crate::erasure::Receipt),
+    ),
+)]
 async fn erase(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -686,6 +869,12 @@ async fn erase(
 }
 
 /// The erasure receipt: who asked, when, what each service deleted, and whether all have.
+#[utoipa::path(
+    get, path = "/api/v1/interviews/{id}/erasure", tag = "interviews",
+    security(("bearer" = ["candidate", "admin", "recruiter", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses((status = 200, description = "The erasure receipt.", body = crate::erasure::Receipt)),
+)]
 async fn erasure(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -694,6 +883,12 @@ async fn erasure(
     Ok(Json(s.app.erasure(&caller, &id).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/interviews/{id}/status", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter", "candidate", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses((status = 200, description = "Where the interview stands.", body = StatusMessage)),
+)]
 async fn status(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -703,7 +898,7 @@ async fn status(
     Ok(Json(s.app.status(&session, None)))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 enum FrameReply {
     Analyzed {
@@ -717,6 +912,18 @@ enum FrameReply {
 }
 
 /// A frame as JSON (`{image: base64, timestamp, format}`) or as a raw `image/jpeg`/`image/png` body.
+#[utoipa::path(
+    post, path = "/api/v1/interviews/{id}/frames", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter", "candidate", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    request_body(
+        content((FrameData = "application/json"), (iv_platform::openapi::Jpeg = "image/jpeg"), (iv_platform::openapi::Png = "image/png")),
+    ),
+    responses(
+        (status = 200, description = "The frame, analysed.", body = FrameReply),
+        (status = 202, description = "The frame, queued for later analysis.", body = FrameReply),
+    ),
+)]
 async fn frame(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -761,7 +968,7 @@ async fn frame(
     Ok((code, Json(reply)).into_response())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct AnswerReply {
     question_id: String,
     analysis: Option<AnswerFeedback>,
@@ -769,6 +976,15 @@ struct AnswerReply {
     status: StatusMessage,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/interviews/{id}/answers", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter", "candidate", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    request_body = AnswerData,
+    responses(
+        (status = 200, description = "The answer's analysis and the next question.", body = AnswerReply),
+    ),
+)]
 async fn answer(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -788,6 +1004,14 @@ async fn answer(
     }))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/interviews/{id}/complete", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter", "candidate", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses(
+        (status = 200, description = "The interview, completed; scoring follows.", body = SessionView),
+    ),
+)]
 async fn complete(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -798,6 +1022,14 @@ async fn complete(
     Ok(Json(SessionView::of(&session, None)))
 }
 
+#[utoipa::path(
+    get, path = "/ws/interviews/{id}", tag = "interviews",
+    security(("bearer" = ["admin", "recruiter", "candidate", "service"])),
+    params(("id" = String, Path, description = "The interview's id.")),
+    responses(
+        (status = 101, description = "The live interview: JSON messages (`answer`, `frame`, `complete`, ...) and binary JPEG frames from the client; `question`, `emotion_update`, `status` and `error` from the server."),
+    ),
+)]
 async fn socket(
     ws: WebSocketUpgrade,
     State(s): State<AppState>,

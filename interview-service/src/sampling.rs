@@ -21,7 +21,7 @@ const RECOVERED_AT: f32 = 0.95;
 const MIN_SUGGESTED_FPS: f32 = 1.0;
 
 /// What the candidate is told while their frames are sampled.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Sampling {
     /// About one frame in `every` is analysed.
     pub every: u32,

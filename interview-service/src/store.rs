@@ -76,7 +76,7 @@ pub const ADDED_COLUMNS: &[AddedColumn] = &[
     },
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     Created,
@@ -107,7 +107,7 @@ fn corrupt(what: &'static str) -> impl FnOnce(serde_json::Error) -> InterviewErr
     move |source| InterviewError::Corrupt { what, source }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Session {
     pub id: String,
     /// The organisation that holds the interview; only its members (and its candidate) see it.
@@ -200,7 +200,7 @@ impl Session {
 }
 
 /// What scoring said of an answer, kept with it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnswerFeedback {
     pub relevance: f32,
     pub clarity: f32,
@@ -212,7 +212,7 @@ pub struct AnswerFeedback {
     pub sufficient_data: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredAnswer {
     pub question_id: String,
     pub position: i64,

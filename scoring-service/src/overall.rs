@@ -10,7 +10,7 @@ use crate::answer::{self, AnswerAnalysis, AnswerInput, round1};
 use crate::meaning::{ModelError, SentenceEncoder};
 
 /// The parts of the score; `Overall` is their weighted sum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentName {
     Technical,
@@ -111,7 +111,7 @@ impl Parts {
 pub const MIN_FRAMES: usize = 15;
 
 /// One analysed frame, as far as scoring cares.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FrameSample {
     pub timestamp: i64,
     /// Empty when the policy withheld emotion inference.
@@ -128,7 +128,7 @@ pub struct FrameSample {
     pub blink_count: i32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScoreInput {
     pub session_id: String,
     #[serde(default)]
@@ -152,7 +152,7 @@ pub struct ScoreInput {
 }
 
 /// One component of the score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Component {
     pub name: ComponentName,
     /// `None` when there was not enough input to score it.
@@ -163,7 +163,7 @@ pub struct Component {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Insight {
     pub category: String,
     pub description: String,
@@ -171,7 +171,7 @@ pub struct Insight {
     pub impact: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScoredAnswer {
     pub question_id: String,
     pub question: String,
@@ -181,7 +181,7 @@ pub struct ScoredAnswer {
 }
 
 /// Engagement figures behind the engagement component, kept for the report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EngagementSummary {
     pub frames_analyzed: u32,
     pub face_presence: f32,
@@ -201,7 +201,7 @@ pub struct EngagementSummary {
 pub const TIMELINE_POINTS: usize = 200;
 
 /// A stretch of frames on the attention timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttentionPoint {
     /// When the stretch starts, from the first analysed frame.
     pub offset_ms: i64,
@@ -234,7 +234,7 @@ pub fn attention_timeline(frames: &[FrameSample]) -> Vec<AttentionPoint> {
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Score {
     pub session_id: String,
     pub user_id: String,

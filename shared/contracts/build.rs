@@ -20,7 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = ["emotion.proto", "scoring.proto", "events.proto"].map(|p| proto_dir.join(p));
     let descriptor = PathBuf::from(std::env::var("OUT_DIR")?).join("descriptor.bin");
 
-    // A candidate's export carries the emotion service's summary as JSON.
+    // A candidate's export carries the emotion service's summary as JSON, described in the
+    // public API's OpenAPI document.
     let exported = [
         ".emotion.SessionSummary",
         ".emotion.BlinkMetrics",
@@ -29,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let mut builder = tonic_prost_build::configure();
     for path in exported {
-        builder = builder.type_attribute(path, "#[derive(serde::Serialize)]");
+        builder = builder.type_attribute(path, "#[derive(serde::Serialize, utoipa::ToSchema)]");
     }
     builder
         .file_descriptor_set_path(&descriptor)

@@ -83,6 +83,11 @@ async fn run() -> anyhow::Result<()> {
             a.gateway
         );
         println!("admin sign-in: http://{}/?token={token}", a.gateway);
+        println!(
+            "API description (OpenAPI 3.1): http://{}{}",
+            a.gateway,
+            gateway::openapi::PATH
+        );
         println!("play an interview:  cargo run -p iv-stack --bin candidate-sim");
     }
     iv_platform::shutdown::signal().await;

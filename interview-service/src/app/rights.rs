@@ -16,7 +16,7 @@ use crate::messages::ServerMessage;
 use crate::store::{Session, StoredAnswer};
 
 /// Everything stored about a candidate's interview, for their access and portability rights.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Export {
     pub exported_at: i64,
     /// The session and its answers with their analyses, as `GET /api/v1/interviews/{id}`.

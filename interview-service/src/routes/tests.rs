@@ -450,3 +450,15 @@ mod listing {
         expect_codes(&router, cases).await;
     }
 }
+
+#[tokio::test]
+async fn every_described_operation_is_routed_and_no_other_method_is() {
+    let f = Fixture::new().await;
+    iv_platform::testing::assert_described_routes(
+        &app(&f),
+        &super::openapi(),
+        &["/ws/interviews/{id}"],
+    )
+    .await;
+    iv_platform::testing::assert_no_hand_written_api_routes(include_str!("../routes.rs"));
+}

@@ -30,7 +30,7 @@ pub const METHOD: &str =
     "meaning: all-MiniLM-L6-v2 sentence similarity with negation and keyword-list checks";
 
 /// What is needed to score an answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnswerInput {
     #[serde(default)]
     pub question_id: String,
@@ -47,7 +47,7 @@ pub struct AnswerInput {
 }
 
 /// The analysis of one answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnswerAnalysis {
     pub relevance: f32,
     pub clarity: f32,
@@ -70,7 +70,7 @@ pub struct AnswerAnalysis {
 }
 
 /// How one expected point was judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PointStatus {
     /// A statement of the candidate's says it.
@@ -98,7 +98,7 @@ impl PointStatus {
 }
 
 /// Why a point counted or not: the answer's statement closest to it in meaning.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PointEvidence {
     pub point: String,
     pub status: PointStatus,

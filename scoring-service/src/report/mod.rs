@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::answer::PointEvidence;
 use crate::overall::{Component, EngagementSummary, Insight, Score};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportAnswer {
     pub question_id: String,
     pub question: String,
@@ -30,7 +30,7 @@ pub struct ReportAnswer {
 /// How answers are scored, in words a recruiter reads in every report.
 pub const SCORING_EXPLAINED: &str = "How answers are scored: each expected point is compared by meaning with every statement of the answer, using the sentence model all-MiniLM-L6-v2 (a pretrained English model; cosine similarity of sentence embeddings). A point counts as covered when a statement is close enough in meaning, and in part when it comes near; a statement that rejects or negates the point, or a point only named in a list of keywords, does not count. Relevance is 80% point coverage and 20% closeness to the question (100% closeness when no points are set), scaled down when much of the answer is off the question. Depth counts on-topic substance, reasoning and examples; clarity takes off for fillers, very long or short sentences, pace and keyword lists. Known limits: English only; very short answers (under 5 words) are not assessed; the model judges topic better than correctness, so a fluent wrong statement about the right topic can still count. Scores are advisory: a person makes the decision.";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     pub session_id: String,
     pub user_id: String,
@@ -56,7 +56,7 @@ pub struct Report {
 }
 
 /// A hiring decision, made by a person: the system never decides.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportDecision {
     pub decision: String,
     pub reason: String,

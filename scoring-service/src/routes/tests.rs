@@ -97,3 +97,9 @@ async fn an_unknown_grpc_method_is_unimplemented_not_a_json_404() {
     let status = grpc_status(&app().await, "/scoring.ScoringService/NoSuchMethod").await;
     assert_eq!(status.as_deref(), Some("12"), "UNIMPLEMENTED");
 }
+
+#[tokio::test]
+async fn every_described_operation_is_routed_and_no_other_method_is() {
+    iv_platform::testing::assert_described_routes(&app().await, &super::openapi(), &[]).await;
+    iv_platform::testing::assert_no_hand_written_api_routes(include_str!("../routes.rs"));
+}

@@ -7,13 +7,26 @@ pub fn dir() -> PathBuf {
     if let Some(d) = std::env::var_os("AIV_ASSETS_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
+    cache_home().join("ai-interview")
+}
+
+/// The validators' virtual environment (`scripts/tools.sh` installs it): `$AIV_TOOLS_VENV`, else
+/// `tools-venv` in the cache.
+pub fn tools_venv() -> PathBuf {
+    match std::env::var_os("AIV_TOOLS_VENV").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => cache_home().join("ai-interview").join("tools-venv"),
+    }
+}
+
+/// `$XDG_CACHE_HOME`, else `~/.cache`.
+fn cache_home() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache")
-        });
-    cache.join("ai-interview")
+        })
 }
 
 /// The converted face models.

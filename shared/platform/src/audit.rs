@@ -40,7 +40,7 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 const APPEND_TRIES: u32 = 8;
 
 /// What was done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     InterviewViewed,
@@ -99,7 +99,7 @@ impl Action {
 }
 
 /// Who did it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Actor {
     pub subject: String,
     pub role: String,
@@ -117,7 +117,7 @@ impl Actor {
 }
 
 /// One entry of the trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Entry {
     pub seq: i64,
     pub at: i64,
@@ -148,7 +148,7 @@ impl Entry {
 }
 
 /// The chain checked from its first entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub entries: i64,
     pub valid: bool,

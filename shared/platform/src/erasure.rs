@@ -38,7 +38,7 @@ impl Held {
 }
 
 /// What one service erased for an interview: rows deleted per table, and when.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Erasure {
     pub deleted: BTreeMap<String, i64>,
     pub erased_at: i64,

@@ -171,7 +171,7 @@ impl ApiError {
 }
 
 /// The JSON body of every HTTP error: `{"error": "...", "code": "..."}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

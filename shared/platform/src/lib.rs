@@ -28,6 +28,8 @@
 //! - [`consul`]: registering an instance in Consul (consulrs) and deregistering it on shutdown.
 //! - [`outbox`]: events written in the same transaction as the state they announce, relayed to
 //!   the bus once confirmed, so a broker outage loses nothing.
+//! - [`openapi`]: what every service's part of the public API's OpenAPI document shares (the
+//!   bearer scheme and roles, the error body) and how the parts become one document.
 //! - [`client`]: a small HTTP client for tools and tests.
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
 //! - `testing` (feature `testing`, for tests): fresh SQLite databases and `oneshot` requests.
@@ -48,6 +50,7 @@ pub mod errors;
 pub mod health;
 pub mod host;
 pub mod http;
+pub mod openapi;
 pub mod outbox;
 pub mod resilience;
 pub mod server;

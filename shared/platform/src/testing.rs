@@ -68,6 +68,11 @@ pub async fn call(router: &Router, mut request: Request<Body>) -> (StatusCode, V
     if request.extensions().get::<Asserted>().is_none() {
         request = as_caller(request, default_caller());
     }
+    send(router, request).await
+}
+
+/// Sends `request` into `router` as it is (no identity added).
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Value) {
     let response = router
         .clone()
         .oneshot(request)
@@ -223,5 +228,80 @@ impl TestCertificates {
             ("TLS_KEY_FILE", self.key.display().to_string()),
             ("TLS_CA_FILE", self.ca.display().to_string()),
         ]
+    }
+}
+
+/// Checks a router against its OpenAPI description both ways: every described operation is
+/// routed (sent without an identity, it gets anything but the fallback's 404 or a 405), and
+/// every method the document does not describe on a described path is refused with 405, so a
+/// route cannot answer without a description. Paths in `any_method` (a WebSocket upgrade) take
+/// every method by design. Path parameters are filled in with `probe`.
+pub async fn assert_described_routes(
+    router: &Router,
+    doc: &utoipa::openapi::OpenApi,
+    any_method: &[&str],
+) {
+    use axum::http::Method;
+    let described = crate::openapi::operations_of(doc);
+    assert!(!described.is_empty(), "the document describes no operation");
+    let mut paths: Vec<&String> = described.iter().map(|(_, p)| p).collect();
+    paths.dedup();
+    for path in paths {
+        let uri = fill_parameters(path);
+        let mut methods = [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+        ]
+        .map(|m| {
+            let is_described = described.iter().any(|(d, p)| d == m && p == path);
+            (m, is_described)
+        });
+        // The described ones first: a path not routed at all says so before anything else.
+        methods.sort_by_key(|(_, is_described)| !is_described);
+        for (method, is_described) in methods {
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(&uri)
+                .body(Body::empty())
+                .expect("a valid request");
+            let (status, body) = send(router, request).await;
+            let fell_through = status == StatusCode::NOT_FOUND && body["code"] == "NOT_FOUND";
+            if is_described {
+                assert!(
+                    !fell_through && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is described but not routed ({status} {body})"
+                );
+            } else if !any_method.contains(&path.as_str()) {
+                assert_eq!(
+                    status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} answers without a description ({body})"
+                );
+            }
+        }
+    }
+}
+
+/// `/a/{id}/b` as `/a/probe/b`.
+fn fill_parameters(path: &str) -> String {
+    path.split('/')
+        .map(|part| if part.starts_with('{') { "probe" } else { part })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Fails when `source` (a routes module) routes a public API path by hand, outside the
+/// described router: every `/api/` route goes through `utoipa_axum::routes!`.
+pub fn assert_no_hand_written_api_routes(source: &str) {
+    let squeezed: String = source.chars().filter(|c| !c.is_whitespace()).collect();
+    for by_hand in [".route(\"/api/", ".nest(\"/api/", ".route_service(\"/api/"] {
+        assert!(
+            !squeezed.contains(by_hand),
+            "a public route is added by hand ({by_hand}...): describe it with #[utoipa::path] and \
+             route it with routes!"
+        );
     }
 }
