@@ -13,7 +13,7 @@ use iv_platform::erasure::Erasure;
 use serde::Serialize;
 
 use crate::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer};
-use crate::blink::{Blink, BlinkTracker};
+use crate::blink::{BlinkTracker, Closure};
 use crate::error::EmotionError;
 use crate::inference::{InferencePool, Priority};
 use crate::store::{EmotionStore, StoredFrame, StoredSession};
@@ -54,6 +54,9 @@ pub struct BlinkStats {
     pub perclos: f32,
     /// When each blink of the session began: every one counted, oldest first.
     pub timestamps: Vec<i64>,
+    /// Closures longer than a blink (over 500 ms: eyes shut, or looking down): never counted as
+    /// blinks, and part of PERCLOS.
+    pub long_closures: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -247,8 +250,10 @@ impl EmotionApp {
         state.track(&mut analysis);
         let openness = analysis.eye_openness.map(|(l, r)| (l + r) / 2.0);
         let observation = state.blinks.observe(input.timestamp, openness);
-        if let Some(blink) = observation.blink {
-            self.store.record_blink(&input.session_id, blink).await?;
+        if let Some(closure) = observation.closure {
+            self.store
+                .record_closure(&input.session_id, closure)
+                .await?;
         }
         let blinks = BlinkStats {
             count: state.blinks.count(),
@@ -256,6 +261,7 @@ impl EmotionApp {
             avg_duration_ms: state.blinks.mean_duration_ms(),
             perclos: state.blinks.perclos(),
             timestamps: state.blinks.started_at().to_vec(),
+            long_closures: state.blinks.long_closures(),
         };
         drop(state);
 
@@ -315,7 +321,7 @@ impl EmotionApp {
         }
         let policy = self.store.policy(session_id).await?.unwrap_or_default();
         let frames = self.store.frames(session_id).await?;
-        let blinks = self.store.blinks(session_id).await?;
+        let blinks = self.store.closures(session_id).await?;
         if let Some(org) = owner.flatten().or_else(|| caller.org.clone()) {
             let record = Record {
                 action: Action::TimelineViewed,
@@ -396,7 +402,8 @@ pub fn validate_session_id(id: &str) -> Result<(), EmotionError> {
 
 /// Blink figures of a session from what was stored: rate over the span of frames with a face,
 /// PERCLOS as the share of face frames with the eyes closed.
-fn summarize_blinks(frames: &[StoredFrame], blinks: &[Blink]) -> BlinkStats {
+fn summarize_blinks(frames: &[StoredFrame], closures: &[Closure]) -> BlinkStats {
+    let blinks: Vec<&Closure> = closures.iter().filter(|c| c.is_blink()).collect();
     let with_face: Vec<&StoredFrame> = frames.iter().filter(|f| f.face_present).collect();
     let span_ms = match (with_face.first(), with_face.last()) {
         (Some(a), Some(b)) => (b.timestamp - a.timestamp).max(0),
@@ -422,6 +429,7 @@ fn summarize_blinks(frames: &[StoredFrame], blinks: &[Blink]) -> BlinkStats {
             closed as f32 / with_face.len() as f32
         },
         timestamps: blinks.iter().map(|b| b.started_at).collect(),
+        long_closures: closures.iter().filter(|c| c.is_long()).count() as i64,
     }
 }
 
@@ -430,7 +438,7 @@ pub fn summarize(
     session_id: &str,
     policy: AnalysisPolicy,
     frames: &[StoredFrame],
-    blinks: &[Blink],
+    closures: &[Closure],
 ) -> SessionSummary {
     let with_face: Vec<&StoredFrame> = frames.iter().filter(|f| f.face_present).collect();
     let mut emotion_counts = BTreeMap::new();
@@ -479,7 +487,7 @@ pub fn summarize(
         dominant_emotion,
         mean_attention,
         eye_contact_ratio,
-        blinks: summarize_blinks(frames, blinks),
+        blinks: summarize_blinks(frames, closures),
         first_timestamp: frames.first().map(|f| f.timestamp).unwrap_or_default(),
         last_timestamp: frames.last().map(|f| f.timestamp).unwrap_or_default(),
         timeline,

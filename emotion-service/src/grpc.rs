@@ -201,6 +201,7 @@ fn blink_metrics(b: &BlinkStats) -> pb::BlinkMetrics {
         rate: b.rate_per_minute,
         avg_duration: b.avg_duration_ms,
         perclos: b.perclos,
+        long_closures: b.long_closures as i32,
     }
 }
 
@@ -211,6 +212,7 @@ fn blink_response(b: &BlinkStats) -> BlinkResponse {
         blink_timestamps: b.timestamps.clone(),
         avg_duration: b.avg_duration_ms,
         perclos: b.perclos,
+        long_closures: b.long_closures as i32,
     }
 }
 

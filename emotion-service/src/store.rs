@@ -23,6 +23,8 @@ pub const SCHEMA: &[&str] = &[
         eye_closed BIGINT NOT NULL,
         PRIMARY KEY (session_id, frame_number)
     )",
+    // Every closure of the eyes between open eyes: blinks and long closures, told apart by their
+    // duration (`blink::BLINK_MS`).
     "CREATE TABLE IF NOT EXISTS blinks (
         session_id TEXT NOT NULL,
         started_at BIGINT NOT NULL,
@@ -244,13 +246,13 @@ impl EmotionStore {
 }
 
 impl EmotionStore {
-    /// Records a blink; the same blink recorded twice (a redelivered frame) is kept once, and none
-    /// of an erased session.
-    #[tracing::instrument(name = "db.record_blink", skip_all)]
-    pub async fn record_blink(
+    /// Records a closure of the eyes (a blink or a long closure); the same one recorded twice (a
+    /// redelivered frame) is kept once, and none of an erased session.
+    #[tracing::instrument(name = "db.record_closure", skip_all)]
+    pub async fn record_closure(
         &self,
         session_id: &str,
-        blink: crate::blink::Blink,
+        closure: crate::blink::Closure,
     ) -> Result<(), EmotionError> {
         sqlx::query(
             "INSERT INTO blinks (session_id, started_at, duration_ms) SELECT $1, $2, $3
@@ -258,15 +260,19 @@ impl EmotionStore {
              ON CONFLICT (session_id, started_at) DO NOTHING",
         )
         .bind(session_id)
-        .bind(blink.started_at)
-        .bind(blink.duration_ms)
+        .bind(closure.started_at)
+        .bind(closure.duration_ms)
         .bind(crate::SERVICE.name)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    pub async fn blinks(&self, session_id: &str) -> Result<Vec<crate::blink::Blink>, EmotionError> {
+    /// The session's closures of the eyes, oldest first.
+    pub async fn closures(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<crate::blink::Closure>, EmotionError> {
         let rows = sqlx::query(
             "SELECT started_at, duration_ms FROM blinks WHERE session_id = $1 ORDER BY started_at",
         )
@@ -275,7 +281,7 @@ impl EmotionStore {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(crate::blink::Blink {
+                Ok(crate::blink::Closure {
                     started_at: r.try_get("started_at")?,
                     duration_ms: r.try_get("duration_ms")?,
                 })

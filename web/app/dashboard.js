@@ -288,7 +288,7 @@ function attentionSection(emotions, session) {
   const e = emotions.value;
   return h('section', { 'aria-label': 'Attention' }, heading,
     attentionChart(e),
-    h('p', null, `Blinks: ${e.blinks.count} (${e.blinks.rate_per_minute.toFixed(1)} per minute; eyes closed ${fmt.percent(e.blinks.perclos)} of the time).`),
+    h('p', null, `Blinks: ${e.blinks.count} (${e.blinks.rate_per_minute.toFixed(1)} per minute); eyes closed or looking down for over half a second: ${e.blinks.long_closures} times; eyes closed ${fmt.percent(e.blinks.perclos)} of the time.`),
     spellTable(e),
     session.policy === 'full'
       ? [h('h3', null, 'Expressions'), distribution(e.emotion_counts),
