@@ -542,6 +542,8 @@ fn communication(answers: &[ScoredAnswer], insights: &mut Vec<Insight>) -> Compo
 
 /// Expressions read as composed (neutral or positive) rather than distressed.
 const COMPOSED: &[&str] = &["neutral", "happy", "surprised"];
+/// What the emotion service says of an expression it is not sure of.
+const UNCERTAIN: &str = "uncertain";
 
 fn engagement(
     frames: &[FrameSample],
@@ -585,12 +587,13 @@ fn engagement(
             .entry(f.emotion.clone())
             .or_default() += 1;
     }
-    let composure = (policy.allows_emotion() && !labelled.is_empty()).then(|| {
-        labelled
-            .iter()
+    // An expression the model was unsure of is neither composed nor distressed: left out.
+    let read: Vec<&&&FrameSample> = labelled.iter().filter(|f| f.emotion != UNCERTAIN).collect();
+    let composure = (policy.allows_emotion() && !read.is_empty()).then(|| {
+        read.iter()
             .filter(|f| COMPOSED.contains(&f.emotion.as_str()))
             .count() as f32
-            / labelled.len() as f32
+            / read.len() as f32
     });
     summary.face_presence = round3(presence);
     summary.mean_attention = attention.map(round3);
@@ -931,6 +934,24 @@ mod tests {
             "{:?}",
             s.engagement_score
         );
+    }
+
+    #[test]
+    fn expressions_the_model_was_unsure_of_count_neither_way() {
+        let mut all = frames(20, true, "neutral", 0.9);
+        all.extend(frames(10, true, "angry", 0.9));
+        all.extend(frames(30, true, UNCERTAIN, 0.9));
+        let input = ScoreInput {
+            session_id: "s".into(),
+            answers: good_answers(),
+            frames: all,
+            analysis_policy: AnalysisPolicy::Full,
+            ..Default::default()
+        };
+        let s = score(&input, 1);
+        // 20 composed of the 30 read: the 30 uncertain ones change nothing.
+        assert_eq!(s.engagement.composure, Some(0.667));
+        assert_eq!(s.engagement.emotion_distribution.get(UNCERTAIN), Some(&30));
     }
 
     #[test]

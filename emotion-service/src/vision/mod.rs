@@ -22,7 +22,8 @@ use image::RgbImage;
 use iv_contracts::policy::AnalysisPolicy;
 
 use crate::analysis::{
-    AnalyzerError, EXPRESSIONS, Expression, FaceBox, FrameAnalysis, FrameAnalyzer, HeadPose, Point,
+    AnalyzerError, EXPRESSIONS, Expression, FaceBox, FrameAnalysis, FrameAnalyzer, HeadPose,
+    MIN_EXPRESSION_CONFIDENCE, Point, UNCERTAIN,
 };
 use crop::{Range, Region, Sampling, sample};
 use graph::{Graph, GraphError};
@@ -248,6 +249,11 @@ impl Pipeline {
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .cloned()
             .unwrap_or(("neutral".into(), 0.0));
+        let label = if confidence < MIN_EXPRESSION_CONFIDENCE {
+            UNCERTAIN.to_string()
+        } else {
+            label
+        };
         Ok(Expression {
             label,
             confidence,
