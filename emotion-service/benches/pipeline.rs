@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use emotion_service::analysis::{FaceBox, FrameAnalyzer};
+use emotion_service::analysis::{FaceBox, FrameAnalyzer, Scan};
 use emotion_service::vision::Pipeline;
 use iv_contracts::policy::AnalysisPolicy;
 
@@ -96,7 +96,7 @@ fn main() {
     // Warm up: first runs allocate and fault in the weights.
     for j in jpegs.iter().take(3) {
         let f = image::load_from_memory(j).unwrap().to_rgb8();
-        let _ = pipeline.analyze(&f, AnalysisPolicy::Full, None);
+        let _ = pipeline.analyze(&f, AnalysisPolicy::Full, Scan::Everyone);
     }
 
     let names = [
@@ -105,6 +105,7 @@ fn main() {
         "mesh (468 points)",
         "iris (both eyes)",
         "expression (mini-Xception)",
+        "far pass (back model, 2 tiles)",
     ];
     let mut stages: Vec<Stats> = names
         .iter()
@@ -114,7 +115,7 @@ fn main() {
         })
         .collect();
     let mut full = Stats {
-        name: "whole frame, detector every frame".into(),
+        name: "whole frame, near detector every frame".into(),
         samples: Vec::new(),
     };
     let mut tracked = Stats {
@@ -138,14 +139,20 @@ fn main() {
             time(&mut stages[4].samples, || {
                 pipeline.expression(&frame, &face).unwrap()
             });
+            time(&mut stages[5].samples, || {
+                pipeline.detect_far(&frame).unwrap()
+            });
             time(&mut full.samples, || {
                 let f = image::load_from_memory(j).unwrap().to_rgb8();
-                pipeline.analyze(&f, AnalysisPolicy::Full, None).unwrap()
+                pipeline
+                    .analyze(&f, AnalysisPolicy::Full, Scan::Near)
+                    .unwrap()
             });
-            let hint = last.filter(|_| i % 10 != 0);
             let a = time(&mut tracked.samples, || {
                 let f = image::load_from_memory(j).unwrap().to_rgb8();
-                pipeline.analyze(&f, AnalysisPolicy::Full, hint).unwrap()
+                pipeline
+                    .analyze(&f, AnalysisPolicy::Full, Scan::for_frame(i, last))
+                    .unwrap()
             });
             last = a.face;
         }
@@ -167,10 +174,11 @@ fn main() {
                 for _ in 0..passes {
                     let mut last: Option<FaceBox> = None;
                     for (i, j) in jpegs.iter().enumerate() {
-                        let hint = last.filter(|_| i % 10 != 0);
                         let a = time(&mut samples, || {
                             let f = image::load_from_memory(j).unwrap().to_rgb8();
-                            pipeline.analyze(&f, AnalysisPolicy::Full, hint).unwrap()
+                            pipeline
+                                .analyze(&f, AnalysisPolicy::Full, Scan::for_frame(i, last))
+                                .unwrap()
                         });
                         last = a.face;
                     }

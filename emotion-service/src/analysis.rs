@@ -99,15 +99,50 @@ pub enum AnalyzerError {
     Failed(#[source] crate::vision::graph::GraphError),
 }
 
+/// How far a frame's analysis looks for faces: the caller chooses, since what a frame needs
+/// depends on the frames before it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scan {
+    /// Refit the face where it was in the previous frame of the session (its box), skipping the
+    /// detector while it holds; detect near faces only when it is lost.
+    Track(FaceBox),
+    /// Detect near faces: the candidate, and anyone else close to the camera.
+    Near,
+    /// Detect near and far faces: everyone in view is counted, people a few metres behind the
+    /// candidate included, and a candidate sitting back is found. Costs several detector passes.
+    Everyone,
+}
+
+/// While a face is tracked, the detector still runs every this many frames, so a second face
+/// (an integrity signal) is not missed for long.
+pub const REDETECT_EVERY: u32 = 10;
+
+/// Every this many frames (10 s at 5 frames per second, and on a session's first frame) the
+/// detection also runs the far pass, which counts people a few metres away. It costs about
+/// four times a whole tracked frame, so not on every re-detection; between far passes the
+/// people it counted stay counted.
+pub const FAR_EVERY: u32 = 50;
+
+impl Scan {
+    /// How the service scans the `index`-th frame of a steady stream whose previous frame found
+    /// the face at `last` (benchmarks and tests play clips this way).
+    pub fn for_frame(index: usize, last: Option<FaceBox>) -> Self {
+        match last {
+            _ if index.is_multiple_of(FAR_EVERY as usize) => Self::Everyone,
+            Some(face) if !index.is_multiple_of(REDETECT_EVERY as usize) => Self::Track(face),
+            _ => Self::Near,
+        }
+    }
+}
+
 /// A face-analysis pipeline. Runs on a blocking worker thread, never on the async runtime.
 pub trait FrameAnalyzer: Send + Sync + 'static {
-    /// Analyses one decoded frame. `hint` is the face's box in the previous frame of the same
-    /// session, which lets a pipeline skip detection while it tracks.
+    /// Analyses one decoded frame, looking for faces as `scan` says.
     fn analyze(
         &self,
         frame: &RgbImage,
         policy: AnalysisPolicy,
-        hint: Option<FaceBox>,
+        scan: Scan,
     ) -> Result<FrameAnalysis, AnalyzerError>;
 
     /// `Err` with the reason when this analyzer cannot serve at all.
@@ -125,7 +160,7 @@ impl FrameAnalyzer for ModelsMissing {
         &self,
         _: &RgbImage,
         _: AnalysisPolicy,
-        _: Option<FaceBox>,
+        _: Scan,
     ) -> Result<FrameAnalysis, AnalyzerError> {
         Err(AnalyzerError::Unavailable(self.0.clone()))
     }

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use emotion_service::analysis::{FaceBox, FrameAnalyzer};
+use emotion_service::analysis::{FaceBox, FrameAnalyzer, Scan};
 use emotion_service::vision::Pipeline;
 use futures_util::{SinkExt, StreamExt};
 use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
@@ -78,10 +78,11 @@ fn main() {
     for _ in 0..passes {
         let mut last: Option<FaceBox> = None;
         for (i, j) in jpegs.iter().enumerate() {
-            let hint = last.filter(|_| i % 10 != 0);
             let t = Instant::now();
             let f = image::load_from_memory(j).unwrap().to_rgb8();
-            let a = pipeline.analyze(&f, AnalysisPolicy::Full, hint).unwrap();
+            let a = pipeline
+                .analyze(&f, AnalysisPolicy::Full, Scan::for_frame(i, last))
+                .unwrap();
             inner.samples.push(t.elapsed());
             last = a.face;
         }

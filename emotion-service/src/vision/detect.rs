@@ -1,6 +1,7 @@
-//! BlazeFace (short range) decoding: SSD anchors, box and keypoint regression, weighted NMS.
+//! BlazeFace decoding: SSD anchors, box and keypoint regression, weighted NMS. The short-range
+//! (128x128) and back-camera (256x256) models share their anchors, in input-relative terms.
 
-/// Anchors of the 128x128 short-range model: 16x16 cells with 2 anchors, 8x8 cells with 6.
+/// Anchors of the BlazeFace models: 16x16 cells with 2 anchors, 8x8 cells with 6.
 pub fn anchors() -> Vec<(f32, f32)> {
     let mut out = Vec::with_capacity(896);
     for (cells, repeats) in [(16usize, 2usize), (8, 6)] {
@@ -46,10 +47,15 @@ impl Detection {
 
 pub const MIN_SCORE: f32 = 0.5;
 const MIN_SUPPRESSION_IOU: f32 = 0.3;
-const INPUT: f32 = 128.0;
 
-/// Decodes raw outputs (`regressors` 896x16, `scores` 896) into faces, strongest first.
-pub fn decode(regressors: &[f32], scores: &[f32], anchors: &[(f32, f32)]) -> Vec<Detection> {
+/// Decodes raw outputs (`regressors` 896x16, `scores` 896) of a model whose input is `input`
+/// pixels square into faces, strongest first.
+pub fn decode(
+    regressors: &[f32],
+    scores: &[f32],
+    anchors: &[(f32, f32)],
+    input: f32,
+) -> Vec<Detection> {
     let mut candidates: Vec<Detection> = anchors
         .iter()
         .enumerate()
@@ -59,11 +65,11 @@ pub fn decode(regressors: &[f32], scores: &[f32], anchors: &[(f32, f32)]) -> Vec
                 return None;
             }
             let r = &regressors[i * 16..(i + 1) * 16];
-            let (cx, cy) = (r[0] / INPUT + ax, r[1] / INPUT + ay);
-            let (w, h) = (r[2] / INPUT, r[3] / INPUT);
+            let (cx, cy) = (r[0] / input + ax, r[1] / input + ay);
+            let (w, h) = (r[2] / input, r[3] / input);
             let mut keypoints = [(0.0, 0.0); 6];
             for (k, kp) in keypoints.iter_mut().enumerate() {
-                *kp = (r[4 + 2 * k] / INPUT + ax, r[5 + 2 * k] / INPUT + ay);
+                *kp = (r[4 + 2 * k] / input + ax, r[5 + 2 * k] / input + ay);
             }
             (w > 0.0 && h > 0.0).then_some(Detection {
                 xmin: cx - w / 2.0,
@@ -132,7 +138,7 @@ mod tests {
             regs[i * 16 + 3] = size;
             scores[i] = 5.0;
         }
-        let faces = decode(&regs, &scores, &anchors);
+        let faces = decode(&regs, &scores, &anchors, 128.0);
         assert_eq!(faces.len(), 2, "{faces:?}");
     }
 }

@@ -4,8 +4,9 @@
 //! are read off it), fit the iris model to each eye (eyelids give the eye aspect ratio, the iris
 //! gives gaze), classify the expression (mini-Xception, only when the policy allows), estimate head
 //! pose against a generic 3-D face, and combine presence, pose, gaze and eye closure into
-//! attention. With a face position from the previous frame (`hint`) the detector is skipped while
-//! the mesh still confirms a face, as trackers do.
+//! attention. With a face position from the previous frame ([`Scan::Track`]) the detector is
+//! skipped while the mesh still confirms a face, as trackers do; [`Scan::Everyone`] adds the far
+//! pass, which counts people a few metres away.
 //!
 //! - [`graph`]: the model executor. [`crop`]: regions to input tensors.
 //! - [`detect`]: anchors and NMS. [`geometry`]: landmarks, eye openness, pose, gaze.
@@ -23,17 +24,18 @@ use iv_contracts::policy::AnalysisPolicy;
 
 use crate::analysis::{
     AnalyzerError, EXPRESSIONS, Expression, FaceBox, FrameAnalysis, FrameAnalyzer, HeadPose,
-    MIN_EXPRESSION_CONFIDENCE, Point, UNCERTAIN,
+    MIN_EXPRESSION_CONFIDENCE, Point, Scan, UNCERTAIN,
 };
 use crop::{Range, Region, Sampling, sample};
 use graph::{Graph, GraphError};
 
 /// The model files, as written by scripts/fetch-assets.sh.
-pub const MODEL_FILES: [&str; 4] = [
+pub const MODEL_FILES: [&str; 5] = [
     "face_detection_short_range",
     "face_landmark",
     "iris_landmark",
     "fer_emotion",
+    "face_detection_back",
 ];
 
 /// The expression model's classes, in its output order, in our names.
@@ -57,6 +59,10 @@ const FACE_FLAG_MIN: f32 = 0.5;
 /// the frame are an integrity signal; only the main face is meshed).
 const SURE_FACE: f32 = 0.6;
 
+/// Two boxes covering this much of the smaller one are the same face (sighted by two passes or
+/// two tiles, whose boxes differ in size).
+const SAME_FACE: f32 = 0.3;
+
 /// Head turned further than this (degrees) no longer counts as looking at the camera.
 const EYE_CONTACT_YAW: f32 = 15.0;
 const EYE_CONTACT_PITCH: f32 = 15.0;
@@ -67,6 +73,8 @@ pub struct Pipeline {
     mesh: Graph,
     iris: Graph,
     expression: Graph,
+    /// BlazeFace's back-camera model: the same anchors at twice the input size.
+    far_detector: Graph,
     anchors: Vec<(f32, f32)>,
 }
 
@@ -97,6 +105,7 @@ impl Pipeline {
             mesh: Graph::load(dir, MODEL_FILES[1])?,
             iris: Graph::load(dir, MODEL_FILES[2])?,
             expression: Graph::load(dir, MODEL_FILES[3])?,
+            far_detector: Graph::load(dir, MODEL_FILES[4])?,
             anchors: detect::anchors(),
         })
     }
@@ -104,38 +113,31 @@ impl Pipeline {
     /// Faces in the frame, largest first. The frame is letterboxed into the detector's square.
     #[tracing::instrument(name = "model.detect", skip_all)]
     pub fn detect(&self, frame: &RgbImage) -> Result<Found, GraphError> {
-        let (w, h) = (frame.width() as f32, frame.height() as f32);
-        let side = w.max(h);
-        let region = Region {
-            x: (w - side) / 2.0,
-            y: (h - side) / 2.0,
-            width: side,
-            height: side,
-        };
-        let input = sample(
-            frame,
-            region,
-            128,
-            false,
-            false,
-            Sampling::Bilinear,
-            Range::SIGNED,
-        )?;
-        let out = self.detector.run(&input)?;
-        let regressors = out[0].flatten_all()?.to_vec1::<f32>()?;
-        let scores = out[1].flatten_all()?.to_vec1::<f32>()?;
-        let mut faces: Vec<FaceBox> = detect::decode(&regressors, &scores, &self.anchors)
-            .into_iter()
-            .map(|d| FaceBox {
-                x: region.x + d.xmin * side,
-                y: region.y + d.ymin * side,
-                width: (d.xmax - d.xmin) * side,
-                height: (d.ymax - d.ymin) * side,
-                confidence: d.score,
-            })
-            .collect();
-        faces.sort_by(|a, b| (b.width * b.height).total_cmp(&(a.width * a.height)));
-        Ok(Found { faces })
+        let faces = run_detector(&self.detector, 128, &self.anchors, frame, whole(frame))?;
+        Ok(Found {
+            faces: largest_first(faces),
+        })
+    }
+
+    /// Faces further away: the back-camera model (256x256, made for faces further from the
+    /// lens) on squares of the frame's shorter side spanning the longer one. On the group photos
+    /// at webcam size it finds faces down to ~27 px high that the short-range pass, which sees
+    /// the whole frame at 128 px, misses.
+    #[tracing::instrument(name = "model.detect_far", skip_all)]
+    pub fn detect_far(&self, frame: &RgbImage) -> Result<Found, GraphError> {
+        let mut faces = Vec::new();
+        for region in tiles(frame) {
+            faces.extend(run_detector(
+                &self.far_detector,
+                256,
+                &self.anchors,
+                frame,
+                region,
+            )?);
+        }
+        Ok(Found {
+            faces: largest_first(merge_overlapping(faces)),
+        })
     }
 
     /// The mesh around `face`: 468 points in frame pixels and the face-presence probability.
@@ -265,14 +267,14 @@ impl Pipeline {
         &self,
         frame: &RgbImage,
         policy: AnalysisPolicy,
-        hint: Option<FaceBox>,
+        scan: Scan,
     ) -> Result<FrameAnalysis, GraphError> {
         let Some(Located {
             mut analysis,
             face,
             mesh,
             presence,
-        }) = self.locate(frame, hint)?
+        }) = self.locate(frame, scan)?
         else {
             return Ok(FrameAnalysis {
                 detector_ran: true,
@@ -328,14 +330,10 @@ struct Located {
 }
 
 impl Pipeline {
-    /// Tracks the hinted face (refitting the mesh where it was) and detects only when it is lost.
-    /// `None` when no face is found.
-    fn locate(
-        &self,
-        frame: &RgbImage,
-        hint: Option<FaceBox>,
-    ) -> Result<Option<Located>, GraphError> {
-        if let Some(h) = hint {
+    /// Tracks the face (refitting the mesh where it was) or detects, as `scan` says. `None` when
+    /// no face is found.
+    fn locate(&self, frame: &RgbImage, scan: Scan) -> Result<Option<Located>, GraphError> {
+        if let Scan::Track(h) = scan {
             let (mesh, flag) = self.mesh(frame, &h)?;
             if flag >= FACE_FLAG_MIN {
                 return Ok(Some(Located {
@@ -351,19 +349,34 @@ impl Pipeline {
             }
         }
         // A face needs both stages to agree: the largest detection the mesh confirms is the
-        // candidate; the others count only when the detector is sure of them.
-        let found = self.detect(frame)?;
-        for (main_index, face) in found.faces.iter().take(3).enumerate() {
+        // candidate, from the short-range pass or, when it finds none, the far pass (a candidate
+        // sitting back from the camera); the others count only when a detector is sure of them.
+        let near = self.detect(frame)?.faces;
+        if scan != Scan::Everyone {
+            return self.confirm(frame, &near, &near, &mut Some(Vec::new()));
+        }
+        let mut far = None;
+        if let Some(located) = self.confirm(frame, &near, &near, &mut far)? {
+            return Ok(Some(located));
+        }
+        let far_faces = self.far_faces(frame, &mut far)?.to_vec();
+        self.confirm(frame, &far_faces, &near, &mut far)
+    }
+
+    /// The largest of `candidates` the mesh confirms, with everyone else in view counted.
+    fn confirm(
+        &self,
+        frame: &RgbImage,
+        candidates: &[FaceBox],
+        near: &[FaceBox],
+        far: &mut Option<Vec<FaceBox>>,
+    ) -> Result<Option<Located>, GraphError> {
+        for face in candidates.iter().take(3) {
             let (mesh, flag) = self.mesh(frame, face)?;
             if flag < FACE_FLAG_MIN {
                 continue;
             }
-            let others = found
-                .faces
-                .iter()
-                .enumerate()
-                .filter(|(i, f)| *i != main_index && f.confidence >= SURE_FACE)
-                .count() as u32;
+            let others = others(near, self.far_faces(frame, far)?, face);
             return Ok(Some(Located {
                 analysis: FrameAnalysis {
                     face_count: 1 + others,
@@ -377,6 +390,134 @@ impl Pipeline {
         }
         Ok(None)
     }
+
+    /// The far pass's faces, run at most once per frame (`Some` already: none wanted).
+    fn far_faces<'a>(
+        &self,
+        frame: &RgbImage,
+        far: &'a mut Option<Vec<FaceBox>>,
+    ) -> Result<&'a [FaceBox], GraphError> {
+        if far.is_none() {
+            *far = Some(self.detect_far(frame)?.faces);
+        }
+        Ok(far.as_deref().unwrap_or_default())
+    }
+}
+
+/// How many other people are in view besides `main`: the short-range pass's faces and the far
+/// pass's, each counted once and only when the detector is sure of it.
+fn others(near: &[FaceBox], far: &[FaceBox], main: &FaceBox) -> u32 {
+    let mut sure: Vec<FaceBox> = near
+        .iter()
+        .chain(far)
+        .filter(|f| f.confidence >= SURE_FACE)
+        .copied()
+        .collect();
+    sure.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut seen = vec![*main];
+    for face in sure {
+        if seen.iter().all(|s| overlap(s, &face) < SAME_FACE) {
+            seen.push(face);
+        }
+    }
+    seen.len() as u32 - 1
+}
+
+/// The whole frame, letterboxed into a square.
+fn whole(frame: &RgbImage) -> Region {
+    let (w, h) = (frame.width() as f32, frame.height() as f32);
+    let side = w.max(h);
+    Region {
+        x: (w - side) / 2.0,
+        y: (h - side) / 2.0,
+        width: side,
+        height: side,
+    }
+}
+
+/// Squares of the frame's shorter side spanning its longer side, spread evenly: two for 4:3 and
+/// 16:9 frames (overlapping by 320 and 80 px at 640 wide, more than the faces this pass is for,
+/// so a face on a seam is whole in one of them). Each pass costs as much as the next, so no more
+/// than the frame needs.
+fn tiles(frame: &RgbImage) -> Vec<Region> {
+    let (w, h) = (frame.width() as f32, frame.height() as f32);
+    let side = w.min(h);
+    let long = w.max(h);
+    let count = ((long - side) / side).ceil() as usize + 1;
+    (0..count)
+        .map(|i| {
+            let offset = if count == 1 {
+                0.0
+            } else {
+                (long - side) * i as f32 / (count - 1) as f32
+            };
+            let (x, y) = if w >= h { (offset, 0.0) } else { (0.0, offset) };
+            Region {
+                x,
+                y,
+                width: side,
+                height: side,
+            }
+        })
+        .collect()
+}
+
+/// One detector pass over `region` of the frame, scaled to the model's `input` square; the
+/// faces in frame pixels.
+fn run_detector(
+    graph: &Graph,
+    input: usize,
+    anchors: &[(f32, f32)],
+    frame: &RgbImage,
+    region: Region,
+) -> Result<Vec<FaceBox>, GraphError> {
+    let tensor = sample(
+        frame,
+        region,
+        input,
+        false,
+        false,
+        Sampling::Bilinear,
+        Range::SIGNED,
+    )?;
+    let out = graph.run(&tensor)?;
+    let regressors = out[0].flatten_all()?.to_vec1::<f32>()?;
+    let scores = out[1].flatten_all()?.to_vec1::<f32>()?;
+    Ok(detect::decode(&regressors, &scores, anchors, input as f32)
+        .into_iter()
+        .map(|d| FaceBox {
+            x: region.x + d.xmin * region.width,
+            y: region.y + d.ymin * region.height,
+            width: (d.xmax - d.xmin) * region.width,
+            height: (d.ymax - d.ymin) * region.height,
+            confidence: d.score,
+        })
+        .collect())
+}
+
+fn largest_first(mut faces: Vec<FaceBox>) -> Vec<FaceBox> {
+    faces.sort_by(|a, b| (b.width * b.height).total_cmp(&(a.width * a.height)));
+    faces
+}
+
+/// One face seen by several tiles (or passes) is kept once, the most confident sighting.
+fn merge_overlapping(mut faces: Vec<FaceBox>) -> Vec<FaceBox> {
+    faces.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut kept: Vec<FaceBox> = Vec::new();
+    for f in faces {
+        if kept.iter().all(|k| overlap(k, &f) < SAME_FACE) {
+            kept.push(f);
+        }
+    }
+    kept
+}
+
+/// Intersection over the smaller box: a face cut by a tile's edge still matches its whole self.
+fn overlap(a: &FaceBox, b: &FaceBox) -> f32 {
+    let w = ((a.x + a.width).min(b.x + b.width) - a.x.max(b.x)).max(0.0);
+    let h = ((a.y + a.height).min(b.y + b.height) - a.y.max(b.y)).max(0.0);
+    let smaller = (a.width * a.height).min(b.width * b.height);
+    if smaller > 0.0 { w * h / smaller } else { 0.0 }
 }
 
 /// The bounding box of the mesh's points.
@@ -399,8 +540,8 @@ impl FrameAnalyzer for Pipeline {
         &self,
         frame: &RgbImage,
         policy: AnalysisPolicy,
-        hint: Option<FaceBox>,
+        scan: Scan,
     ) -> Result<FrameAnalysis, AnalyzerError> {
-        self.run(frame, policy, hint).map_err(AnalyzerError::Failed)
+        self.run(frame, policy, scan).map_err(AnalyzerError::Failed)
     }
 }
