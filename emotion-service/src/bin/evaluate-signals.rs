@@ -1,0 +1,327 @@
+//! Checks the face signals against labelled media (`emotion-service/evaluation/signals.json`,
+//! how it was labelled in the README beside it): the service's pipeline runs over each piece,
+//! as the service would, and the command prints precision and recall per signal, with every
+//! miss named. Not a test: a report to read. `--near-only` counts faces without the far pass,
+//! as the service did before it, for a before-and-after.
+//!
+//! usage: evaluate-signals [--labels FILE] [--near-only]
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use emotion_service::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer, Scan, UNCERTAIN};
+use emotion_service::blink::BlinkTracker;
+use emotion_service::vision::Pipeline;
+use image::RgbImage;
+use iv_contracts::policy::AnalysisPolicy;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Labels {
+    faces: Vec<People>,
+    blinks: Vec<Blinks>,
+    expressions: Vec<Expression>,
+}
+
+/// How many people a photo (scaled to each width) or every frame of a clip shows.
+#[derive(Deserialize)]
+struct People {
+    media: String,
+    people: u32,
+    /// Widths to scale a photo to; empty for a clip (a folder of frames).
+    widths: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct Blinks {
+    clip: String,
+    fps: u32,
+    /// First and last closed frame of each blink.
+    blinks: Vec<(usize, usize)>,
+    long_closures: Vec<(usize, usize)>,
+}
+
+#[derive(Deserialize)]
+struct Expression {
+    media: String,
+    label: String,
+}
+
+/// True and false positives and misses of one signal.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    hits: u32,
+    false_alarms: u32,
+    misses: u32,
+}
+
+impl Tally {
+    fn add(&mut self, o: Tally) {
+        self.hits += o.hits;
+        self.false_alarms += o.false_alarms;
+        self.misses += o.misses;
+    }
+
+    fn ratio(a: u32, b: u32) -> String {
+        if b == 0 {
+            "-".into()
+        } else {
+            format!("{:.2}", a as f32 / b as f32)
+        }
+    }
+
+    fn row(&self, signal: &str, cases: usize) {
+        println!(
+            "{signal:<34} {cases:>5} {:>5} {:>5} {:>5} {:>9} {:>7}",
+            self.hits,
+            self.false_alarms,
+            self.misses,
+            Self::ratio(self.hits, self.hits + self.false_alarms),
+            Self::ratio(self.hits, self.hits + self.misses),
+        );
+    }
+}
+
+fn media() -> PathBuf {
+    iv_platform::assets::media_dir()
+}
+
+fn open(path: &Path) -> anyhow::Result<RgbImage> {
+    Ok(image::open(path)
+        .with_context(|| format!("{} (run scripts/fetch-assets.sh)", path.display()))?
+        .to_rgb8())
+}
+
+/// A clip's frames, as the fetch script extracted them.
+fn frames(clip: &str) -> Vec<PathBuf> {
+    (0..)
+        .map(|i| media().join(clip).join(format!("frame_{i:03}.jpg")))
+        .take_while(|p| p.exists())
+        .collect()
+}
+
+/// Plays frames through the pipeline as the service scans a session.
+fn play(p: &Pipeline, paths: &[PathBuf], near_only: bool) -> anyhow::Result<Vec<FrameAnalysis>> {
+    let mut last: Option<FaceBox> = None;
+    let mut out = Vec::with_capacity(paths.len());
+    for (i, path) in paths.iter().enumerate() {
+        let scan = match Scan::for_frame(i, last) {
+            Scan::Everyone if near_only => Scan::Near,
+            scan => scan,
+        };
+        let a = p.analyze(&open(path)?, AnalysisPolicy::Full, scan)?;
+        last = a.face;
+        out.push(a);
+    }
+    Ok(out)
+}
+
+fn count(counted: u32, people: u32) -> Tally {
+    Tally {
+        hits: counted.min(people),
+        false_alarms: counted.saturating_sub(people),
+        misses: people.saturating_sub(counted),
+    }
+}
+
+/// People counted on the photos, and on every frame of the clips: (tally, cases) of each.
+fn faces(p: &Pipeline, labels: &[People], near_only: bool) -> anyhow::Result<[(Tally, usize); 2]> {
+    let (mut photos, mut clips) = ((Tally::default(), 0), (Tally::default(), 0));
+    for l in labels {
+        if l.widths.is_empty() {
+            let played = play(p, &frames(&l.media), near_only)?;
+            let mut t = Tally::default();
+            for a in &played {
+                t.add(count(a.face_count, l.people));
+            }
+            if t.false_alarms + t.misses > 0 {
+                println!(
+                    "  faces: {} ({} frames, {} each): {} false, {} missed",
+                    l.media,
+                    played.len(),
+                    l.people,
+                    t.false_alarms,
+                    t.misses
+                );
+            }
+            clips.0.add(t);
+            clips.1 += played.len();
+            continue;
+        }
+        let photo = open(&media().join(&l.media))?;
+        for &width in &l.widths {
+            let height = photo.height() * width / photo.width();
+            let frame = image::imageops::resize(
+                &photo,
+                width,
+                height,
+                image::imageops::FilterType::Triangle,
+            );
+            let scan = if near_only {
+                Scan::Near
+            } else {
+                Scan::Everyone
+            };
+            let a = p.analyze(&frame, AnalysisPolicy::Engagement, scan)?;
+            let t = count(a.face_count, l.people);
+            if a.face_count != l.people {
+                println!(
+                    "  faces: {} at {width} px: {} counted of {} people",
+                    l.media, a.face_count, l.people
+                );
+            }
+            photos.0.add(t);
+            photos.1 += 1;
+        }
+    }
+    Ok([photos, clips])
+}
+
+/// Blinks (and long closures) found against the labelled ones: a closure matches a label when
+/// it starts within two frames of the labelled closure (at the clip's own rate).
+fn blinks(p: &Pipeline, label: &Blinks, every: usize) -> anyhow::Result<(Tally, Tally)> {
+    let all = frames(&label.clip);
+    let paths: Vec<PathBuf> = all.iter().step_by(every).cloned().collect();
+    let played = play(p, &paths, false)?;
+    let frame_ms = 1000.0 / label.fps as f64;
+    let mut tracker = BlinkTracker::default();
+    let (mut found_blinks, mut found_long) = (Vec::new(), Vec::new());
+    for (i, a) in played.iter().enumerate() {
+        let t = ((i * every) as f64 * frame_ms) as i64;
+        let openness = a.eye_openness.map(|(l, r)| (l + r) / 2.0);
+        if let Some(c) = tracker.observe(t, openness).closure {
+            let start = (c.started_at as f64 / frame_ms).round() as usize;
+            if c.is_blink() {
+                found_blinks.push(start);
+            } else {
+                found_long.push(start);
+            }
+        }
+    }
+    let tally = |found: &[usize], labelled: &[(usize, usize)], what: &str| {
+        let matches = |start: usize, (a, b): (usize, usize)| {
+            start + 2 >= a && start <= b + 2 + every.saturating_sub(1)
+        };
+        let hits = labelled
+            .iter()
+            .filter(|l| found.iter().any(|&s| matches(s, **l)))
+            .count() as u32;
+        let false_alarms = found
+            .iter()
+            .filter(|&&s| !labelled.iter().any(|l| matches(s, *l)))
+            .count() as u32;
+        let t = Tally {
+            hits,
+            false_alarms,
+            misses: labelled.len() as u32 - hits,
+        };
+        if t.false_alarms + t.misses > 0 {
+            println!(
+                "  {what}: {} at {} frames/s: found starting at frames {found:?}, labelled {labelled:?}",
+                label.clip,
+                label.fps as usize / every
+            );
+        }
+        t
+    };
+    Ok((
+        tally(&found_blinks, &label.blinks, "blinks"),
+        tally(&found_long, &label.long_closures, "long closures"),
+    ))
+}
+
+/// Expressions: a confident right label is a hit, a confident wrong one a false alarm, and
+/// "uncertain" a miss that claims nothing.
+fn expressions(p: &Pipeline, labels: &[Expression]) -> anyhow::Result<Tally> {
+    let mut t = Tally::default();
+    for l in labels {
+        let a = p.analyze(
+            &open(&media().join(&l.media))?,
+            AnalysisPolicy::Full,
+            Scan::Everyone,
+        )?;
+        let (read, confidence) = a
+            .expression
+            .map(|e| (e.label, e.confidence))
+            .unwrap_or_else(|| ("no face".into(), 0.0));
+        if read == l.label {
+            t.hits += 1;
+        } else {
+            if read == UNCERTAIN || read == "no face" {
+                t.misses += 1;
+            } else {
+                t.false_alarms += 1;
+                t.misses += 1;
+            }
+            println!(
+                "  expression: {} is {}, read as {read} ({confidence:.2})",
+                l.media, l.label
+            );
+        }
+    }
+    Ok(t)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let path = args
+        .iter()
+        .position(|a| a == "--labels")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("evaluation/signals.json")
+        });
+    let near_only = args.iter().any(|a| a == "--near-only");
+    let labels: Labels = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    let p = Pipeline::load(&iv_platform::assets::models_dir())
+        .context("loading the face models (run scripts/fetch-assets.sh)")?;
+
+    println!(
+        "face signals against {} ({}); misses first",
+        path.display(),
+        if near_only {
+            "short-range detector only"
+        } else {
+            "as served"
+        }
+    );
+    let [photos, clips] = faces(&p, &labels.faces, near_only)?;
+    let mut rows = vec![
+        ("faces on photos (people)".to_string(), photos.0, photos.1),
+        (
+            "faces on clip frames (people)".to_string(),
+            clips.0,
+            clips.1,
+        ),
+    ];
+    for label in &labels.blinks {
+        for every in [1, (label.fps / 5).max(1) as usize] {
+            let (b, l) = blinks(&p, label, every)?;
+            let rate = label.fps as usize / every;
+            rows.push((format!("blinks, {} at {rate}/s", label.clip), b, 1));
+            rows.push((format!("long closures, {} at {rate}/s", label.clip), l, 1));
+        }
+    }
+    let e = expressions(&p, &labels.expressions)?;
+    rows.push((
+        "expressions (labelled stills)".into(),
+        e,
+        labels.expressions.len(),
+    ));
+    println!();
+    println!(
+        "{:<34} {:>5} {:>5} {:>5} {:>5} {:>9} {:>7}",
+        "signal", "cases", "hit", "false", "miss", "precision", "recall"
+    );
+    for (signal, tally, cases) in rows {
+        tally.row(&signal, cases);
+    }
+    println!(
+        "not measured yet: eye contact and head pose against an independent reference runtime"
+    );
+    Ok(())
+}
