@@ -6,7 +6,7 @@ use emotion_service::analysis::{
     FaceBox, FrameAnalysis, FrameAnalyzer, MIN_EXPRESSION_CONFIDENCE, Scan, UNCERTAIN,
 };
 use emotion_service::blink::BlinkTracker;
-use emotion_service::vision::Pipeline;
+use emotion_service::vision::{Pipeline, scaled};
 use iv_contracts::policy::AnalysisPolicy;
 
 fn assets() -> PathBuf {
@@ -148,13 +148,7 @@ fn everyone_in_the_group_photos_is_counted_down_to_faces_27_px_high() {
     for (i, expected) in people.iter().enumerate() {
         let photo = image(&format!("groups/sample{}.jpg", i + 1));
         for width in [640, 320] {
-            let height = photo.height() * width / photo.width();
-            let frame = image::imageops::resize(
-                &photo,
-                width,
-                height,
-                image::imageops::FilterType::Triangle,
-            );
+            let frame = scaled(&photo, width);
             let a = p
                 .analyze(&frame, AnalysisPolicy::Engagement, Scan::Everyone)
                 .unwrap();

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use emotion_service::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer, Scan, UNCERTAIN};
 use emotion_service::blink::BlinkTracker;
-use emotion_service::vision::Pipeline;
+use emotion_service::vision::{Pipeline, scaled};
 use image::RgbImage;
 use iv_contracts::policy::AnalysisPolicy;
 use serde::Deserialize;
@@ -150,13 +150,7 @@ fn faces(p: &Pipeline, labels: &[People], near_only: bool) -> anyhow::Result<[(T
         }
         let photo = open(&media().join(&l.media))?;
         for &width in &l.widths {
-            let height = photo.height() * width / photo.width();
-            let frame = image::imageops::resize(
-                &photo,
-                width,
-                height,
-                image::imageops::FilterType::Triangle,
-            );
+            let frame = scaled(&photo, width);
             let scan = if near_only {
                 Scan::Near
             } else {

@@ -423,6 +423,13 @@ fn others(near: &[FaceBox], far: &[FaceBox], main: &FaceBox) -> u32 {
     seen.len() as u32 - 1
 }
 
+/// `photo` scaled to `width` pixels wide, as a webcam of that width would see the scene (for
+/// evaluating on photos larger than any camera sends).
+pub fn scaled(photo: &RgbImage, width: u32) -> RgbImage {
+    let height = (photo.height() * width / photo.width()).max(1);
+    image::imageops::resize(photo, width, height, image::imageops::FilterType::Triangle)
+}
+
 /// The whole frame, letterboxed into a square.
 fn whole(frame: &RgbImage) -> Region {
     let (w, h) = (frame.width() as f32, frame.height() as f32);
