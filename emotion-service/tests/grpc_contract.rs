@@ -269,6 +269,69 @@ async fn analyze_batch_streams_one_answer_per_frame_in_order_and_detect_blink_co
     assert!(summary.mean_attention > 0.5);
 }
 
+/// Real frames played so the eyes stay shut for ~0.8 s (the blink's closed frames 26-28 each
+/// held for eight frames): one long closure, counted as such through gRPC, and no blink.
+#[tokio::test]
+async fn a_long_closure_is_reported_as_one_and_never_as_blinks() {
+    let channel = spawn().await;
+    let mut client = EmotionServiceClient::new(channel);
+    let order: Vec<usize> = (0..26)
+        .chain([26, 27, 28].into_iter().flat_map(|f| [f; 8]))
+        .chain(29..40)
+        .collect();
+    let frame = |n: usize, source: usize| FrameRequest {
+        session_id: "sleeper".into(),
+        image_data: jpeg_frame(source),
+        timestamp: 1_000_000 + n as i64 * 33,
+        format: "jpeg".into(),
+        policy: 0,
+        frame_number: n as i64 + 1,
+        consent: Some(consent()),
+        ..Default::default()
+    };
+    let mut stream = client
+        .analyze_batch(BatchRequest {
+            session_id: "sleeper".into(),
+            frames: order
+                .iter()
+                .enumerate()
+                .map(|(n, &f)| frame(n, f))
+                .collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(r) = tokio_stream::StreamExt::next(&mut stream).await {
+        r.unwrap();
+    }
+    let blinks = client
+        .detect_blink(frame(order.len(), 40))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (blinks.blink_count, blinks.long_closures),
+        (0, 1),
+        "{blinks:?}"
+    );
+    assert!(blinks.blink_timestamps.is_empty(), "{blinks:?}");
+    assert!(blinks.perclos > 0.3, "{blinks:?}");
+    let summary = client
+        .get_session_summary(SessionRequest {
+            session_id: "sleeper".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .blink_metrics
+        .unwrap();
+    assert_eq!(
+        (summary.count, summary.long_closures),
+        (0, 1),
+        "{summary:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened() {
     let channel = spawn().await;
