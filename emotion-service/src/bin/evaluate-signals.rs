@@ -36,9 +36,39 @@ struct People {
 struct Blinks {
     clip: String,
     fps: u32,
-    /// First and last closed frame of each blink.
+    /// Frames of the clip held for longer, as `(first, last, times)`: each of them is played
+    /// `times` times in a row (a long closure made of the clip's own closed frames).
+    #[serde(default)]
+    hold: Vec<(usize, usize, usize)>,
+    /// First and last closed frame of each blink, in the frames as played.
     blinks: Vec<(usize, usize)>,
     long_closures: Vec<(usize, usize)>,
+}
+
+impl Blinks {
+    /// The clip's frames in the order they are played.
+    fn frames(&self) -> Vec<PathBuf> {
+        frames(&self.clip)
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, path)| {
+                let times = self
+                    .hold
+                    .iter()
+                    .find(|(a, b, _)| (*a..=*b).contains(&i))
+                    .map_or(1, |h| h.2);
+                std::iter::repeat_n(path, times)
+            })
+            .collect()
+    }
+
+    fn name(&self) -> String {
+        if self.hold.is_empty() {
+            self.clip.clone()
+        } else {
+            format!("{} (held)", self.clip)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -72,7 +102,7 @@ impl Tally {
 
     fn row(&self, signal: &str, cases: usize) {
         println!(
-            "{signal:<34} {cases:>5} {:>5} {:>5} {:>5} {:>9} {:>7}",
+            "{signal:<42} {cases:>5} {:>5} {:>5} {:>5} {:>9} {:>7}",
             self.hits,
             self.false_alarms,
             self.misses,
@@ -174,7 +204,7 @@ fn faces(p: &Pipeline, labels: &[People], near_only: bool) -> anyhow::Result<[(T
 /// Blinks (and long closures) found against the labelled ones: a closure matches a label when
 /// it starts within two frames of the labelled closure (at the clip's own rate).
 fn blinks(p: &Pipeline, label: &Blinks, every: usize) -> anyhow::Result<(Tally, Tally)> {
-    let all = frames(&label.clip);
+    let all = label.frames();
     let paths: Vec<PathBuf> = all.iter().step_by(every).cloned().collect();
     let played = play(p, &paths, false)?;
     let frame_ms = 1000.0 / label.fps as f64;
@@ -212,7 +242,7 @@ fn blinks(p: &Pipeline, label: &Blinks, every: usize) -> anyhow::Result<(Tally, 
         if t.false_alarms + t.misses > 0 {
             println!(
                 "  {what}: {} at {} frames/s: found starting at frames {found:?}, labelled {labelled:?}",
-                label.clip,
+                label.name(),
                 label.fps as usize / every
             );
         }
@@ -296,8 +326,8 @@ fn main() -> anyhow::Result<()> {
         for every in [1, (label.fps / 5).max(1) as usize] {
             let (b, l) = blinks(&p, label, every)?;
             let rate = label.fps as usize / every;
-            rows.push((format!("blinks, {} at {rate}/s", label.clip), b, 1));
-            rows.push((format!("long closures, {} at {rate}/s", label.clip), l, 1));
+            rows.push((format!("blinks, {} at {rate}/s", label.name()), b, 1));
+            rows.push((format!("long closures, {} at {rate}/s", label.name()), l, 1));
         }
     }
     let e = expressions(&p, &labels.expressions)?;
@@ -308,7 +338,7 @@ fn main() -> anyhow::Result<()> {
     ));
     println!();
     println!(
-        "{:<34} {:>5} {:>5} {:>5} {:>5} {:>9} {:>7}",
+        "{:<42} {:>5} {:>5} {:>5} {:>5} {:>9} {:>7}",
         "signal", "cases", "hit", "false", "miss", "precision", "recall"
     );
     for (signal, tally, cases) in rows {
