@@ -33,7 +33,7 @@ pub const EXPRESSIONS: [&str; 7] = [
 ];
 
 /// The label of an expression the model is not sure of: said rather than a confident wrong class.
-pub const UNCERTAIN: &str = "uncertain";
+pub const UNCERTAIN: &str = iv_contracts::UNCERTAIN_EXPRESSION;
 
 /// Below this probability of its top class an expression is [`UNCERTAIN`]. Set on the labelled
 /// stills (`emotion-service/tests/pipeline.rs` checks it still sits between them): the model's

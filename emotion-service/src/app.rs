@@ -151,7 +151,7 @@ struct SessionState {
     frames_since_far: Option<u32>,
     face_count: u32,
     /// Faces the last far pass counted.
-    everyone: u32,
+    far_count: u32,
     blinks: BlinkTracker,
     /// The session's stored policy and owner, read once from the database: both are fixed once
     /// the first frame is stored, so later frames need no round trip for them.
@@ -159,8 +159,6 @@ struct SessionState {
 }
 
 impl SessionState {
-    /// Keeps what the next frame needs: where the face was and when the detector last ran. A
-    /// tracked frame (no detector) keeps the face count the detector last saw.
     /// How the next frame looks for faces.
     fn scan(&self) -> Scan {
         match (self.last_face, self.frames_since_far) {
@@ -174,19 +172,21 @@ impl SessionState {
         }
     }
 
+    /// Keeps what the next frame needs: where the face was and when each pass last ran. A
+    /// tracked frame (no detector) keeps the face count the detector last saw.
     fn track(&mut self, scan: Scan, analysis: &mut FrameAnalysis) {
         self.frames_since_far = match scan {
             Scan::Everyone => Some(0),
             _ => self.frames_since_far.map(|n| n + 1),
         };
         if scan == Scan::Everyone {
-            self.everyone = analysis.face_count;
+            self.far_count = analysis.face_count;
         }
         if analysis.detector_ran {
             self.frames_since_detection = 0;
             // People the far pass counted stay counted until the next one, while a face is seen.
             if analysis.face_count > 0 {
-                analysis.face_count = analysis.face_count.max(self.everyone);
+                analysis.face_count = analysis.face_count.max(self.far_count);
             }
             self.face_count = analysis.face_count;
         } else {

@@ -3,6 +3,7 @@
 //! The overall score is a documented weighting of three components (see [`WEIGHTS`]); a component
 //! without enough input is reported as insufficient data, never as an invented number.
 
+use iv_contracts::UNCERTAIN_EXPRESSION as UNCERTAIN;
 use iv_contracts::policy::AnalysisPolicy;
 use serde::{Deserialize, Serialize};
 
@@ -542,8 +543,6 @@ fn communication(answers: &[ScoredAnswer], insights: &mut Vec<Insight>) -> Compo
 
 /// Expressions read as composed (neutral or positive) rather than distressed.
 const COMPOSED: &[&str] = &["neutral", "happy", "surprised"];
-/// What the emotion service says of an expression it is not sure of.
-const UNCERTAIN: &str = "uncertain";
 
 fn engagement(
     frames: &[FrameSample],

@@ -136,7 +136,7 @@ impl Pipeline {
             )?);
         }
         Ok(Found {
-            faces: largest_first(merge_overlapping(faces)),
+            faces: largest_first(distinct(Vec::new(), faces)),
         })
     }
 
@@ -352,34 +352,25 @@ impl Pipeline {
         // candidate, from the short-range pass or, when it finds none, the far pass (a candidate
         // sitting back from the camera); the others count only when a detector is sure of them.
         let near = self.detect(frame)?.faces;
-        if scan != Scan::Everyone {
-            return self.confirm(frame, &near, &near, &mut Some(Vec::new()));
-        }
-        let mut far = None;
-        if let Some(located) = self.confirm(frame, &near, &near, &mut far)? {
-            return Ok(Some(located));
-        }
-        let far_faces = self.far_faces(frame, &mut far)?.to_vec();
-        self.confirm(frame, &far_faces, &near, &mut far)
-    }
-
-    /// The largest of `candidates` the mesh confirms, with everyone else in view counted.
-    fn confirm(
-        &self,
-        frame: &RgbImage,
-        candidates: &[FaceBox],
-        near: &[FaceBox],
-        far: &mut Option<Vec<FaceBox>>,
-    ) -> Result<Option<Located>, GraphError> {
-        for face in candidates.iter().take(3) {
+        let far = if scan == Scan::Everyone {
+            self.detect_far(frame)?.faces
+        } else {
+            Vec::new()
+        };
+        for face in near.iter().take(3).chain(far.iter().take(3)) {
             let (mesh, flag) = self.mesh(frame, face)?;
             if flag < FACE_FLAG_MIN {
                 continue;
             }
-            let others = others(near, self.far_faces(frame, far)?, face);
+            let sure = near
+                .iter()
+                .chain(&far)
+                .filter(|f| f.confidence >= SURE_FACE)
+                .copied();
+            let everyone = distinct(vec![*face], sure.collect());
             return Ok(Some(Located {
                 analysis: FrameAnalysis {
-                    face_count: 1 + others,
+                    face_count: everyone.len() as u32,
                     detector_ran: true,
                     ..Default::default()
                 },
@@ -390,37 +381,6 @@ impl Pipeline {
         }
         Ok(None)
     }
-
-    /// The far pass's faces, run at most once per frame (`Some` already: none wanted).
-    fn far_faces<'a>(
-        &self,
-        frame: &RgbImage,
-        far: &'a mut Option<Vec<FaceBox>>,
-    ) -> Result<&'a [FaceBox], GraphError> {
-        if far.is_none() {
-            *far = Some(self.detect_far(frame)?.faces);
-        }
-        Ok(far.as_deref().unwrap_or_default())
-    }
-}
-
-/// How many other people are in view besides `main`: the short-range pass's faces and the far
-/// pass's, each counted once and only when the detector is sure of it.
-fn others(near: &[FaceBox], far: &[FaceBox], main: &FaceBox) -> u32 {
-    let mut sure: Vec<FaceBox> = near
-        .iter()
-        .chain(far)
-        .filter(|f| f.confidence >= SURE_FACE)
-        .copied()
-        .collect();
-    sure.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-    let mut seen = vec![*main];
-    for face in sure {
-        if seen.iter().all(|s| overlap(s, &face) < SAME_FACE) {
-            seen.push(face);
-        }
-    }
-    seen.len() as u32 - 1
 }
 
 /// `photo` scaled to `width` pixels wide, as a webcam of that width would see the scene (for
@@ -507,10 +467,10 @@ fn largest_first(mut faces: Vec<FaceBox>) -> Vec<FaceBox> {
     faces
 }
 
-/// One face seen by several tiles (or passes) is kept once, the most confident sighting.
-fn merge_overlapping(mut faces: Vec<FaceBox>) -> Vec<FaceBox> {
+/// `faces` added to `kept`, the most confident first, except those already there: one face seen
+/// by several tiles or passes is kept once.
+fn distinct(mut kept: Vec<FaceBox>, mut faces: Vec<FaceBox>) -> Vec<FaceBox> {
     faces.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-    let mut kept: Vec<FaceBox> = Vec::new();
     for f in faces {
         if kept.iter().all(|k| overlap(k, &f) < SAME_FACE) {
             kept.push(f);

@@ -74,10 +74,7 @@ async fn every_described_path_reaches_a_service_and_every_route_group_is_describ
         if path == PATH {
             continue;
         }
-        let uri = path
-            .replace("{id}", "x")
-            .replace("{subject}", "x")
-            .replace("{policy}", "full");
+        let uri = iv_platform::testing::fill_parameters(&path);
         let request = axum::http::Request::builder()
             .method(method.clone())
             .uri(&uri)

@@ -5,7 +5,6 @@
 //! Each service describes its own routes on its handlers (`#[utoipa::path]`) and types
 //! (`ToSchema`); nothing here is written by hand but these shared pieces.
 
-use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, Ref, RefOr, ServerBuilder};
@@ -119,21 +118,14 @@ pub fn operations_of(doc: &OpenApi) -> Vec<(http::Method, String)> {
     let mut out = Vec::new();
     for (path, item) in &doc.paths.paths {
         let methods = [
-            (HttpMethod::Get, &item.get),
-            (HttpMethod::Put, &item.put),
-            (HttpMethod::Post, &item.post),
-            (HttpMethod::Delete, &item.delete),
-            (HttpMethod::Patch, &item.patch),
+            (http::Method::GET, &item.get),
+            (http::Method::PUT, &item.put),
+            (http::Method::POST, &item.post),
+            (http::Method::DELETE, &item.delete),
+            (http::Method::PATCH, &item.patch),
         ];
         for (method, op) in methods {
             if op.is_some() {
-                let method = match method {
-                    HttpMethod::Get => http::Method::GET,
-                    HttpMethod::Put => http::Method::PUT,
-                    HttpMethod::Post => http::Method::POST,
-                    HttpMethod::Delete => http::Method::DELETE,
-                    _ => http::Method::PATCH,
-                };
                 out.push((method, path.clone()));
             }
         }

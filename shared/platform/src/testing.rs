@@ -285,8 +285,8 @@ pub async fn assert_described_routes(
     }
 }
 
-/// `/a/{id}/b` as `/a/probe/b`.
-fn fill_parameters(path: &str) -> String {
+/// A described path with its parameters filled in: `/a/{id}/b` as `/a/probe/b`.
+pub fn fill_parameters(path: &str) -> String {
     path.split('/')
         .map(|part| if part.starts_with('{') { "probe" } else { part })
         .collect::<Vec<_>>()
