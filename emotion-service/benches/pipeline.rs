@@ -130,11 +130,11 @@ fn main() {
             });
             let found = time(&mut stages[1].samples, || pipeline.detect(&frame).unwrap());
             let face = found.faces[0];
-            let (mesh, _) = time(&mut stages[2].samples, || {
+            let mesh = time(&mut stages[2].samples, || {
                 pipeline.mesh(&frame, &face).unwrap()
             });
             time(&mut stages[3].samples, || {
-                pipeline.eyes(&frame, &mesh).unwrap();
+                pipeline.eyes(&frame, &mesh.points).unwrap();
             });
             time(&mut stages[4].samples, || {
                 pipeline.expression(&frame, &face).unwrap()

@@ -54,6 +54,8 @@ pub struct Expression {
     pub probabilities: Vec<(String, f32)>,
 }
 
+/// Degrees: yaw positive with the face turned towards the image's right, pitch positive with the
+/// head bowed, roll positive with the face tilted clockwise in the image.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeadPose {
     pub yaw: f32,
@@ -77,6 +79,9 @@ pub struct FrameAnalysis {
     /// Eye aspect ratio of the left and right eye.
     pub eye_openness: Option<(f32, f32)>,
     pub pose: Option<HeadPose>,
+    /// Where the irises sit between the eye corners, averaged over both eyes: 0 at the corner
+    /// on the image's left, 1 at the one on its right, ~0.5 looking straight ahead.
+    pub gaze: Option<f32>,
     pub eye_contact: bool,
     /// 0..1, combining presence, pose, gaze and eye closure.
     pub attention: f32,

@@ -17,6 +17,12 @@ pub const CLOSED_RATIO: f32 = 0.6;
 /// Share of the open-eye level above which closed eyes count as open again: the gap to
 /// [`CLOSED_RATIO`] keeps landmark jitter at the threshold from opening and closing the eyes.
 pub const OPEN_RATIO: f32 = 0.7;
+/// The least open-eye level assumed, whatever the frames so far say: a session that starts with
+/// the eyes half shut (looking down, crying) would otherwise learn that as "open" and read its
+/// own closure as flickers of open and shut. Open eyes read 0.25-0.37 with the iris model's
+/// eyelids (`emotion-service/evaluation`), closed ones under 0.1; so under 0.13 is closed for
+/// anyone.
+pub const MIN_OPEN_LEVEL: f32 = 0.22;
 /// Open frames remembered for the running median (~3 s at 30 fps).
 const HISTORY: usize = 90;
 /// Blinks last roughly 100-400 ms; anything from one frame to half a second counts.
@@ -112,7 +118,7 @@ impl BlinkTracker {
             self.eyes = Eyes::Open;
         }
         let previous = self.last_seen.replace(timestamp);
-        let level = self.open_level().unwrap_or(ratio);
+        let level = self.open_level().unwrap_or(ratio).max(MIN_OPEN_LEVEL);
         let shut = ratio < CLOSED_RATIO * level;
         let open = ratio >= OPEN_RATIO * level;
         let mut ended = None;
@@ -162,6 +168,14 @@ impl BlinkTracker {
         Observation {
             closed,
             closure: ended.filter(|c| c.is_blink() || c.is_long()),
+        }
+    }
+
+    /// When the closure the eyes are in now began, if they are closed (or only just reopened).
+    pub fn closed_since(&self) -> Option<i64> {
+        match self.eyes {
+            Eyes::Open => None,
+            Eyes::Closed { since } | Eyes::Reopened { since, .. } => Some(since),
         }
     }
 
@@ -270,6 +284,29 @@ mod tests {
         r[20] = 0.05;
         let (blinks, _) = feed(&r);
         assert_eq!(blinks.len(), 1);
+    }
+
+    #[test]
+    fn a_session_that_starts_with_the_eyes_half_shut_reads_one_long_closure() {
+        // As the crying clip of the evaluation starts: eyes half shut (looking down), then shut
+        // with flickers of half-open lids, then open for good.
+        let mut r = vec![0.18; 15];
+        r.extend([0.06; 60]);
+        for _ in 0..3 {
+            r.extend([0.13; 5]);
+            r.extend([0.10; 3]);
+        }
+        r.extend([0.06; 20]);
+        r.extend([0.33; 30]);
+        let mut t = BlinkTracker::default();
+        let closures: Vec<Closure> = r
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| t.observe(i as i64 * 33, Some(*v)).closure)
+            .collect();
+        assert_eq!(t.count(), 0, "{closures:?}");
+        assert_eq!(closures.len(), 1, "{closures:?}");
+        assert!(closures[0].is_long() && closures[0].started_at == 15 * 33);
     }
 
     #[test]

@@ -4,13 +4,20 @@
 //! miss named. Not a test: a report to read. `--near-only` counts faces without the far pass,
 //! as the service did before it, for a before-and-after.
 //!
-//! usage: evaluate-signals [--labels FILE] [--near-only]
+//! Head pose and eye contact have no people-made labels: they are compared frame by frame with
+//! an independent reference (MediaPipe's own face mesh in its own runtime,
+//! `evaluation/reference.py`), which `scripts/signal-reference.sh` runs when its output is missing.
+//!
+//! usage: evaluate-signals [--labels FILE] [--near-only] [--frames CLIP]
+//!
+//! `--frames CLIP` prints, for a clip compared with the reference, every frame's figures from
+//! both sides, to see where they disagree.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use emotion_service::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer, Scan, UNCERTAIN};
-use emotion_service::blink::BlinkTracker;
+use emotion_service::blink::{BlinkTracker, Closure};
 use emotion_service::vision::{Pipeline, scaled};
 use image::RgbImage;
 use iv_contracts::policy::AnalysisPolicy;
@@ -21,6 +28,18 @@ struct Labels {
     faces: Vec<People>,
     blinks: Vec<Blinks>,
     expressions: Vec<Expression>,
+    /// Stills whose head pose their dataset gives.
+    poses: Vec<Pose>,
+    /// Clips compared frame by frame with the reference runtime.
+    reference: Vec<String>,
+}
+
+/// A still and the yaw its dataset photographed it at (negative: turned towards the image's
+/// left).
+#[derive(Deserialize)]
+struct Pose {
+    media: String,
+    yaw: f32,
 }
 
 /// How many people a photo (scaled to each width) or every frame of a clip shows.
@@ -30,6 +49,20 @@ struct People {
     people: u32,
     /// Widths to scale a photo to; empty for a clip (a folder of frames).
     widths: Vec<u32>,
+    /// For a clip that cuts: from each frame given on, this many people instead.
+    #[serde(default)]
+    cuts: Vec<(usize, u32)>,
+}
+
+impl People {
+    /// The people in frame `i` of a clip.
+    fn at(&self, i: usize) -> u32 {
+        self.cuts
+            .iter()
+            .rev()
+            .find(|(from, _)| i >= *from)
+            .map_or(self.people, |c| c.1)
+    }
 }
 
 #[derive(Deserialize)]
@@ -161,15 +194,14 @@ fn faces(p: &Pipeline, labels: &[People], near_only: bool) -> anyhow::Result<[(T
         if l.widths.is_empty() {
             let played = play(p, &frames(&l.media), near_only)?;
             let mut t = Tally::default();
-            for a in &played {
-                t.add(count(a.face_count, l.people));
+            for (i, a) in played.iter().enumerate() {
+                t.add(count(a.face_count, l.at(i)));
             }
             if t.false_alarms + t.misses > 0 {
                 println!(
-                    "  faces: {} ({} frames, {} each): {} false, {} missed",
+                    "  faces: {} ({} frames): {} false, {} missed",
                     l.media,
                     played.len(),
-                    l.people,
                     t.false_alarms,
                     t.misses
                 );
@@ -213,11 +245,22 @@ fn blinks(p: &Pipeline, label: &Blinks, every: usize) -> anyhow::Result<(Tally, 
     for (i, a) in played.iter().enumerate() {
         let t = ((i * every) as f64 * frame_ms) as i64;
         let openness = a.eye_openness.map(|(l, r)| (l + r) / 2.0);
-        if let Some(c) = tracker.observe(t, openness).closure {
+        let observed = tracker.observe(t, openness);
+        // A closure the clip ends in counts for what it has been so far.
+        let closure = observed.closure.or_else(|| {
+            (i + 1 == played.len())
+                .then(|| tracker.closed_since())
+                .flatten()
+                .map(|since| Closure {
+                    started_at: since,
+                    duration_ms: t - since,
+                })
+        });
+        if let Some(c) = closure {
             let start = (c.started_at as f64 / frame_ms).round() as usize;
             if c.is_blink() {
                 found_blinks.push(start);
-            } else {
+            } else if c.is_long() {
                 found_long.push(start);
             }
         }
@@ -252,6 +295,191 @@ fn blinks(p: &Pipeline, label: &Blinks, every: usize) -> anyhow::Result<(Tally, 
         tally(&found_blinks, &label.blinks, "blinks"),
         tally(&found_long, &label.long_closures, "long closures"),
     ))
+}
+
+/// Yaw on the stills against their dataset's angle: the service's and the reference's errors.
+fn poses(p: &Pipeline, labels: &[Pose]) -> anyhow::Result<()> {
+    let seen = reference("stills")?;
+    println!();
+    println!("yaw on stills against the angle their dataset gives, in degrees");
+    println!(
+        "{:<24} {:>7} {:>8} {:>9}",
+        "still", "label", "service", "reference"
+    );
+    let (mut ours_err, mut theirs_err) = (Vec::new(), Vec::new());
+    for l in labels {
+        let theirs = seen
+            .iter()
+            .find(|s| s.frame == l.media)
+            .with_context(|| format!("{} is not in the reference's stills", l.media))?;
+        let a = p.analyze(
+            &open(&media().join(&l.media))?,
+            AnalysisPolicy::Engagement,
+            Scan::Everyone,
+        )?;
+        let ours = a.pose.map_or(f32::NAN, |p| p.yaw);
+        let theirs = theirs.yaw.unwrap_or(f32::NAN);
+        println!("{:<24} {:>7.0} {ours:>8.1} {theirs:>9.1}", l.media, l.yaw);
+        ours_err.push(ours - l.yaw);
+        theirs_err.push(theirs - l.yaw);
+    }
+    println!(
+        "{:<24} {:>7} {:>8.1} {:>9.1}",
+        "mean |error|",
+        "",
+        Agreement::mean_abs(&ours_err),
+        Agreement::mean_abs(&theirs_err)
+    );
+    Ok(())
+}
+
+/// One frame as the reference runtime saw it (`evaluation/reference.py`).
+#[derive(Deserialize)]
+struct Seen {
+    /// The image's file name.
+    frame: String,
+    face: bool,
+    yaw: Option<f32>,
+    pitch: Option<f32>,
+    gaze: Option<f32>,
+    eye_contact: Option<bool>,
+    /// Eye aspect ratio from the mesh's refined eyelids.
+    ear: Option<f32>,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    frames: Vec<Seen>,
+}
+
+/// The reference's frames of a clip, running the reference first when they are missing.
+fn reference(clip: &str) -> anyhow::Result<Vec<Seen>> {
+    let path = media().join("reference").join(format!("{clip}.json"));
+    if !path.exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/signal-reference.sh");
+        let status = std::process::Command::new(&script)
+            .status()
+            .with_context(|| format!("running {}", script.display()))?;
+        anyhow::ensure!(status.success(), "{} failed ({status})", script.display());
+    }
+    let r: Reference = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    Ok(r.frames)
+}
+
+/// How the service's head pose, gaze and eye contact agree with the reference's on one clip.
+#[derive(Debug, Default)]
+struct Agreement {
+    frames: usize,
+    /// Frames where both found the face.
+    both: usize,
+    /// Frames where only one of them found a face.
+    face_disagrees: usize,
+    yaw_errors: Vec<f32>,
+    pitch_errors: Vec<f32>,
+    gaze_errors: Vec<f32>,
+    /// Eye contact as (service, reference) on frames where both found the face.
+    contact: Vec<(bool, bool)>,
+}
+
+impl Agreement {
+    fn add(&mut self, o: Agreement) {
+        self.frames += o.frames;
+        self.both += o.both;
+        self.face_disagrees += o.face_disagrees;
+        self.yaw_errors.extend(o.yaw_errors);
+        self.pitch_errors.extend(o.pitch_errors);
+        self.gaze_errors.extend(o.gaze_errors);
+        self.contact.extend(o.contact);
+    }
+
+    fn mean_abs(v: &[f32]) -> f32 {
+        v.iter().map(|e| e.abs()).sum::<f32>() / v.len().max(1) as f32
+    }
+
+    fn mean(v: &[f32]) -> f32 {
+        v.iter().sum::<f32>() / v.len().max(1) as f32
+    }
+
+    fn row(&self, name: &str) {
+        let agree = self.contact.iter().filter(|(a, b)| a == b).count();
+        // The reference's eye contact as the truth: the service's precision and recall.
+        let both = self.contact.iter().filter(|(a, b)| *a && *b).count() as u32;
+        let said = self.contact.iter().filter(|(a, _)| *a).count() as u32;
+        let there = self.contact.iter().filter(|(_, b)| *b).count() as u32;
+        println!(
+            "{name:<24} {:>6} {:>5} {:>5} {:>6.1} {:>+6.1} {:>6.1} {:>+6.1} {:>6.3} {:>7.1}% {:>5} {:>5}",
+            self.frames,
+            self.both,
+            self.face_disagrees,
+            Self::mean_abs(&self.yaw_errors),
+            Self::mean(&self.yaw_errors),
+            Self::mean_abs(&self.pitch_errors),
+            Self::mean(&self.pitch_errors),
+            Self::mean_abs(&self.gaze_errors),
+            100.0 * agree as f32 / self.contact.len().max(1) as f32,
+            Tally::ratio(both, said),
+            Tally::ratio(both, there),
+        );
+    }
+}
+
+/// The service's pipeline and the reference over every frame of a clip; `detail` prints each
+/// frame's figures side by side.
+fn against_reference(p: &Pipeline, clip: &str, detail: bool) -> anyhow::Result<Agreement> {
+    let seen = reference(clip)?;
+    let played = play(p, &frames(clip), false)?;
+    anyhow::ensure!(
+        seen.len() == played.len(),
+        "{clip}: the reference has {} frames, the clip {}",
+        seen.len(),
+        played.len()
+    );
+    let mut a = Agreement {
+        frames: played.len(),
+        ..Default::default()
+    };
+    if detail {
+        println!(
+            "{clip}: frame, yaw, pitch, gaze, eye contact and eye aspect ratio of the service \
+             | the reference"
+        );
+    }
+    for (i, (ours, theirs)) in played.iter().zip(&seen).enumerate() {
+        if detail {
+            let pose = ours.pose.unwrap_or_default();
+            println!(
+                "  {i:>3}  {:>6.1} {:>6.1} {:>5.2} {:<5} {:>5.2} | {:>6.1} {:>6.1} {:>5.2} {:<5} {:>5.2}",
+                pose.yaw,
+                pose.pitch,
+                ours.gaze.unwrap_or(f32::NAN),
+                ours.eye_contact,
+                ours.eye_openness.map_or(f32::NAN, |(l, r)| (l + r) / 2.0),
+                theirs.yaw.unwrap_or(f32::NAN),
+                theirs.pitch.unwrap_or(f32::NAN),
+                theirs.gaze.unwrap_or(f32::NAN),
+                theirs.eye_contact.unwrap_or(false),
+                theirs.ear.unwrap_or(f32::NAN),
+            );
+        }
+        if ours.face.is_some() != theirs.face {
+            a.face_disagrees += 1;
+        }
+        let (Some(pose), Some(yaw), Some(pitch)) = (ours.pose, theirs.yaw, theirs.pitch) else {
+            continue;
+        };
+        a.both += 1;
+        a.yaw_errors.push(pose.yaw - yaw);
+        a.pitch_errors.push(pose.pitch - pitch);
+        if let (Some(g), Some(h)) = (ours.gaze, theirs.gaze) {
+            a.gaze_errors.push(g - h);
+        }
+        a.contact
+            .push((ours.eye_contact, theirs.eye_contact.unwrap_or(false)));
+    }
+    Ok(a)
 }
 
 /// Expressions: a confident right label is a hit, a confident wrong one a false alarm, and
@@ -297,6 +525,11 @@ fn main() -> anyhow::Result<()> {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("evaluation/signals.json")
         });
     let near_only = args.iter().any(|a| a == "--near-only");
+    let detail = args
+        .iter()
+        .position(|a| a == "--frames")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let labels: Labels = serde_json::from_slice(
         &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
     )
@@ -344,8 +577,34 @@ fn main() -> anyhow::Result<()> {
     for (signal, tally, cases) in rows {
         tally.row(&signal, cases);
     }
+
+    poses(&p, &labels.poses)?;
+    println!();
     println!(
-        "not measured yet: eye contact and head pose against an independent reference runtime"
+        "head pose, gaze and eye contact against the reference runtime (MediaPipe's face mesh); \
+         errors are the service's minus the reference's, in degrees (gaze in eye widths)"
     );
+    println!(
+        "{:<24} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>5} {:>5}",
+        "clip",
+        "frames",
+        "both",
+        "face≠",
+        "|yaw|",
+        "yaw",
+        "|pit|",
+        "pitch",
+        "|gaze|",
+        "contact=",
+        "prec",
+        "rec"
+    );
+    let mut all = Agreement::default();
+    for clip in &labels.reference {
+        let a = against_reference(&p, clip, detail.as_deref() == Some(clip.as_str()))?;
+        a.row(clip);
+        all.add(a);
+    }
+    all.row("all");
     Ok(())
 }

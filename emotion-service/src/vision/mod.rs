@@ -142,7 +142,7 @@ impl Pipeline {
 
     /// The mesh around `face`: 468 points in frame pixels and the face-presence probability.
     #[tracing::instrument(name = "model.mesh", skip_all)]
-    pub fn mesh(&self, frame: &RgbImage, face: &FaceBox) -> Result<(Vec<Point>, f32), GraphError> {
+    pub fn mesh(&self, frame: &RgbImage, face: &FaceBox) -> Result<Mesh, GraphError> {
         let side = face.width.max(face.height) * 1.5;
         let roi = Region::square(face.x + face.width / 2.0, face.y + face.height / 2.0, side);
         let input = sample(
@@ -169,7 +169,12 @@ impl Pipeline {
                 y: roi.y + p[1] / 192.0 * side,
             })
             .collect();
-        Ok((points, 1.0 / (1.0 + (-flag).exp())))
+        let depth = raw.chunks_exact(3).map(|p| p[2] / 192.0 * side).collect();
+        Ok(Mesh {
+            points,
+            depth,
+            presence: 1.0 / (1.0 + (-flag).exp()),
+        })
     }
 
     /// Eye openness and iris position of both eyes, each between its two mesh corners
@@ -273,7 +278,6 @@ impl Pipeline {
             mut analysis,
             face,
             mesh,
-            presence,
         }) = self.locate(frame, scan)?
         else {
             return Ok(FrameAnalysis {
@@ -283,19 +287,19 @@ impl Pipeline {
         };
 
         // The mesh's own bounding box is the steadier face box, and the next frame's hint.
-        let face_box = mesh_box(&mesh, face.confidence.max(presence));
+        let face_box = mesh_box(&mesh.points, face.confidence.max(mesh.presence));
         analysis.face = Some(face_box);
-        analysis.landmarks = geometry::MESH_TO_68.iter().map(|&i| mesh[i]).collect();
+        analysis.landmarks = geometry::MESH_TO_68
+            .iter()
+            .map(|&i| mesh.points[i])
+            .collect();
 
-        let [left, right] = self.eyes(frame, &mesh)?;
+        let [left, right] = self.eyes(frame, &mesh.points)?;
         analysis.eye_openness = Some((left.openness, right.openness));
-        let pose = geometry::head_pose(&analysis.landmarks).map(|(yaw, pitch, roll)| HeadPose {
-            yaw,
-            pitch,
-            roll,
-        });
+        let pose = geometry::head_pose(&mesh);
         analysis.pose = pose;
         let gaze = (left.iris_position + right.iris_position) / 2.0;
+        analysis.gaze = Some(gaze);
         let facing = pose
             .is_some_and(|p| p.yaw.abs() <= EYE_CONTACT_YAW && p.pitch.abs() <= EYE_CONTACT_PITCH);
         analysis.eye_contact = facing && (0.3..=0.7).contains(&gaze);
@@ -319,14 +323,23 @@ pub fn attention(pose: Option<HeadPose>, gaze: f32, openness: f32) -> f32 {
     0.4 * pose_term + 0.35 * gaze_term + 0.25 * eyes_term
 }
 
+/// The face mesh fitted to one face.
+pub struct Mesh {
+    /// The 468 vertices in frame pixels.
+    pub points: Vec<Point>,
+    /// Each vertex's depth, in frame pixels relative to the face's centre, growing away from the
+    /// camera: the model predicts it, and the head pose is read off it.
+    pub depth: Vec<f32>,
+    /// The probability that the crop holds a face.
+    pub presence: f32,
+}
+
 /// The face a frame is analysed for, and how it was found.
 struct Located {
     /// Face count and whether the detector ran; the rest is filled in by the caller.
     analysis: FrameAnalysis,
     face: FaceBox,
-    mesh: Vec<Point>,
-    /// The mesh's face-presence flag.
-    presence: f32,
+    mesh: Mesh,
 }
 
 impl Pipeline {
@@ -334,8 +347,8 @@ impl Pipeline {
     /// no face is found.
     fn locate(&self, frame: &RgbImage, scan: Scan) -> Result<Option<Located>, GraphError> {
         if let Scan::Track(h) = scan {
-            let (mesh, flag) = self.mesh(frame, &h)?;
-            if flag >= FACE_FLAG_MIN {
+            let mesh = self.mesh(frame, &h)?;
+            if mesh.presence >= FACE_FLAG_MIN {
                 return Ok(Some(Located {
                     analysis: FrameAnalysis {
                         face_count: 1,
@@ -344,7 +357,6 @@ impl Pipeline {
                     },
                     face: h,
                     mesh,
-                    presence: flag,
                 }));
             }
         }
@@ -358,8 +370,8 @@ impl Pipeline {
             Vec::new()
         };
         for face in near.iter().take(3).chain(far.iter().take(3)) {
-            let (mesh, flag) = self.mesh(frame, face)?;
-            if flag < FACE_FLAG_MIN {
+            let mesh = self.mesh(frame, face)?;
+            if mesh.presence < FACE_FLAG_MIN {
                 continue;
             }
             let sure = near
@@ -376,7 +388,6 @@ impl Pipeline {
                 },
                 face: *face,
                 mesh,
-                presence: flag,
             }));
         }
         Ok(None)
