@@ -198,6 +198,66 @@ fn a_frontal_webcam_face_has_landmarks_pose_and_eye_contact() {
     assert_eq!(a.expression.unwrap().label, "neutral");
 }
 
+/// The stills' dataset photographed them at 0, 15 and 45 degrees, the turned ones towards the
+/// image's left: the head pose reads those angles, with the sign that says which way.
+#[test]
+fn the_turned_stills_read_the_angle_their_dataset_gives() {
+    let p = pipeline();
+    for (still, angle) in [
+        ("0-f1-su-ph.jpg", 0.0),
+        ("0-f15-hao-ph.jpg", 0.0),
+        ("15-f13-anc-ph.jpg", -15.0),
+        ("45-m7-di-ph.jpg", -45.0),
+    ] {
+        let a = p
+            .analyze(&image(still), AnalysisPolicy::Engagement, Scan::Everyone)
+            .unwrap();
+        let yaw = a.pose.unwrap().yaw;
+        assert!(
+            (yaw - angle).abs() < 8.0,
+            "{still}: yaw {yaw}, photographed at {angle}"
+        );
+    }
+}
+
+/// The crying clip starts with the eyes down and half shut, then squeezed shut for seconds
+/// (flickering half open at 96-98), open at 140: one long closure, and no blink counted inside it.
+#[test]
+fn a_session_that_starts_crying_with_the_eyes_shut_has_one_long_closure_and_no_blink() {
+    let p = pipeline();
+    let mut last: Option<FaceBox> = None;
+    let mut tracker = BlinkTracker::default();
+    let mut closures = Vec::new();
+    for i in 0..150 {
+        let path = assets()
+            .join("media/WolfgangLanger_Pexels")
+            .join(format!("frame_{i:03}.jpg"));
+        let frame = image::open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .to_rgb8();
+        let a = p
+            .analyze(&frame, AnalysisPolicy::Engagement, Scan::for_frame(i, last))
+            .unwrap();
+        last = a.face;
+        // 24 frames per second.
+        let t = (i as f64 * 1000.0 / 24.0) as i64;
+        let openness = a.eye_openness.map(|(l, r)| (l + r) / 2.0);
+        closures.extend(tracker.observe(t, openness).closure);
+    }
+    assert_eq!(tracker.count(), 0, "{closures:?}");
+    assert_eq!(closures.len(), 1, "{closures:?}");
+    let c = closures[0];
+    assert!(c.is_long(), "{c:?}");
+    let (start, end) = (
+        c.started_at * 24 / 1000,
+        (c.started_at + c.duration_ms) * 24 / 1000,
+    );
+    assert!(
+        start <= 20 && (136..=144).contains(&end),
+        "frames {start}-{end}"
+    );
+}
+
 /// The labelled stills: surprise and happiness are read correctly and confidently. The anger and
 /// disgust stills are read as "sad" by the mini-Xception model whatever the crop (a limit of a
 /// 66%-accurate FER2013 model), with low confidence: they are reported as "uncertain", with
