@@ -194,12 +194,16 @@ fn faces(p: &Pipeline, labels: &[People], near_only: bool) -> anyhow::Result<[(T
         if l.widths.is_empty() {
             let played = play(p, &frames(&l.media), near_only)?;
             let mut t = Tally::default();
+            let mut wrong = Vec::new();
             for (i, a) in played.iter().enumerate() {
                 t.add(count(a.face_count, l.at(i)));
+                if a.face_count != l.at(i) {
+                    wrong.push((i, a.face_count, l.at(i)));
+                }
             }
-            if t.false_alarms + t.misses > 0 {
+            if !wrong.is_empty() {
                 println!(
-                    "  faces: {} ({} frames): {} false, {} missed",
+                    "  faces: {} ({} frames): {} false, {} missed; (frame, counted, people): {wrong:?}",
                     l.media,
                     played.len(),
                     t.false_alarms,

@@ -47,6 +47,29 @@ fn namespace() -> String {
     format!("{}.", unique("fault-"))
 }
 
+/// The broker's view of a namespace's queues (messages ready, unacknowledged, consumers), for a
+/// failure message: whether what is missing waits in a queue or never reached one.
+fn queues_of(namespace: &str) -> String {
+    std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "--quiet",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+            "consumers",
+        ])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.starts_with(namespace))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_else(|e| format!("rabbitmqctl: {e}"))
+}
+
 /// A numbered stream of events goes through the outbox while the broker restarts: every one
 /// arrives (zero lost), in order of first arrival; duplicates are counted and harmless.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +82,8 @@ async fn a_numbered_event_stream_loses_nothing_across_a_broker_restart() {
         .await
         .unwrap();
     db::apply_schema(&pool, outbox::SCHEMA).await.unwrap();
-    let bus = EventBus::connect(Some(&amqp_url()), &namespace())
+    let namespace = namespace();
+    let bus = EventBus::connect(Some(&amqp_url()), &namespace)
         .await
         .unwrap();
     let cancel = CancellationToken::new();
@@ -124,9 +148,11 @@ async fn a_numbered_event_stream_loses_nothing_across_a_broker_restart() {
         }
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "after 120 s: {} of {N} received, {} still in the outbox",
+            "after 120 s: {} of {N} received, {} still in the outbox; queues (ready, \
+             unacknowledged, consumers): {}",
             distinct.len(),
-            relay.pending().await.unwrap()
+            relay.pending().await.unwrap(),
+            queues_of(&namespace)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
