@@ -386,6 +386,9 @@ struct Agreement {
     gaze_errors: Vec<f32>,
     /// Eye contact as (service, reference) on frames where both found the face.
     contact: Vec<(bool, bool)>,
+    /// Eye aspect ratio as (service, reference): different eyelid points of different models,
+    /// so their levels differ; whether they rise and fall together is what compares.
+    openness: Vec<(f32, f32)>,
 }
 
 impl Agreement {
@@ -397,6 +400,7 @@ impl Agreement {
         self.pitch_errors.extend(o.pitch_errors);
         self.gaze_errors.extend(o.gaze_errors);
         self.contact.extend(o.contact);
+        self.openness.extend(o.openness);
     }
 
     fn mean_abs(v: &[f32]) -> f32 {
@@ -407,6 +411,21 @@ impl Agreement {
         v.iter().sum::<f32>() / v.len().max(1) as f32
     }
 
+    /// Pearson's correlation of the pairs.
+    fn correlation(pairs: &[(f32, f32)]) -> f32 {
+        let n = pairs.len().max(1) as f32;
+        let (ma, mb) = pairs
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+        for (x, y) in pairs {
+            ab += (x - ma) * (y - mb);
+            aa += (x - ma) * (x - ma);
+            bb += (y - mb) * (y - mb);
+        }
+        ab / (aa * bb).sqrt().max(f32::EPSILON)
+    }
+
     fn row(&self, name: &str) {
         let agree = self.contact.iter().filter(|(a, b)| a == b).count();
         // The reference's eye contact as the truth: the service's precision and recall.
@@ -414,7 +433,7 @@ impl Agreement {
         let said = self.contact.iter().filter(|(a, _)| *a).count() as u32;
         let there = self.contact.iter().filter(|(_, b)| *b).count() as u32;
         println!(
-            "{name:<24} {:>6} {:>5} {:>5} {:>6.1} {:>+6.1} {:>6.1} {:>+6.1} {:>6.3} {:>7.1}% {:>5} {:>5}",
+            "{name:<24} {:>6} {:>5} {:>5} {:>6.1} {:>+6.1} {:>6.1} {:>+6.1} {:>6.3} {:>7.1}% {:>5} {:>5} {:>6.2}",
             self.frames,
             self.both,
             self.face_disagrees,
@@ -426,6 +445,7 @@ impl Agreement {
             100.0 * agree as f32 / self.contact.len().max(1) as f32,
             Tally::ratio(both, said),
             Tally::ratio(both, there),
+            Self::correlation(&self.openness),
         );
     }
 }
@@ -482,6 +502,9 @@ fn against_reference(p: &Pipeline, clip: &str, detail: bool) -> anyhow::Result<A
         }
         a.contact
             .push((ours.eye_contact, theirs.eye_contact.unwrap_or(false)));
+        if let (Some((l, r)), Some(ear)) = (ours.eye_openness, theirs.ear) {
+            a.openness.push(((l + r) / 2.0, ear));
+        }
     }
     Ok(a)
 }
@@ -586,10 +609,11 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!(
         "head pose, gaze and eye contact against the reference runtime (MediaPipe's face mesh); \
-         errors are the service's minus the reference's, in degrees (gaze in eye widths)"
+         errors are the service's minus the reference's, in degrees (gaze in eye widths); \
+         eyes r: how the two eye aspect ratios rise and fall together (Pearson)"
     );
     println!(
-        "{:<24} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>5} {:>5}",
+        "{:<24} {:>6} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>5} {:>5} {:>6}",
         "clip",
         "frames",
         "both",
@@ -601,7 +625,8 @@ fn main() -> anyhow::Result<()> {
         "|gaze|",
         "contact=",
         "prec",
-        "rec"
+        "rec",
+        "eyes r"
     );
     let mut all = Agreement::default();
     for clip in &labels.reference {
