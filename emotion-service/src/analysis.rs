@@ -87,6 +87,14 @@ pub struct FrameAnalysis {
     pub attention: f32,
 }
 
+impl FrameAnalysis {
+    /// The eyes' openness the blink tracker follows: both eyes' aspect ratios averaged, since
+    /// a blink closes both; `None` without a face.
+    pub fn openness(&self) -> Option<f32> {
+        self.eye_openness.map(|(l, r)| (l + r) / 2.0)
+    }
+}
+
 /// Why an instance cannot analyse frames at all (its models are not installed). The reason is
 /// what operators read: which file is missing and how to fetch it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

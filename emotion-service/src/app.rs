@@ -270,8 +270,7 @@ impl EmotionApp {
         metrics::histogram!("frame_analysis_seconds").record(started.elapsed().as_secs_f64());
         let mut analysis = analysis;
         state.track(scan, &mut analysis);
-        let openness = analysis.eye_openness.map(|(l, r)| (l + r) / 2.0);
-        let observation = state.blinks.observe(input.timestamp, openness);
+        let observation = state.blinks.observe(input.timestamp, analysis.openness());
         if let Some(closure) = observation.closure {
             self.store
                 .record_closure(&input.session_id, closure)

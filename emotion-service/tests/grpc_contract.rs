@@ -199,22 +199,26 @@ fn jpeg_frame(n: usize) -> Vec<u8> {
         .expect("media (run scripts/fetch-assets.sh)")
 }
 
+/// The `n`th frame sent in a session (33 ms apart from 1_000_000, numbered from 1), showing
+/// frame `source` of the webcam clip.
+fn clip_frame(session: &str, n: usize, source: usize) -> FrameRequest {
+    FrameRequest {
+        session_id: session.into(),
+        image_data: jpeg_frame(source),
+        timestamp: 1_000_000 + n as i64 * 33,
+        format: "jpeg".into(),
+        policy: 0,
+        frame_number: n as i64 + 1,
+        consent: Some(consent()),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn analyze_batch_streams_one_answer_per_frame_in_order_and_detect_blink_counts_the_blink() {
     let channel = spawn().await;
     let mut client = EmotionServiceClient::new(channel);
-    let frames: Vec<FrameRequest> = (0..40)
-        .map(|i| FrameRequest {
-            session_id: "blinker".into(),
-            image_data: jpeg_frame(i),
-            timestamp: 1_000_000 + i as i64 * 33,
-            format: "jpeg".into(),
-            policy: 0,
-            frame_number: i as i64 + 1,
-            consent: Some(consent()),
-            ..Default::default()
-        })
-        .collect();
+    let frames: Vec<FrameRequest> = (0..40).map(|i| clip_frame("blinker", i, i)).collect();
     let mut stream = client
         .analyze_batch(BatchRequest {
             session_id: "blinker".into(),
@@ -236,16 +240,7 @@ async fn analyze_batch_streams_one_answer_per_frame_in_order_and_detect_blink_co
         "one response per frame, in order"
     );
     let blink = client
-        .detect_blink(FrameRequest {
-            session_id: "blinker".into(),
-            image_data: jpeg_frame(40),
-            timestamp: 1_000_000 + 40 * 33,
-            format: "jpeg".into(),
-            policy: 0,
-            frame_number: 41,
-            consent: Some(consent()),
-            ..Default::default()
-        })
+        .detect_blink(clip_frame("blinker", 40, 40))
         .await
         .unwrap()
         .into_inner();
@@ -279,16 +274,7 @@ async fn a_long_closure_is_reported_as_one_and_never_as_blinks() {
         .chain([26, 27, 28].into_iter().flat_map(|f| [f; 8]))
         .chain(29..40)
         .collect();
-    let frame = |n: usize, source: usize| FrameRequest {
-        session_id: "sleeper".into(),
-        image_data: jpeg_frame(source),
-        timestamp: 1_000_000 + n as i64 * 33,
-        format: "jpeg".into(),
-        policy: 0,
-        frame_number: n as i64 + 1,
-        consent: Some(consent()),
-        ..Default::default()
-    };
+    let frame = |n: usize, source: usize| clip_frame("sleeper", n, source);
     let mut stream = client
         .analyze_batch(BatchRequest {
             session_id: "sleeper".into(),
@@ -338,14 +324,8 @@ async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened
     let mut client = EmotionServiceClient::new(channel);
     let engagement = iv_contracts::emotion::AnalysisPolicy::Engagement as i32;
     let first = FrameRequest {
-        session_id: "private".into(),
-        image_data: jpeg_frame(0),
-        timestamp: 1,
-        format: "jpeg".into(),
         policy: engagement,
-        frame_number: 1,
-        consent: Some(consent()),
-        ..Default::default()
+        ..clip_frame("private", 0, 0)
     };
     let r = client.analyze_frame(first).await.unwrap().into_inner();
     assert!(
@@ -355,14 +335,8 @@ async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened
     assert!(r.attention.unwrap().score > 0.0);
     // A later request asking for full analysis of the same session is still held to engagement.
     let second = FrameRequest {
-        session_id: "private".into(),
-        image_data: jpeg_frame(1),
-        timestamp: 2,
-        format: "jpeg".into(),
         policy: 1,
-        frame_number: 2,
-        consent: Some(consent()),
-        ..Default::default()
+        ..clip_frame("private", 1, 1)
     };
     let r = client.analyze_frame(second).await.unwrap().into_inner();
     assert!(r.emotion.is_empty(), "the policy cannot be loosened");
@@ -379,15 +353,9 @@ async fn the_engagement_policy_is_enforced_by_the_service_and_cannot_be_loosened
 #[tokio::test]
 async fn a_frame_naming_another_organisation_is_refused_as_if_the_session_did_not_exist() {
     let mut client = EmotionServiceClient::new(spawn().await);
-    let frame_for = |n: i64, org: &str| FrameRequest {
-        session_id: "owned".into(),
-        image_data: jpeg_frame(n as usize),
-        timestamp: n,
-        format: "jpeg".into(),
-        frame_number: n,
+    let frame_for = |n: usize, org: &str| FrameRequest {
         org_id: org.into(),
-        consent: Some(consent()),
-        ..Default::default()
+        ..clip_frame("owned", n - 1, n)
     };
     client.analyze_frame(frame_for(1, "org-a")).await.unwrap();
     // Refused every time (the owner is remembered after the first frame), while the owner's frames
@@ -405,15 +373,10 @@ async fn a_frame_naming_another_organisation_is_refused_as_if_the_session_did_no
 #[tokio::test]
 async fn an_erased_session_loses_its_stored_frames_refuses_new_ones_and_answers_a_repeat_alike() {
     let mut client = EmotionServiceClient::new(spawn().await);
-    let frame_for = |session: &str, n: i64, org: &str| FrameRequest {
-        session_id: session.into(),
-        image_data: jpeg_frame(n as usize),
-        timestamp: n * 200,
-        format: "jpeg".into(),
-        frame_number: n,
+    let frame_for = |session: &str, n: usize, org: &str| FrameRequest {
+        timestamp: n as i64 * 200,
         org_id: org.into(),
-        consent: Some(consent()),
-        ..Default::default()
+        ..clip_frame(session, n - 1, n)
     };
     for n in 1..=3 {
         client

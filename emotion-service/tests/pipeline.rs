@@ -27,6 +27,11 @@ fn image(name: &str) -> image::RgbImage {
 /// Plays a clip's JPEG frames through the pipeline as the service does: tracking from the previous
 /// frame, re-detecting every tenth frame, counting everyone (the far pass) every 50th.
 fn play(clip: &str, policy: AnalysisPolicy) -> Vec<FrameAnalysis> {
+    play_first(clip, usize::MAX, policy)
+}
+
+/// [`play`] for the clip's first `frames` frames only.
+fn play_first(clip: &str, frames: usize, policy: AnalysisPolicy) -> Vec<FrameAnalysis> {
     let p = pipeline();
     let mut last: Option<FaceBox> = None;
     (0..)
@@ -37,6 +42,7 @@ fn play(clip: &str, policy: AnalysisPolicy) -> Vec<FrameAnalysis> {
                 .join(format!("frame_{i:03}.jpg"))
         })
         .take_while(|path| path.exists())
+        .take(frames)
         .enumerate()
         .map(|(i, path)| {
             let frame = image::open(&path).unwrap().to_rgb8();
@@ -56,10 +62,7 @@ fn the_blink_in_single_face_is_found_at_frames_26_to_28_and_nowhere_else() {
         "one face in every frame, re-detections included: {:?}",
         frames.iter().map(|f| f.face_count).collect::<Vec<_>>()
     );
-    let ratios: Vec<f32> = frames
-        .iter()
-        .map(|f| f.eye_openness.map(|(l, r)| (l + r) / 2.0).unwrap())
-        .collect();
+    let ratios: Vec<f32> = frames.iter().map(|f| f.openness().unwrap()).collect();
     let mut tracker = BlinkTracker::default();
     let blinks: Vec<_> = ratios
         .iter()
@@ -224,25 +227,18 @@ fn the_turned_stills_read_the_angle_their_dataset_gives() {
 /// (flickering half open at 96-98), open at 140: one long closure, and no blink counted inside it.
 #[test]
 fn a_session_that_starts_crying_with_the_eyes_shut_has_one_long_closure_and_no_blink() {
-    let p = pipeline();
-    let mut last: Option<FaceBox> = None;
     let mut tracker = BlinkTracker::default();
     let mut closures = Vec::new();
-    for i in 0..150 {
-        let path = assets()
-            .join("media/WolfgangLanger_Pexels")
-            .join(format!("frame_{i:03}.jpg"));
-        let frame = image::open(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-            .to_rgb8();
-        let a = p
-            .analyze(&frame, AnalysisPolicy::Engagement, Scan::for_frame(i, last))
-            .unwrap();
-        last = a.face;
+    let frames = play_first("WolfgangLanger_Pexels", 150, AnalysisPolicy::Engagement);
+    assert_eq!(
+        frames.len(),
+        150,
+        "the clip's frames (run scripts/fetch-assets.sh)"
+    );
+    for (i, a) in frames.iter().enumerate() {
         // 24 frames per second.
         let t = (i as f64 * 1000.0 / 24.0) as i64;
-        let openness = a.eye_openness.map(|(l, r)| (l + r) / 2.0);
-        closures.extend(tracker.observe(t, openness).closure);
+        closures.extend(tracker.observe(t, a.openness()).closure);
     }
     assert_eq!(tracker.count(), 0, "{closures:?}");
     assert_eq!(closures.len(), 1, "{closures:?}");

@@ -248,8 +248,7 @@ fn blinks(p: &Pipeline, label: &Blinks, every: usize) -> anyhow::Result<(Tally, 
     let (mut found_blinks, mut found_long) = (Vec::new(), Vec::new());
     for (i, a) in played.iter().enumerate() {
         let t = ((i * every) as f64 * frame_ms) as i64;
-        let openness = a.eye_openness.map(|(l, r)| (l + r) / 2.0);
-        let observed = tracker.observe(t, openness);
+        let observed = tracker.observe(t, a.openness());
         // A closure the clip ends in counts for what it has been so far.
         let closure = observed.closure.or_else(|| {
             (i + 1 == played.len())
@@ -480,7 +479,7 @@ fn against_reference(p: &Pipeline, clip: &str, detail: bool) -> anyhow::Result<A
                 pose.pitch,
                 ours.gaze.unwrap_or(f32::NAN),
                 ours.eye_contact,
-                ours.eye_openness.map_or(f32::NAN, |(l, r)| (l + r) / 2.0),
+                ours.openness().unwrap_or(f32::NAN),
                 theirs.yaw.unwrap_or(f32::NAN),
                 theirs.pitch.unwrap_or(f32::NAN),
                 theirs.gaze.unwrap_or(f32::NAN),
@@ -502,8 +501,8 @@ fn against_reference(p: &Pipeline, clip: &str, detail: bool) -> anyhow::Result<A
         }
         a.contact
             .push((ours.eye_contact, theirs.eye_contact.unwrap_or(false)));
-        if let (Some((l, r)), Some(ear)) = (ours.eye_openness, theirs.ear) {
-            a.openness.push(((l + r) / 2.0, ear));
+        if let (Some(open), Some(ear)) = (ours.openness(), theirs.ear) {
+            a.openness.push((open, ear));
         }
     }
     Ok(a)
@@ -541,22 +540,22 @@ fn expressions(p: &Pipeline, labels: &[Expression]) -> anyhow::Result<Tally> {
     Ok(t)
 }
 
+/// The word after `flag` on the command line, if the flag is there.
+fn value_of<'a>(args: &'a [String], flag: &str) -> Option<&'a String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args
-        .iter()
-        .position(|a| a == "--labels")
-        .and_then(|i| args.get(i + 1))
+    let path = value_of(&args, "--labels")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("evaluation/signals.json")
         });
     let near_only = args.iter().any(|a| a == "--near-only");
-    let detail = args
-        .iter()
-        .position(|a| a == "--frames")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+    let detail = value_of(&args, "--frames").cloned();
     let labels: Labels = serde_json::from_slice(
         &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
     )
