@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use emotion_service::analysis::{FaceBox, FrameAnalyzer, Scan};
+use emotion_service::analysis::{FrameAnalyzer, Scan, Scanner};
 use emotion_service::vision::Pipeline;
 use iv_contracts::policy::AnalysisPolicy;
 
@@ -123,8 +123,8 @@ fn main() {
         samples: Vec::new(),
     };
     for _ in 0..passes {
-        let mut last: Option<FaceBox> = None;
-        for (i, j) in jpegs.iter().enumerate() {
+        let mut scanner = Scanner::default();
+        for j in &jpegs {
             let frame = time(&mut stages[0].samples, || {
                 image::load_from_memory(j).unwrap().to_rgb8()
             });
@@ -148,13 +148,12 @@ fn main() {
                     .analyze(&f, AnalysisPolicy::Full, Scan::Near)
                     .unwrap()
             });
-            let a = time(&mut tracked.samples, || {
+            let scan = scanner.next();
+            let mut a = time(&mut tracked.samples, || {
                 let f = image::load_from_memory(j).unwrap().to_rgb8();
-                pipeline
-                    .analyze(&f, AnalysisPolicy::Full, Scan::for_frame(i, last))
-                    .unwrap()
+                pipeline.analyze(&f, AnalysisPolicy::Full, scan).unwrap()
             });
-            last = a.face;
+            scanner.saw(scan, &mut a);
         }
     }
     for s in stages.iter_mut() {
@@ -172,15 +171,14 @@ fn main() {
             std::thread::spawn(move || {
                 let mut samples = Vec::new();
                 for _ in 0..passes {
-                    let mut last: Option<FaceBox> = None;
-                    for (i, j) in jpegs.iter().enumerate() {
-                        let a = time(&mut samples, || {
+                    let mut scanner = Scanner::default();
+                    for j in &jpegs {
+                        let scan = scanner.next();
+                        let mut a = time(&mut samples, || {
                             let f = image::load_from_memory(j).unwrap().to_rgb8();
-                            pipeline
-                                .analyze(&f, AnalysisPolicy::Full, Scan::for_frame(i, last))
-                                .unwrap()
+                            pipeline.analyze(&f, AnalysisPolicy::Full, scan).unwrap()
                         });
-                        last = a.face;
+                        scanner.saw(scan, &mut a);
                     }
                 }
                 samples

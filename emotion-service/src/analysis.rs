@@ -136,15 +136,56 @@ pub const REDETECT_EVERY: u32 = 10;
 /// people it counted stay counted.
 pub const FAR_EVERY: u32 = 50;
 
-impl Scan {
-    /// How the service scans the `index`-th frame of a steady stream whose previous frame found
-    /// the face at `last` (benchmarks and tests play clips this way).
-    pub fn for_frame(index: usize, last: Option<FaceBox>) -> Self {
-        match last {
-            _ if index.is_multiple_of(FAR_EVERY as usize) => Self::Everyone,
-            Some(face) if !index.is_multiple_of(REDETECT_EVERY as usize) => Self::Track(face),
-            _ => Self::Near,
+/// The order in which a session's frames look for faces, and the face count that carries over
+/// between them: the service keeps one per session, and the benchmarks, tests and evaluation
+/// play clips through one so that they scan exactly as the service does.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    last_face: Option<FaceBox>,
+    frames_since_detection: u32,
+    /// `None` before the first far pass.
+    frames_since_far: Option<u32>,
+    face_count: u32,
+    /// Faces the last far pass counted.
+    far_count: u32,
+}
+
+impl Scanner {
+    /// How the next frame looks for faces.
+    pub fn next(&self) -> Scan {
+        match (self.last_face, self.frames_since_far) {
+            (_, None) => Scan::Everyone,
+            // Counted since the last pass of each kind: this frame is the n + 1-th after it.
+            (_, Some(n)) if n + 1 >= FAR_EVERY => Scan::Everyone,
+            (Some(face), _) if self.frames_since_detection + 1 < REDETECT_EVERY => {
+                Scan::Track(face)
+            }
+            _ => Scan::Near,
         }
+    }
+
+    /// Keeps what the next frame needs from this one's analysis (scanned as `scan`): where the
+    /// face was and when each pass last ran. A tracked frame (no detector) keeps the face count
+    /// the detector last saw, and people the far pass counted stay counted until the next one.
+    pub fn saw(&mut self, scan: Scan, analysis: &mut FrameAnalysis) {
+        self.frames_since_far = match scan {
+            Scan::Everyone => Some(0),
+            _ => self.frames_since_far.map(|n| n + 1),
+        };
+        if scan == Scan::Everyone {
+            self.far_count = analysis.face_count;
+        }
+        if analysis.detector_ran {
+            self.frames_since_detection = 0;
+            if analysis.face_count > 0 {
+                analysis.face_count = analysis.face_count.max(self.far_count);
+            }
+            self.face_count = analysis.face_count;
+        } else {
+            self.frames_since_detection += 1;
+            analysis.face_count = self.face_count.max(1);
+        }
+        self.last_face = analysis.face;
     }
 }
 
@@ -180,5 +221,54 @@ impl FrameAnalyzer for ModelsMissing {
 
     fn availability(&self) -> Result<(), Unavailable> {
         Err(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the pipeline would say on a frame scanned as `scan`: a face, and how many people.
+    fn seen(scan: Scan, count: u32) -> FrameAnalysis {
+        FrameAnalysis {
+            face_count: count,
+            detector_ran: scan != Scan::Track(face()),
+            face: Some(face()),
+            ..Default::default()
+        }
+    }
+
+    fn face() -> FaceBox {
+        FaceBox {
+            x: 100.0,
+            y: 50.0,
+            width: 120.0,
+            height: 120.0,
+            confidence: 0.9,
+        }
+    }
+
+    #[test]
+    fn a_session_counts_everyone_first_then_tracks_redetects_and_counts_everyone_again() {
+        let mut scanner = Scanner::default();
+        let mut scans = Vec::new();
+        let mut counts = Vec::new();
+        for i in 0..=FAR_EVERY {
+            let scan = scanner.next();
+            // Three people at the start (two far away), only the candidate near the camera.
+            let count = if scan == Scan::Everyone { 3 } else { 1 };
+            let mut analysis = seen(scan, count);
+            scanner.saw(scan, &mut analysis);
+            scans.push((i, scan));
+            counts.push(analysis.face_count);
+        }
+        assert_eq!(scans[0].1, Scan::Everyone);
+        assert_eq!(scans[1].1, Scan::Track(face()));
+        assert_eq!(scans[REDETECT_EVERY as usize].1, Scan::Near);
+        assert_eq!(scans[FAR_EVERY as usize].1, Scan::Everyone);
+        let everyone = scans.iter().filter(|(_, s)| *s == Scan::Everyone).count();
+        assert_eq!(everyone, 2, "{scans:?}");
+        // The far pass's people stay counted through tracking and near re-detections.
+        assert!(counts.iter().all(|c| *c == 3), "{counts:?}");
     }
 }

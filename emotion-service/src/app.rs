@@ -12,7 +12,7 @@ use iv_platform::audit::{Action, AuditLog, Record};
 use iv_platform::erasure::Erasure;
 use serde::Serialize;
 
-use crate::analysis::{FAR_EVERY, FaceBox, FrameAnalysis, FrameAnalyzer, REDETECT_EVERY, Scan};
+use crate::analysis::{FrameAnalysis, FrameAnalyzer, Scanner};
 use crate::blink::{BlinkTracker, Closure};
 use crate::error::EmotionError;
 use crate::inference::{InferencePool, Priority};
@@ -145,56 +145,11 @@ pub struct SessionSummary {
 /// What the service remembers of a live session between frames.
 #[derive(Default)]
 struct SessionState {
-    last_face: Option<FaceBox>,
-    frames_since_detection: u32,
-    /// `None` before the first far pass.
-    frames_since_far: Option<u32>,
-    face_count: u32,
-    /// Faces the last far pass counted.
-    far_count: u32,
+    scanner: Scanner,
     blinks: BlinkTracker,
     /// The session's stored policy and owner, read once from the database: both are fixed once
     /// the first frame is stored, so later frames need no round trip for them.
     stored: Option<StoredSession>,
-}
-
-impl SessionState {
-    /// How the next frame looks for faces.
-    fn scan(&self) -> Scan {
-        match (self.last_face, self.frames_since_far) {
-            (_, None) => Scan::Everyone,
-            // Counted since the last pass of each kind: this frame is the n + 1-th after it.
-            (_, Some(n)) if n + 1 >= FAR_EVERY => Scan::Everyone,
-            (Some(face), _) if self.frames_since_detection + 1 < REDETECT_EVERY => {
-                Scan::Track(face)
-            }
-            _ => Scan::Near,
-        }
-    }
-
-    /// Keeps what the next frame needs: where the face was and when each pass last ran. A
-    /// tracked frame (no detector) keeps the face count the detector last saw.
-    fn track(&mut self, scan: Scan, analysis: &mut FrameAnalysis) {
-        self.frames_since_far = match scan {
-            Scan::Everyone => Some(0),
-            _ => self.frames_since_far.map(|n| n + 1),
-        };
-        if scan == Scan::Everyone {
-            self.far_count = analysis.face_count;
-        }
-        if analysis.detector_ran {
-            self.frames_since_detection = 0;
-            // People the far pass counted stay counted until the next one, while a face is seen.
-            if analysis.face_count > 0 {
-                analysis.face_count = analysis.face_count.max(self.far_count);
-            }
-            self.face_count = analysis.face_count;
-        } else {
-            self.frames_since_detection += 1;
-            analysis.face_count = self.face_count.max(1);
-        }
-        self.last_face = analysis.face;
-    }
 }
 
 /// A session's state behind its own lock: frames of one session are analysed in order (blinks
@@ -255,7 +210,7 @@ impl EmotionApp {
             return Err(EmotionError::AnalysisOff(input.session_id));
         }
         self.analyzer.availability()?;
-        let scan = state.scan();
+        let scan = state.scanner.next();
         let analyzer = self.analyzer.clone();
         let image = input.image;
         let started = Instant::now();
@@ -269,7 +224,7 @@ impl EmotionApp {
             .await??;
         metrics::histogram!("frame_analysis_seconds").record(started.elapsed().as_secs_f64());
         let mut analysis = analysis;
-        state.track(scan, &mut analysis);
+        state.scanner.saw(scan, &mut analysis);
         let observation = state.blinks.observe(input.timestamp, analysis.openness());
         if let Some(closure) = observation.closure {
             self.store
@@ -534,50 +489,6 @@ mod tests {
             blink_count: 0,
             eye_closed: false,
         }
-    }
-
-    /// What the pipeline would say on a frame scanned as `scan`: a face, and how many people.
-    fn seen(scan: Scan, count: u32) -> FrameAnalysis {
-        FrameAnalysis {
-            face_count: count,
-            detector_ran: scan != Scan::Track(face()),
-            face: Some(face()),
-            ..Default::default()
-        }
-    }
-
-    fn face() -> FaceBox {
-        FaceBox {
-            x: 100.0,
-            y: 50.0,
-            width: 120.0,
-            height: 120.0,
-            confidence: 0.9,
-        }
-    }
-
-    #[test]
-    fn a_session_counts_everyone_first_then_tracks_redetects_and_counts_everyone_again() {
-        let mut state = SessionState::default();
-        let mut scans = Vec::new();
-        let mut counts = Vec::new();
-        for i in 0..=FAR_EVERY {
-            let scan = state.scan();
-            // Three people at the start (two far away), only the candidate near the camera.
-            let count = if scan == Scan::Everyone { 3 } else { 1 };
-            let mut analysis = seen(scan, count);
-            state.track(scan, &mut analysis);
-            scans.push((i, scan));
-            counts.push(analysis.face_count);
-        }
-        assert_eq!(scans[0].1, Scan::Everyone);
-        assert_eq!(scans[1].1, Scan::Track(face()));
-        assert_eq!(scans[REDETECT_EVERY as usize].1, Scan::Near);
-        assert_eq!(scans[FAR_EVERY as usize].1, Scan::Everyone);
-        let everyone = scans.iter().filter(|(_, s)| *s == Scan::Everyone).count();
-        assert_eq!(everyone, 2, "{scans:?}");
-        // The far pass's people stay counted through tracking and near re-detections.
-        assert!(counts.iter().all(|c| *c == 3), "{counts:?}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use emotion_service::analysis::{
-    FaceBox, FrameAnalysis, FrameAnalyzer, MIN_EXPRESSION_CONFIDENCE, Scan, UNCERTAIN,
+    FaceBox, FrameAnalysis, FrameAnalyzer, MIN_EXPRESSION_CONFIDENCE, Scan, Scanner, UNCERTAIN,
 };
 use emotion_service::blink::BlinkTracker;
 use emotion_service::vision::{Pipeline, scaled};
@@ -33,7 +33,7 @@ fn play(clip: &str, policy: AnalysisPolicy) -> Vec<FrameAnalysis> {
 /// [`play`] for the clip's first `frames` frames only.
 fn play_first(clip: &str, frames: usize, policy: AnalysisPolicy) -> Vec<FrameAnalysis> {
     let p = pipeline();
-    let mut last: Option<FaceBox> = None;
+    let mut scanner = Scanner::default();
     (0..)
         .map(|i| {
             assets()
@@ -43,11 +43,11 @@ fn play_first(clip: &str, frames: usize, policy: AnalysisPolicy) -> Vec<FrameAna
         })
         .take_while(|path| path.exists())
         .take(frames)
-        .enumerate()
-        .map(|(i, path)| {
+        .map(|path| {
             let frame = image::open(&path).unwrap().to_rgb8();
-            let a = p.analyze(&frame, policy, Scan::for_frame(i, last)).unwrap();
-            last = a.face;
+            let scan = scanner.next();
+            let mut a = p.analyze(&frame, policy, scan).unwrap();
+            scanner.saw(scan, &mut a);
             a
         })
         .collect()

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use emotion_service::analysis::{FaceBox, FrameAnalyzer, Scan};
+use emotion_service::analysis::{FrameAnalyzer, Scanner};
 use emotion_service::vision::Pipeline;
 use futures_util::{SinkExt, StreamExt};
 use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
@@ -76,15 +76,14 @@ fn main() {
     };
     let pipeline = Pipeline::load(&assets.join("models")).expect("models");
     for _ in 0..passes {
-        let mut last: Option<FaceBox> = None;
-        for (i, j) in jpegs.iter().enumerate() {
+        let mut scanner = Scanner::default();
+        for j in &jpegs {
             let t = Instant::now();
             let f = image::load_from_memory(j).unwrap().to_rgb8();
-            let a = pipeline
-                .analyze(&f, AnalysisPolicy::Full, Scan::for_frame(i, last))
-                .unwrap();
+            let scan = scanner.next();
+            let mut a = pipeline.analyze(&f, AnalysisPolicy::Full, scan).unwrap();
             inner.samples.push(t.elapsed());
-            last = a.face;
+            scanner.saw(scan, &mut a);
         }
     }
     drop(pipeline);

@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use emotion_service::analysis::{FaceBox, FrameAnalysis, FrameAnalyzer, Scan, UNCERTAIN};
+use emotion_service::analysis::{FrameAnalysis, FrameAnalyzer, Scan, Scanner, UNCERTAIN};
 use emotion_service::blink::{BlinkTracker, Closure};
 use emotion_service::vision::{Pipeline, scaled};
 use image::RgbImage;
@@ -165,15 +165,15 @@ fn frames(clip: &str) -> Vec<PathBuf> {
 
 /// Plays frames through the pipeline as the service scans a session.
 fn play(p: &Pipeline, paths: &[PathBuf], near_only: bool) -> anyhow::Result<Vec<FrameAnalysis>> {
-    let mut last: Option<FaceBox> = None;
+    let mut scanner = Scanner::default();
     let mut out = Vec::with_capacity(paths.len());
-    for (i, path) in paths.iter().enumerate() {
-        let scan = match Scan::for_frame(i, last) {
+    for path in paths {
+        let scan = match scanner.next() {
             Scan::Everyone if near_only => Scan::Near,
             scan => scan,
         };
-        let a = p.analyze(&open(path)?, AnalysisPolicy::Full, scan)?;
-        last = a.face;
+        let mut a = p.analyze(&open(path)?, AnalysisPolicy::Full, scan)?;
+        scanner.saw(scan, &mut a);
         out.push(a);
     }
     Ok(out)
