@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-use super::kernels::{AddAct, BiasAct, Im2Col};
+use super::kernels::{AddAct, Im2Col, Product};
 use super::{Graph, GraphError, Op, Step};
 
 /// A value during execution: a feature map in NCHW, or a plain tensor in the model's own layout.
@@ -70,11 +70,9 @@ impl Step {
                 .ok_or_else(|| candle_core::Error::Msg("an operator without input".into()))
         };
         Ok(match &self.op {
-            Op::Conv {
-                weight,
-                bias_act,
-                im2col,
-            } => Value::Nchw(conv(first()?.nchw()?, weight, bias_act, im2col.as_ref())?),
+            Op::Conv { product, im2col } => {
+                Value::Nchw(conv(first()?.nchw()?, product, im2col.as_ref())?)
+            }
             Op::Depthwise(d) => Value::Nchw(first()?.nchw()?.contiguous()?.apply_op1_no_bwd(d)?),
             Op::MaxPool(pool) => {
                 Value::Nchw(first()?.nchw()?.contiguous()?.apply_op1_no_bwd(pool)?)
@@ -133,14 +131,9 @@ impl Step {
     }
 }
 
-/// A convolution as one matrix product per image: im2col (unless it is 1x1), multiply, bias +
-/// activation.
-fn conv(
-    x: &Tensor,
-    weight: &Tensor,
-    bias_act: &BiasAct,
-    im2col: Option<&Im2Col>,
-) -> candle_core::Result<Tensor> {
+/// A convolution as one matrix product per image: im2col (unless it is 1x1), then the product
+/// from the bias, with the activation.
+fn conv(x: &Tensor, product: &Product, im2col: Option<&Im2Col>) -> candle_core::Result<Tensor> {
     let x = x.contiguous()?;
     let (n, c, h, w) = x.dims4()?;
     let (cols, oh, ow) = match im2col {
@@ -151,11 +144,8 @@ fn conv(
             (x.apply_op1_no_bwd(op)?, oh, ow)
         }
     };
-    let y = weight
-        .broadcast_matmul(&cols)?
-        .reshape((n, weight.dim(0)?, oh, ow))?;
-    y.inplace_op1(bias_act)?;
-    Ok(y)
+    cols.apply_op1_no_bwd(product)?
+        .reshape((n, product.rows(), oh, ow))
 }
 
 /// Feature maps joined on channels stay NCHW; anything else is joined in the model's layout.

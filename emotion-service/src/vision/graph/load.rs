@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
-use super::kernels::{Activation, BiasAct, Depthwise, Im2Col, MaxPool, PRelu};
+use super::kernels::{Activation, Depthwise, Im2Col, MaxPool, PRelu, Product};
 use super::padding::Padding;
 use super::{Graph, GraphError, Op, Step};
 
@@ -109,17 +109,18 @@ impl Builder<'_> {
         activation: Activation,
     ) -> Result<Op, GraphError> {
         let w = self.constant(o.inputs[1])?; // OHWI
-        let (oc, kh, kw, ic) = w
+        let (oc, kh, kw, _) = w
             .dims4()
             .map_err(|_| self.invalid("convolution weights are not 4-dimensional"))?;
         if stride.0 != stride.1 {
             return Err(self.invalid("non-square convolution stride"));
         }
         let pointwise = kh == 1 && kw == 1 && stride == (1, 1);
-        let weight = w
+        let weights = w
             .permute((0, 3, 1, 2))?
             .contiguous()?
-            .reshape((oc, ic * kh * kw))?;
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let bias = self
             .constant(o.inputs[2])?
             .flatten_all()?
@@ -128,8 +129,7 @@ impl Builder<'_> {
             return Err(self.invalid("convolution bias does not match its channels"));
         }
         Ok(Op::Conv {
-            weight,
-            bias_act: BiasAct { bias, activation },
+            product: Product::new(weights, oc, bias, activation)?,
             im2col: (!pointwise).then_some(Im2Col {
                 kernel: (kh, kw),
                 stride: stride.0,
@@ -249,7 +249,7 @@ fn fuse_prelu(steps: &mut Vec<Step>, graph_outputs: &[usize]) {
             continue;
         };
         let activation = match &mut steps[producer].op {
-            Op::Conv { bias_act, .. } => &mut bias_act.activation,
+            Op::Conv { product, .. } => &mut product.activation,
             Op::Depthwise(d) => &mut d.activation,
             Op::Add { activation, .. } => activation,
             _ => continue,

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-use kernels::{Activation, BiasAct, Depthwise, Im2Col, MaxPool, PRelu};
+use kernels::{Activation, Depthwise, Im2Col, MaxPool, PRelu, Product};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -53,9 +53,8 @@ pub enum GraphError {
 #[derive(Debug)]
 enum Op {
     Conv {
-        /// `(oc, ic*kh*kw)`, rows in im2col order.
-        weight: Tensor,
-        bias_act: BiasAct,
+        /// The weights `(oc, ic*kh*kw)`, rows in im2col order, with the bias and activation.
+        product: Product,
         /// `None` for a 1x1 stride-1 convolution, which is a plain matrix product.
         im2col: Option<Im2Col>,
     },

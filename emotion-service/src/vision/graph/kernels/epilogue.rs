@@ -1,38 +1,11 @@
-//! What follows a matrix product or a residual addition, in one pass and one allocation each:
-//! candle would take an operator and an allocation per step (bias, add, activation, and four for
-//! PReLU).
+//! What follows a residual addition, or a map whose producer could not take its PReLU, in one
+//! pass and one allocation each: candle would take an operator and an allocation per step (add,
+//! activation, and four for PReLU).
 
-use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp1, InplaceOp2, Layout, Shape};
 use multiversion::multiversion;
 
 use super::{Activation, contiguous_f32};
-
-/// Bias and activation of a convolution's output, per channel, in place: the output of the
-/// matrix product is fresh and read by nothing else yet.
-#[derive(Debug, Clone)]
-pub struct BiasAct {
-    pub bias: Vec<f32>,
-    pub activation: Activation,
-}
-
-impl InplaceOp1 for BiasAct {
-    fn name(&self) -> &'static str {
-        "bias-activation"
-    }
-
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let (_, c, h, w) = layout.shape().dims4()?;
-        let values = match (storage, layout.contiguous_offsets()) {
-            (CpuStorage::F32(data), Some((start, end))) => &mut data[start..end],
-            _ => candle_core::bail!("{} expects a contiguous f32 input", self.name()),
-        };
-        for (i, plane) in values.chunks_exact_mut(h * w).enumerate() {
-            add_scalar(plane, self.bias[i % c]);
-            self.activation.apply_in_place(i % c, plane);
-        }
-        Ok(())
-    }
-}
 
 /// A residual addition of two NCHW maps of one shape, then the activation, written into the
 /// first.
@@ -98,13 +71,6 @@ impl CustomOp1 for PRelu {
 }
 
 #[multiversion(targets = "simd")]
-fn add_scalar(values: &mut [f32], b: f32) {
-    for v in values {
-        *v += b;
-    }
-}
-
-#[multiversion(targets = "simd")]
 fn add(values: &mut [f32], other: &[f32]) {
     for (v, o) in values.iter_mut().zip(other) {
         *v += o;
@@ -150,18 +116,6 @@ mod tests {
         )?;
         let diff = (fused - apart)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-6, "{diff}");
-        Ok(())
-    }
-
-    #[test]
-    fn bias_then_relu6_clamps_each_channel_after_its_bias() -> candle_core::Result<()> {
-        let dev = Device::Cpu;
-        let x = Tensor::new(&[[[[-1f32, 2.0], [5.0, 9.0]]]], &dev)?;
-        x.inplace_op1(&BiasAct {
-            bias: vec![0.5],
-            activation: Activation::Relu6,
-        })?;
-        assert_eq!(x.flatten_all()?.to_vec1::<f32>()?, vec![0.0, 2.5, 5.5, 6.0]);
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! one convolution per group), im2col for the other convolutions (candle's CPU convolution is a
 //! scalar loop per output), max pooling (candle's is a strided loop per output, 7% of a frame),
 //! and the epilogues that follow a matrix product or an addition (bias, activation, PReLU) in one
-//! pass each.
+//! pass each, and each convolution's matrix product with its bias and activation.
 //!
 //! The workspace is built for the baseline x86-64 (SSE2), so loops the compiler vectorises would
 //! use 4 lanes. The inner loops here are multiversioned instead: compiled again for AVX2 and
@@ -12,18 +12,20 @@
 //! # Layout
 //! - [`Activation`]: what follows a convolution or an addition, PReLU included (fused at load).
 //! - `depthwise`: [`Depthwise`]. `im2col`: [`Im2Col`]. `pool`: [`MaxPool`].
-//! - `epilogue`: [`BiasAct`] after a matrix product, [`AddAct`] for residual additions, [`PRelu`]
-//!   where it could not be fused.
+//! - `product`: [`Product`], a convolution's matrix product starting from its bias.
+//! - `epilogue`: [`AddAct`] for residual additions, [`PRelu`] where it could not be fused.
 
 mod depthwise;
 mod epilogue;
 mod im2col;
 mod pool;
+mod product;
 
 pub use depthwise::Depthwise;
-pub use epilogue::{AddAct, BiasAct, PRelu};
+pub use epilogue::{AddAct, PRelu};
 pub use im2col::Im2Col;
 pub use pool::MaxPool;
+pub use product::Product;
 
 use candle_core::{CpuStorage, Layout, Tensor};
 use multiversion::multiversion;
