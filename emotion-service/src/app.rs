@@ -352,7 +352,10 @@ impl EmotionApp {
         let slot = sessions
             .entry(session_id.to_string())
             .or_insert_with(|| SessionSlot {
-                state: Arc::default(),
+                state: Arc::new(tokio::sync::Mutex::new(SessionState {
+                    scanner: Scanner::for_session(session_id),
+                    ..SessionState::default()
+                })),
                 last_used: Instant::now(),
             });
         slot.last_used = Instant::now();
