@@ -34,15 +34,6 @@ use iv_platform::{CancellationToken, db, http};
 
 use crate::analysis::{FrameAnalyzer, ModelsMissing, Unavailable};
 
-/// mimalloc for every program that runs the face models (the service, the stack, its benches and
-/// tests). Each operator's output map is a fresh buffer of up to a few MiB, which glibc hands out
-/// with `mmap` and unmaps when it is freed, so every frame faulted its maps' pages in again: a
-/// quarter of the pipeline bench's time was the kernel's page-fault path. mimalloc keeps freed
-/// pages for the next frame. Measured with the pipeline bench (one core, two runs each): the far
-/// pass 64-67 -> 31 ms, a tracked frame's mean 10.9-11.1 -> 10.4 ms, peak memory 80 -> 113-120 MiB.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Port 8082 by default (`EMOTION_PORT`).
