@@ -1,7 +1,7 @@
 //! A convolution's matrix product with its bias and activation in one operator: each output row
 //! starts as its channel's bias and the product is accumulated onto it. candle's product
-//! zero-fills its output first (a memset that was 11% of the pipeline bench's time once freed
-//! pages were reused), and the bias then took a pass of its own.
+//! zero-fills its output first (a memset that was 11% of the pipeline bench's time under an
+//! allocator that reuses freed pages), and the bias then took a pass of its own.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use gemm::Parallelism;
