@@ -69,6 +69,7 @@ fn peak_memory_mib() -> f64 {
 }
 
 fn main() {
+    emotion_service::prepare_for_models();
     let pipeline = Arc::new(
         Pipeline::load(&assets().join("models")).expect("models (run scripts/fetch-assets.sh)"),
     );

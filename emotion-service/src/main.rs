@@ -1,7 +1,7 @@
 //! Runs the emotion service alone; configuration from the environment.
 
 fn main() -> anyhow::Result<()> {
-    emotion_service::one_kernel_thread_per_frame();
+    emotion_service::prepare_for_models();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -53,7 +53,7 @@ impl Row {
 }
 
 fn main() {
-    emotion_service::one_kernel_thread_per_frame();
+    emotion_service::prepare_for_models();
     let assets = iv_platform::assets::dir();
     let jpegs: Vec<Vec<u8>> = (0..72)
         .map(|i| {

@@ -14,7 +14,7 @@ fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("mint-token") {
         return mint_token(&args[1..]);
     }
-    emotion_service::one_kernel_thread_per_frame();
+    emotion_service::prepare_for_models();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
