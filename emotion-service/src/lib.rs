@@ -99,14 +99,15 @@ fn keep_freed_maps() {
         const MAPPED_FROM: libc::c_int = 32 << 20;
         /// Free memory kept at the heap's top before it is given back.
         const TRIMMED_FROM: libc::c_int = 64 << 20;
-        // SAFETY: mallopt only changes the allocator's thresholds; it is called before any other
-        // thread exists, as `prepare_for_models` requires.
+        // SAFETY: mallopt only changes the allocator's thresholds, under the allocator's own
+        // locks, so it is sound from any thread at any time.
         let set = unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MAPPED_FROM) == 1
                 && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIMMED_FROM) == 1
         };
         if !set {
-            tracing::warn!("the allocator refused its thresholds; feature maps stay mapped");
+            // Usually before logging starts (see `prepare_for_models`).
+            eprintln!("the allocator refused its thresholds; feature maps stay mapped");
         }
     }
 }
