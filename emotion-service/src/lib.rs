@@ -89,8 +89,8 @@ pub fn prepare_for_models() {
 /// bench's time. Served from the heap and not trimmed back, freed maps are reused by the next
 /// operator. Measured with the pipeline bench on one core (median of 3): page faults 5.1 M ->
 /// 31 k, the far pass 70 -> 39 ms, a tracked frame's mean 11.8 -> 10.5 ms, peak memory 81 -> 126
-/// MiB; under `loadgen` (20 x 5 frames/s, median of 3) p95 102 -> 75 ms. mimalloc did as well for one stream
-/// but worse under load (README, "Speed under load").
+/// MiB; under `loadgen` (20 x 5 frames/s, median of 3) p95 102 -> 75 ms. mimalloc did as well
+/// for one stream but worse under load (README, "Speed under load").
 #[allow(unsafe_code)]
 fn keep_freed_maps() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
