@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use emotion_service::analysis::{FrameAnalyzer, Scanner};
+use emotion_service::analysis::{FAR_EVERY, FIRST_FAR_WITHIN, FrameAnalyzer, Scanner};
 use emotion_service::vision::Pipeline;
 use futures_util::{SinkExt, StreamExt};
 use iv_contracts::emotion::emotion_service_client::EmotionServiceClient;
@@ -51,6 +51,10 @@ impl Row {
         self.samples[self.samples.len() / 2].as_secs_f64() * 1e3
     }
 }
+
+// Every session's 72 frames run two far passes whatever its phase, as the inner row's (phase 0)
+// do, so that the gap between rows is what each layer adds.
+const _: () = assert!(FIRST_FAR_WITHIN + FAR_EVERY <= 72);
 
 fn main() {
     emotion_service::prepare_for_models();
