@@ -138,7 +138,9 @@ pub const FAR_EVERY: u32 = 50;
 /// A session's first far pass comes within this many frames of its start (4 s at 5 frames per
 /// second), at a frame of its own (see [`Scanner::for_session`]): long enough to spread the far
 /// passes of sessions that start together, short enough that a second person is counted within
-/// seconds.
+/// seconds. With every session's far pass on its first frame, 20 candidates starting at once had
+/// their first second's p95 at ~120 ms with frames sampled out; spread, ~87 ms and every frame
+/// answered (`loadgen`, medians of 6).
 pub const FIRST_FAR_WITHIN: u32 = 20;
 
 /// The order in which a session's frames look for faces, and the face count that carries over
@@ -215,7 +217,7 @@ impl Scanner {
             self.frames_since_detection += 1;
             analysis.face_count = self.face_count.max(1);
         }
-        self.frames += 1;
+        self.frames = self.frames.saturating_add(1);
         self.last_face = analysis.face;
     }
 }
@@ -303,8 +305,8 @@ mod tests {
         assert!(counts.iter().all(|c| *c == 3), "{counts:?}");
     }
 
-    /// The frames on which a scanner runs the far pass and the near detector, everyone near the
-    /// camera (`near` says whether the near detector sees the candidate).
+    /// The frames on which a scanner runs the far pass and the near detector (`near_sees`:
+    /// whether the near detector finds the candidate, or only the far pass does).
     fn passes(mut scanner: Scanner, frames: u32, near_sees: bool) -> (Vec<u32>, Vec<u32>) {
         let (mut far, mut near) = (Vec::new(), Vec::new());
         for i in 0..frames {

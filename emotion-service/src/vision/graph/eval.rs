@@ -48,7 +48,12 @@ impl Graph {
                     (None, None) => candle_core::bail!("tensor {id} used before it is computed"),
                 })
                 .collect::<candle_core::Result<Vec<Value>>>()?;
-            values.insert(step.output, step.eval(&inputs)?);
+            let output = step.eval(&inputs)?;
+            drop(inputs);
+            for id in &step.frees {
+                values.remove(id);
+            }
+            values.insert(step.output, output);
         }
         self.outputs
             .iter()

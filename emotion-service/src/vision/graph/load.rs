@@ -211,10 +211,16 @@ impl Graph {
                 .first()
                 .ok_or_else(|| builder.invalid(format!("{} has no output", o.op)))?;
             let (op, inputs) = builder.op(o)?;
-            steps.push(Step { op, inputs, output });
+            steps.push(Step {
+                op,
+                inputs,
+                output,
+                frees: Vec::new(),
+            });
         }
         fuse_prelu(&mut steps, &file.outputs);
         add_in_place(&mut steps, &file.outputs);
+        free_after_last_read(&mut steps, &file.outputs);
         let input = *file
             .inputs
             .first()
@@ -312,5 +318,58 @@ fn add_in_place(steps: &mut [Step], graph_outputs: &[usize]) {
                 *overwrite_first = true;
             }
         }
+    }
+}
+
+/// Marks each value on the step that reads it last, so that a run drops it there and the next
+/// operators' outputs take its memory while it is still in cache, instead of every map of the
+/// run staying alive until the end.
+fn free_after_last_read(steps: &mut [Step], graph_outputs: &[usize]) {
+    let mut last: HashMap<usize, usize> = HashMap::new();
+    for (i, step) in steps.iter().enumerate() {
+        for id in &step.inputs {
+            last.insert(*id, i);
+        }
+    }
+    for (id, i) in last {
+        if !graph_outputs.contains(&id) {
+            steps[i].frees.push(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(inputs: &[usize], output: usize) -> Step {
+        Step {
+            op: Op::Relu,
+            inputs: inputs.to_vec(),
+            output,
+            frees: Vec::new(),
+        }
+    }
+
+    /// 0 -> 1 -> 2, with 1 read again by the last step beside 2 (a residual): each value is
+    /// freed by its last reader, and the graph's output never.
+    #[test]
+    fn each_value_is_freed_by_the_step_that_reads_it_last_and_outputs_never() {
+        let mut steps = vec![
+            step(&[0], 1),
+            step(&[1], 2),
+            step(&[2, 1], 3),
+            step(&[3], 4),
+        ];
+        free_after_last_read(&mut steps, &[3, 4]);
+        let frees: Vec<Vec<usize>> = steps
+            .iter()
+            .map(|s| {
+                let mut f = s.frees.clone();
+                f.sort_unstable();
+                f
+            })
+            .collect();
+        assert_eq!(frees, vec![vec![0], vec![], vec![1, 2], vec![]]);
     }
 }

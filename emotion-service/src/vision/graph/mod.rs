@@ -86,6 +86,8 @@ struct Step {
     op: Op,
     inputs: Vec<usize>,
     output: usize,
+    /// Values no later step reads (set at load): dropped once this step has run.
+    frees: Vec<usize>,
 }
 
 /// A loaded model, ready to run. Outputs come back in the graph's order, which callers rely on
