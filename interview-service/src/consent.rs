@@ -283,7 +283,7 @@ impl Consents {
         notice: &Notice,
         by: &Principal,
     ) -> Result<Consent, InterviewError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = iv_platform::db::begin_write(&self.pool).await?;
         sqlx::query(
             "INSERT INTO consents (session_id, org_id, policy, notice_version, notice_sha256,
                 given_at, given_by, given_role)
@@ -332,7 +332,7 @@ impl Consents {
         by: &Principal,
     ) -> Result<Consent, InterviewError> {
         let now = iv_contracts::now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = iv_platform::db::begin_write(&self.pool).await?;
         let changed = sqlx::query(
             "UPDATE consents SET withdrawn_at = $2, withdrawn_by = $3
              WHERE session_id = $1 AND withdrawn_at IS NULL",

@@ -144,7 +144,7 @@ impl Erasures {
         request: &Request,
     ) -> Result<Receipt, InterviewError> {
         let now = iv_contracts::now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = iv_platform::db::begin_write(&self.pool).await?;
         let mine = self.eraser.erase_in(&mut tx, session_id).await?;
         let by = &request.requested_by;
         sqlx::query(

@@ -331,7 +331,7 @@ impl InterviewStore {
         } else {
             "UPDATE interviews SET frames_deferred = frames_deferred + 1 WHERE id = $1"
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = iv_platform::db::begin_write(&self.pool).await?;
         let counted = sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         // Erased meanwhile: the frame is not queued, so no pixels outlive the interview.
         if counted.rows_affected() != 1 {
@@ -355,7 +355,7 @@ impl InterviewStore {
         duration: f32,
         now: i64,
     ) -> Result<(), InterviewError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = iv_platform::db::begin_write(&self.pool).await?;
         let moved = sqlx::query(
             "UPDATE interviews SET current_index = $2 WHERE id = $1 AND current_index = $3 AND state != 'completed'",
         )
@@ -435,7 +435,7 @@ impl InterviewStore {
         now: i64,
         event: &iv_contracts::events::InterviewCompleted,
     ) -> Result<(), InterviewError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = iv_platform::db::begin_write(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE interviews SET state = 'completed', completed_at = $2 WHERE id = $1 AND state != 'completed'",
         )

@@ -202,7 +202,8 @@ impl AuditLog {
             match self.append(actor, &record).await {
                 Ok(entry) => return Ok(entry),
                 // Another writer took the end of the chain (a unique `seq` or `prev_hash`
-                // clash, or SQLite's busy snapshot): read the new end and try again.
+                // clash on PostgreSQL; SQLite's writers wait their turn): read the new end and
+                // try again.
                 Err(e) if tries < APPEND_TRIES => {
                     tracing::debug!(error = %e, tries, "audit append raced; again");
                     tokio::time::sleep(Duration::from_millis(5 * u64::from(tries))).await;
@@ -213,7 +214,7 @@ impl AuditLog {
     }
 
     async fn append(&self, actor: &Principal, record: &Record<'_>) -> Result<Entry, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::begin_write(&self.pool).await?;
         let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
@@ -425,13 +426,22 @@ mod tests {
         assert_eq!(log.verify().await.unwrap().first_broken, Some(3));
     }
 
-    #[tokio::test]
-    async fn concurrent_appends_make_one_unbroken_chain() {
-        let log = log().await;
+    /// Three pools on one file, as the services share the embedded database, with more writers
+    /// than the retries could absorb if each lost the race: all append, in one chain.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_from_several_pools_make_one_unbroken_chain() {
+        let first = log().await;
+        let url = first.pool.connect_options().database_url.to_string();
+        let mut logs = vec![first];
+        for _ in 0..2 {
+            logs.push(AuditLog::new(
+                crate::db::open(&url, &[SCHEMA]).await.unwrap(),
+            ));
+        }
         let acme = OrgId("acme".into());
-        let tasks: Vec<_> = (0..16)
+        let tasks: Vec<_> = (0..48)
             .map(|n| {
-                let log = log.clone();
+                let log = logs[n % logs.len()].clone();
                 let acme = acme.clone();
                 tokio::spawn(async move {
                     let id = format!("i-{n}");
@@ -444,8 +454,8 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        let v = log.verify().await.unwrap();
-        assert_eq!((v.entries, v.valid), (16, true));
+        let v = logs[0].verify().await.unwrap();
+        assert_eq!((v.entries, v.valid), (48, true));
     }
 
     #[tokio::test]

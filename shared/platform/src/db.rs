@@ -131,6 +131,20 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
     Ok(pool)
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`), so writers wait their turn on the busy timeout: a plain `BEGIN` that reads first
+/// fails at once when it comes to write after another connection committed (WAL's busy
+/// snapshot). Twenty-eight candidates starting at once against the services' shared file lost an
+/// interview start that way (500, after the audit log's retries). PostgreSQL begins as usual.
+pub async fn begin_write(
+    pool: &Pool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match Backend::of(pool.connect_options().database_url.as_str()) {
+        Some(Backend::Sqlite) => pool.begin_with("BEGIN IMMEDIATE").await,
+        _ => pool.begin().await,
+    }
+}
+
 /// Runs idempotent DDL statements (`CREATE TABLE IF NOT EXISTS ...`) in order.
 pub async fn apply_schema(pool: &Pool, statements: &[&'static str]) -> Result<(), DbError> {
     for statement in statements {

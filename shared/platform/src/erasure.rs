@@ -72,7 +72,7 @@ impl Eraser {
     /// Deletes the interview's rows from every table and records the tombstone; when it was
     /// erased before, answers with the first erasure's counts.
     pub async fn erase(&self, session_id: &str) -> Result<Erasure, ErasureError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::begin_write(&self.pool).await?;
         let erasure = self.erase_in(&mut tx, session_id).await?;
         tx.commit().await?;
         Ok(erasure)

@@ -183,7 +183,7 @@ impl Relay {
             }
             let (confirmed, error) = self.bus.publish_many(&batch).await;
             drop(spans);
-            let mut tx = self.pool.begin().await?;
+            let mut tx = crate::db::begin_write(&self.pool).await?;
             for m in &batch[..confirmed] {
                 sqlx::query("DELETE FROM outbox WHERE id = $1")
                     .bind(&m.message_id)
