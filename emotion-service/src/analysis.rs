@@ -139,8 +139,8 @@ pub const FAR_EVERY: u32 = 50;
 /// second), at a frame of its own (see [`Scanner::for_session`]): long enough to spread the far
 /// passes of sessions that start together, short enough that a second person is counted within
 /// seconds. With every session's far pass on its first frame, 20 candidates starting at once had
-/// their first second's p95 at ~120 ms with frames sampled out; spread, ~87 ms and every frame
-/// answered (`loadgen`, medians of 6).
+/// their first second's p95 at ~120 ms with frames sampled out; spread, ~87 ms with none sampled
+/// out in five of six runs (`loadgen`, medians of 6).
 pub const FIRST_FAR_WITHIN: u32 = 20;
 
 /// The order in which a session's frames look for faces, and the face count that carries over
