@@ -207,8 +207,10 @@ impl Scanner {
         }
         if analysis.detector_ran {
             // The near re-detections keep the session's phase from its first frame on.
-            let ago = (REDETECT_EVERY - self.phase % REDETECT_EVERY) % REDETECT_EVERY;
-            self.frames_since_detection = if self.frames == 0 { ago } else { 0 };
+            self.frames_since_detection = match self.frames {
+                0 => (REDETECT_EVERY - self.phase % REDETECT_EVERY) % REDETECT_EVERY,
+                _ => 0,
+            };
             if analysis.face_count > 0 {
                 analysis.face_count = analysis.face_count.max(self.far_count);
             }

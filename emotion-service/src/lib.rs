@@ -72,43 +72,12 @@ impl Config {
 ///   the nested splitting only adds overhead. Measured with `cargo bench -p emotion-service
 ///   --bench pipeline` on 2 cores: one stream 16 -> 25 frames/s, two streams 20 -> 45 frames/s.
 ///   An explicit `RAYON_NUM_THREADS` is left as it is.
-/// - glibc keeps freed feature maps for the next frame ([`keep_freed_maps`]).
 #[allow(unsafe_code)]
 pub fn prepare_for_models() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // SAFETY: called at the top of `main` before the async runtime starts, so no other thread
         // can be reading or writing the environment at the same time.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
-    }
-    keep_freed_maps();
-}
-
-/// Each operator's output map is a fresh buffer of up to a few MiB, and the far pass's are the
-/// largest. glibc serves such buffers with `mmap` and unmaps them when freed, so every frame
-/// faulted its maps' pages in again: the kernel's page-fault path was a quarter of the pipeline
-/// bench's time. Served from the heap and not trimmed back, freed maps are reused by the next
-/// operator. Measured with the pipeline bench on one core (median of 3): page faults 5.1 M ->
-/// 31 k, the far pass 70 -> 39 ms, a tracked frame's mean 11.8 -> 10.5 ms, peak memory 81 -> 126
-/// MiB; under `loadgen` (20 x 5 frames/s, median of 3) p95 102 -> 75 ms. mimalloc did as well
-/// for one stream but worse under load (README, "Speed under load").
-#[allow(unsafe_code)]
-fn keep_freed_maps() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        /// glibc's largest mmap threshold on 64-bit; larger requests are still mapped.
-        const MAPPED_FROM: libc::c_int = 32 << 20;
-        /// Free memory kept at the heap's top before it is given back.
-        const TRIMMED_FROM: libc::c_int = 64 << 20;
-        // SAFETY: mallopt only changes the allocator's thresholds, under the allocator's own
-        // locks, so it is sound from any thread at any time.
-        let set = unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MAPPED_FROM) == 1
-                && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIMMED_FROM) == 1
-        };
-        if !set {
-            // Usually before logging starts (see `prepare_for_models`).
-            eprintln!("the allocator refused its thresholds; feature maps stay mapped");
-        }
     }
 }
 

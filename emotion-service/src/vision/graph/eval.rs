@@ -49,7 +49,6 @@ impl Graph {
                 })
                 .collect::<candle_core::Result<Vec<Value>>>()?;
             let output = step.eval(&inputs)?;
-            drop(inputs);
             for id in &step.frees {
                 values.remove(id);
             }
