@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use multiversion::multiversion;
 
-use super::{Activation, Window, contiguous_f32, unit_stride_span};
+use super::{Activation, Window, contiguous_f32, gather_every};
 use crate::vision::graph::padding::Padding;
 
 #[derive(Debug, Clone)]
@@ -19,10 +19,10 @@ pub struct Depthwise {
     pub activation: Activation,
 }
 
-/// Output rows narrower than this are computed across channels: a row of 2 to 8 values leaves
-/// most of a vector idle and spends the time in loop overhead (the iris model's last 17 depthwise
-/// layers are 8x8 and smaller; in rows they took a quarter of a frame).
-const ROW_MIN_WIDTH: usize = 16;
+/// Output rows narrower than this are computed across channels: in chunks of [`LANES`], a row
+/// of 2 to 6 values leaves most of the lanes idle (measured: 2x2 and 4x4 planes took 2.4 to 3.6
+/// times as long in rows, 8x8 the same either way, 12x12 half as long in rows).
+const ROW_MIN_WIDTH: usize = 8;
 
 impl Depthwise {
     /// `weights` are `[channel][ky][kx]`, one bias per channel.
@@ -67,15 +67,7 @@ impl CustomOp1 for Depthwise {
         let (n, c, h, w) = layout.shape().dims4()?;
         let input = contiguous_f32(storage, layout, self.name())?;
         let geometry = Window::new((h, w), self.kernel, self.stride, self.padding);
-        let Window {
-            oh,
-            ow,
-            kh,
-            kw,
-            sw,
-            left,
-            ..
-        } = geometry;
+        let Window { oh, ow, kh, kw, .. } = geometry;
         if ow < ROW_MIN_WIDTH {
             let mut out = vec![0f32; n * c * oh * ow];
             for (image, dst) in input
@@ -90,148 +82,234 @@ impl CustomOp1 for Depthwise {
             return Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))));
         }
         let mut out = Vec::with_capacity(n * c * oh * ow);
+        let mut block = Block::new(geometry);
+        let offsets = block.tap_offsets();
+        let mut taps = Vec::with_capacity(offsets.len());
+        // Output rows in whole chunks, copied out once complete.
+        let mut lines = vec![0f32; ROWS * ow.div_ceil(LANES) * LANES];
         for (i, plane) in input.chunks_exact(h * w).enumerate() {
             let ch = i % c;
             let start = out.len();
-            // Every output starts at its bias: one write per output, no zero-fill first.
-            out.extend(std::iter::repeat_n(self.bias[ch], oh * ow));
-            let dst = &mut out[start..];
             let k = &self.weights[ch * kh * kw..][..kh * kw];
-            if sw == 1 && kw == 3 && left == 1 && ow == w {
-                accumulate_three_wide(plane, k, dst, geometry);
-            } else if sw == 1 {
-                accumulate_unit_stride(plane, k, dst, geometry);
-            } else if sw == 2 && kw == 3 && left == 0 {
-                accumulate_three_wide_halving(plane, k, dst, geometry);
-            } else {
-                accumulate_strided(plane, k, dst, geometry);
-            }
-            self.activation.apply_in_place(ch, dst);
+            taps.clear();
+            taps.extend(k.iter().copied().zip(offsets.iter().copied()));
+            accumulate_rows(
+                &mut block,
+                plane,
+                k,
+                &taps,
+                self.bias[ch],
+                &mut lines,
+                &mut out,
+            );
+            self.activation.apply_in_place(ch, &mut out[start..]);
         }
         Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
     }
 }
 
-/// Adds each tap's contribution row by row: the inner loop is a contiguous multiply-add over an
-/// output row, which the compiler vectorises to the CPU's widest lanes.
-#[multiversion(targets = "simd")]
-fn accumulate_unit_stride(plane: &[f32], k: &[f32], dst: &mut [f32], g: Window) {
-    for oy in 0..g.oh {
-        let drow = &mut dst[oy * g.ow..][..g.ow];
-        for ky in 0..g.kh {
-            let Some(row) = g.input_row(plane, oy, ky) else {
-                continue;
-            };
-            for kx in 0..g.kw {
-                let wv = k[ky * g.kw + kx];
-                let (out, src) = unit_stride_span(kx as isize - g.left as isize, g.w, g.ow);
-                for (d, s) in drow[out].iter_mut().zip(&row[src]) {
-                    *d += wv * s;
-                }
-            }
+/// Values per chunk of an output row: one AVX-512 vector, or two AVX2 ones.
+const LANES: usize = 16;
+
+/// Output rows computed together: their sums are independent, so the processor overlaps them
+/// instead of waiting on one chain of additions, and each input row is read once for all.
+const ROWS: usize = 4;
+
+/// The input rows one block of [`ROWS`] output rows reads, zero padded and laid out so that
+/// every tap is a contiguous run, in whole chunks of [`LANES`]: phase `p` of a padded row holds
+/// its columns `p, p + s, p + 2s, ...` for stride `s`, so tap `(ky, kx)` of output `(oy, ox)` is
+/// column `ox + kx / s` of phase `kx % s`, row `oy * s + ky`. Filled per block (a few rows, in
+/// L1) rather than per plane: a padded copy of a whole 96x96 plane did not stay in cache and
+/// cost more than it saved.
+struct Block {
+    g: Window,
+    /// Padded rows a block reads.
+    rows: usize,
+    /// Values per phase row: the output row in whole chunks, plus the taps' reach.
+    width: usize,
+    /// `[phase][row][column]`.
+    values: Vec<f32>,
+}
+
+impl Block {
+    fn new(g: Window) -> Self {
+        let rows = (ROWS - 1) * g.sh + g.kh;
+        let width = g.ow.div_ceil(LANES) * LANES + (g.kw - 1) / g.sw;
+        Self {
+            g,
+            rows,
+            width,
+            values: vec![0.0; g.sw * rows * width],
+        }
+    }
+
+    /// Where tap `(ky, kx)`'s run for the block's first row and column starts, in `[ky][kx]`
+    /// order; output row `r` of the block and column `ox` add `r * sh * width + ox`.
+    fn tap_offsets(&self) -> Vec<usize> {
+        let Window { kh, kw, sw, .. } = self.g;
+        (0..kh)
+            .flat_map(|ky| (0..kw).map(move |kx| (ky, kx)))
+            .map(|(ky, kx)| ((kx % sw) * self.rows + ky) * self.width + kx / sw)
+            .collect()
+    }
+
+    /// The runs a 3-wide kernel at stride `S` (1 or 2) reads from the block's row `y` for the
+    /// chunk at `x0`: columns `x0..`, `x0 + 1..` and `x0 + 2..` at stride 1; even, odd, and even
+    /// from one further at stride 2.
+    #[inline(always)]
+    fn three_runs<const S: usize>(&self, y: usize, x0: usize) -> [[f32; LANES]; 3] {
+        let at = |phase: usize| (phase * self.rows + y) * self.width + x0;
+        let run = |from: &[f32]| -> [f32; LANES] { from[..LANES].try_into().expect("LANES") };
+        if S == 1 {
+            let row: &[f32; LANES + 2] = self.values[at(0)..][..LANES + 2]
+                .try_into()
+                .expect("a 3-wide run");
+            [run(&row[..]), run(&row[1..]), run(&row[2..])]
+        } else {
+            let even: &[f32; LANES + 1] = self.values[at(0)..][..LANES + 1]
+                .try_into()
+                .expect("an even run");
+            let odd: &[f32; LANES] = self.values[at(1)..][..LANES]
+                .try_into()
+                .expect("an odd run");
+            [run(&even[..]), *odd, run(&even[1..])]
         }
     }
 }
 
-/// The common case (3 wide, stride 1, one column of padding each side). A row with all three
-/// input rows inside the map takes its nine taps in one pass; rows at the top and bottom edge
-/// take each input row's three taps in a pass.
-#[multiversion(targets = "simd")]
-fn accumulate_three_wide(plane: &[f32], k: &[f32], dst: &mut [f32], g: Window) {
-    let w = g.w;
-    for oy in 0..g.oh {
-        let drow = &mut dst[oy * w..][..w];
-        let first = oy as isize - g.top as isize;
-        if g.kh == 3 && w >= 2 && first >= 0 && first + 3 <= g.h as isize {
-            let rows = &plane[first as usize * w..][..3 * w];
-            let (r0, r1, r2) = (&rows[..w], &rows[w..2 * w], &rows[2 * w..]);
-            nine_taps(drow, [r0, r1, r2], k);
-            continue;
-        }
-        for ky in 0..g.kh {
-            let Some(row) = g.input_row(plane, oy, ky) else {
-                continue;
-            };
-            let (k0, k1, k2) = (k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]);
-            if w == 1 {
-                drow[0] += k1 * row[0];
-                continue;
-            }
-            drow[0] += k1 * row[0] + k2 * row[1];
-            drow[w - 1] += k0 * row[w - 2] + k1 * row[w - 1];
-            let inner = drow[1..w - 1]
-                .iter_mut()
-                .zip(row[..w - 2].iter().zip(&row[1..w - 1]).zip(&row[2..]));
-            for (d, ((a, b), c)) in inner {
-                *d += k0 * a + k1 * b + k2 * c;
-            }
-        }
-    }
-}
-
-/// One output row from three whole input rows and a 3x3 kernel (`w >= 2`); inlined into the
-/// multiversioned caller, so it is compiled for the same instructions.
+/// Fills `block` with the padded rows that output rows from `oy` read.
 #[inline(always)]
-fn nine_taps(drow: &mut [f32], rows: [&[f32]; 3], k: &[f32]) {
-    let w = drow.len();
-    let n = w - 2;
-    for (ky, row) in rows.iter().enumerate() {
-        let (k0, k1, k2) = (k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]);
-        drow[0] += k1 * row[0] + k2 * row[1];
-        drow[w - 1] += k0 * row[w - 2] + k1 * row[w - 1];
-    }
-    let [r0, r1, r2] = rows;
-    let (a0, a1, a2) = (&r0[..n], &r0[1..n + 1], &r0[2..n + 2]);
-    let (b0, b1, b2) = (&r1[..n], &r1[1..n + 1], &r1[2..n + 2]);
-    let (c0, c1, c2) = (&r2[..n], &r2[1..n + 1], &r2[2..n + 2]);
-    let d = &mut drow[1..n + 1];
-    for i in 0..n {
-        d[i] += k[0] * a0[i]
-            + k[1] * a1[i]
-            + k[2] * a2[i]
-            + k[3] * b0[i]
-            + k[4] * b1[i]
-            + k[5] * b2[i]
-            + k[6] * c0[i]
-            + k[7] * c1[i]
-            + k[8] * c2[i];
+fn fill_block(block: &mut Block, plane: &[f32], oy: usize) {
+    let Window {
+        h,
+        w,
+        sh,
+        sw,
+        top,
+        left,
+        ..
+    } = block.g;
+    let (rows, width) = (block.rows, block.width);
+    for (phase, phase_rows) in block.values.chunks_exact_mut(rows * width).enumerate() {
+        // Columns x read input column x * sw + phase - left: those inside the row.
+        let lo = left.saturating_sub(phase).div_ceil(sw).min(width);
+        let hi = (w + left)
+            .saturating_sub(phase)
+            .div_ceil(sw)
+            .clamp(lo, width);
+        for (y, dst) in phase_rows.chunks_exact_mut(width).enumerate() {
+            let Some(iy) = (oy * sh + y).checked_sub(top).filter(|&iy| iy < h) else {
+                dst.fill(0.0);
+                continue;
+            };
+            let src = &plane[iy * w..][..w];
+            dst[..lo].fill(0.0);
+            if hi > lo {
+                gather_every(&mut dst[lo..hi], &src[lo * sw + phase - left..], sw);
+            }
+            dst[hi..].fill(0.0);
+        }
     }
 }
 
-/// 3 wide at stride 2 without left padding (TensorFlow's `SAME` on even widths, and `VALID`):
-/// each input row is split into its even and odd columns once, so that output `x` reads
-/// `even[x]`, `odd[x]` and `even[x + 1]`, all contiguous.
+/// One plane's outputs, row after row, appended to `out`: each chunk of a row starts at the
+/// bias and adds its taps `LANES` at a time (one vector operation each, no scalar tail), so
+/// rows of 16, 32 or 96 values cost the same per value; the last chunk of a row keeps only the
+/// values inside it. `lines` holds [`ROWS`] output rows in whole chunks. Every depthwise layer
+/// of the face models is 3x3 at stride 1 or 2, which has a kernel of its own; `taps` (weight
+/// and offset of each tap) serve any other.
 #[multiversion(targets = "simd")]
-fn accumulate_three_wide_halving(plane: &[f32], k: &[f32], dst: &mut [f32], g: Window) {
-    let w = g.w;
-    // Outputs whose three taps are all inside the row; the rest read past its end.
-    let full = g.ow.min(w.saturating_sub(1) / 2);
-    let mut even: Vec<f32> = Vec::with_capacity(w.div_ceil(2));
-    let mut odd: Vec<f32> = Vec::with_capacity(w / 2);
-    for oy in 0..g.oh {
-        let drow = &mut dst[oy * g.ow..][..g.ow];
-        for ky in 0..g.kh {
-            let Some(row) = g.input_row(plane, oy, ky) else {
+fn accumulate_rows(
+    block: &mut Block,
+    plane: &[f32],
+    k: &[f32],
+    taps: &[(f32, usize)],
+    bias: f32,
+    lines: &mut [f32],
+    out: &mut Vec<f32>,
+) {
+    let g = block.g;
+    match (<&[f32; 9]>::try_from(k), g.kh, g.sh, g.sw) {
+        (Ok(k), 3, 1, 1) => emit_rows(block, plane, lines, out, |b, x0| {
+            three_wide::<1>(b, k, bias, x0)
+        }),
+        (Ok(k), 3, 2, 2) => emit_rows(block, plane, lines, out, |b, x0| {
+            three_wide::<2>(b, k, bias, x0)
+        }),
+        _ => emit_rows(block, plane, lines, out, |b, x0| {
+            any_taps(b, taps, bias, x0)
+        }),
+    }
+}
+
+/// Fills the block for [`ROWS`] output rows at a time, runs `chunk` over it chunk after chunk,
+/// and appends the block's rows (those inside the plane) to `out`.
+#[inline(always)]
+fn emit_rows(
+    block: &mut Block,
+    plane: &[f32],
+    lines: &mut [f32],
+    out: &mut Vec<f32>,
+    chunk: impl Fn(&Block, usize) -> [[f32; LANES]; ROWS],
+) {
+    let g = block.g;
+    let span = lines.len() / ROWS;
+    for oy in (0..g.oh).step_by(ROWS) {
+        fill_block(block, plane, oy);
+        for x0 in (0..g.ow).step_by(LANES) {
+            for (line, a) in lines.chunks_exact_mut(span).zip(&chunk(block, x0)) {
+                line[x0..x0 + LANES].copy_from_slice(a);
+            }
+        }
+        for line in lines.chunks_exact(span).take(g.oh - oy) {
+            out.extend_from_slice(&line[..g.ow]);
+        }
+    }
+}
+
+/// The block's output rows, the chunk at `x0`, of a 3x3 kernel at stride `S` (1 or 2). Each
+/// input row is taken once as fixed-size runs (one bounds check) and its three taps added to
+/// every output row that reads it.
+#[inline(always)]
+fn three_wide<const S: usize>(
+    block: &Block,
+    k: &[f32; 9],
+    bias: f32,
+    x0: usize,
+) -> [[f32; LANES]; ROWS] {
+    let mut acc = [[bias; LANES]; ROWS];
+    for y in 0..(ROWS - 1) * S + 3 {
+        let [a, b, c] = block.three_runs::<S>(y, x0);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let ky = y.wrapping_sub(r * S);
+            let Some(&[k0, k1, k2]) = k.get(ky * 3..ky * 3 + 3).filter(|_| ky < 3) else {
                 continue;
             };
-            let (k0, k1, k2) = (k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]);
-            even.clear();
-            odd.clear();
-            even.extend((0..w.div_ceil(2)).map(|i| row[2 * i]));
-            odd.extend((0..w / 2).map(|i| row[2 * i + 1]));
-            let taps = even[..full].iter().zip(&odd[..full]).zip(&even[1..=full]);
-            for (d, ((a, b), c)) in drow[..full].iter_mut().zip(taps) {
-                *d += k0 * a + k1 * b + k2 * c;
-            }
-            for (ox, d) in drow.iter_mut().enumerate().skip(full) {
-                for (kx, kv) in [k0, k1, k2].into_iter().enumerate() {
-                    if let Some(v) = row.get(2 * ox + kx) {
-                        *d += kv * v;
-                    }
-                }
+            for l in 0..LANES {
+                acc[l] += k0 * a[l] + k1 * b[l] + k2 * c[l];
             }
         }
     }
+    acc
+}
+
+/// The block's output rows, the chunk at `x0`, of any kernel: `taps` are each tap's weight and
+/// offset ([`Block::tap_offsets`]).
+#[inline(always)]
+fn any_taps(block: &Block, taps: &[(f32, usize)], bias: f32, x0: usize) -> [[f32; LANES]; ROWS] {
+    let step = block.g.sh * block.width;
+    let mut acc = [[bias; LANES]; ROWS];
+    for &(wv, offset) in taps {
+        for (r, a) in acc.iter_mut().enumerate() {
+            let run: &[f32; LANES] = block.values[r * step + x0 + offset..][..LANES]
+                .try_into()
+                .expect("LANES values");
+            for (a, v) in a.iter_mut().zip(run) {
+                *a += wv * v;
+            }
+        }
+    }
+    acc
 }
 
 /// One image's channels at once: the input is turned to `[y][x][channel]`, each output pixel
@@ -276,28 +354,6 @@ fn accumulate_across_channels(
             let p = oy * g.ow + ox;
             for (ch, a) in acc.iter().enumerate() {
                 dst[ch * g.oh * g.ow + p] = *a;
-            }
-        }
-    }
-}
-
-/// Stride 2 and above (a few layers per model): reads every `sw`-th input column.
-#[multiversion(targets = "simd")]
-fn accumulate_strided(plane: &[f32], k: &[f32], dst: &mut [f32], g: Window) {
-    for oy in 0..g.oh {
-        let drow = &mut dst[oy * g.ow..][..g.ow];
-        for ky in 0..g.kh {
-            let Some(row) = g.input_row(plane, oy, ky) else {
-                continue;
-            };
-            for kx in 0..g.kw {
-                let wv = k[ky * g.kw + kx];
-                for (ox, d) in drow.iter_mut().enumerate() {
-                    let ix = (ox * g.sw + kx) as isize - g.left as isize;
-                    if ix >= 0 && ix < g.w as isize {
-                        *d += wv * row[ix as usize];
-                    }
-                }
             }
         }
     }
