@@ -65,7 +65,16 @@ impl Product {
 const NARROW: usize = 16;
 
 impl Product {
-    /// `dst = weights · image + dst` for a narrow map, computed as `(rows, cols)` column-major in
+    /// The weights as `(rows, depth)` column-major.
+    fn by_depth(&self) -> Strided<'_> {
+        Strided {
+            values: &self.weights,
+            cs: self.rows,
+            rs: 1,
+        }
+    }
+
+    /// `dst = weights · image + bias` for a narrow map, computed as `(rows, cols)` column-major in
     /// `scratch` (the output channels along the lanes, the weights read as stored) and then
     /// turned to row-major.
     fn narrow(
@@ -81,39 +90,89 @@ impl Product {
         for _ in 0..cols {
             scratch.extend_from_slice(&self.bias);
         }
-        #[allow(unsafe_code)]
-        // SAFETY: `scratch` is `rows x cols` column-major (`cols` copies of the `rows` biases),
-        // `weights` is `rows x depth` column-major (`depth * rows` values, built in `new`),
-        // `image` is `depth x cols` row-major (`depth * cols` values, checked by the caller's
-        // `chunks_exact`), and the three do not overlap.
-        unsafe {
-            gemm::gemm(
-                rows,
-                cols,
-                depth,
-                scratch.as_mut_ptr(),
-                rows as isize,
-                1,
-                true,
-                self.weights.as_ptr(),
-                rows as isize,
-                1,
-                image.as_ptr(),
-                1,
-                cols as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        // `scratch` column-major, `weights` column-major, `image` row-major.
+        multiply_add(
+            (rows, cols, depth),
+            scratch,
+            (rows, 1),
+            self.by_depth(),
+            Strided::row_major(image, cols),
+            parallelism,
+        );
         for (r, row) in dst.chunks_exact_mut(cols).enumerate() {
             for (j, v) in row.iter_mut().enumerate() {
                 *v = scratch[j * rows + r];
             }
         }
+    }
+}
+
+/// A matrix [`multiply_add`] reads: its values and the distance between neighbours along a row
+/// (`cs`) and down a column (`rs`).
+struct Strided<'a> {
+    values: &'a [f32],
+    cs: usize,
+    rs: usize,
+}
+
+impl<'a> Strided<'a> {
+    fn row_major(values: &'a [f32], cols: usize) -> Self {
+        Self {
+            values,
+            cs: 1,
+            rs: cols,
+        }
+    }
+}
+
+/// Whether a `rows x cols` matrix with strides `(cs, rs)` lies inside `len` values.
+fn fits(len: usize, (rows, cols): (usize, usize), (cs, rs): (usize, usize)) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+}
+
+/// `dst += lhs · rhs` through gemm, `(m, n, k)` the shape (`dst` is `m x n` with strides
+/// `(cs, rs)`). Each operand's extent is checked against its strides first, which is what
+/// gemm's raw pointers need; the borrows keep `dst` apart from the inputs.
+fn multiply_add(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    (dst_cs, dst_rs): (usize, usize),
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
+    parallelism: Parallelism,
+) {
+    assert!(
+        fits(dst.len(), (m, n), (dst_cs, dst_rs))
+            && fits(lhs.values.len(), (m, k), (lhs.cs, lhs.rs))
+            && fits(rhs.values.len(), (k, n), (rhs.cs, rhs.rs)),
+        "a product's operands are smaller than their shapes"
+    );
+    #[allow(unsafe_code)]
+    // SAFETY: every index gemm forms, `row * rs + col * cs` within each operand's shape, is
+    // inside that operand (checked above), and `dst` is a unique borrow, so it overlaps neither
+    // input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            true,
+            lhs.values.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.values.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
 }
 
@@ -151,35 +210,16 @@ impl CustomOp1 for Product {
             if (2..=NARROW).contains(&cols) {
                 self.narrow(image, dst, cols, &mut scratch, parallelism);
             } else {
-                #[allow(unsafe_code)]
-                // SAFETY: gemm reads and writes through raw pointers with the given strides: `dst`
-                // is `rows x cols` row-major (`rows * cols` values, checked by `chunks_exact_mut`),
-                // `weights` is `rows x depth` column-major (built in `new`), `image` is `depth x cols`
-                // (`depth * cols` values, checked by `chunks_exact`), and the three do not overlap.
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        cols,
-                        depth,
-                        dst.as_mut_ptr(),
-                        1,
-                        cols as isize,
-                        // dst = 1 * dst + 1 * weights · image: the bias already in dst stays.
-                        true,
-                        self.weights.as_ptr(),
-                        rows as isize,
-                        1,
-                        image.as_ptr(),
-                        1,
-                        cols as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        parallelism,
-                    );
-                }
+                // `dst` row-major (the bias already in it stays), `weights` column-major,
+                // `image` row-major.
+                multiply_add(
+                    (rows, cols, depth),
+                    dst,
+                    (1, cols),
+                    self.by_depth(),
+                    Strided::row_major(image, cols),
+                    parallelism,
+                );
             }
             if self.activation != Activation::None {
                 for (channel, values) in dst.chunks_exact_mut(cols).enumerate() {
