@@ -281,10 +281,10 @@ fn three_wide<const S: usize>(
     for y in 0..(ROWS - 1) * S + 3 {
         let [a, b, c] = block.three_runs::<S>(y, x0);
         for (r, acc) in acc.iter_mut().enumerate() {
-            let ky = y.wrapping_sub(r * S);
-            let Some(&[k0, k1, k2]) = k.get(ky * 3..ky * 3 + 3).filter(|_| ky < 3) else {
+            let Some(ky) = y.checked_sub(r * S).filter(|&ky| ky < 3) else {
                 continue;
             };
+            let (k0, k1, k2) = (k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]);
             for l in 0..LANES {
                 acc[l] += k0 * a[l] + k1 * b[l] + k2 * c[l];
             }
