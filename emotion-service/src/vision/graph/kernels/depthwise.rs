@@ -83,25 +83,13 @@ impl CustomOp1 for Depthwise {
         }
         let mut out = Vec::with_capacity(n * c * oh * ow);
         let mut block = Block::new(geometry);
-        let offsets = block.tap_offsets();
-        let mut taps = Vec::with_capacity(offsets.len());
         // Output rows in whole chunks, copied out once complete.
         let mut lines = vec![0f32; ROWS * ow.div_ceil(LANES) * LANES];
         for (i, plane) in input.chunks_exact(h * w).enumerate() {
             let ch = i % c;
             let start = out.len();
             let k = &self.weights[ch * kh * kw..][..kh * kw];
-            taps.clear();
-            taps.extend(k.iter().copied().zip(offsets.iter().copied()));
-            accumulate_rows(
-                &mut block,
-                plane,
-                k,
-                &taps,
-                self.bias[ch],
-                &mut lines,
-                &mut out,
-            );
+            accumulate_rows(&mut block, plane, k, self.bias[ch], &mut lines, &mut out);
             self.activation.apply_in_place(ch, &mut out[start..]);
         }
         Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
@@ -129,28 +117,26 @@ struct Block {
     width: usize,
     /// `[phase][row][column]`.
     values: Vec<f32>,
+    /// Where each tap's run for the block's first row and column starts, in `[ky][kx]` order;
+    /// output row `r` of the block and column `ox` add `r * sh * width + ox`.
+    offsets: Vec<usize>,
 }
 
 impl Block {
     fn new(g: Window) -> Self {
         let rows = (ROWS - 1) * g.sh + g.kh;
         let width = g.ow.div_ceil(LANES) * LANES + (g.kw - 1) / g.sw;
+        let offsets = (0..g.kh)
+            .flat_map(|ky| (0..g.kw).map(move |kx| (ky, kx)))
+            .map(|(ky, kx)| ((kx % g.sw) * rows + ky) * width + kx / g.sw)
+            .collect();
         Self {
             g,
             rows,
             width,
             values: vec![0.0; g.sw * rows * width],
+            offsets,
         }
-    }
-
-    /// Where tap `(ky, kx)`'s run for the block's first row and column starts, in `[ky][kx]`
-    /// order; output row `r` of the block and column `ox` add `r * sh * width + ox`.
-    fn tap_offsets(&self) -> Vec<usize> {
-        let Window { kh, kw, sw, .. } = self.g;
-        (0..kh)
-            .flat_map(|ky| (0..kw).map(move |kx| (ky, kx)))
-            .map(|(ky, kx)| ((kx % sw) * self.rows + ky) * self.width + kx / sw)
-            .collect()
     }
 
     /// The runs a 3-wide kernel at stride `S` (1 or 2) reads from the block's row `y` for the
@@ -216,14 +202,13 @@ fn fill_block(block: &mut Block, plane: &[f32], oy: usize) {
 /// bias and adds its taps `LANES` at a time (one vector operation each, no scalar tail), so
 /// rows of 16, 32 or 96 values cost the same per value; the last chunk of a row keeps only the
 /// values inside it. `lines` holds [`ROWS`] output rows in whole chunks. Every depthwise layer
-/// of the face models is 3x3 at stride 1 or 2, which has a kernel of its own; `taps` (weight
-/// and offset of each tap) serve any other.
+/// of the face models is 3x3 at stride 1 or 2, which has a kernel of its own; any other reads
+/// each tap at its offset ([`Block::offsets`]).
 #[multiversion(targets = "simd")]
 fn accumulate_rows(
     block: &mut Block,
     plane: &[f32],
     k: &[f32],
-    taps: &[(f32, usize)],
     bias: f32,
     lines: &mut [f32],
     out: &mut Vec<f32>,
@@ -236,9 +221,7 @@ fn accumulate_rows(
         (Ok(k), 3, 2, 2) => emit_rows(block, plane, lines, out, |b, x0| {
             three_wide::<2>(b, k, bias, x0)
         }),
-        _ => emit_rows(block, plane, lines, out, |b, x0| {
-            any_taps(b, taps, bias, x0)
-        }),
+        _ => emit_rows(block, plane, lines, out, |b, x0| any_taps(b, k, bias, x0)),
     }
 }
 
@@ -293,13 +276,13 @@ fn three_wide<const S: usize>(
     acc
 }
 
-/// The block's output rows, the chunk at `x0`, of any kernel: `taps` are each tap's weight and
-/// offset ([`Block::tap_offsets`]).
+/// The block's output rows, the chunk at `x0`, of any kernel `k` (`[ky][kx]`), each tap read at
+/// its offset ([`Block::offsets`]).
 #[inline(always)]
-fn any_taps(block: &Block, taps: &[(f32, usize)], bias: f32, x0: usize) -> [[f32; LANES]; ROWS] {
+fn any_taps(block: &Block, k: &[f32], bias: f32, x0: usize) -> [[f32; LANES]; ROWS] {
     let step = block.g.sh * block.width;
     let mut acc = [[bias; LANES]; ROWS];
-    for &(wv, offset) in taps {
+    for (&wv, &offset) in k.iter().zip(&block.offsets) {
         for (r, a) in acc.iter_mut().enumerate() {
             let run: &[f32; LANES] = block.values[r * step + x0 + offset..][..LANES]
                 .try_into()
