@@ -74,8 +74,17 @@ impl Step {
                 .ok_or_else(|| candle_core::Error::Msg("an operator without input".into()))
         };
         Ok(match &self.op {
-            Op::Conv { product, im2col } => {
-                Value::Nchw(conv(first()?.nchw()?, product, im2col.as_ref())?)
+            Op::Conv {
+                product,
+                im2col,
+                residual,
+            } => {
+                let residual = match (residual, inputs.get(1)) {
+                    (false, _) => None,
+                    (true, Some(r)) => Some(r.nchw()?),
+                    (true, None) => candle_core::bail!("a residual convolution without residual"),
+                };
+                Value::Nchw(conv(first()?.nchw()?, product, im2col.as_ref(), residual)?)
             }
             Op::Depthwise(d) => Value::Nchw(first()?.nchw()?.contiguous()?.apply_op1_no_bwd(d)?),
             Op::MaxPool(pool) => {
@@ -136,8 +145,13 @@ impl Step {
 }
 
 /// A convolution as one matrix product per image: im2col (unless it is 1x1), then the product
-/// from the bias, with the activation.
-fn conv(x: &Tensor, product: &Product, im2col: Option<&Im2Col>) -> candle_core::Result<Tensor> {
+/// from the bias (and the residual, when there is one), with the activation.
+fn conv(
+    x: &Tensor,
+    product: &Product,
+    im2col: Option<&Im2Col>,
+    residual: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
     let x = x.contiguous()?;
     let (n, c, h, w) = x.dims4()?;
     let (cols, oh, ow) = match im2col {
@@ -148,8 +162,23 @@ fn conv(x: &Tensor, product: &Product, im2col: Option<&Im2Col>) -> candle_core::
             (x.apply_op1_no_bwd(op)?, oh, ow)
         }
     };
-    cols.apply_op1_no_bwd(product)?
-        .reshape((n, product.rows(), oh, ow))
+    let out = match residual {
+        None => cols.apply_op1_no_bwd(product)?,
+        Some(r) => {
+            if r.dims() != [n, product.rows(), oh, ow] {
+                candle_core::bail!(
+                    "a residual of {:?} for a convolution to {:?}",
+                    r.dims(),
+                    (n, product.rows(), oh, ow)
+                );
+            }
+            cols.apply_op2_no_bwd(
+                &r.contiguous()?.reshape((n, product.rows(), oh * ow))?,
+                product,
+            )?
+        }
+    };
+    out.reshape((n, product.rows(), oh, ow))
 }
 
 /// Feature maps joined on channels stay NCHW; anything else is joined in the model's layout.

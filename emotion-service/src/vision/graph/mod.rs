@@ -57,6 +57,9 @@ enum Op {
         product: Product,
         /// `None` for a 1x1 stride-1 convolution, which is a plain matrix product.
         im2col: Option<Im2Col>,
+        /// The step's second input, a map of the output's shape, is added before the
+        /// activation: a residual addition folded in at load.
+        residual: bool,
     },
     Depthwise(Depthwise),
     MaxPool(MaxPool),
