@@ -52,8 +52,10 @@ impl Range {
         high: 1.0,
     };
 
+    /// A multiplication per value, the scale worked out once per crop, where a division per
+    /// value was the crop loop's hottest instruction (perf).
     fn map(self, v: f32) -> f32 {
-        self.low + v / 255.0 * (self.high - self.low)
+        self.low + v * ((self.high - self.low) / 255.0)
     }
 }
 
