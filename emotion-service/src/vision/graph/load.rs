@@ -1,7 +1,7 @@
 //! Loading `<name>.graph.json` and `<name>.safetensors` into prepared operators: weights are
 //! re-laid out once here so that running a frame only multiplies.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -303,6 +303,13 @@ fn fuse_residuals(
         if shapes.get(a).is_none() || shapes.get(a) != shapes.get(b) {
             continue;
         }
+        // A convolution without an activation of its own, whose output only this reads.
+        let foldable = |op: &Op| match op {
+            Op::Conv {
+                product, residual, ..
+            } => !residual && product.activation == Activation::None,
+            _ => false,
+        };
         let fold = [(*a, *b), (*b, *a)]
             .into_iter()
             .find_map(|(made, residual)| {
@@ -310,21 +317,17 @@ fn fuse_residuals(
                     return None;
                 }
                 let producer = steps[..i].iter().rposition(|s| s.output == made)?;
-                matches!(
-                &steps[producer].op,
-                Op::Conv { product, residual: false, .. } if product.activation == Activation::None
-            )
-            .then_some((producer, residual))
+                foldable(&steps[producer].op).then_some((producer, residual))
             });
         if let Some(fold) = fold {
             folds.insert(i, fold);
         }
     }
-    let moved: HashMap<usize, usize> = folds.iter().map(|(&i, &(p, _))| (p, i)).collect();
+    let moved: HashSet<usize> = folds.values().map(|&(producer, _)| producer).collect();
     let mut waiting: HashMap<usize, Step> = HashMap::new();
     let mut kept = Vec::with_capacity(steps.len() - folds.len());
     for (i, mut step) in std::mem::take(steps).into_iter().enumerate() {
-        if moved.contains_key(&i) {
+        if moved.contains(&i) {
             waiting.insert(i, step);
             continue;
         }
