@@ -147,6 +147,18 @@ impl Nginx {
             .filter_map(|l| l.split("upstream=").nth(1).map(String::from))
             .collect()
     }
+
+    /// The access log once it holds `count` API lines: nginx writes a request's line after the
+    /// response has gone out, so the client can read the log before its last request is there.
+    async fn upstreams_once(&self, count: usize) -> Vec<String> {
+        eventually(
+            Duration::from_secs(5),
+            "nginx logged every request",
+            || async { self.upstreams().len() >= count },
+        )
+        .await;
+        self.upstreams()
+    }
 }
 
 impl Drop for Nginx {
@@ -227,7 +239,7 @@ async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() 
             .unwrap();
         assert_eq!(r.status, 200, "{:?}", r.json());
     }
-    let served = nginx.upstreams();
+    let served = nginx.upstreams_once(42).await;
     let on = |port: u16| {
         served
             .iter()
@@ -264,7 +276,7 @@ async fn nginx_spreads_requests_passes_websockets_and_skips_a_failed_instance() 
             r.json()
         );
     }
-    let after: Vec<String> = nginx.upstreams().split_off(before);
+    let after: Vec<String> = nginx.upstreams_once(before + 40).await.split_off(before);
     let tried_dead = after
         .iter()
         .filter(|u| u.contains(&format!("127.0.0.1:{port_a}")))
