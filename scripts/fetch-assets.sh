@@ -116,7 +116,11 @@ fetch_media() {
   for clip in WolfgangLanger_Pexels.mp4 face_noface.mov noface_face.mov; do
     rm -rf "${MEDIA:?}/${clip%.*}"
     mkdir -p "$MEDIA/${clip%.*}"
-    "$ffmpeg" -loglevel error -i "$MEDIA/$clip" -q:v 2 -fps_mode passthrough -start_number 0 "$MEDIA/${clip%.*}/frame_%03d.jpg"
+    # Every decoded frame, one file each (passthrough: none dropped or repeated). The cut clips
+    # hold two frames with one timestamp, which the JPEG encoder refuses on some runs and not
+    # others (its threads race): numbering the frames in order (setpts=N) gives the same files
+    # every run.
+    "$ffmpeg" -loglevel error -i "$MEDIA/$clip" -vf setpts=N -q:v 2 -fps_mode passthrough -start_number 0 "$MEDIA/${clip%.*}/frame_%03d.jpg"
   done
   # The group photo, decoded once by this pinned ffmpeg: parity tests read the same pixels on
   # both sides instead of two JPEG decoders' slightly different ones.
