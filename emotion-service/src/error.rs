@@ -24,6 +24,10 @@ pub enum EmotionError {
     AnalysisFailed(#[source] GraphError),
     #[error("database")]
     Database(#[from] sqlx::Error),
+    /// The frame's row was not committed: the database's error, or none when the writer
+    /// stopped.
+    #[error("frame not stored")]
+    FramesNotWritten(#[source] Option<std::sync::Arc<sqlx::Error>>),
     #[error(transparent)]
     Policy(#[from] UnknownPolicy),
     /// Unknown, or another organisation's: the same answer either way.
@@ -84,6 +88,7 @@ impl From<EmotionError> for ApiError {
             EmotionError::Pool(PoolError::Closed(_) | PoolError::Crashed(_))
             | EmotionError::AnalysisFailed(_)
             | EmotionError::Database(_)
+            | EmotionError::FramesNotWritten(_)
             | EmotionError::Erasure(_) => ApiError::internal("frame analysis", &Chain(&err)),
         }
     }

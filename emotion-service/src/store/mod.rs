@@ -8,6 +8,8 @@ use sqlx::Row;
 
 use crate::error::EmotionError;
 
+mod frames;
+
 pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS frame_analyses (
         session_id TEXT NOT NULL,
@@ -95,6 +97,7 @@ impl StoredSession {
 pub struct EmotionStore {
     pool: Pool,
     eraser: Eraser,
+    frames: frames::FrameWriter,
 }
 
 /// Every table holding rows of a session: what erasure deletes.
@@ -108,9 +111,11 @@ const HELD: &[Held] = &[
 pub const MAX_FRAMES_PER_SUMMARY: i64 = 50_000;
 
 impl EmotionStore {
+    /// Opens the store on `pool`, with its frame writer on the current runtime.
     pub fn new(pool: Pool) -> Self {
         Self {
             eraser: Eraser::new(pool.clone(), crate::SERVICE.name, HELD),
+            frames: frames::FrameWriter::start(pool.clone()),
             pool,
         }
     }
@@ -187,32 +192,12 @@ impl EmotionStore {
         Ok(stored.map(|p| AnalysisPolicy::from_stored(&p)))
     }
 
-    /// Records a frame; a frame recorded before (a redelivered event) is left as it was, and one
-    /// of a session erased while it was being analysed is not kept.
+    /// Records a frame, answering once its row is committed (with the frames that came
+    /// meanwhile: [`frames`]); a frame recorded before (a redelivered event) is left as it was,
+    /// and one of a session erased while it was being analysed is not kept.
     #[tracing::instrument(name = "db.record_frame", skip_all)]
     pub async fn record(&self, session_id: &str, f: &StoredFrame) -> Result<(), EmotionError> {
-        sqlx::query(
-            "INSERT INTO frame_analyses (session_id, frame_number, timestamp, face_present, face_count, emotion,
-                confidence, attention, eye_contact, blink_count, eye_closed)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-             WHERE NOT EXISTS (SELECT 1 FROM erased_sessions WHERE service = $12 AND session_id = $1)
-             ON CONFLICT (session_id, frame_number) DO NOTHING",
-        )
-        .bind(session_id)
-        .bind(f.frame_number)
-        .bind(f.timestamp)
-        .bind(i64::from(f.face_present))
-        .bind(f.face_count)
-        .bind(&f.emotion)
-        .bind(f64::from(f.confidence))
-        .bind(f64::from(f.attention))
-        .bind(i64::from(f.eye_contact))
-        .bind(f.blink_count)
-        .bind(i64::from(f.eye_closed))
-        .bind(crate::SERVICE.name)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.frames.record(session_id, f).await
     }
 
     pub async fn frames(&self, session_id: &str) -> Result<Vec<StoredFrame>, EmotionError> {
