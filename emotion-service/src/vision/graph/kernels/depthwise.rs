@@ -108,8 +108,8 @@ const ROWS: usize = 4;
 /// `p, p + s, p + 2s, ...` for stride `s`, so tap `(ky, kx)` of output `(oy, ox)` is column
 /// `ox + kx / s` of phase `kx % s`, row `oy * s + ky`. Filled once per plane: filled again for
 /// every [`ROWS`] output rows (a few rows, kept in L1), each run was read just after it was
-/// written, across the stores that wrote it, which the processor cannot forward; the whole
-/// plane at once (38 KiB for 96x96) measured 5-15% faster per layer, the same values.
+/// written, across the stores that wrote it (most likely stalling on their forwarding); the
+/// whole plane at once (38 KiB for 96x96) measured 5-15% faster per layer, the same values.
 struct Block {
     g: Window,
     /// Padded rows: those the plane's last block of [`ROWS`] output rows reads, and above.
