@@ -164,19 +164,8 @@ fn conv(
     };
     let out = match residual {
         None => cols.apply_op1_no_bwd(product)?,
-        Some(r) => {
-            if r.dims() != [n, product.rows(), oh, ow] {
-                candle_core::bail!(
-                    "a residual of {:?} for a convolution to {:?}",
-                    r.dims(),
-                    (n, product.rows(), oh, ow)
-                );
-            }
-            cols.apply_op2_no_bwd(
-                &r.contiguous()?.reshape((n, product.rows(), oh * ow))?,
-                product,
-            )?
-        }
+        // The product refuses a residual of another shape than its output.
+        Some(r) => cols.apply_op2_no_bwd(&r.contiguous()?.flatten_from(2)?, product)?,
     };
     out.reshape((n, product.rows(), oh, ow))
 }
