@@ -194,6 +194,41 @@ impl Scanner {
         }
     }
 
+    /// How the next frame looks for faces where the far pass can run apart from the frame (the
+    /// service, on a thread of its own), and whether it is due: a candidate already in view is
+    /// answered as if it were not, and the far pass counts the people behind them meanwhile
+    /// ([`Self::far_started`], [`Self::far_counted`]). A candidate not in view still waits
+    /// for it, since the far pass is also what finds a candidate sitting back.
+    pub fn next_apart(&self) -> (Scan, bool) {
+        match (self.next(), self.last_face) {
+            (Scan::Everyone, Some(face)) => {
+                let live = if self.frames_since_detection + 1 < REDETECT_EVERY {
+                    Scan::Track(face)
+                } else {
+                    Scan::Near
+                };
+                (live, true)
+            }
+            (scan, _) => (scan, false),
+        }
+    }
+
+    /// The far pass [`Self::next_apart`] called for was started on the last frame scanned: the
+    /// next one is due [`FAR_EVERY`] frames later. Not called when it could not be started (its
+    /// queue full), so the next frame asks again.
+    pub fn far_started(&mut self) {
+        self.frames_since_far = Some(0);
+    }
+
+    /// A far pass run apart counted `count` people: they stay counted, as after a frame scanned
+    /// [`Scan::Everyone`], from the next frame on.
+    pub fn far_counted(&mut self, count: u32) {
+        self.far_count = count;
+        if self.face_count > 0 {
+            self.face_count = self.face_count.max(count);
+        }
+    }
+
     /// Keeps what the next frame needs from this one's analysis (scanned as `scan`): where the
     /// face was and when each pass last ran. A tracked frame (no detector) keeps the face count
     /// the detector last saw, and people the far pass counted stay counted until the next one.
@@ -233,6 +268,14 @@ pub trait FrameAnalyzer: Send + Sync + 'static {
         policy: AnalysisPolicy,
         scan: Scan,
     ) -> Result<FrameAnalysis, AnalyzerError>;
+
+    /// How many people are in view, near and far: the count of a frame scanned
+    /// [`Scan::Everyone`], for a far pass run apart from the frame (see [`Scanner::next_apart`]).
+    fn count_everyone(&self, frame: &RgbImage) -> Result<u32, AnalyzerError> {
+        Ok(self
+            .analyze(frame, AnalysisPolicy::Engagement, Scan::Everyone)?
+            .face_count)
+    }
 
     /// `Err` with the reason when this analyzer cannot serve at all.
     fn availability(&self) -> Result<(), Unavailable> {
@@ -371,6 +414,56 @@ mod tests {
             passes(Scanner::for_session("session-0"), 2 * FAR_EVERY, true),
             passes(Scanner::for_session("session-0"), 2 * FAR_EVERY, true)
         );
+    }
+
+    #[test]
+    fn a_far_pass_run_apart_is_asked_for_only_with_the_candidate_in_view_and_counts_from_its_result()
+     {
+        let mut scanner = Scanner::default();
+        // No one seen yet: the frame itself looks far (a candidate may be sitting back).
+        assert_eq!(scanner.next_apart(), (Scan::Everyone, false));
+        let mut analysis = seen(Scan::Everyone, 1);
+        scanner.saw(Scan::Everyone, &mut analysis);
+        let mut asked = Vec::new();
+        for i in 1..=2 * FAR_EVERY + 5 {
+            let (scan, far) = scanner.next_apart();
+            assert_ne!(scan, Scan::Everyone, "frame {i}");
+            let mut analysis = seen(scan, 1);
+            scanner.saw(scan, &mut analysis);
+            if far {
+                asked.push(i);
+                // The first one is refused (its queue full): the next frame asks again.
+                if asked.len() > 1 {
+                    scanner.far_started();
+                }
+            }
+            if asked.len() == 3 {
+                scanner.far_counted(3);
+            }
+            let want = if asked.len() >= 3 { 3 } else { 1 };
+            if asked.len() == 3 && far {
+                // Counted after this frame was answered.
+                assert_eq!(analysis.face_count, 1, "frame {i}");
+            } else {
+                assert_eq!(analysis.face_count, want, "frame {i}");
+            }
+        }
+        assert_eq!(asked, vec![FAR_EVERY, FAR_EVERY + 1, 2 * FAR_EVERY + 1]);
+        // The candidate gone: the frame waits for the far pass again.
+        let mut gone = seen(Scan::Near, 0);
+        gone.face = None;
+        scanner.saw(Scan::Near, &mut gone);
+        for _ in 0..FAR_EVERY {
+            let (scan, far) = scanner.next_apart();
+            assert!(!far);
+            if scan == Scan::Everyone {
+                return;
+            }
+            let mut none = seen(scan, 0);
+            none.face = None;
+            scanner.saw(scan, &mut none);
+        }
+        panic!("no far pass looked for the candidate");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use iv_platform::auth::{OrgId, Principal, Role};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use image::RgbImage;
 use iv_contracts::policy::AnalysisPolicy;
 use iv_platform::audit::{Action, AuditLog, Record};
 use iv_platform::erasure::Erasure;
@@ -15,6 +16,7 @@ use serde::Serialize;
 use crate::analysis::{FrameAnalysis, FrameAnalyzer, Scanner};
 use crate::blink::{BlinkTracker, Closure};
 use crate::error::EmotionError;
+use crate::far_pass::FarPasses;
 use crate::inference::{InferencePool, Priority};
 use crate::store::{EmotionStore, StoredFrame, StoredSession};
 use iv_frames as frame;
@@ -167,16 +169,23 @@ pub struct EmotionApp {
     /// Who viewed which timeline.
     audit: AuditLog,
     sessions: Arc<Mutex<HashMap<String, SessionSlot>>>,
+    far: FarPasses,
 }
 
 impl EmotionApp {
-    pub fn new(analyzer: Arc<dyn FrameAnalyzer>, pool: InferencePool, store: EmotionStore) -> Self {
+    pub fn new(
+        analyzer: Arc<dyn FrameAnalyzer>,
+        pool: InferencePool,
+        store: EmotionStore,
+        far: FarPasses,
+    ) -> Self {
         Self {
             analyzer,
             pool,
             audit: AuditLog::new(store.pool().clone()),
             store,
             sessions: Arc::default(),
+            far,
         }
     }
 
@@ -210,21 +219,24 @@ impl EmotionApp {
             return Err(EmotionError::AnalysisOff(input.session_id));
         }
         self.analyzer.availability()?;
-        let scan = state.scanner.next();
+        let (scan, far_due) = state.scanner.next_apart();
         let analyzer = self.analyzer.clone();
         let image = input.image;
         let started = Instant::now();
-        let analysis = self
+        let (mut analysis, decoded) = self
             .pool
             .run(input.priority, input.deadline, move || {
                 let decoded =
                     tracing::info_span!("decode").in_scope(|| frame::decode(&image, info))?;
-                Ok::<_, EmotionError>(analyzer.analyze(&decoded, policy, scan)?)
+                let analysis = analyzer.analyze(&decoded, policy, scan)?;
+                Ok::<_, EmotionError>((analysis, decoded))
             })
             .await??;
         metrics::histogram!("frame_analysis_seconds").record(started.elapsed().as_secs_f64());
-        let mut analysis = analysis;
         state.scanner.saw(scan, &mut analysis);
+        if far_due && self.count_far(&slot, decoded) {
+            state.scanner.far_started();
+        }
         let observation = state.blinks.observe(input.timestamp, analysis.openness());
         if let Some(closure) = observation.closure {
             self.store
@@ -344,6 +356,37 @@ impl EmotionApp {
             .remove(session_id);
         tracing::info!(%session_id, deleted = ?erasure.deleted, "session erased");
         Ok(erasure)
+    }
+
+    /// Starts the far pass on `frame` apart from it (see [`crate::far_pass`]); its count
+    /// reaches the session's state when done. `false` when it could not be started.
+    fn count_far(&self, slot: &Arc<tokio::sync::Mutex<SessionState>>, frame: RgbImage) -> bool {
+        let analyzer = self.analyzer.clone();
+        let counted = match self.far.submit(move || analyzer.count_everyone(&frame)) {
+            Ok(counted) => counted,
+            Err(error) => {
+                metrics::counter!("far_passes_total", "outcome" => "refused").increment(1);
+                tracing::debug!(%error, "far pass not started; the next frame asks again");
+                return false;
+            }
+        };
+        let slot = slot.clone();
+        tokio::spawn(async move {
+            match counted.await {
+                Ok(Ok(count)) => {
+                    metrics::counter!("far_passes_total", "outcome" => "counted").increment(1);
+                    slot.lock().await.scanner.far_counted(count);
+                }
+                Ok(Err(error)) => {
+                    metrics::counter!("far_passes_total", "outcome" => "failed").increment(1);
+                    tracing::warn!(error = %iv_platform::errors::Chain(&error), "far pass failed");
+                }
+                Err(_) => {
+                    metrics::counter!("far_passes_total", "outcome" => "failed").increment(1);
+                }
+            }
+        });
+        true
     }
 
     fn session_state(&self, session_id: &str) -> Arc<tokio::sync::Mutex<SessionState>> {

@@ -6,6 +6,7 @@
 //! - [`analysis`]: what a frame yields and the [`analysis::FrameAnalyzer`] the vision pipeline
 //!   implements.
 //! - [`inference`]: the bounded inference pool that sheds load instead of queueing without bound.
+//! - [`far_pass`]: the far pass, run apart from the frames on idle time.
 //! - [`app`]: the use cases ([`app::EmotionApp`]: analyse, summarise), policy enforcement and session memory.
 //! - [`store`]: per-frame aggregates and session policies (never pixels).
 //! - [`grpc`], [`routes`]: thin front ends; [`error`]: the crate's errors and their mapping.
@@ -15,6 +16,7 @@ pub mod blink;
 pub mod error;
 
 pub mod app;
+pub mod far_pass;
 pub mod grpc;
 pub mod inference;
 pub mod routes;
@@ -141,6 +143,7 @@ pub async fn build_with(
         analyzer,
         inference::InferencePool::new(config.workers, config.queue),
         store::EmotionStore::new(pool),
+        far_pass::FarPasses::start().context("starting the far-pass thread")?,
     );
 
     let router = service_router(app, health).await?;

@@ -447,3 +447,98 @@ async fn an_erased_session_loses_its_stored_frames_refuses_new_ones_and_answers_
         "a repeated erasure answers with the first counts"
     );
 }
+
+/// One face in every frame it analyses, and three people whenever it counts everyone, which it
+/// does only once the test opens its gate.
+struct Crowd {
+    scans: std::sync::Mutex<Vec<emotion_service::analysis::Scan>>,
+    counts: std::sync::atomic::AtomicUsize,
+    gate: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl emotion_service::analysis::FrameAnalyzer for Crowd {
+    fn analyze(
+        &self,
+        _: &image::RgbImage,
+        _: iv_contracts::policy::AnalysisPolicy,
+        scan: emotion_service::analysis::Scan,
+    ) -> Result<emotion_service::analysis::FrameAnalysis, emotion_service::analysis::AnalyzerError>
+    {
+        self.scans.lock().unwrap().push(scan);
+        Ok(emotion_service::analysis::FrameAnalysis {
+            face_count: 1,
+            detector_ran: !matches!(scan, emotion_service::analysis::Scan::Track(_)),
+            face: Some(emotion_service::analysis::FaceBox {
+                x: 10.0,
+                y: 10.0,
+                width: 30.0,
+                height: 30.0,
+                confidence: 0.9,
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn count_everyone(
+        &self,
+        _: &image::RgbImage,
+    ) -> Result<u32, emotion_service::analysis::AnalyzerError> {
+        self.counts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let opened = self
+            .gate
+            .lock()
+            .unwrap()
+            .recv_timeout(std::time::Duration::from_secs(30));
+        assert!(opened.is_ok(), "the test never opened the gate");
+        Ok(3)
+    }
+}
+
+#[tokio::test]
+async fn frames_are_answered_while_the_far_pass_counts_and_its_people_are_counted_after() {
+    let (open, gate) = std::sync::mpsc::channel();
+    let crowd = std::sync::Arc::new(Crowd {
+        scans: Default::default(),
+        counts: Default::default(),
+        gate: std::sync::Mutex::new(gate),
+    });
+    let channel = spawn_with(Some(crowd.clone())).await;
+    let mut client = EmotionServiceClient::new(channel);
+    let mut send = async |n: i64| {
+        let mut request = frame("crowd", png(64, 64));
+        (request.frame_number, request.timestamp) = (n, 1_000 + n * 200);
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.analyze_frame(request),
+        )
+        .await
+        .expect("a frame waited for the far pass")
+        .unwrap();
+        answer.into_inner().face_metrics.unwrap().face_count
+    };
+    // The session's far pass comes due within its first 20 frames; it cannot finish (its gate is
+    // shut), yet every frame is answered, with the one face in view.
+    for n in 1..=30 {
+        assert_eq!(send(n).await, 1, "frame {n}");
+    }
+    let counts = || crowd.counts.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(counts(), 1, "one far pass started, and not asked for again");
+    let scans = crowd.scans.lock().unwrap().clone();
+    assert!(
+        !scans[1..].contains(&emotion_service::analysis::Scan::Everyone),
+        "a frame with the candidate in view ran the far pass itself: {scans:?}"
+    );
+    open.send(()).unwrap();
+    let mut counted = None;
+    for n in 31..=80 {
+        if send(n).await == 3 {
+            counted = Some(n);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let counted = counted.expect("the far pass's people were never counted");
+    // They stay counted through the tracked frames that follow.
+    assert_eq!(send(counted + 1).await, 3);
+}

@@ -23,6 +23,7 @@ pub(super) async fn app() -> axum::Router {
             ])
             .await,
         ),
+        crate::far_pass::FarPasses::start().unwrap(),
     );
     crate::service_router(app, Health::new("emotion-service"))
         .await

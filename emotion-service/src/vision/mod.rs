@@ -522,4 +522,13 @@ impl FrameAnalyzer for Pipeline {
     ) -> Result<FrameAnalysis, AnalyzerError> {
         self.run(frame, policy, scan).map_err(AnalyzerError::Failed)
     }
+
+    /// Finding the faces is all a count needs: no iris, pose or expression.
+    #[tracing::instrument(name = "model.count_everyone", skip_all)]
+    fn count_everyone(&self, frame: &RgbImage) -> Result<u32, AnalyzerError> {
+        let located = self
+            .locate(frame, Scan::Everyone)
+            .map_err(AnalyzerError::Failed)?;
+        Ok(located.map_or(0, |l| l.analysis.face_count))
+    }
 }
