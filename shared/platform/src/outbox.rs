@@ -3,7 +3,7 @@
 //! broker has confirmed. A broker outage delays events; it never loses them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -91,7 +91,18 @@ pub struct Relay {
     pool: Pool,
     bus: EventBus,
     wake: Arc<Notify>,
+    /// When the expired events were last deleted (milliseconds since the epoch).
+    swept_at: Arc<AtomicI64>,
 }
+
+/// Events read and published at a time.
+const BATCH: usize = 100;
+
+/// Expired events are deleted at most this often. The relay drains after every commit that
+/// stores an event (a live frame's, several a second per candidate), and the sweep was a write
+/// statement of its own each time; expired events are never read meanwhile (the read skips
+/// them), so how soon they are deleted only decides how long they take space.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl Relay {
     pub fn new(pool: Pool, bus: EventBus) -> Self {
@@ -99,6 +110,7 @@ impl Relay {
             pool,
             bus,
             wake: Arc::new(Notify::new()),
+            swept_at: Arc::default(),
         }
     }
 
@@ -139,27 +151,37 @@ impl Relay {
     /// Publishes everything pending, oldest first, a batch at a time; stops at the first
     /// unconfirmed message so order holds (what follows it is sent again: at least once).
     pub async fn drain(&self) -> Result<usize, RelayError> {
-        // What expired while the broker was away (frames with their pixels) is never sent.
-        let expired =
-            sqlx::query("DELETE FROM outbox WHERE expires_at IS NOT NULL AND expires_at <= $1")
-                .bind(iv_contracts::now_millis())
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        if expired > 0 {
-            metrics::counter!("outbox_expired_total").increment(expired);
-            tracing::info!(expired, "expired events discarded from the outbox");
+        let now = iv_contracts::now_millis();
+        if now - self.swept_at.load(Ordering::Relaxed) >= SWEEP_EVERY.as_millis() as i64 {
+            self.swept_at.store(now, Ordering::Relaxed);
+            let expired =
+                sqlx::query("DELETE FROM outbox WHERE expires_at IS NOT NULL AND expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+            if expired > 0 {
+                metrics::counter!("outbox_expired_total").increment(expired);
+                tracing::info!(expired, "expired events discarded from the outbox");
+            }
         }
         let mut sent = 0;
         loop {
+            // What expired while the broker was away (frames with their pixels) is never sent.
             let rows = sqlx::query(
-                "SELECT id, routing_key, payload, traceparent FROM outbox ORDER BY seq LIMIT 100",
+                "SELECT id, routing_key, payload, traceparent FROM outbox
+                 WHERE expires_at IS NULL OR expires_at > $1 ORDER BY seq LIMIT $2",
             )
+            .bind(iv_contracts::now_millis())
+            .bind(BATCH as i64)
             .fetch_all(&self.pool)
             .await?;
             if rows.is_empty() {
                 return Ok(sent);
             }
+            // A short batch was all there was: an event stored since comes with its own
+            // `notify`, so the relay looks again then rather than reading an empty table now.
+            let last = rows.len() < BATCH;
             let mut batch = Vec::with_capacity(rows.len());
             let mut spans = Vec::new();
             for row in rows {
@@ -202,6 +224,9 @@ impl Relay {
             sent += confirmed;
             if let Some(e) = error {
                 return Err(e.into());
+            }
+            if last {
+                return Ok(sent);
             }
         }
     }
@@ -249,7 +274,7 @@ mod tests {
         enqueue(&mut tx, &completed).await.unwrap();
         tx.commit().await.unwrap();
 
-        let relay = Relay::new(pool, bus);
+        let relay = Relay::new(pool.clone(), bus);
         assert_eq!(relay.drain().await.unwrap(), 2);
         assert_eq!(relay.pending().await.unwrap(), 0);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -257,5 +282,23 @@ mod tests {
             *seen.lock().unwrap(),
             [FrameCaptured::ROUTING_KEY, InterviewCompleted::ROUTING_KEY]
         );
+
+        // Between sweeps an expired frame stays stored a while, and is still never sent.
+        let stale = FrameCaptured {
+            session_id: "s-1".into(),
+            deferred: true,
+            expires_at: iv_contracts::now_millis() - 1,
+            ..Default::default()
+        };
+        let mut tx = pool.begin().await.unwrap();
+        enqueue(&mut tx, &stale).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(relay.drain().await.unwrap(), 0);
+        assert_eq!(relay.pending().await.unwrap(), 1);
+        tokio::time::sleep(SWEEP_EVERY).await;
+        assert_eq!(relay.drain().await.unwrap(), 0);
+        assert_eq!(relay.pending().await.unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(seen.lock().unwrap().len(), 2, "the expired frame was sent");
     }
 }
