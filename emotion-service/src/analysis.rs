@@ -182,15 +182,10 @@ impl Scanner {
 
     /// How the next frame looks for faces.
     pub fn next(&self) -> Scan {
-        let far = match self.frames_since_far {
-            // Counted since the last far pass: this frame is the n + 1-th after it.
-            Some(n) => n + 1 >= FAR_EVERY,
-            None => self.frames >= self.phase || (self.frames > 0 && self.last_face.is_none()),
-        };
-        match self.last_face {
-            _ if far => Scan::Everyone,
-            Some(face) if self.frames_since_detection + 1 < REDETECT_EVERY => Scan::Track(face),
-            _ => Scan::Near,
+        if self.far_due() {
+            Scan::Everyone
+        } else {
+            self.near_or_track()
         }
     }
 
@@ -200,16 +195,28 @@ impl Scanner {
     /// ([`Self::far_started`], [`Self::far_counted`]). A candidate not in view still waits
     /// for it, since the far pass is also what finds a candidate sitting back.
     pub fn next_apart(&self) -> (Scan, bool) {
-        match (self.next(), self.last_face) {
-            (Scan::Everyone, Some(face)) => {
-                let live = if self.frames_since_detection + 1 < REDETECT_EVERY {
-                    Scan::Track(face)
-                } else {
-                    Scan::Near
-                };
-                (live, true)
-            }
-            (scan, _) => (scan, false),
+        match (self.far_due(), self.last_face) {
+            (true, Some(_)) => (self.near_or_track(), true),
+            (true, None) => (Scan::Everyone, false),
+            (false, _) => (self.near_or_track(), false),
+        }
+    }
+
+    /// Whether the next frame is the far pass's.
+    fn far_due(&self) -> bool {
+        match self.frames_since_far {
+            // Counted since the last far pass: this frame is the n + 1-th after it.
+            Some(n) => n + 1 >= FAR_EVERY,
+            None => self.frames >= self.phase || (self.frames > 0 && self.last_face.is_none()),
+        }
+    }
+
+    /// The next frame's scan without the far pass: tracking the face, or the near detector when
+    /// it is lost or its re-detection is due.
+    fn near_or_track(&self) -> Scan {
+        match self.last_face {
+            Some(face) if self.frames_since_detection + 1 < REDETECT_EVERY => Scan::Track(face),
+            _ => Scan::Near,
         }
     }
 

@@ -229,12 +229,15 @@ impl EmotionApp {
                 let decoded =
                     tracing::info_span!("decode").in_scope(|| frame::decode(&image, info))?;
                 let analysis = analyzer.analyze(&decoded, policy, scan)?;
-                Ok::<_, EmotionError>((analysis, decoded))
+                // Kept only for the far pass; otherwise freed here, off the async runtime.
+                Ok::<_, EmotionError>((analysis, far_due.then_some(decoded)))
             })
             .await??;
         metrics::histogram!("frame_analysis_seconds").record(started.elapsed().as_secs_f64());
         state.scanner.saw(scan, &mut analysis);
-        if far_due && self.count_far(&slot, decoded) {
+        if let Some(decoded) = decoded
+            && self.count_far(&slot, decoded)
+        {
             state.scanner.far_started();
         }
         let observation = state.blinks.observe(input.timestamp, analysis.openness());
