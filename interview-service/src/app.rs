@@ -346,7 +346,7 @@ impl InterviewApp {
         id: &str,
         upload: FrameUpload,
     ) -> Result<FrameOutcome, InterviewError> {
-        let session = self.store.get(id).await?;
+        let session = self.store.frame_gate(id).await?;
         match session.state {
             SessionState::Completed => {
                 return Err(InterviewError::SessionCompleted(id.to_string()));

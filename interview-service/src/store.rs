@@ -140,6 +140,15 @@ pub struct Session {
     pub overall_score: Option<f32>,
 }
 
+/// The part of a session that decides whether, and how, a frame is analysed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameGate {
+    pub state: SessionState,
+    pub policy: AnalysisPolicy,
+    pub consent: crate::consent::ConsentState,
+    pub org: OrgId,
+}
+
 /// The columns [`Session::from_row`] reads.
 pub(crate) const SESSION_COLUMNS: &str =
     "id, user_id, state, policy, consent, questions, current_index, frames_received,
@@ -271,6 +280,31 @@ impl InterviewStore {
         .await?
         .ok_or_else(|| InterviewError::SessionNotFound(id.to_string()))?;
         Session::from_row(&row)
+    }
+
+    /// What a frame needs to know of its session, and nothing more: a live frame reads it on
+    /// every frame, so the questions (JSON) and counters stay unread.
+    #[tracing::instrument(name = "db.frame_gate", skip_all)]
+    pub async fn frame_gate(&self, id: &str) -> Result<FrameGate, InterviewError> {
+        let row = sqlx::query(
+            "SELECT state, policy, consent, consent_version, consent_sha256, consent_given_at,
+                org_id FROM interviews WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| InterviewError::SessionNotFound(id.to_string()))?;
+        Ok(FrameGate {
+            state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
+            policy: AnalysisPolicy::from_stored(&row.try_get::<String, _>("policy")?),
+            consent: crate::consent::ConsentState::from_row(
+                row.try_get("consent")?,
+                row.try_get("consent_version")?,
+                row.try_get("consent_sha256")?,
+                row.try_get("consent_given_at")?,
+            ),
+            org: OrgId(row.try_get("org_id")?),
+        })
     }
 
     /// created -> in_progress, once; later calls change nothing.

@@ -377,3 +377,22 @@ async fn the_sweep_erases_exactly_the_interviews_whose_retention_ran_out() {
         Err(InterviewError::InvalidArgument(_))
     ));
 }
+
+#[tokio::test]
+async fn the_frame_gate_reads_what_the_whole_session_says() {
+    let f = Fixture::new().await;
+    for consent in [false, true] {
+        let s = f.start(consent).await;
+        if consent {
+            f.frame(&s.id).await.unwrap(); // created -> in_progress
+        }
+        let whole = f.app.get(&s.id).await.unwrap();
+        let gate = f.app.store.frame_gate(&s.id).await.unwrap();
+        assert_eq!(
+            (gate.state, gate.policy, gate.consent, gate.org),
+            (whole.state, whole.policy, whole.consent, whole.org)
+        );
+    }
+    let err = f.app.store.frame_gate("no-such").await.unwrap_err();
+    assert!(matches!(err, InterviewError::SessionNotFound(_)), "{err:?}");
+}
