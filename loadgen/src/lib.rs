@@ -138,22 +138,34 @@ impl Options {
         Ok(o)
     }
 
-    /// Each candidate's plan: the steady ones start within the first second (a browser's start
-    /// is never in step with another's), the spike's join at `spike_at`.
+    /// Each candidate's plan: the steady ones start within the first second, the spike's join
+    /// at `spike_at`. A browser's camera is never in step with another's, so each candidate's
+    /// frames also fall at its own point of the frame interval, drawn at random (seeded by the
+    /// candidate, so runs compare). Starts spaced evenly alone put candidates in lockstep: at
+    /// 20 x 5 frames/s, 50 ms apart, four groups of five sent each frame at the same instant.
     fn plans(&self) -> Vec<Plan> {
         let steady = (0..self.candidates).map(|i| Plan {
-            start_after: Duration::from_secs_f64(i as f64 / self.candidates.max(1) as f64),
+            start_after: Duration::from_secs_f64(
+                i as f64 / self.candidates.max(1) as f64 + self.phase(i),
+            ),
             duration: Duration::from_secs_f64(self.seconds),
             ..self.plan(i)
         });
         let spike = (0..self.spike).map(|i| Plan {
             start_after: Duration::from_secs_f64(
-                self.spike_at + i as f64 * 0.5 / self.spike as f64,
+                self.spike_at
+                    + i as f64 * 0.5 / self.spike as f64
+                    + self.phase(self.candidates + i),
             ),
             duration: Duration::from_secs_f64(self.spike_for),
             ..self.plan(self.candidates + i)
         });
         steady.chain(spike).collect()
+    }
+
+    /// Where in the frame interval a candidate's frames fall, in seconds.
+    fn phase(&self, index: usize) -> f64 {
+        fastrand::Rng::with_seed(index as u64).f64() / self.fps
     }
 
     fn plan(&self, index: usize) -> Plan {
@@ -296,8 +308,16 @@ mod tests {
         assert!(
             plans[..40]
                 .iter()
-                .all(|p| p.start_after < Duration::from_secs(1))
+                .all(|p| p.start_after < Duration::from_secs_f64(1.4))
         );
+        // Not in lockstep: the candidates' frames fall at many points of the 400 ms interval.
+        let mut phases: Vec<u128> = plans[..40]
+            .iter()
+            .map(|p| p.start_after.as_millis() % 400 / 10)
+            .collect();
+        phases.sort();
+        phases.dedup();
+        assert!(phases.len() > 20, "{phases:?}");
         assert!(plans[40..].iter().all(
             |p| p.start_after >= Duration::from_secs(5) && p.duration == Duration::from_secs(3)
         ));
