@@ -343,11 +343,15 @@ mod listing {
             candidate_name: Some(name.into()),
             ..Default::default()
         };
-        f.app
+        let id = f
+            .app
             .start(request, OrgId(org.into()), &by)
             .await
             .unwrap()
-            .id
+            .id;
+        // "Newest first" needs each start in its own millisecond; a start can take less.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        id
     }
 
     fn names(body: &serde_json::Value) -> Vec<&str> {
