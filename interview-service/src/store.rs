@@ -149,6 +149,27 @@ pub struct FrameGate {
     pub org: OrgId,
 }
 
+/// The columns [`FrameGate::from_row`] reads.
+const FRAME_GATE_COLUMNS: &str =
+    "state, policy, consent, consent_version, consent_sha256, consent_given_at, org_id";
+
+impl FrameGate {
+    /// The gate from a row holding [`FRAME_GATE_COLUMNS`] (a whole session's row holds them).
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, InterviewError> {
+        Ok(Self {
+            state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
+            policy: AnalysisPolicy::from_stored(&row.try_get::<String, _>("policy")?),
+            consent: crate::consent::ConsentState::from_row(
+                row.try_get("consent")?,
+                row.try_get("consent_version")?,
+                row.try_get("consent_sha256")?,
+                row.try_get("consent_given_at")?,
+            ),
+            org: OrgId(row.try_get("org_id")?),
+        })
+    }
+}
+
 /// The columns [`Session::from_row`] reads.
 pub(crate) const SESSION_COLUMNS: &str =
     "id, user_id, state, policy, consent, questions, current_index, frames_received,
@@ -160,22 +181,22 @@ impl Session {
     /// A session from a row holding [`SESSION_COLUMNS`].
     pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, InterviewError> {
         let questions: String = row.try_get("questions")?;
-        let policy: String = row.try_get("policy")?;
+        let FrameGate {
+            state,
+            policy,
+            consent,
+            org,
+        } = FrameGate::from_row(row)?;
         Ok(Session {
             id: row.try_get("id")?,
-            org: OrgId(row.try_get("org_id")?),
+            org,
             candidate_name: row.try_get("candidate_name")?,
             job_title: row.try_get("job_title")?,
             expires_at: row.try_get("expires_at")?,
             user_id: row.try_get("user_id")?,
-            state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
-            policy: AnalysisPolicy::from_stored(&policy),
-            consent: crate::consent::ConsentState::from_row(
-                row.try_get("consent")?,
-                row.try_get("consent_version")?,
-                row.try_get("consent_sha256")?,
-                row.try_get("consent_given_at")?,
-            ),
+            state,
+            policy,
+            consent,
             questions: serde_json::from_str(&questions).map_err(corrupt("questions"))?,
             current_index: row.try_get::<i64, _>("current_index")? as usize,
             frames_received: row.try_get("frames_received")?,
@@ -286,25 +307,14 @@ impl InterviewStore {
     /// every frame, so the questions (JSON) and counters stay unread.
     #[tracing::instrument(name = "db.frame_gate", skip_all)]
     pub async fn frame_gate(&self, id: &str) -> Result<FrameGate, InterviewError> {
-        let row = sqlx::query(
-            "SELECT state, policy, consent, consent_version, consent_sha256, consent_given_at,
-                org_id FROM interviews WHERE id = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {FRAME_GATE_COLUMNS} FROM interviews WHERE id = $1"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| InterviewError::SessionNotFound(id.to_string()))?;
-        Ok(FrameGate {
-            state: SessionState::parse(&row.try_get::<String, _>("state")?)?,
-            policy: AnalysisPolicy::from_stored(&row.try_get::<String, _>("policy")?),
-            consent: crate::consent::ConsentState::from_row(
-                row.try_get("consent")?,
-                row.try_get("consent_version")?,
-                row.try_get("consent_sha256")?,
-                row.try_get("consent_given_at")?,
-            ),
-            org: OrgId(row.try_get("org_id")?),
-        })
+        FrameGate::from_row(&row)
     }
 
     /// created -> in_progress, once; later calls change nothing.

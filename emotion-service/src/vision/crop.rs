@@ -128,22 +128,18 @@ pub fn sample(
     let raw = image.as_raw();
     // Worked out once per crop rather than per pixel (perf: the bounds checks and branches of a
     // per-pixel lookup were most of this loop).
-    let columns = Tap::along(
-        region.x,
-        region.width / size as f32,
-        size,
-        w as i64,
-        mirror,
-        sampling,
-    );
-    let rows = Tap::along(
-        region.y,
-        region.height / size as f32,
-        size,
-        h as i64,
-        false,
-        sampling,
-    );
+    let along = |origin: f32, extent: f32, len: usize, flip: bool| {
+        Tap::along(
+            origin,
+            extent / size as f32,
+            size,
+            len as i64,
+            flip,
+            sampling,
+        )
+    };
+    let columns = along(region.x, region.width, w, mirror);
+    let rows = along(region.y, region.height, h, false);
     let scale = (range.high - range.low) / 255.0;
     let row_of = |y: usize| &raw[y * w * 3..][..w * 3];
     let mut rgb = [0f32; 3];

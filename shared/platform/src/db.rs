@@ -127,20 +127,17 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
         .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
         .acquire_timeout(Duration::from_secs(5));
     if backend == Backend::Sqlite {
+        // Both on every connection the pool opens: WAL is kept by the file (a no-op after the
+        // first), the sync level is the connection's own.
         options = options.after_connect(|conn, _| {
             Box::pin(async move {
-                sqlx::Executor::execute(conn, "PRAGMA synchronous=NORMAL").await?;
+                sqlx::Executor::execute(&mut *conn, "PRAGMA journal_mode=WAL").await?;
+                sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous=NORMAL").await?;
                 Ok(())
             })
         });
     }
-    let pool = options.connect(url).await?;
-    if backend == Backend::Sqlite {
-        sqlx::query("PRAGMA journal_mode=WAL")
-            .execute(&pool)
-            .await?;
-    }
-    Ok(pool)
+    Ok(options.connect(url).await?)
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
