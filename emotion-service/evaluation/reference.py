@@ -60,6 +60,12 @@ def eye(points, contour, iris):
     return float(ear), gaze
 
 
+def frame_number(path):
+    """The number in a frame's file name: frame_999.jpg comes before frame_1000.jpg, which a
+    shell's glob sorts the other way round."""
+    return int("".join(c for c in pathlib.Path(path).stem if c.isdigit()) or 0)
+
+
 def main(stills, out, images):
     mesh = mp.solutions.face_mesh.FaceMesh(
         static_image_mode=stills,
@@ -69,6 +75,8 @@ def main(stills, out, images):
         min_tracking_confidence=0.5,
     )
     rows = []
+    if not stills:
+        images = sorted(images, key=frame_number)
     for path in map(pathlib.Path, images):
         bgr = cv2.imread(str(path))
         height, width = bgr.shape[:2]

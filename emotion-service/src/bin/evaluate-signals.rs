@@ -76,9 +76,18 @@ struct Blinks {
     /// First and last closed frame of each blink, in the frames as played.
     blinks: Vec<(usize, usize)>,
     long_closures: Vec<(usize, usize)>,
+    /// Closures a person cannot call either way (lids half down, or closed for exactly the
+    /// longest blink): whatever is found there counts neither as found nor as false.
+    #[serde(default)]
+    unclear: Vec<(usize, usize)>,
 }
 
 impl Blinks {
+    /// Minutes of video, as played.
+    fn minutes(&self) -> f32 {
+        self.frames().len() as f32 / self.fps as f32 / 60.0
+    }
+
     /// The clip's frames in the order they are played.
     fn frames(&self) -> Vec<PathBuf> {
         frames(&self.clip)
@@ -278,7 +287,12 @@ fn blinks(p: &Pipeline, label: &Blinks, every: usize) -> anyhow::Result<(Tally, 
             .count() as u32;
         let false_alarms = found
             .iter()
-            .filter(|&&s| !labelled.iter().any(|l| matches(s, *l)))
+            .filter(|&&s| {
+                !labelled
+                    .iter()
+                    .chain(&label.unclear)
+                    .any(|l| matches(s, *l))
+            })
             .count() as u32;
         let t = Tally {
             hits,
@@ -581,14 +595,25 @@ fn main() -> anyhow::Result<()> {
             clips.1,
         ),
     ];
+    // Over all clips, at each clip's own rate and at about 5 frames/s (what the product sends).
+    let (mut native, mut sent, mut minutes) = (Tally::default(), Tally::default(), 0.0);
     for label in &labels.blinks {
+        minutes += label.minutes();
         for every in [1, (label.fps / 5).max(1) as usize] {
             let (b, l) = blinks(&p, label, every)?;
             let rate = label.fps as usize / every;
+            if every == 1 {
+                native.add(b);
+            } else {
+                sent.add(b);
+            }
             rows.push((format!("blinks, {} at {rate}/s", label.name()), b, 1));
             rows.push((format!("long closures, {} at {rate}/s", label.name()), l, 1));
         }
     }
+    let clips = labels.blinks.len();
+    rows.push(("blinks, all clips at their own rate".into(), native, clips));
+    rows.push(("blinks, all clips at ~5/s".into(), sent, clips));
     let e = expressions(&p, &labels.expressions)?;
     rows.push((
         "expressions (labelled stills)".into(),
@@ -603,6 +628,11 @@ fn main() -> anyhow::Result<()> {
     for (signal, tally, cases) in rows {
         tally.row(&signal, cases);
     }
+    println!(
+        "false blinks per minute of video ({minutes:.1} min): {:.2} at their own rate, {:.2} at ~5/s",
+        native.false_alarms as f32 / minutes,
+        sent.false_alarms as f32 / minutes
+    );
 
     poses(&p, &labels.poses)?;
     println!();
