@@ -80,9 +80,9 @@ pids+=("$!")
 wait_for "http://127.0.0.1:$NGINX_PORT/health"
 
 # The gateway and nginx take the first admin's token; the service itself, the identity the
-# gateway would assert.
+# gateway asserts for that admin, so every path does an admin's read (each one audited).
 token="$(target/release/stack mint-token --role admin)"
-assertion="$(target/release/stack mint-token --service gateway)"
+assertion="$(target/release/stack mint-token --role admin --assert)"
 id="$(curl -fsS -X POST -H 'content-type: application/json' -H "authorization: Bearer $token" \
   -d '{"user_id":"bench","consent":true}' "http://127.0.0.1:$GATEWAY_PORT/api/v1/interviews/start" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"

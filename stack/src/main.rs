@@ -7,7 +7,8 @@
 //! token of the backend's own issuer (signing key under `DATA_DIR`) instead;
 //! `stack mint-token --service NAME` an identity assertion of that service on its own account
 //! (valid minutes, signed with the service credential), for calling a service without the
-//! gateway (gRPC integration tests, benchmarks).
+//! gateway (gRPC integration tests, benchmarks); `--assert` with a role, the assertion the
+//! gateway would send for that member (a benchmark's direct calls then do a member's work).
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,7 +26,7 @@ use iv_platform::auth::{OrgId, Principal, Role};
 use iv_stack::{Service, tokens};
 
 fn mint_token(args: &[String]) -> anyhow::Result<()> {
-    const USAGE: &str = "usage: stack mint-token --role admin|recruiter [--org ID] [--subject NAME] [--hours N]\n       stack mint-token --service NAME";
+    const USAGE: &str = "usage: stack mint-token --role admin|recruiter [--org ID] [--subject NAME] [--hours N] [--assert]\n       stack mint-token --service NAME";
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     if let [flag, name] = args
         && flag == "--service"
@@ -33,9 +34,10 @@ fn mint_token(args: &[String]) -> anyhow::Result<()> {
         println!("{}", tokens::service_assertion(&env, name)?);
         return Ok(());
     }
+    let assert = args.iter().any(|a| a == "--assert");
     let (mut role, mut org, mut subject) = (None, tokens::DEFAULT_ORG.to_string(), None);
     let mut ttl = tokens::member_ttl(&env)?;
-    let mut it = args.iter();
+    let mut it = args.iter().filter(|a| *a != "--assert");
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
         match flag.as_str() {
@@ -52,7 +54,12 @@ fn mint_token(args: &[String]) -> anyhow::Result<()> {
         "only admin and recruiter tokens are minted here; candidates get theirs with an invitation"
     );
     let subject = subject.unwrap_or_else(|| role.as_str().to_string());
-    let token = tokens::mint(&env, &Principal::member(subject, role, OrgId(org)), ttl)?;
+    let member = Principal::member(subject, role, OrgId(org));
+    let token = if assert {
+        tokens::assertion_for(&env, &member)?
+    } else {
+        tokens::mint(&env, &member, ttl)?
+    };
     println!("{token}");
     Ok(())
 }

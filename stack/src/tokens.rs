@@ -54,10 +54,17 @@ pub fn local_admin_token(env: &HashMap<String, String>) -> anyhow::Result<String
 /// An identity assertion of service `name` on its own account, signed with the service
 /// credential `env` names: what a peer service sends in place of the gateway's.
 pub fn service_assertion(env: &HashMap<String, String>, name: &str) -> anyhow::Result<String> {
+    assertion_for(env, &Principal::service(name))
+}
+
+/// The identity assertion the gateway sends for `principal`, signed with the service credential
+/// `env` names.
+pub fn assertion_for(
+    env: &HashMap<String, String>,
+    principal: &Principal,
+) -> anyhow::Result<String> {
     let config = AuthConfig::from_env(&Env::new(env))?;
-    Ok(config
-        .credential("mint-token")?
-        .assert(&Principal::service(name)))
+    Ok(config.credential("mint-token")?.assert(principal))
 }
 
 /// A WebSocket upgrade request to `url`, with the bearer token when given.
@@ -74,4 +81,27 @@ pub fn ws_request(url: &str, token: Option<&str>) -> anyhow::Result<Request> {
         );
     }
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use iv_platform::auth::ServiceCredential;
+
+    use super::*;
+
+    /// What `mint-token --role admin --assert` prints is what the gateway would send for that
+    /// admin: a service reading it sees the admin, asserted by a service of the installation.
+    #[test]
+    fn an_asserted_member_reads_as_that_member_on_the_shared_credential() {
+        let secret = "an-installation-secret-of-at-least-32-bytes";
+        let env = HashMap::from([("SERVICE_SECRET".to_string(), secret.to_string())]);
+        let admin = Principal::member("ada", Role::Admin, OrgId("acme".into()));
+        let assertion = assertion_for(&env, &admin).unwrap();
+        let interview = ServiceCredential::new("interview", secret.as_bytes()).unwrap();
+        let asserted = interview.verify(&assertion).unwrap();
+        assert_eq!(asserted.principal, admin);
+        assert_eq!(asserted.by, "mint-token");
+        let other = ServiceCredential::new("interview", &[7u8; 32]).unwrap();
+        assert!(other.verify(&assertion).is_err());
+    }
 }
