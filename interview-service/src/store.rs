@@ -293,28 +293,29 @@ impl InterviewStore {
 
     #[tracing::instrument(name = "db.session", skip_all)]
     pub async fn get(&self, id: &str) -> Result<Session, InterviewError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM interviews WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| InterviewError::SessionNotFound(id.to_string()))?;
-        Session::from_row(&row)
+        Session::from_row(&self.interview_row(SESSION_COLUMNS, id).await?)
     }
 
     /// What a frame needs to know of its session, and nothing more: a live frame reads it on
     /// every frame, so the questions (JSON) and counters stay unread.
     #[tracing::instrument(name = "db.frame_gate", skip_all)]
     pub async fn frame_gate(&self, id: &str) -> Result<FrameGate, InterviewError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {FRAME_GATE_COLUMNS} FROM interviews WHERE id = $1"
+        FrameGate::from_row(&self.interview_row(FRAME_GATE_COLUMNS, id).await?)
+    }
+
+    /// `columns` of interview `id`; an unknown id is [`InterviewError::SessionNotFound`].
+    async fn interview_row(
+        &self,
+        columns: &str,
+        id: &str,
+    ) -> Result<sqlx::any::AnyRow, InterviewError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {columns} FROM interviews WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
-        .ok_or_else(|| InterviewError::SessionNotFound(id.to_string()))?;
-        FrameGate::from_row(&row)
+        .ok_or_else(|| InterviewError::SessionNotFound(id.to_string()))
     }
 
     /// created -> in_progress, once; later calls change nothing.

@@ -611,9 +611,13 @@ fn main() -> anyhow::Result<()> {
             rows.push((format!("long closures, {} at {rate}/s", label.name()), l, 1));
         }
     }
-    let clips = labels.blinks.len();
-    rows.push(("blinks, all clips at their own rate".into(), native, clips));
-    rows.push(("blinks, all clips at ~5/s".into(), sent, clips));
+    let blink_clips = labels.blinks.len();
+    rows.push((
+        "blinks, all clips at their own rate".into(),
+        native,
+        blink_clips,
+    ));
+    rows.push(("blinks, all clips at ~5/s".into(), sent, blink_clips));
     let e = expressions(&p, &labels.expressions)?;
     rows.push((
         "expressions (labelled stills)".into(),

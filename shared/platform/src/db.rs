@@ -176,11 +176,23 @@ mod tests {
         assert_eq!(Backend::of("mysql://h/db"), None);
     }
 
+    /// A pool on a SQLite file in a fresh directory of its own (removed by [`drop_sqlite`]).
+    async fn temp_sqlite() -> (Pool, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("iv-db-{}", uuid::Uuid::new_v4()));
+        let pool = connect(&sqlite_url(dir.to_str().unwrap(), "t"))
+            .await
+            .unwrap();
+        (pool, dir)
+    }
+
+    async fn drop_sqlite(pool: Pool, dir: std::path::PathBuf) {
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[tokio::test]
     async fn a_sqlite_file_is_created_with_its_directory() {
-        let dir = std::env::temp_dir().join(format!("iv-db-{}", uuid::Uuid::new_v4()));
-        let url = sqlite_url(dir.to_str().unwrap(), "t");
-        let pool = connect(&url).await.unwrap();
+        let (pool, dir) = temp_sqlite().await;
         apply_schema(
             &pool,
             &["CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY, n BIGINT NOT NULL)"],
@@ -199,16 +211,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 3);
-        pool.close().await;
-        let _ = std::fs::remove_dir_all(dir);
+        drop_sqlite(pool, dir).await;
     }
 
     #[tokio::test]
     async fn every_sqlite_connection_syncs_at_checkpoints_only() {
-        let dir = std::env::temp_dir().join(format!("iv-db-{}", uuid::Uuid::new_v4()));
-        let pool = connect(&sqlite_url(dir.to_str().unwrap(), "t"))
-            .await
-            .unwrap();
+        let (pool, dir) = temp_sqlite().await;
         // Hold every connection of the pool at once, so none is left unchecked.
         let mut held = Vec::new();
         for _ in 0..4 {
@@ -226,16 +234,12 @@ mod tests {
             held.push(conn);
         }
         drop(held);
-        pool.close().await;
-        let _ = std::fs::remove_dir_all(dir);
+        drop_sqlite(pool, dir).await;
     }
 
     #[tokio::test]
     async fn a_column_added_later_reaches_an_older_database_and_keeps_its_rows() {
-        let dir = std::env::temp_dir().join(format!("iv-db-{}", uuid::Uuid::new_v4()));
-        let pool = connect(&sqlite_url(dir.to_str().unwrap(), "t"))
-            .await
-            .unwrap();
+        let (pool, dir) = temp_sqlite().await;
         apply_schema(&pool, &["CREATE TABLE t (id TEXT PRIMARY KEY)"])
             .await
             .unwrap();
@@ -255,7 +259,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 0);
-        pool.close().await;
-        let _ = std::fs::remove_dir_all(dir);
+        drop_sqlite(pool, dir).await;
     }
 }
