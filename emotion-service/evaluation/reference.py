@@ -27,6 +27,9 @@ import numpy as np
 # the nose to the top of the forehead, whose depth over height is the pitch.
 ACROSS = [(33, 263), (133, 362), (234, 454), (70, 300)]
 MIDLINE = (2, 10)
+# How far that midline leans back on a face square to the camera (MediaPipe's canonical face
+# model), added so that such a face reads pitch 0, as the service does.
+MIDLINE_LEAN = 8.661
 
 # Eye aspect ratio points p1..p6 and the iris centre of each eye in the 478-point mesh.
 EYES = [
@@ -40,6 +43,10 @@ EYE_CONTACT_YAW = 15.0
 EYE_CONTACT_PITCH = 15.0
 GAZE_CENTRE = (0.3, 0.7)
 
+# Raised whenever what this script writes changes meaning (2: pitch zero on a face square to the
+# camera); the evaluation command runs the script again over a cache written by another revision.
+REVISION = 2
+
 
 def pose(points):
     """Yaw and pitch in degrees from the mesh's own depth, signed as the service signs them."""
@@ -47,7 +54,7 @@ def pose(points):
     across = sum(p[left] - p[right] for right, left in ACROSS)
     yaw = np.degrees(np.arctan2(across[2], across[0]))
     up = p[MIDLINE[1]] - p[MIDLINE[0]]
-    pitch = np.degrees(np.arctan2(-up[2], -up[1]))
+    pitch = np.degrees(np.arctan2(-up[2], -up[1])) + MIDLINE_LEAN
     return float(yaw), float(pitch)
 
 
@@ -96,7 +103,7 @@ def main(stills, out, images):
             )
         rows.append(row)
     pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(out).write_text(json.dumps({"frames": rows}, indent=None))
+    pathlib.Path(out).write_text(json.dumps({"revision": REVISION, "frames": rows}, indent=None))
 
 
 if __name__ == "__main__":

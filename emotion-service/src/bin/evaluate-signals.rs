@@ -364,25 +364,46 @@ struct Seen {
     ear: Option<f32>,
 }
 
+/// What `reference.py` writes; its `REVISION` must be this, else the cache is from an older script
+/// (whose figures mean something else) and the reference runs again.
+const REFERENCE_REVISION: u32 = 2;
+
 #[derive(Deserialize)]
 struct Reference {
+    /// Absent in what the first revision wrote.
+    #[serde(default)]
+    revision: u32,
     frames: Vec<Seen>,
 }
 
-/// The reference's frames of a clip, running the reference first when they are missing.
+impl Reference {
+    fn read(path: &Path) -> anyhow::Result<Self> {
+        serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// The reference's frames of a clip, running the reference first when they are missing or were
+/// written by another revision of it.
 fn reference(clip: &str) -> anyhow::Result<Vec<Seen>> {
     let path = media().join("reference").join(format!("{clip}.json"));
-    if !path.exists() {
+    let current = path.exists() && Reference::read(&path)?.revision == REFERENCE_REVISION;
+    if !current {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/signal-reference.sh");
         let status = std::process::Command::new(&script)
             .status()
             .with_context(|| format!("running {}", script.display()))?;
         anyhow::ensure!(status.success(), "{} failed ({status})", script.display());
     }
-    let r: Reference = serde_json::from_slice(
-        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", path.display()))?;
+    let r = Reference::read(&path)?;
+    anyhow::ensure!(
+        r.revision == REFERENCE_REVISION,
+        "{} is revision {}, this command reads {REFERENCE_REVISION}",
+        path.display(),
+        r.revision
+    );
     Ok(r.frames)
 }
 

@@ -42,9 +42,16 @@ const ACROSS: [(usize, usize); 4] = [(33, 263), (133, 362), (234, 454), (70, 300
 /// The face's midline from under the nose up to the top of the forehead, for the pitch. Above
 /// the mouth, so that a jaw that opens (laughing, talking) does not tilt it.
 const MIDLINE: (usize, usize) = (2, 10);
+/// How far that midline leans back on a face square to the camera, in degrees: on MediaPipe's
+/// canonical face model (the shape the mesh is trained to) vertex 2 sits at height -2.089 and
+/// depth 6.058, vertex 10 at 8.262 and 4.482, so atan(1.577 / 10.351). Without it a face looking
+/// straight at the camera read 8.7 degrees tilted back, and a pitch limit meant as symmetric let
+/// a head bow 24 degrees but lift only 6.
+const MIDLINE_LEAN: f32 = 8.661;
 
 /// Head pose in degrees: yaw positive with the face turned towards the image's right, pitch
-/// positive with the head bowed, roll positive with the face tilted clockwise in the image.
+/// positive with the head bowed, roll positive with the face tilted clockwise in the image; all
+/// three zero on a face square to the camera.
 ///
 /// Read off the depth the mesh predicts for the rigid parts of the face, rather than fitted to a
 /// generic face: a person's own proportions and expression then do not bend it (on the labelled
@@ -75,7 +82,7 @@ pub fn head_pose(mesh: &Mesh) -> Option<HeadPose> {
     }
     Some(HeadPose {
         yaw: across[2].atan2(across[0]).to_degrees(),
-        pitch: (-up[2]).atan2(-up[1]).to_degrees(),
+        pitch: (-up[2]).atan2(-up[1]).to_degrees() + MIDLINE_LEAN,
         roll: across[1].atan2(across[0]).to_degrees(),
     })
 }
@@ -105,8 +112,10 @@ mod tests {
             face[*right] = [-half, y, 10.0];
             face[*left] = [half, y, 10.0];
         }
+        // The canonical model's midline: as tall as 90 px, leaning back as the model's does.
+        let lean = MIDLINE_LEAN.to_radians();
         face[MIDLINE.0] = [0.0, 30.0, -15.0];
-        face[MIDLINE.1] = [0.0, -60.0, 0.0];
+        face[MIDLINE.1] = [0.0, -60.0, -15.0 + 90.0 * lean.tan()];
         let (ya, pa) = (yaw.to_radians(), pitch.to_radians());
         let moved: Vec<[f32; 3]> = face
             .iter()
@@ -134,18 +143,14 @@ mod tests {
     #[test]
     fn a_turned_or_bowed_head_reads_its_angles() {
         let front = head_pose(&turned(0.0, 0.0)).unwrap();
-        // The midline's own slant (under the nose nearer than the forehead) reads as a bow.
-        let slant = (15.0f32).atan2(90.0).to_degrees();
-        assert!(
-            front.yaw.abs() < 0.5 && (front.pitch + slant).abs() < 0.5 && front.roll.abs() < 0.5
-        );
+        assert!(front.yaw.abs() < 0.5 && front.pitch.abs() < 0.5 && front.roll.abs() < 0.5);
         for yaw in [-45.0, -15.0, 15.0, 45.0] {
             let p = head_pose(&turned(yaw, 0.0)).unwrap();
             assert!((p.yaw - yaw).abs() < 0.5, "{yaw}: {p:?}");
         }
         for pitch in [-20.0, 20.0] {
             let p = head_pose(&turned(0.0, pitch)).unwrap();
-            assert!((p.pitch + slant - pitch).abs() < 1.0, "{pitch}: {p:?}");
+            assert!((p.pitch - pitch).abs() < 1.0, "{pitch}: {p:?}");
         }
     }
 
