@@ -37,6 +37,7 @@ fn mint_token(args: &[String]) -> anyhow::Result<()> {
     let assert = args.iter().any(|a| a == "--assert");
     let (mut role, mut org, mut subject) = (None, tokens::DEFAULT_ORG.to_string(), None);
     let mut ttl = tokens::member_ttl(&env)?;
+    let mut hours_given = false;
     let mut it = args.iter().filter(|a| *a != "--assert");
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
@@ -44,7 +45,10 @@ fn mint_token(args: &[String]) -> anyhow::Result<()> {
             "--role" => role = Some(value.parse::<Role>()?),
             "--org" => org = value.clone(),
             "--subject" => subject = Some(value.clone()),
-            "--hours" => ttl = std::time::Duration::from_secs(value.parse::<u64>()? * 3600),
+            "--hours" => {
+                ttl = std::time::Duration::from_secs(value.parse::<u64>()? * 3600);
+                hours_given = true;
+            }
             _ => anyhow::bail!("{USAGE}"),
         }
     }
@@ -52,6 +56,11 @@ fn mint_token(args: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(
         role.is_member(),
         "only admin and recruiter tokens are minted here; candidates get theirs with an invitation"
+    );
+    anyhow::ensure!(
+        !(assert && hours_given),
+        "--assert and --hours do not go together: an assertion lives as long as the service \
+         credential allows, whatever is asked"
     );
     let subject = subject.unwrap_or_else(|| role.as_str().to_string());
     let member = Principal::member(subject, role, OrgId(org));

@@ -83,11 +83,6 @@ struct Blinks {
 }
 
 impl Blinks {
-    /// Minutes of video, as played.
-    fn minutes(&self) -> f32 {
-        self.frames().len() as f32 / self.fps as f32 / 60.0
-    }
-
     /// The clip's frames in the order they are played.
     fn frames(&self) -> Vec<PathBuf> {
         frames(&self.clip)
@@ -248,8 +243,12 @@ fn faces(p: &Pipeline, labels: &[People], near_only: bool) -> anyhow::Result<[(T
 
 /// Blinks (and long closures) found against the labelled ones: a closure matches a label when
 /// it starts within two frames of the labelled closure (at the clip's own rate).
-fn blinks(p: &Pipeline, label: &Blinks, every: usize) -> anyhow::Result<(Tally, Tally)> {
-    let all = label.frames();
+fn blinks(
+    p: &Pipeline,
+    label: &Blinks,
+    all: &[PathBuf],
+    every: usize,
+) -> anyhow::Result<(Tally, Tally)> {
     let paths: Vec<PathBuf> = all.iter().step_by(every).cloned().collect();
     let played = play(p, &paths, false)?;
     let frame_ms = 1000.0 / label.fps as f64;
@@ -389,14 +388,17 @@ impl Reference {
 /// written by another revision of it.
 fn reference(clip: &str) -> anyhow::Result<Vec<Seen>> {
     let path = media().join("reference").join(format!("{clip}.json"));
-    let current = path.exists() && Reference::read(&path)?.revision == REFERENCE_REVISION;
-    if !current {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/signal-reference.sh");
-        let status = std::process::Command::new(&script)
-            .status()
-            .with_context(|| format!("running {}", script.display()))?;
-        anyhow::ensure!(status.success(), "{} failed ({status})", script.display());
+    if path.exists() {
+        let r = Reference::read(&path)?;
+        if r.revision == REFERENCE_REVISION {
+            return Ok(r.frames);
+        }
     }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/signal-reference.sh");
+    let status = std::process::Command::new(&script)
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(status.success(), "{} failed ({status})", script.display());
     let r = Reference::read(&path)?;
     anyhow::ensure!(
         r.revision == REFERENCE_REVISION,
@@ -619,9 +621,10 @@ fn main() -> anyhow::Result<()> {
     // Over all clips, at each clip's own rate and at about 5 frames/s (what the product sends).
     let (mut native, mut sent, mut minutes) = (Tally::default(), Tally::default(), 0.0);
     for label in &labels.blinks {
-        minutes += label.minutes();
+        let frames = label.frames();
+        minutes += frames.len() as f32 / label.fps as f32 / 60.0;
         for every in [1, (label.fps / 5).max(1) as usize] {
-            let (b, l) = blinks(&p, label, every)?;
+            let (b, l) = blinks(&p, label, &frames, every)?;
             let rate = label.fps as usize / every;
             if every == 1 {
                 native.add(b);
